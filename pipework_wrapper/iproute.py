@@ -1,0 +1,56 @@
+"""Links on the host and inside a container, through `ip` and `nsenter`.
+
+Existence checks read /sys/class/net directly: no process for the common case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pipework_wrapper.command import run
+
+NETNS_DIR = "/var/run/netns"
+
+
+def link_exists(name: str) -> bool:
+    return os.path.exists(os.path.join("/sys/class/net", name))
+
+
+def delete_link(name: str, timeout: float = 10.0) -> bool:
+    """Delete a host link (a veth takes its peer with it); False if it was not there."""
+    if not link_exists(name):
+        return False
+    result = run("ip", ["link", "del", name], timeout=timeout, ok=(0, 1))
+    if result.code and link_exists(name):
+        run("ip", ["link", "del", name], timeout=timeout)
+    return True
+
+
+def container_addresses(pid: int, ifname: str, timeout: float = 10.0) -> list[str]:
+    """Addresses (with prefix) on `ifname` inside the network namespace of `pid`."""
+    result = run("nsenter", ["-t", str(pid), "-n", "ip", "-j", "addr", "show", "dev", ifname],
+                 timeout=timeout, ok=(0, 1))
+    if result.code:
+        return []
+    return [f"{a['local']}/{a['prefixlen']}"
+            for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])]
+
+
+def set_mtu(pid: int, ifname: str, host_ifname: str, mtu: int, timeout: float = 10.0) -> None:
+    run("ip", ["link", "set", "dev", host_ifname, "mtu", str(mtu)], timeout=timeout)
+    run("nsenter", ["-t", str(pid), "-n", "ip", "link", "set", "dev", ifname, "mtu", str(mtu)],
+        timeout=timeout)
+
+
+def netns_link(pid: int) -> str:
+    """The /var/run/netns entry pipework makes (and leaves behind when it fails)."""
+    return os.path.join(NETNS_DIR, str(pid))
+
+
+def remove_netns_link(pid: int) -> bool:
+    path = netns_link(pid)
+    if os.path.islink(path):
+        os.unlink(path)
+        return True
+    return False

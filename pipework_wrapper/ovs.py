@@ -1,0 +1,126 @@
+"""Open vSwitch through ovs-vsctl: bridges, ports, tags and ownership marks.
+
+Each verb is one ovs-vsctl process and one OVSDB transaction (commands joined
+with `--`), always with `--timeout` so a stopped ovsdb-server is an error in
+bounded time, not a hang.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pipework_wrapper.command import run
+
+HINT = "start Open vSwitch (ovsdb-server and ovs-vswitchd; see scripts/host-setup)"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    bridge: str
+    tag: int | None
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    ofport: int | None = None
+
+
+class Ovs:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def vsctl(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+        return run("ovs-vsctl", [f"--timeout={max(1, round(self.timeout))}", *args],
+                   timeout=self.timeout + 2, ok=ok, hint=HINT).stdout
+
+    def ensure_bridge(self, bridge: str, datapath_type: str) -> None:
+        args = ["--", "--may-exist", "add-br", bridge]
+        if datapath_type:
+            args += ["--", "set", "Bridge", bridge, f"datapath_type={datapath_type}"]
+        self.vsctl(*args)
+
+    def bridge(self, bridge: str) -> dict[str, Any] | None:
+        rows = _rows(self.vsctl("--format=json", "--columns=name,datapath_type",
+                                "find", "Bridge", f"name={bridge}"))
+        return rows[0] if rows else None
+
+    def ports(self, **match: str) -> list[Port]:
+        """Ports whose external_ids hold every key=value of `match` (all ports if none)."""
+        conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
+        out = self.vsctl(
+            "--format=json",
+            "--", "--columns=_uuid,name,tag,external_ids,interfaces", "find", "Port", *conditions,
+            "--", "--columns=name,ports", "list", "Bridge",
+            "--", "--columns=_uuid,error,ofport", "list", "Interface",
+        )
+        ports, bridges, interfaces = _documents(out)
+        owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
+        errors = {i["_uuid"][1]: i for i in interfaces}
+        found = []
+        for row in ports:
+            iface = next((errors[u] for u in _uuids(row["interfaces"]) if u in errors), {})
+            found.append(Port(
+                name=row["name"],
+                bridge=owner.get(row["_uuid"][1], ""),
+                tag=_scalar(row["tag"]),
+                external_ids=_map(row["external_ids"]),
+                error=_scalar(iface.get("error", ["set", []])),
+                ofport=_scalar(iface.get("ofport", ["set", []])),
+            ))
+        return found
+
+    def port(self, name: str) -> Port | None:
+        return next((p for p in self.ports() if p.name == name), None)
+
+    def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> None:
+        """Make `port` a member of `bridge` with `tag` and our marks, in one transaction.
+
+        `--may-exist` keeps pipework's own add-port (or the lack of it, when
+        pipework skipped it for a same-named stale port) and fails if the port
+        sits on another bridge; the `set` then overrides whatever tag it had.
+        """
+        marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
+        self.vsctl("--", "--may-exist", "add-port", bridge, port,
+                   "--", "set", "Port", port, f"tag={tag}", *marks)
+
+    def delete_ports(self, ports: list[str]) -> None:
+        """Delete every named port that exists, in one transaction; absent ones are fine."""
+        args = [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
+        if args:
+            self.vsctl(*args)
+
+
+def _documents(text: str) -> list[list[dict[str, Any]]]:
+    """Split ovs-vsctl's concatenated JSON tables into lists of row dicts."""
+    decoder, docs, pos = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while pos < len(text):
+        table, end = decoder.raw_decode(text, pos)
+        docs.append([dict(zip(table["headings"], row)) for row in table["data"]])
+        pos = end
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return docs
+
+
+def _rows(text: str) -> list[dict[str, Any]]:
+    docs = _documents(text)
+    return docs[0] if docs else []
+
+
+def _uuids(value: Any) -> list[str]:
+    if value[0] == "uuid":
+        return [value[1]]
+    return [item[1] for item in value[1]]
+
+
+def _scalar(value: Any) -> Any:
+    """OVSDB encodes an empty optional column as ["set", []]."""
+    if isinstance(value, list) and value and value[0] == "set":
+        return value[1][0] if value[1] else None
+    return value
+
+
+def _map(value: Any) -> dict[str, str]:
+    return {k: v for k, v in value[1]}

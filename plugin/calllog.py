@@ -1,0 +1,74 @@
+"""One structured line per plugin call, appended to the log file.
+
+The kubelet shows plugin output only at high verbosity, so this file is how an
+operator sees what happened: time, command, pod, infra id, VLAN, address,
+port, duration, per-phase timings and the outcome, as one JSON object per line.
+Logging never fails a call, and never writes to stdout or stderr (status must
+print nothing else).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+class CallLog:
+    def __init__(self, path: str, command: str, debug: bool = False) -> None:
+        self.path = path
+        self.started = time.monotonic()
+        self.fields: dict[str, Any] = {"command": command}
+        self.phases: dict[str, float] = {}
+        if debug:
+            self._enable_debug()
+
+    def set(self, **fields: Any) -> None:
+        self.fields.update({k: v for k, v in fields.items() if v not in (None, "")})
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one step of a call, so the slow part of a setup is visible in the log."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round((time.monotonic() - start) * 1000, 2)
+
+    def write(self, outcome: str, error: str = "", startup_ms: float | None = None) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **self.fields,
+                  "duration_ms": round((time.monotonic() - self.started) * 1000, 2),
+                  "outcome": outcome}
+        if startup_ms is not None:
+            self.phases = {"startup": round(startup_ms, 2), **self.phases}
+        if self.phases:
+            record["phases_ms"] = self.phases
+        if error:
+            record["error"] = error
+        self._append(json.dumps(record, sort_keys=False))
+
+    def _append(self, line: str) -> None:
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def _enable_debug(self) -> None:
+        """Debug detail (every command run, its output) goes to the same file."""
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
+            handler = logging.FileHandler(self.path)
+        except OSError:
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s debug %(name)s: %(message)s"))
+        root = logging.getLogger("vlanpipe")
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)

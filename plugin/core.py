@@ -1,0 +1,230 @@
+"""Attach and detach a pod's VLAN interfaces: the one core both front-ends call.
+
+It knows nothing of argv, environment variables or exit codes. `attach` is
+all-or-nothing: every step that creates something pushes its undo first, and
+any failure runs the undos in reverse, because the kubelet (and a CNI
+runtime) retries with a new infra container and never tears down the failed
+one. `detach` works from OVSDB marks and the plugin's records alone, so it
+succeeds when the container, the port or the record is already gone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from pipework_wrapper import iproute, pipework
+from pipework_wrapper.docker_lookup import InfraContainer, inspect
+from pipework_wrapper.ovs import Ovs
+from plugin import names
+from plugin.calllog import CallLog
+from plugin.config import Config
+from plugin.errors import BackendError, ContainerError
+from plugin.ipam import Ipam
+from plugin.ipam.base import Lease, Owner
+from plugin.ipam.mac import mac_for
+from plugin.locks import pod_lock
+from plugin.records import Attachment, RecordStore
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    pod: str
+    infra_id: str
+
+    @classmethod
+    def checked(cls, namespace: str, pod: str, infra_id: str) -> "PodRef":
+        return cls(names.namespace(namespace), names.pod(pod), names.infra_id(infra_id))
+
+
+class Undo:
+    """A stack of compensating actions, run newest first when an attach fails."""
+
+    def __init__(self) -> None:
+        self.actions: list[Callable[[], object]] = []
+
+    def push(self, action: Callable[[], object]) -> None:
+        self.actions.append(action)
+
+    def run(self) -> list[str]:
+        problems = []
+        for action in reversed(self.actions):
+            try:
+                action()
+            except Exception as exc:  # keep undoing: one stuck step must not leak the rest
+                problems.append(str(exc))
+        self.actions.clear()
+        return problems
+
+
+@dataclass(frozen=True)
+class Want:
+    """One interface a front-end asks for; `lease` set when the caller already has an address."""
+
+    interface: str
+    bridge: str
+    vlan: int
+    primary: bool = True
+    lease: Lease | None = None
+
+
+class Core:
+    def __init__(self, config: Config, log: CallLog) -> None:
+        self.config = config
+        self.log = log
+        self.ovs = Ovs(config.ovs_timeout)
+        self.records = RecordStore(config.state_dir)
+        self.ipam = Ipam(config.networks, config.etcd, config.state_dir, config.node_name)
+
+    def init(self) -> None:
+        for bridge in sorted({a.bridge for a in self.config.attachments}):
+            self.ovs.ensure_bridge(bridge, self.config.datapath_type)
+
+    def planned(self, ref: PodRef) -> list[Want]:
+        """The exec front-end's wants: every configured attachment, VLAN by its rule or pin."""
+        pin = self.ipam.pinned(ref.namespace, ref.pod) if self.config.vlan_pins else None
+        return [Want(spec.interface, spec.bridge,
+                     pin.vlan if pin and spec.primary else spec.vlan.tag_for(ref.namespace, ref.pod),
+                     spec.primary)
+                for spec in self.config.attachments]
+
+    def attach(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
+        """Attach every wanted interface, or none of them."""
+        with pod_lock(self.config.state_dir, ref.infra_id):
+            others = [r for r in self.records.load(ref.infra_id)
+                      if r.interface not in {w.interface for w in wants}]
+            with self.log.phase("check"):
+                current = self._attached(ref, wants)
+            if current:
+                self.log.set(result="already attached")
+                return current
+            with self.log.phase("docker"):
+                container = self._container(ref.infra_id)
+            undo = Undo()
+            try:
+                done = [self._attach_one(ref, container, want, undo) for want in wants]
+                self.records.save(ref.infra_id, others + done)
+            except BaseException as exc:
+                problems = undo.run()
+                if problems and isinstance(exc, Exception):
+                    self.log.set(rollback_errors=problems)
+                raise
+            return done
+
+    def detach(self, ref: PodRef, only: set[str] | None = None) -> list[str]:
+        """Delete the ports, veths and leases of this infra container (of `only` these
+        interfaces, if given); return the ports removed. Absent things are fine."""
+        with pod_lock(self.config.state_dir, ref.infra_id, remove=not only):
+            with self.log.phase("ovs-find"):
+                ports = [p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})
+                         if not only or p.external_ids.get("vlanpipe-interface") in only]
+            records = self.records.load(ref.infra_id)
+            gone = [r for r in records if not only or r.interface in only]
+            interfaces = (set(only) if only else
+                          {a.interface for a in self.config.attachments}
+                          | {r.interface for r in records}
+                          | {p.external_ids.get("vlanpipe-interface", "") for p in ports}) - {""}
+            port_names = sorted({p.name for p in ports} | {r.port for r in gone}
+                                | {names.host_veth(ref.infra_id, i) for i in interfaces})
+            with self.log.phase("ovs-delete"):
+                self.ovs.delete_ports(port_names)
+            with self.log.phase("links"):
+                for name in port_names:
+                    iproute.delete_link(name)
+            with self.log.phase("release"):
+                for interface in sorted(interfaces):
+                    self.ipam.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
+                                            self.config.node_name))
+            kept = [r for r in records if r not in gone]
+            if kept:
+                self.records.save(ref.infra_id, kept)
+            else:
+                self.records.delete(ref.infra_id)
+            removed = sorted({p.name for p in ports} | {r.port for r in gone})
+            self.log.set(port=",".join(removed) or None)
+            return removed
+
+    def _attached(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
+        """The records, if every wanted interface is still plugged as recorded."""
+        records = {r.interface: r for r in self.records.load(ref.infra_id)}
+        if any(w.interface not in records for w in wants):
+            return []
+        ports = {p.name: p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})}
+        current = []
+        for want in wants:
+            record = records[want.interface]
+            port = ports.get(record.port)
+            if (port is None or port.bridge != want.bridge or port.tag != want.vlan
+                    or record.vlan != want.vlan or port.error
+                    or not iproute.link_exists(record.port)):
+                return []
+            current.append(record)
+        return current
+
+    def _container(self, infra_id: str) -> InfraContainer:
+        container = inspect(infra_id, self.config.docker_url, self.config.docker_timeout)
+        if not container.running or container.pid <= 0:
+            raise ContainerError(f"infra container {infra_id[:12]} is not running",
+                                 "start the pod's infra container before setup")
+        self.log.set(pid=container.pid)
+        return container
+
+    def _attach_one(self, ref: PodRef, container: InfraContainer, want: Want,
+                    undo: Undo) -> Attachment:
+        owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
+        lease = want.lease
+        if lease is None:
+            with self.log.phase(f"allocate-{want.interface}"):
+                lease = self.ipam.allocate(owner, want.vlan)
+            undo.push(lambda: self.ipam.release(owner))
+        vlan = lease.vlan or want.vlan
+        port = names.host_veth(ref.infra_id, want.interface)
+        record = Attachment(
+            namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
+            interface=want.interface, bridge=want.bridge, port=port, vlan=vlan,
+            address=str(lease.address), network=lease.network, mac=mac_for(lease.address.ip),
+            gateway=str(lease.gateway or ""), primary=want.primary)
+        self.log.set(vlan=vlan, address=record.address, port=port)
+        with self.log.phase(f"clear-{want.interface}"):
+            self._clear_stale(port)
+        self._push_cleanup(undo, port, container.pid)
+        with self.log.phase(f"pipework-{want.interface}"):
+            pipework.attach(self.config.pipework, pipework.argv(
+                want.bridge, container.id, want.interface, port, record.address, vlan,
+                gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout)
+        with self.log.phase(f"mark-{want.interface}"):
+            self.ovs.plug(want.bridge, port, vlan, record.external_ids(self.config.node_name))
+        with self.log.phase(f"verify-{want.interface}"):
+            self._finish(container.pid, want.interface, port, lease)
+        return record
+
+    def _clear_stale(self, port: str) -> None:
+        """A port or link already named like ours is a leftover of this container's killed setup.
+
+        The name is hashed from the infra id, so nothing else can own it; left in
+        place it would make pipework refuse ("exists and is up") or skip add-port.
+        """
+        self.ovs.delete_ports([port])
+        iproute.delete_link(port)
+
+    def _push_cleanup(self, undo: Undo, port: str, pid: int) -> None:
+        netns_existed = os.path.lexists(iproute.netns_link(pid))
+        undo.push(lambda: self.ovs.delete_ports([port]))
+        undo.push(lambda: iproute.delete_link(port))
+        if not netns_existed:
+            undo.push(lambda: iproute.remove_netns_link(pid))
+
+    def _finish(self, pid: int, ifname: str, port: str, lease: Lease) -> None:
+        if lease.mtu:
+            iproute.set_mtu(pid, ifname, port, lease.mtu)
+        found = iproute.container_addresses(pid, ifname)
+        if str(lease.address) not in found:
+            raise BackendError(
+                f"after pipework, {ifname} in the container has {found or 'no address'}, "
+                f"not {lease.address}", "see the plugin log for pipework's output")
+        if not iproute.link_exists(port):
+            raise BackendError(f"after pipework, host veth {port} does not exist",
+                               "see the plugin log for pipework's output")
+

@@ -1,0 +1,248 @@
+"""The kubelet's exec network-plugin protocol (kubelet 1.0-1.5), plus operator commands.
+
+    NAME init | setup NS POD INFRA_ID | teardown NS POD INFRA_ID | status NS POD INFRA_ID
+
+This is the only place where errors become output and exit codes. The kubelet
+reads stdout and stderr together, so a call prints at most one line: the
+status JSON, or one error line on stderr. Imports are deferred to the
+commands that need them: `status` runs on every pod sync and must not pay for
+plumbum or the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+from plugin.errors import PluginError, UsageError
+
+PROG = "vlanpipe"
+USAGE = f"""usage: {PROG} [--config PATH] COMMAND
+kubelet commands:
+  init
+  setup NAMESPACE POD INFRA_CONTAINER_ID
+  teardown NAMESPACE POD INFRA_CONTAINER_ID
+  status NAMESPACE POD INFRA_CONTAINER_ID
+operator commands:
+  install [--dir DIR] [--name NAME]   put the plugin where the kubelet looks (DIR/NAME/NAME)
+  gc [--dry-run] [--json]             remove ports, veths and leases of gone containers
+  list [--json]                       one row per attachment, with its state
+  doctor [--json]                     check this node; exit 1 if a check fails"""
+POD_COMMANDS = ("setup", "teardown", "status")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    started = time.monotonic()
+    executable, args = argv[0], argv[1:]
+    config_path = None
+    if args[:1] == ["--config"]:
+        if len(args) < 2:
+            return _fail(UsageError("--config needs a path"))
+        config_path, args = args[1], args[2:]
+    if not args:
+        return _fail(UsageError("no command given"))
+    command, rest = args[0], args[1:]
+    if command in POD_COMMANDS and len(rest) != 3:
+        return _fail(UsageError(f"{command} takes NAMESPACE POD INFRA_CONTAINER_ID, "
+                                f"got {len(rest)} arguments"))
+    if command == "init" and rest:
+        return _fail(UsageError("init takes no arguments"))
+    if command == "install":
+        return _install(rest)
+    handler = COMMANDS.get(command)
+    if handler is None:
+        return _fail(UsageError(f"unknown command {command!r}"))
+    return _run(handler, command, rest, config_path, executable, started)
+
+
+def _run(handler: Callable, command: str, rest: list[str], config_path: str | None,
+         executable: str, started: float) -> int:
+    from plugin import config as config_module
+    from plugin.calllog import CallLog
+
+    log = None
+    try:
+        config = config_module.load(config_module.find(config_path, executable))
+        log = CallLog(config.log_file, command, config.debug)
+        if command in POD_COMMANDS:
+            log.set(namespace=rest[0], pod=rest[1], infra_id=rest[2][:12])
+        handler(config, log, rest)
+    except PluginError as exc:
+        if log:
+            log.write("error", exc.line(), _startup_ms(started))
+        return _fail(exc)
+    except Exception as exc:
+        if log:
+            import traceback
+
+            log.write("crash", "".join(traceback.format_exception(exc)), _startup_ms(started))
+        return _fail(PluginError(f"internal error: {type(exc).__name__}: {exc}",
+                                 "this is a bug; the traceback is in the plugin log"))
+    log.write("ok", startup_ms=_startup_ms(started))
+    return 0
+
+
+def _fail(exc: PluginError) -> int:
+    """One line on stderr; a usage error adds the usage text, as the reference plugin does."""
+    if isinstance(exc, UsageError):
+        print(f"{PROG}: {exc.message}\n{USAGE}", file=sys.stderr)
+    else:
+        print(f"{PROG}: {exc.line()}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _startup_ms(started: float) -> float | None:
+    """Interpreter start and module imports: from process start until `main` ran."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            start_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    return max(0.0, (age - (time.monotonic() - started)) * 1000)
+
+
+def _core(config, log):
+    with log.phase("imports"):
+        from plugin.core import Core
+
+        return Core(config, log)
+
+
+def _pod(rest: list[str]):
+    from plugin.core import PodRef
+
+    return PodRef.checked(*rest)
+
+
+def cmd_init(config, log, rest: list[str]) -> None:
+    core = _core(config, log)
+    core.init()
+    if config.gc_on_init:
+        from plugin.operations import sweep
+
+        log.set(gc=sweep(core))
+
+
+def cmd_setup(config, log, rest: list[str]) -> None:
+    core = _core(config, log)
+    pod = _pod(rest)
+    with log.phase("vlan"):
+        wants = core.planned(pod)
+    core.attach(pod, wants)
+
+
+def cmd_teardown(config, log, rest: list[str]) -> None:
+    core = _core(config, log)
+    core.detach(_pod(rest))
+
+
+def cmd_status(config, log, rest: list[str]) -> None:
+    from plugin import status
+
+    ip = status.pod_ip(config, *rest)
+    if ip:
+        log.set(address=ip)
+        sys.stdout.write(json.dumps({"apiVersion": "v1beta1", "kind": "PodNetworkStatus",
+                                     "ip": ip}) + "\n")
+
+
+def _install(rest: list[str]) -> int:
+    """Needs no config: it only writes the launcher the kubelet will run."""
+    from plugin import install
+
+    try:
+        path = install.install(rest)
+    except PluginError as exc:
+        return _fail(exc)
+    except OSError as exc:
+        return _fail(PluginError(f"install failed: {exc}", "run it as root, or choose --dir"))
+    print(f"installed {path}")
+    return 0
+
+
+def _flags(rest: list[str], allowed: set[str]) -> set[str]:
+    unknown = set(rest) - allowed
+    if unknown:
+        raise UsageError(f"unknown option {sorted(unknown)[0]!r}")
+    return set(rest)
+
+
+def _print(rows: list, as_json: bool, columns: tuple[str, ...]) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows], indent=1))
+        return
+    table = [columns] + [tuple(str(getattr(r, c)) for c in columns) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def cmd_gc(config, log, rest: list[str]) -> None:
+    from plugin.operations import sweep
+
+    flags = _flags(rest, {"--dry-run", "--json"})
+    actions = sweep(_core(config, log), dry_run="--dry-run" in flags)
+    log.set(actions=actions, dry_run="--dry-run" in flags)
+    if "--json" in flags:
+        print(json.dumps(actions, indent=1))
+    else:
+        print("\n".join(actions) if actions else "nothing to sweep")
+
+
+def cmd_list(config, log, rest: list[str]) -> None:
+    from plugin.operations import attachments
+
+    flags = _flags(rest, {"--json"})
+    core = _core(config, log)
+    try:
+        from pipework_wrapper.docker_lookup import running_ids
+
+        alive = running_ids(config.docker_url, config.docker_timeout)
+    except PluginError:
+        alive = None
+    rows = attachments(core, alive)
+    _print([_short_id(r) for r in rows], "--json" in flags,
+           ("namespace", "pod", "infra_id", "interface", "port", "bridge", "vlan", "address",
+            "mac", "state"))
+
+
+def _short_id(row):
+    from dataclasses import replace
+
+    return replace(row, infra_id=row.infra_id[:12])
+
+
+def cmd_doctor(config, log, rest: list[str]) -> None:
+    from plugin.doctor import run_checks
+
+    flags = _flags(rest, {"--json"})
+    checks = run_checks(_core(config, log), sys.argv[0])
+    _print(checks, "--json" in flags, ("name", "ok", "detail", "fix"))
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise PluginError(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}",
+                          "apply the fixes listed above")
+
+
+COMMANDS: dict[str, Callable] = {
+    "gc": cmd_gc,
+    "list": cmd_list,
+    "doctor": cmd_doctor,
+    "init": cmd_init,
+    "setup": cmd_setup,
+    "teardown": cmd_teardown,
+    "status": cmd_status,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The records and the one protocol every address source implements.
+
+The core never knows which allocator serves a pod: it asks for a `Lease` for an
+`Owner` and hands it back on teardown. Allocation is keyed by the owner's infra
+container id and interface, so a repeated setup gets the same lease and a
+repeated release is harmless.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+from plugin.ipam.mac import mac_for
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds an address: one interface of one infra container on one node."""
+
+    infra_id: str
+    interface: str
+    namespace: str = ""
+    pod: str = ""
+    node: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.infra_id}/{self.interface}"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """An operator's choice, kept in etcd, of a pod's VLAN and maybe its address.
+
+    It lets a pod be moved to another VLAN (the article's "complex scenario")
+    without renaming it, and gives a pod a known address.
+    """
+
+    vlan: int
+    address: IPInterface | None = None
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A record an allocator cannot read: reported, never reused, never deleted by us."""
+
+    network: str
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: IPNetwork
+    gateway: IPAddress | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An address handed out, with what the pod needs to use it."""
+
+    network: str
+    address: IPInterface
+    gateway: IPAddress | None = None
+    routes: tuple[Route, ...] = ()
+    mtu: int | None = None
+    vlan: int | None = None
+
+    @property
+    def mac(self) -> str:
+        """The MAC the pod interface gets: derived from the address, so never duplicated."""
+        return mac_for(self.address)
+
+
+class AddressSource(Protocol):
+    """One allocator (static, local, etcd) serving one network."""
+
+    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
+        """Return the owner's lease, creating it if it has none.
+
+        `requested` (from a pin) must be handed out exactly, or refused.
+        """
+
+    def lookup(self, owner: Owner) -> Lease | None:
+        """The owner's lease if it has one, without creating anything."""
+
+    def release(self, owner: Owner) -> bool:
+        """Free the owner's lease; True if one existed. Never fails on absence."""
+
+    def leases(self) -> list[tuple[Owner, Lease]]:
+        """Every lease this source holds, for gc and list."""
+
+    def damaged(self) -> list[Damaged]:
+        """Records found corrupt or foreign: their addresses stay out of use."""

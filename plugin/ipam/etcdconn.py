@@ -1,0 +1,133 @@
+"""One connection to an etcd cluster through etcd3gw (the v3 JSON gateway).
+
+It adds what the allocator needs around the library: endpoints tried in turn,
+every request bounded by the configured timeout (a down cluster costs at most
+timeout x endpoints, never a hang), and every failure, whatever the layer that
+raised it, turned into one BackendError naming the endpoint and the cause.
+Imported only when an etcd network or pins are configured: etcd3gw pulls in
+requests, which costs tens of milliseconds that `status` must not pay.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from etcd3gw.client import Etcd3Client
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
+
+from plugin.errors import BackendError
+from plugin.ipam.networks import EtcdConfig
+
+API_PATH = "/v3/"  # etcd >= 3.4; fixed, so no discovery round trip per process
+HINT = "check that etcd runs and that etcd.endpoints in the config is right"
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: bytes
+    mod_revision: int
+
+
+def b64(data: str | bytes) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def entries(response: dict[str, Any]) -> list[Entry]:
+    """The key-values of a range response (the gateway omits empty fields)."""
+    return [Entry(base64.b64decode(kv["key"]).decode(errors="replace"),
+                  base64.b64decode(kv.get("value", "")), int(kv.get("mod_revision", 0)))
+            for kv in response.get("kvs", [])]
+
+
+def prefix_end(prefix: str) -> str:
+    """The range end that selects every key starting with `prefix`."""
+    raw = prefix.encode()
+    return b64(raw[:-1] + bytes([raw[-1] + 1]))
+
+
+class EtcdConnection:
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+        self._clients = [self._client(url) for url in config.endpoints]
+        self._current = 0
+
+    def _client(self, url: str) -> Etcd3Client:
+        parts = urlsplit(url)
+        return Etcd3Client(host=parts.hostname or "", port=parts.port or 2379,
+                           protocol=parts.scheme, ca_cert=self.config.ca_cert,
+                           cert_key=self.config.key, cert_cert=self.config.cert,
+                           timeout=self.config.timeout, api_path=API_PATH)
+
+    def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST one request to the first endpoint that answers."""
+        failures = []
+        for step in range(len(self._clients)):
+            index = (self._current + step) % len(self._clients)
+            client = self._clients[index]
+            try:
+                result = client.post(client.get_url(path), json=payload)
+            except (ConnectionFailedError, ConnectionTimeoutError) as exc:
+                failures.append(f"{self.config.endpoints[index]}: {self._reason(exc)}")
+                continue
+            except (Etcd3Exception, requests.RequestException, ValueError) as exc:
+                detail = getattr(exc, "detail_text", None) or str(exc) or type(exc).__name__
+                raise BackendError(f"etcd at {self.config.endpoints[index]} failed "
+                                   f"{path}: {' '.join(detail.split())[:300]}", HINT) from None
+            self._current = index
+            return result
+        raise BackendError(f"etcd unreachable: {'; '.join(failures)}", HINT)
+
+    def _reason(self, exc: Etcd3Exception) -> str:
+        if isinstance(exc, ConnectionTimeoutError):
+            return f"no answer within {self.config.timeout:g}s"
+        text = exc.detail_text or str(exc)
+        errno = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+        return errno[-1] if errno else " ".join(text.split())[:200]
+
+    def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
+            failure: list[dict[str, Any]] | None = None) -> tuple[bool, list[dict[str, Any]]]:
+        """One transaction: (whether the compares held, the responses of the branch run)."""
+        result = self.call("kv/txn", {"compare": compare, "success": success,
+                                      "failure": failure or []})
+        return bool(result.get("succeeded", False)), result.get("responses", [])
+
+    def get(self, key: str) -> Entry | None:
+        found = entries(self.call("kv/range", {"key": b64(key)}))
+        return found[0] if found else None
+
+    def scan(self, prefix: str, keys_only: bool = False) -> list[Entry]:
+        return entries(self.call("kv/range", {"key": b64(prefix), "range_end": prefix_end(prefix),
+                                              "keys_only": keys_only}))
+
+
+def range_op(key: str) -> dict[str, Any]:
+    return {"request_range": {"key": b64(key)}}
+
+
+def put_op(key: str, value: bytes) -> dict[str, Any]:
+    return {"request_put": {"key": b64(key), "value": b64(value)}}
+
+
+def delete_op(key: str) -> dict[str, Any]:
+    return {"request_delete_range": {"key": b64(key)}}
+
+
+def absent(key: str) -> dict[str, Any]:
+    """Compare: the key does not exist (never created, or deleted since)."""
+    return {"key": b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": 0}
+
+
+def unchanged(key: str, revision: int) -> dict[str, Any]:
+    """Compare: the key was last written at `revision`."""
+    return {"key": b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": revision}
+
+
+def branch_entries(responses: list[dict[str, Any]], index: int) -> list[Entry]:
+    """The key-values of the `index`th range request of a transaction branch."""
+    return entries(responses[index].get("response_range", {}))

@@ -1,0 +1,320 @@
+"""The `networks` and `etcd` sections of the config, read and validated once.
+
+Everything a later step relies on is checked here (subnets that do not overlap,
+one network per VLAN, gateway and exclusions inside the subnet, a non-empty
+pool) and defaults are resolved here (the range), so the allocators trust the
+`NetworkConfig` they get.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from plugin.configread import Section
+from plugin.errors import ConfigError
+from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_interface,
+                                   parse_subnet, parse_vlans)
+from plugin.ipam.base import IPAddress, IPInterface, IPNetwork, Lease, Route
+from plugin.ipam.pool import Pool
+
+ALLOCATORS = ("static", "local", "etcd")
+DYNAMIC = ("local", "etcd")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+POD_KEY = re.compile(r"[^/\s]+/[^/\s]+")
+MTU_MIN, MTU_MAX = 576, 9216
+
+# Without a `networks` section: unique addresses from the reference plugin's subnet.
+DEFAULT_NETWORK = {"name": "default", "vlans": ALL_VLANS, "subnet": "192.168.255.0/24"}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """One network: the VLANs it serves and where its addresses come from.
+
+    `vlans` None means "every VLAN no other network claims" (config "all").
+    For dynamic allocators `range_start`/`range_end` are always resolved.
+    """
+
+    name: str
+    vlans: frozenset[int] | None
+    allocator: str
+    subnet: IPNetwork | None = None
+    range_start: IPAddress | None = None
+    range_end: IPAddress | None = None
+    gateway: IPAddress | None = None
+    exclude: tuple[IPNetwork, ...] = ()
+    routes: tuple[Route, ...] = ()
+    mtu: int | None = None
+    address: IPInterface | None = None
+    pods: Mapping[str, IPInterface] = field(default_factory=lambda: MappingProxyType({}))
+
+    def lease(self, address: IPInterface) -> Lease:
+        """What a pod holding `address` on this network needs to configure it."""
+        return Lease(network=self.name, address=address, gateway=self.gateway,
+                     routes=self.routes, mtu=self.mtu)
+
+    def static_addresses(self) -> list[IPInterface]:
+        return ([self.address] if self.address else []) + list(self.pods.values())
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    """Where the cluster-wide allocator and the pins live."""
+
+    endpoints: tuple[str, ...]
+    prefix: str = "/vlanpipe"
+    timeout: float = 5.0
+    ca_cert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+def parse_networks(sections: list[Section]) -> tuple[NetworkConfig, ...]:
+    """Every network of the config, or the built-in default when there is none."""
+    if not sections:
+        sections = [Section("(built-in default)", DEFAULT_NETWORK, "networks[0]")]
+    networks = tuple(_parse_network(section) for section in sections)
+    _check_together(networks, sections)
+    return networks
+
+
+def _parse_network(s: Section) -> NetworkConfig:
+    name = s.string("name")
+    if not NAME.fullmatch(name):
+        raise s.error(s.key("name"), name, "must be letters, digits, '_', '.', '-' (a file name)")
+    vlans = s.convert("vlans", parse_vlans,
+                      'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', None)
+    subnet = s.convert("subnet", parse_subnet, "an IP subnet like 10.22.0.0/24", None)
+    allocator = s.choice("allocator", ALLOCATORS, "local" if subnet else "static")
+    gateway = s.convert("gateway", parse_address, "an IP address", None)
+    routes = tuple(_parse_route(r) for r in s.sections("routes"))
+    mtu = s.integer("mtu", None, MTU_MIN, MTU_MAX)
+    if allocator == "static":
+        network = _parse_static(s, name, vlans, subnet, gateway)
+    else:
+        network = _parse_dynamic(s, name, vlans, allocator, subnet, gateway)
+    s.done()
+    family = network.subnet or (network.static_addresses() or [None])[0]
+    for i, route in enumerate(routes):
+        if family is not None and route.destination.version != family.version:
+            raise s.error(f"{s.key('routes')}[{i}].dst", str(route.destination),
+                          f"is not IPv{family.version} like the network")
+    return replace(network, vlans=vlans, routes=routes, mtu=mtu)
+
+
+def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
+                  subnet: IPNetwork | None, gateway: IPAddress | None) -> NetworkConfig:
+    for key in ("range", "exclude"):
+        if s.has(key):
+            raise s.error(s.key(key), s.raw(key), "applies to allocator local or etcd only")
+    address = s.convert("address", parse_interface, "an address with prefix like 10.0.0.5/24", None)
+    pods = _parse_pods(s)
+    if address is None and not pods:
+        raise ConfigError(
+            f"config {s.source}: network '{name}' ({s.path}) uses allocator static "
+            "but has neither 'address' nor 'pods'",
+            "give it an address for every pod, a pods map, or a subnet to allocate from",
+        )
+    if address is not None:
+        _check_inside(s, "address", address, subnet)
+    for pod, value in pods.items():
+        _check_inside(s, f"pods.{pod}", value, subnet)
+    if gateway is not None:
+        for value in ([address] if address else []) + list(pods.values()):
+            if gateway not in (subnet or value.network):
+                raise s.error(s.key("gateway"), str(gateway), f"is outside {subnet or value.network}")
+    return NetworkConfig(name=name, vlans=vlans, allocator="static", subnet=subnet,
+                         gateway=gateway, address=address, pods=MappingProxyType(pods))
+
+
+def _parse_pods(s: Section) -> dict[str, IPInterface]:
+    raw = s.typed("pods", dict, {})
+    pods: dict[str, IPInterface] = {}
+    seen: dict[IPInterface, str] = {}
+    for pod, value in raw.items():
+        key = f"{s.key('pods')}.{pod}"
+        if not isinstance(pod, str) or not POD_KEY.fullmatch(pod):
+            raise s.error(key, value, 'is not keyed "namespace/pod"')
+        try:
+            pods[pod] = parse_interface(value)
+        except ValueError as exc:
+            raise s.error(key, value, f"is not an address with prefix ({exc})") from None
+        if pods[pod].ip in {a.ip for a in seen}:
+            raise s.error(key, value, "is also given to another pod")
+        seen[pods[pod]] = pod
+    return pods
+
+
+def _check_inside(s: Section, key: str, value: IPInterface, subnet: IPNetwork | None) -> None:
+    if subnet is not None and value.network != subnet:
+        raise s.error(s.key(key), str(value), f"is not an address of subnet {subnet}")
+
+
+def _parse_dynamic(s: Section, name: str, vlans: frozenset[int] | None, allocator: str,
+                   subnet: IPNetwork | None, gateway: IPAddress | None) -> NetworkConfig:
+    for key in ("address", "pods"):
+        if s.has(key):
+            raise s.error(s.key(key), s.raw(key), "applies to allocator static only")
+    if subnet is None:
+        raise ConfigError(f"config {s.source}: key '{s.key('subnet')}' is required "
+                          f"for allocator {allocator}", "add the subnet the network allocates from")
+    if gateway is not None and gateway not in subnet:
+        raise s.error(s.key("gateway"), str(gateway), f"is outside subnet {subnet}")
+    exclude = _parse_exclude(s, subnet)
+    start, end = _parse_range(s, subnet)
+    network = NetworkConfig(name=name, vlans=vlans, allocator=allocator, subnet=subnet,
+                            range_start=start, range_end=end, gateway=gateway, exclude=exclude)
+    if Pool.of(network).size == 0:
+        raise ConfigError(f"config {s.source}: network '{name}' ({s.path}) has no address "
+                          "left to hand out once the gateway and exclusions are taken out",
+                          "widen its range or subnet, or shorten its exclude list")
+    return network
+
+
+def _parse_exclude(s: Section, subnet: IPNetwork) -> tuple[IPNetwork, ...]:
+    items = s.typed("exclude", list, [])
+    blocks = []
+    for i, item in enumerate(items):
+        key = f"{s.key('exclude')}[{i}]"
+        try:
+            block = parse_block(item)
+        except ValueError as exc:
+            raise s.error(key, item, f"is not an address or CIDR ({exc})") from None
+        if block.version != subnet.version or not block.subnet_of(subnet):  # type: ignore[arg-type]
+            raise s.error(key, item, f"is outside subnet {subnet}")
+        blocks.append(block)
+    return tuple(blocks)
+
+
+def _parse_range(s: Section, subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    """The range, defaulting to the subnet's hosts (no network or broadcast address)."""
+    default_start, default_end = _hosts_span(subnet)
+    if not s.has("range"):
+        return default_start, default_end
+    r = s.section("range")
+    start = r.convert("start", parse_address, "an IP address", default_start)
+    end = r.convert("end", parse_address, "an IP address", default_end)
+    r.done()
+    for key, value in (("start", start), ("end", end)):
+        if value.version != subnet.version or value not in subnet:
+            raise r.error(r.key(key), str(value), f"is outside subnet {subnet}")
+    if start > end:
+        raise r.error(r.key("start"), str(start), f"is after range end {end}")
+    return start, end
+
+
+def _hosts_span(subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    first, last = subnet.network_address, subnet.broadcast_address
+    if subnet.num_addresses <= 2:
+        return first, last
+    if subnet.version == 4:
+        return first + 1, last - 1
+    return first + 1, last  # IPv6 has no broadcast; the subnet-router anycast is skipped
+
+
+def _parse_route(s: Section) -> Route:
+    destination = s.convert("dst", parse_subnet, "a destination subnet like 10.0.0.0/8")
+    gateway = s.convert("gw", parse_address, "an IP address", None)
+    s.done()
+    if gateway is not None and gateway.version != destination.version:
+        raise s.error(s.key("gw"), str(gateway), f"is not IPv{destination.version} like dst")
+    return Route(destination=destination, gateway=gateway)
+
+
+def _check_together(networks: tuple[NetworkConfig, ...], sections: list[Section]) -> None:
+    """Rules across networks: unique names, one network per VLAN, disjoint subnets."""
+    source = sections[0].source
+    fallback: str | None = None
+    owner_of: dict[int, str] = {}
+    names: set[str] = set()
+    for network, section in zip(networks, sections):
+        if network.name in names:
+            raise _clash(source, f"two networks are named '{network.name}'", "rename one")
+        names.add(network.name)
+        if network.vlans is None:
+            if fallback is not None:
+                raise _clash(source, f"networks '{fallback}' and '{network.name}' both say "
+                             'vlans: "all"', "only one network may serve every other VLAN")
+            fallback = network.name
+        for vlan in sorted(network.vlans or ()):
+            if vlan in owner_of:
+                raise _clash(source, f"VLAN {vlan} is claimed by networks '{owner_of[vlan]}' "
+                             f"and '{network.name}'", "give each VLAN to one network")
+            owner_of[vlan] = network.name
+    for i, one in enumerate(networks):
+        for other in networks[i + 1:]:
+            _check_disjoint(source, one, other)
+            _check_disjoint(source, other, one)
+
+
+def _check_disjoint(source: str, one: NetworkConfig, other: NetworkConfig) -> None:
+    if one.subnet is None:
+        return
+    if other.subnet is not None and other.subnet.version == one.subnet.version \
+            and one.subnet.overlaps(other.subnet):  # type: ignore[arg-type]
+        raise _clash(source, f"subnets of networks '{one.name}' ({one.subnet}) and "
+                     f"'{other.name}' ({other.subnet}) overlap",
+                     "networks must not share addresses: make the subnets disjoint")
+    for value in other.static_addresses():
+        if value.ip in one.subnet:
+            raise _clash(source, f"static address {value} of network '{other.name}' lies in "
+                         f"subnet {one.subnet} of network '{one.name}'",
+                         "a static address must not be one the other network hands out")
+
+
+def _clash(source: str, message: str, hint: str) -> ConfigError:
+    return ConfigError(f"config {source}: {message}", hint)
+
+
+def parse_etcd(section: Section) -> EtcdConfig | None:
+    """The `etcd` section; None when it is absent or empty (no etcd in use)."""
+    if not section.data:
+        return None
+    endpoints = tuple(_parse_endpoint(section, i, e)
+                      for i, e in enumerate(section.typed("endpoints", list)))
+    if not endpoints:
+        raise section.error(section.key("endpoints"), [], "must list at least one endpoint")
+    prefix = section.string("prefix", "/vlanpipe")
+    if not re.fullmatch(r"(/[A-Za-z0-9_.-]+)+", prefix):
+        raise section.error(section.key("prefix"), prefix,
+                            'must look like "/vlanpipe": a leading "/", no trailing "/"')
+    timeout = section.number("timeout", 5.0)
+    if timeout > 300:
+        raise section.error(section.key("timeout"), timeout, "must be at most 300 seconds")
+    files = {key: _parse_file(section, key) for key in ("ca_cert", "cert", "key")}
+    section.done()
+    if (files["cert"] is None) != (files["key"] is None):
+        raise section.error(section.key("cert"), files["cert"],
+                            "and 'key' must be given together (client certificate and its key)")
+    if any(files.values()) and not all(e.startswith("https:") for e in endpoints):
+        raise section.error(section.key("endpoints"), list(endpoints),
+                            "must all be https:// when TLS files are given")
+    return EtcdConfig(endpoints=endpoints, prefix=prefix, timeout=timeout, **files)
+
+
+def _parse_endpoint(s: Section, index: int, value: Any) -> str:
+    key = f"{s.key('endpoints')}[{index}]"
+    if not isinstance(value, str):
+        raise s.error(key, value, "must be a URL like http://127.0.0.1:2379")
+    url = urlsplit(value.strip())
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme not in ("http", "https") or not url.hostname or port is None \
+            or url.path not in ("", "/") or url.query or url.fragment:
+        raise s.error(key, value, "must be http(s)://HOST:PORT, like http://127.0.0.1:2379")
+    return f"{url.scheme}://{url.netloc}"
+
+
+def _parse_file(s: Section, key: str) -> str | None:
+    path = s.string(key, None)
+    if path is not None and not os.path.isfile(path):
+        raise s.error(s.key(key), path, "is not a readable file")
+    return path
+

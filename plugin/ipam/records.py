@@ -1,0 +1,63 @@
+"""The lease record both stores keep per address: JSON, self-describing, checked on read.
+
+A record names its kind, network and address besides its owner, so a file or
+key that does not say exactly what its name says is recognised as corrupt or
+foreign: it is reported and its address stays out of use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from plugin.ipam.base import IPAddress, IPInterface, Owner
+
+KIND = "vlanpipe.lease/v1"
+OWNER_FIELDS = ("infra_id", "interface", "namespace", "pod", "node")
+
+
+@dataclass(frozen=True)
+class Record:
+    network: str
+    address: IPInterface
+    owner: Owner
+    created: str
+
+
+def new_record(network: str, address: IPInterface, owner: Owner) -> Record:
+    return Record(network, address, owner,
+                  time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def encode(record: Record) -> bytes:
+    body: dict[str, Any] = {"kind": KIND, "network": record.network,
+                            "address": str(record.address)}
+    body.update({name: getattr(record.owner, name) for name in OWNER_FIELDS})
+    body["created"] = record.created
+    return json.dumps(body, sort_keys=True).encode()
+
+
+def decode(data: bytes, network: str, address: IPAddress) -> Record:
+    """The record stored under `address` of `network`; ValueError says why it is not one."""
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise ValueError(f"not a {KIND} record")
+    if body.get("network") != network:
+        raise ValueError(f"names network {body.get('network')!r}, not {network!r}")
+    try:
+        stored = ipaddress.ip_interface(body.get("address"))
+    except (TypeError, ValueError):
+        raise ValueError(f"bad address {body.get('address')!r}") from None
+    if stored.ip != address:
+        raise ValueError(f"holds address {stored.ip}, not {address}")
+    fields = {name: body.get(name) for name in OWNER_FIELDS}
+    if not all(isinstance(v, str) for v in fields.values()) or not fields["infra_id"] \
+            or not fields["interface"]:
+        raise ValueError("owner fields missing or not strings")
+    return Record(network, stored, Owner(**fields), str(body.get("created", "")))

@@ -1,0 +1,55 @@
+"""The static allocator: one fixed address for every pod, or a per-pod map.
+
+The fixed address is the reference plugin's behaviour, kept for exact
+compatibility. Nothing is stored: the config is the record, so release has
+nothing to free and there are no leases to list or collect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from plugin.errors import AllocationError
+from plugin.ipam.base import Damaged, IPAddress, IPInterface, Lease, Owner
+from plugin.ipam.networks import NetworkConfig
+
+
+class StaticSource:
+    def __init__(self, network: NetworkConfig) -> None:
+        self.network = network
+
+    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
+        if requested is not None:
+            return self.network.lease(self._pinned(requested))
+        lease = self.lookup(owner)
+        if lease is None:
+            raise AllocationError(
+                f"network {self.network.name} has no static address for pod "
+                f"{owner.namespace}/{owner.pod}",
+                f"add '{owner.namespace}/{owner.pod}' to its pods map or give it an address",
+            )
+        return lease
+
+    def _pinned(self, requested: IPAddress) -> IPInterface:
+        """A pin's address, with the prefix of the block of this network it lies in."""
+        blocks = [a.network for a in self.network.static_addresses()]
+        if self.network.subnet is not None:
+            blocks.insert(0, self.network.subnet)
+        for block in blocks:
+            if requested.version == block.version and requested in block:
+                return ipaddress.ip_interface(f"{requested}/{block.prefixlen}")
+        raise AllocationError(f"pinned address {requested} is not on network {self.network.name}",
+                              "pin an address of that network's subnet, or pin another VLAN")
+
+    def lookup(self, owner: Owner) -> Lease | None:
+        address = self.network.pods.get(f"{owner.namespace}/{owner.pod}", self.network.address)
+        return self.network.lease(address) if address is not None else None
+
+    def release(self, owner: Owner) -> bool:
+        return False
+
+    def leases(self) -> list[tuple[Owner, Lease]]:
+        return []
+
+    def damaged(self) -> list[Damaged]:
+        return []

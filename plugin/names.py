@@ -1,0 +1,70 @@
+"""Validation of every name that reaches the plugin from outside, and the names it derives.
+
+The plugin runs as root and passes these values to pipework, ovs-vsctl and ip;
+each is checked against Kubernetes' own rules (or Docker's id format) before
+anything is created, so a hostile or mistaken name fails early and cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from plugin.errors import InputError
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_INFRA_ID = re.compile(r"[0-9a-f]{64}\Z")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
+
+
+def namespace(value: str) -> str:
+    """A namespace is a DNS-1123 label (at most 63 characters)."""
+    if not _DNS_LABEL.match(value):
+        raise InputError(
+            f"namespace {value!r} is not a valid Kubernetes namespace",
+            "use lowercase letters, digits and '-', at most 63 characters",
+        )
+    return value
+
+
+def pod(value: str) -> str:
+    """A pod name is a DNS-1123 subdomain (at most 253 characters)."""
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise InputError(
+            f"pod name {value!r} is not a valid Kubernetes pod name",
+            "use lowercase letters, digits, '-' and '.', at most 253 characters",
+        )
+    return value
+
+
+def infra_id(value: str) -> str:
+    """The kubelet passes the infra container's full 64-hex Docker id."""
+    if not _INFRA_ID.match(value):
+        raise InputError(
+            f"infra container id {value!r} is not a 64-hex Docker container id",
+            "pass the full id, as the kubelet does (docker inspect --format '{{.Id}}')",
+        )
+    return value
+
+
+def ifname(value: str) -> str:
+    """A Linux interface name: at most 15 characters, no '/' or spaces."""
+    if not _IFNAME.match(value):
+        raise InputError(
+            f"interface name {value!r} is not a valid Linux interface name",
+            "use at most 15 letters, digits, '_', '.' or '-'",
+        )
+    return value
+
+
+def host_veth(infra: str, interface: str) -> str:
+    """The host end of the pod's veth, derived from the container, never from its PID.
+
+    pipework's default name (`v<IF>pl<PID>`) collides when a PID is reused and
+    its 2014 copy matches it as a substring of other port names; a name hashed
+    from (infra id, interface) is stable across retries of the same container,
+    unique between containers, and computable at teardown with no container.
+    """
+    digest = hashlib.sha1(f"{infra}/{interface}".encode()).hexdigest()
+    return f"vp{digest[:12]}"

@@ -1,0 +1,244 @@
+"""The exec plugin end to end: called as the kubelet calls it, against real OVS, Docker, pipework."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from plugin import names
+from tests.support import hostnet
+from tests.support.kubelet import make_plugin, status_ip
+
+SUBNET = "10.99.0.0/24"
+NS = "default"
+
+
+@pytest.fixture
+def plugin(tmp_path, bridge):
+    """The plugin installed as DIR/myplugin/myplugin with its config beside it.
+
+    One network for every VLAN: pods on VLANs 22 and 23 share a subnet, so a
+    failed ping across them is VLAN isolation, not a missing route.
+    """
+    return make_plugin(str(tmp_path), base_config(bridge))
+
+
+def base_config(bridge: str, **extra):
+    return {"bridge": bridge, "status": {"report": "vlan"},
+            "networks": [{"name": "pods", "vlans": "all", "subnet": SUBNET}], **extra}
+
+
+def leases(plugin) -> list[str]:
+    found = []
+    for root, _, files in os.walk(os.path.join(plugin.state_dir, "ipam")):
+        found += [f for f in files if f[0].isdigit()]
+    return found
+
+
+def our_ports(bridge: str) -> dict[str, dict]:
+    return {n: p for n, p in hostnet.ovs_ports().items() if p["bridge"] == bridge and n != bridge}
+
+
+def test_article_scenario(plugin, bridge, make_container):
+    """Pods 22-my-nginx x2 and one on VLAN 23: tags, eth1 addresses, pings, clean teardown."""
+    pods = {"22-my-nginx-a": make_container("a"), "22-my-nginx-b": make_container("b"),
+            "23-my-nginx-c": make_container("c")}
+    plugin.ok("init")
+    for pod, c in pods.items():
+        assert plugin.ok("setup", NS, pod, c.id).output == ""
+    ports = our_ports(bridge)
+    ips = {}
+    for pod, c in pods.items():
+        port = ports[names.host_veth(c.id, "eth1")]
+        assert port["tag"] == int(pod.split("-")[0])
+        assert port["external_ids"]["owner"] == "vlanpipe"
+        assert port["external_ids"]["vlanpipe-infra-id"] == c.id
+        assert port["external_ids"]["vlanpipe-pod"] == pod
+        ips[pod] = status_ip(plugin.ok("status", NS, pod, c.id).output)
+        assert hostnet.container_addresses(c.id, "eth1") == [f"{ips[pod]}/24"]
+    assert len(set(ips.values())) == 3
+    a, b, c = pods.values()
+    assert hostnet.ping(a.id, ips["22-my-nginx-b"])
+    assert hostnet.ping(b.id, ips["22-my-nginx-a"])
+    assert not hostnet.ping(a.id, ips["23-my-nginx-c"])
+    assert not hostnet.ping(c.id, ips["22-my-nginx-a"])
+    for pod, c in pods.items():
+        plugin.ok("teardown", NS, pod, c.id)
+        assert hostnet.container_addresses(c.id, "eth1") == []
+    assert our_ports(bridge) == {}
+    assert leases(plugin) == []
+    records = plugin.log_records()
+    setups = [r for r in records if r["command"] == "setup"]
+    assert {r["vlan"] for r in setups} == {22, 23} and all(r["outcome"] == "ok" for r in setups)
+    assert all("pipework-eth1" in r["phases_ms"] for r in setups)
+
+
+def test_setup_twice_changes_nothing(plugin, bridge, container):
+    plugin.ok("init")
+    plugin.ok("setup", NS, "22-web", container.id)
+    before = (our_ports(bridge), hostnet.container_addresses(container.id, "eth1"),
+              sorted(hostnet.host_links()), leases(plugin))
+    plugin.ok("setup", NS, "22-web", container.id)
+    after = (our_ports(bridge), hostnet.container_addresses(container.id, "eth1"),
+             sorted(hostnet.host_links()), leases(plugin))
+    assert after == before
+    assert plugin.log_records()[-1]["result"] == "already attached"
+    plugin.ok("teardown", NS, "22-web", container.id)
+
+
+def test_init_is_idempotent_and_sets_datapath(tmp_path, daemons_ready):
+    name = "ti" + os.urandom(3).hex()
+    plugin = make_plugin(str(tmp_path), {"bridge": name})
+    try:
+        plugin.ok("init")
+        plugin.ok("init")
+        bridges = hostnet.ovs_list("Bridge", ["name", "datapath_type"])
+        assert {"name": name, "datapath_type": "netdev"} in bridges
+    finally:
+        hostnet.delete_bridge(name)
+
+
+def test_teardown_after_container_removed_and_twice(plugin, bridge, make_container):
+    c = make_container()
+    plugin.ok("setup", NS, "22-gone", c.id)
+    hostnet.remove_container(c.id)
+    plugin.ok("teardown", NS, "22-gone", c.id)
+    plugin.ok("teardown", NS, "22-gone", c.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+    assert names.host_veth(c.id, "eth1") not in hostnet.host_links()
+
+
+def test_teardown_of_stopped_container(plugin, bridge, container):
+    plugin.ok("setup", NS, "22-stopped", container.id)
+    hostnet.stop_container(container.id)
+    plugin.ok("teardown", NS, "22-stopped", container.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+def test_status_prints_nothing_when_docker_reports_the_ip(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), {**base_config(bridge), "status": {"report": "docker"}})
+    plugin.ok("setup", NS, "22-quiet", container.id)
+    assert plugin.ok("status", NS, "22-quiet", container.id).output == ""
+    plugin.ok("teardown", NS, "22-quiet", container.id)
+    assert plugin.ok("status", NS, "22-quiet", container.id).output == ""
+
+
+def test_stale_ports_named_like_ours_do_not_keep_their_tag(plugin, bridge, container):
+    """A leftover port with our exact name, and one whose name contains ours (pipework
+    2014 greps `list-ports` for a substring and then skips add-port)."""
+    ours = names.host_veth(container.id, "eth1")
+    longer = ours + "x"
+    hostnet.ovs("add-port", bridge, ours, "tag=99", "--", "set", "Interface", ours, "type=internal")
+    hostnet.ovs("add-port", bridge, longer, "tag=98", "--", "set", "Interface", longer,
+                "type=internal")
+    try:
+        plugin.ok("setup", NS, "22-reuse", container.id)
+        ports = our_ports(bridge)
+        assert ports[ours]["tag"] == 22 and ports[ours]["external_ids"]["owner"] == "vlanpipe"
+        assert ports[longer]["tag"] == 98, "a port the plugin does not own was changed"
+        assert hostnet.container_addresses(container.id, "eth1")
+        plugin.ok("teardown", NS, "22-reuse", container.id)
+        assert set(our_ports(bridge)) == {longer}
+    finally:
+        hostnet.ovs("--if-exists", "del-port", longer)
+
+
+def test_failed_pipework_rolls_back_everything(tmp_path, plugin, bridge, container):
+    """pipework fails after it made the veth, the port and the netns link: all are undone."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    ip = fake / "ip"
+    ip.write_text('#!/bin/sh\ncase "$*" in *"addr add"*) echo "injected failure" >&2; exit 2;; esac\n'
+                  'exec /usr/sbin/ip "$@"\n')
+    ip.chmod(0o755)
+    call = plugin("setup", NS, "22-fails", container.id,
+                  env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert call.code != 0 and len(call.lines) == 1, call.output
+    assert "pipework" in call.output
+    assert our_ports(bridge) == {}
+    assert leases(plugin) == []
+    assert hostnet.container_addresses(container.id, "eth1") == []
+    assert plugin.ok("status", NS, "22-fails", container.id).output == ""
+
+
+BAD_PODS = [
+    ("nginx-abc", "no VLAN prefix"), ("0-x", "VLAN 0"), ("4095-x", "VLAN 4095"),
+    ("99999-x", "VLAN 99999"), ("22 spaced", "pod name"), ("22-'quoted'", "pod name"),
+    ("22-a;reboot", "pod name"), ("22-$(id)", "pod name"), ("22-ünï", "pod name"),
+]
+
+
+@pytest.mark.parametrize("pod,needle", BAD_PODS)
+def test_bad_pod_names_fail_cleanly(plugin, bridge, container, pod, needle):
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, pod, container.id), needle)
+
+
+@pytest.mark.parametrize("namespace", ["Default", "a b", "x;y", "$(id)"])
+def test_bad_namespaces_fail_cleanly(plugin, bridge, container, namespace):
+    assert_fails_cleanly(plugin, bridge, ("setup", namespace, "22-ok", container.id), "namespace")
+
+
+@pytest.mark.parametrize("infra_id,needle", [
+    ("not-hex", "64-hex"), ("A" * 64, "64-hex"), ("f" * 64, "unknown to Docker")])
+def test_bad_or_unknown_infra_ids_fail_cleanly(plugin, bridge, infra_id, needle):
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", infra_id), needle)
+
+
+def test_stopped_container_fails_cleanly(plugin, bridge, container):
+    hostnet.stop_container(container.id)
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "not running")
+
+
+def test_dockerd_down_fails_cleanly(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge, docker_url=f"unix://{tmp_path}/no.sock"))
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "Docker does not answer")
+
+
+def test_pipework_missing_fails_cleanly(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge, pipework=str(tmp_path / "pipework")))
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "pipework")
+
+
+def test_open_vswitch_down_is_an_error_in_bounded_time(tmp_path, bridge, container):
+    """OVS_RUNDIR points ovs-vsctl at a folder with no database socket: OVS is 'down'."""
+    plugin = make_plugin(str(tmp_path), base_config(bridge, timeouts={"ovs": 2}))
+    env = {"OVS_RUNDIR": str(tmp_path)}
+    for argv in (("init",), ("setup", NS, "22-x", container.id)):
+        call = plugin(*argv, env=env, timeout=30)
+        assert call.code == 6 and len(call.lines) == 1, call.output
+        assert "Open vSwitch" in call.output
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("bridge: [unclosed\n", "not valid YAML"),
+    ("bridge: k8s_br\nflavour: mint\n", "unknown key 'flavour'"),
+    ("timeouts: {ovs: soon}\n", "timeouts.ovs"),
+])
+def test_bad_config_fails_cleanly(plugin, bridge, container, text, needle):
+    with open(plugin.config_path, "w") as handle:
+        handle.write(text)
+    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), needle, code=3)
+
+
+@pytest.mark.parametrize("argv", [(), ("frobnicate",), ("setup", NS, "22-x"),
+                                  ("status", NS, "22-x", "a" * 64, "extra"), ("init", "x")])
+def test_usage_errors_exit_2(plugin, argv):
+    call = plugin(*argv)
+    assert call.code == 2 and "usage:" in call.output
+
+
+def test_install_puts_an_executable_where_the_kubelet_looks(plugin):
+    mode = os.stat(plugin.path).st_mode
+    assert plugin.path.endswith("/myplugin/myplugin") and mode & stat.S_IXUSR
+
+
+def assert_fails_cleanly(plugin, bridge, argv, needle, code=None):
+    before = hostnet.snapshot()
+    call = plugin(*argv)
+    assert call.code != 0 and (code is None or call.code == code), call.output
+    assert len(call.lines) == 1 and needle in call.output, call.output
+    assert hostnet.diff(before, hostnet.snapshot()) == []
+    assert our_ports(bridge) == {} and leases(plugin) == []

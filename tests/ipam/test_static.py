@@ -1,0 +1,47 @@
+"""The static allocator: the reference's fixed address, or a per-pod map."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from plugin.errors import AllocationError
+from plugin.ipam.static import StaticSource
+from tests.ipam.conftest import network, owner
+
+
+def test_fixed_address_for_every_pod_as_the_reference_does():
+    source = StaticSource(network(vlans=[22], address="192.168.255.126/24"))
+    assert {str(source.allocate(owner(i)).address) for i in range(3)} == {"192.168.255.126/24"}
+
+
+def test_pods_map_and_fallback_address():
+    source = StaticSource(network(vlans=[22], address="10.5.0.9/24", gateway="10.5.0.1",
+                                  pods={"ns/22-pod-1": "10.5.0.2/24"}, mtu=1400))
+    lease = source.allocate(owner(1))
+    assert str(lease.address) == "10.5.0.2/24" and lease.mtu == 1400
+    assert str(lease.gateway) == "10.5.0.1"
+    assert str(source.allocate(owner(2)).address) == "10.5.0.9/24"
+
+
+def test_pod_missing_from_the_map_is_a_clear_error():
+    source = StaticSource(network(vlans=[22], pods={"ns/other": "10.5.0.2/24"}))
+    with pytest.raises(AllocationError, match="no static address for pod ns/22-pod-1"):
+        source.allocate(owner(1))
+    assert source.lookup(owner(1)) is None
+
+
+def test_pinned_address_takes_the_block_prefix():
+    source = StaticSource(network(vlans=[22], address="10.5.0.9/24"))
+    lease = source.allocate(owner(1), ipaddress.ip_address("10.5.0.77"))
+    assert str(lease.address) == "10.5.0.77/24"
+    with pytest.raises(AllocationError, match="is not on network net"):
+        source.allocate(owner(1), ipaddress.ip_address("10.6.0.77"))
+
+
+def test_nothing_is_stored():
+    source = StaticSource(network(vlans=[22], address="10.5.0.9/24"))
+    source.allocate(owner(1))
+    assert source.release(owner(1)) is False
+    assert source.leases() == [] and source.damaged() == []
