@@ -104,7 +104,19 @@ def _read_yaml(path: str) -> Any:
                           "fix the syntax (indentation, quotes, colons)") from None
 
 
+def refuse_shared_dir(path: str, what: str) -> None:
+    """The plugin runs as root: a directory others can write is one they can steer it by."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise ConfigError(f"{what} {path} is writable by users other than its owner",
+                          f"run chmod go-w {path}")
+
+
 def _refuse_writable_by_others(path: str, st: os.stat_result) -> None:
+    refuse_shared_dir(os.path.dirname(os.path.abspath(path)), "config directory")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and st.st_uid != os.geteuid():
         raise ConfigError(f"config {path}: writable by users other than its owner",
                           f"run chmod go-w {path}")

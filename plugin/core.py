@@ -19,7 +19,7 @@ from pipework_wrapper.docker_lookup import InfraContainer, inspect
 from pipework_wrapper.ovs import Ovs
 from plugin import names
 from plugin.calllog import CallLog
-from plugin.config import Config
+from plugin.config import Config, refuse_shared_dir
 from plugin.errors import BackendError, ContainerError
 from plugin.ipam import Ipam
 from plugin.ipam.base import Lease, Owner
@@ -72,6 +72,7 @@ class Want:
 
 class Core:
     def __init__(self, config: Config, log: CallLog) -> None:
+        refuse_shared_dir(config.state_dir, "state_dir")
         self.config = config
         self.log = log
         self.ovs = Ovs(config.ovs_timeout)
@@ -93,8 +94,6 @@ class Core:
     def attach(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
         """Attach every wanted interface, or none of them."""
         with pod_lock(self.config.state_dir, ref.infra_id):
-            others = [r for r in self.records.load(ref.infra_id)
-                      if r.interface not in {w.interface for w in wants}]
             with self.log.phase("check"):
                 current = self._attached(ref, wants)
             if current:
@@ -102,21 +101,28 @@ class Core:
                 return current
             with self.log.phase("docker"):
                 container = self._container(ref.infra_id)
+            previous = self.records.load(ref.infra_id)
+            others = [r for r in previous if r.interface not in {w.interface for w in wants}]
             undo = Undo()
             try:
-                done = [self._attach_one(ref, container, want, undo) for want in wants]
-                self.records.save(ref.infra_id, others + done)
+                prepared = [self._prepare(ref, want, undo) for want in wants]
+                # Recorded before any link exists: if this process is killed from here on,
+                # gc finds the ports, veths and leases of the container by these records.
+                undo.push(lambda: self._restore(ref.infra_id, previous))
+                self.records.save(ref.infra_id, others + [record for record, _ in prepared])
+                for record, lease in prepared:
+                    self._plug(container, record, lease, undo)
             except BaseException as exc:
                 problems = undo.run()
                 if problems and isinstance(exc, Exception):
                     self.log.set(rollback_errors=problems)
                 raise
-            return done
+            return [record for record, _ in prepared]
 
     def detach(self, ref: PodRef, only: set[str] | None = None) -> list[str]:
         """Delete the ports, veths and leases of this infra container (of `only` these
         interfaces, if given); return the ports removed. Absent things are fine."""
-        with pod_lock(self.config.state_dir, ref.infra_id, remove=not only):
+        with pod_lock(self.config.state_dir, ref.infra_id) as lock:
             with self.log.phase("ovs-find"):
                 ports = [p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})
                          if not only or p.external_ids.get("vlanpipe-interface") in only]
@@ -138,13 +144,18 @@ class Core:
                     self.ipam.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
                                             self.config.node_name))
             kept = [r for r in records if r not in gone]
-            if kept:
-                self.records.save(ref.infra_id, kept)
-            else:
-                self.records.delete(ref.infra_id)
+            self._restore(ref.infra_id, kept)
+            if not kept:
+                lock.discard()
             removed = sorted({p.name for p in ports} | {r.port for r in gone})
             self.log.set(port=",".join(removed) or None)
             return removed
+
+    def _restore(self, infra_id: str, records: list[Attachment]) -> None:
+        if records:
+            self.records.save(infra_id, records)
+        else:
+            self.records.delete(infra_id)
 
     def _attached(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
         """The records, if every wanted interface is still plugged as recorded."""
@@ -171,34 +182,41 @@ class Core:
         self.log.set(pid=container.pid)
         return container
 
-    def _attach_one(self, ref: PodRef, container: InfraContainer, want: Want,
-                    undo: Undo) -> Attachment:
+    def _prepare(self, ref: PodRef, want: Want, undo: Undo) -> tuple[Attachment, Lease]:
+        """The lease and the record of one interface: every address before any link."""
         owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
         lease = want.lease
         if lease is None:
             with self.log.phase(f"allocate-{want.interface}"):
-                lease = self.ipam.allocate(owner, want.vlan)
+                pin = (self.ipam.pinned(ref.namespace, ref.pod)
+                       if self.config.vlan_pins and want.primary else None)
+                lease = self.ipam.allocate(owner, want.vlan, pin)
             undo.push(lambda: self.ipam.release(owner))
         vlan = lease.vlan or want.vlan
-        port = names.host_veth(ref.infra_id, want.interface)
         record = Attachment(
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
-            interface=want.interface, bridge=want.bridge, port=port, vlan=vlan,
+            interface=want.interface, bridge=want.bridge,
+            port=names.host_veth(ref.infra_id, want.interface), vlan=vlan,
             address=str(lease.address), network=lease.network, mac=mac_for(lease.address.ip),
             gateway=str(lease.gateway or ""), primary=want.primary)
-        self.log.set(vlan=vlan, address=record.address, port=port)
-        with self.log.phase(f"clear-{want.interface}"):
+        self.log.set(vlan=vlan, address=record.address, port=record.port)
+        return record, lease
+
+    def _plug(self, container: InfraContainer, record: Attachment, lease: Lease,
+              undo: Undo) -> None:
+        port, ifname = record.port, record.interface
+        with self.log.phase(f"clear-{ifname}"):
             self._clear_stale(port)
         self._push_cleanup(undo, port, container.pid)
-        with self.log.phase(f"pipework-{want.interface}"):
+        with self.log.phase(f"pipework-{ifname}"):
             pipework.attach(self.config.pipework, pipework.argv(
-                want.bridge, container.id, want.interface, port, record.address, vlan,
+                record.bridge, container.id, ifname, port, record.address, record.vlan,
                 gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout)
-        with self.log.phase(f"mark-{want.interface}"):
-            self.ovs.plug(want.bridge, port, vlan, record.external_ids(self.config.node_name))
-        with self.log.phase(f"verify-{want.interface}"):
-            self._finish(container.pid, want.interface, port, lease)
-        return record
+        with self.log.phase(f"mark-{ifname}"):
+            self.ovs.plug(record.bridge, port, record.vlan,
+                          record.external_ids(self.config.node_name))
+        with self.log.phase(f"verify-{ifname}"):
+            self._finish(container.pid, ifname, port, lease)
 
     def _clear_stale(self, port: str) -> None:
         """A port or link already named like ours is a leftover of this container's killed setup.

@@ -61,11 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(handler: Callable, command: str, rest: list[str], config_path: str | None,
          executable: str, started: float) -> int:
-    from plugin import config as config_module
-    from plugin.calllog import CallLog
-
     log = None
     try:
+        from plugin import config as config_module
+        from plugin.calllog import CallLog
+
         config = config_module.load(config_module.find(config_path, executable))
         log = CallLog(config.log_file, command, config.debug)
         if command in POD_COMMANDS:

@@ -62,18 +62,20 @@ class Ipam:
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
 
-    def allocate(self, owner: Owner, vlan: int) -> Lease:
-        """The owner's lease on the network of `vlan`, or of its pin; `Lease.vlan` set if pinned."""
+    def allocate(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease:
+        """The owner's lease on the network of `vlan`, or of `pin` (then `Lease.vlan` is set).
+
+        The caller passes the pin (from `pinned`) for the interfaces it applies
+        to, the primary one: a pod's other interfaces keep their own VLANs.
+        """
         owner = self._stamped(owner)
-        pin = self.pinned(owner.namespace, owner.pod)
         network = self.network_for(pin.vlan if pin else vlan)
         requested = pin.address.ip if pin and pin.address else None
         lease = self._source(network).allocate(owner, requested)
         return replace(lease, vlan=pin.vlan) if pin else lease
 
-    def lookup(self, owner: Owner, vlan: int) -> Lease | None:
+    def lookup(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease | None:
         """The owner's lease if it has one (for status), creating nothing."""
-        pin = self.pinned(owner.namespace, owner.pod)
         lease = self._source(self.network_for(pin.vlan if pin else vlan)).lookup(owner)
         return replace(lease, vlan=pin.vlan) if pin and lease else lease
 

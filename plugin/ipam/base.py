@@ -12,8 +12,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Protocol, Union
 
-from plugin.ipam.mac import mac_for
-
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -71,11 +69,6 @@ class Lease:
     routes: tuple[Route, ...] = ()
     mtu: int | None = None
     vlan: int | None = None
-
-    @property
-    def mac(self) -> str:
-        """The MAC the pod interface gets: derived from the address, so never duplicated."""
-        return mac_for(self.address)
 
 
 class AddressSource(Protocol):

@@ -17,9 +17,12 @@ calls for one owner: the loser finds the owner key and returns its record.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import logging
+import random
 from dataclasses import dataclass
+from typing import Iterator, Literal
 
 from plugin.errors import AllocationError
 from plugin.ipam.addresses import VLAN_MAX, VLAN_MIN
@@ -32,7 +35,8 @@ from plugin.ipam.records import Record, decode, encode, new_record
 
 log = logging.getLogger(__name__)
 
-PROBES = 16  # candidates tried one by one before listing the taken addresses once
+PROBES = 4  # candidates found taken before listing the taken addresses once
+SPREAD = 8  # after a miss, racing nodes pick at random among this many candidates
 RETRIES = 8  # transactions lost to a concurrent change of the same owner
 
 
@@ -96,16 +100,23 @@ class EtcdSource:
             return None
 
     def _claim_next(self, owner: Owner, held: _Held, last: IPAddress | None) -> Record | None:
-        """Probe from the rotation point; after PROBES misses, list the taken keys once."""
-        taken: set[str] | None = None
-        for tried, candidate in enumerate(self.pool.rotation(last)):
-            if taken is None and tried >= PROBES:
-                taken = {entry.key for entry in self.etcd.scan(self.base + "addr/", keys_only=True)}
-            if taken is not None and self._address_key(candidate) in taken:
+        """Probe from the rotation point; after PROBES misses, list the taken keys once.
+
+        Uncontended, the first candidate is free: one transaction. After a miss
+        the candidates are tried in shuffled windows, so nodes racing from the
+        same rotation point spread out instead of colliding on every address.
+        """
+        taken: set[str] = set()
+        misses = 0
+        for candidate in _spread(self.pool.rotation(last)):
+            if self._address_key(candidate) in taken:
                 continue
             outcome = self._claim(owner, candidate, held, rotate=True)
             if outcome != "taken":
                 return outcome if isinstance(outcome, Record) else None
+            misses += 1
+            if misses == PROBES:
+                taken = {entry.key for entry in self.etcd.scan(self.base + "addr/", keys_only=True)}
         prefix = self.base + "addr/"
         in_use = self.pool.count_addresses(
             [entry.key[len(prefix):] for entry in self.etcd.scan(prefix, keys_only=True)])
@@ -119,13 +130,13 @@ class EtcdSource:
         if outcome == "taken":
             holder = self._read(requested)
             who = (f"pod {holder.owner.namespace}/{holder.owner.pod} on node {holder.owner.node}"
-                   if holder else "a record")
+                   if holder else "a record that cannot be read")
             raise AllocationError(f"pinned address {requested} of network {self.network.name} "
                                   f"is held by {who}", "release it first or change the pin")
         return outcome if isinstance(outcome, Record) else None
 
     def _claim(self, owner: Owner, address: IPAddress, held: _Held,
-               rotate: bool) -> Record | str:
+               rotate: bool) -> Record | Literal["taken", "raced"]:
         """One transaction: a Record, "taken" (address in use) or "raced" (owner changed)."""
         record = new_record(self.network.name, self.pool.interface(address), owner)
         owner_key = self._owner_key(owner)
@@ -193,6 +204,14 @@ class EtcdSource:
                 continue
             found.append((int(address), record.owner, self.network.lease(record.address)))
         return [(owner, lease) for _, owner, lease in sorted(found, key=lambda f: f[0])], damaged
+
+
+def _spread(candidates: Iterator[IPAddress]) -> Iterator[IPAddress]:
+    """The first candidate, then the rest in windows of SPREAD, each shuffled."""
+    yield from itertools.islice(candidates, 1)
+    while window := list(itertools.islice(candidates, SPREAD)):
+        random.shuffle(window)
+        yield from window
 
 
 def _parse_address(value: bytes | None) -> IPAddress | None:

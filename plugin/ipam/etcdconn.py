@@ -24,7 +24,7 @@ from plugin.errors import BackendError
 from plugin.ipam.networks import EtcdConfig
 
 API_PATH = "/v3/"  # etcd >= 3.4; fixed, so no discovery round trip per process
-HINT = "check that etcd runs and that etcd.endpoints in the config is right"
+HINT = "check that etcd runs, and the endpoints and TLS files of the etcd section"
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,22 @@ class EtcdConnection:
         self._current = 0
 
     def _client(self, url: str) -> Etcd3Client:
+        """A client with its own session that ignores proxy and netrc settings.
+
+        The plugin inherits the kubelet's environment: an HTTP(S)_PROXY meant
+        for image pulls must not carry etcd traffic (and looking it up on every
+        request costs more than the request on localhost).
+        """
+        session = requests.Session()
+        session.trust_env = False
+        if self.config.ca_cert:
+            session.verify = self.config.ca_cert
+        if self.config.cert and self.config.key:
+            session.cert = (self.config.cert, self.config.key)
         parts = urlsplit(url)
         return Etcd3Client(host=parts.hostname or "", port=parts.port or 2379,
-                           protocol=parts.scheme, ca_cert=self.config.ca_cert,
-                           cert_key=self.config.key, cert_cert=self.config.cert,
-                           timeout=self.config.timeout, api_path=API_PATH)
+                           protocol=parts.scheme, timeout=self.config.timeout,
+                           api_path=API_PATH, session=session)
 
     def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one request to the first endpoint that answers."""
@@ -87,8 +98,12 @@ class EtcdConnection:
         if isinstance(exc, ConnectionTimeoutError):
             return f"no answer within {self.config.timeout:g}s"
         text = exc.detail_text or str(exc)
-        errno = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
-        return errno[-1] if errno else " ".join(text.split())[:200]
+        found = re.findall(r"\[(?:Errno -?\d+|SSL: \w+)\] [^'\"()]+", text)
+        if found:
+            return found[-1].rstrip(" ;")
+        if "SSLError" in text:
+            return "TLS handshake refused (does etcd want a client certificate?)"
+        return " ".join(text.split())[:200]
 
     def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
             failure: list[dict[str, Any]] | None = None) -> tuple[bool, list[dict[str, Any]]]:

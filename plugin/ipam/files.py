@@ -1,10 +1,11 @@
 """The few file operations the disk store is built from, each atomic on its own.
 
-Readers never take the lock, so every file must appear whole or not at all:
-small files are written to a temp name and renamed over; address records are
-linked into place, which fails with EEXIST like an O_EXCL create but only ever
-exposes a fully written file. The temp names are fixed: only the holder of the
-store's lock writes them, and a crash leaves nothing a later write won't reuse.
+Readers never take the lock, so a file they read must appear whole or not at
+all. A record is written once to a temp file, then hard-linked into place:
+link() fails with EEXIST like an O_EXCL create, but only ever exposes a fully
+written file, and a second link (the owner index) costs a directory entry, not
+a new file. Temp names are fixed: only the holder of the store's lock writes
+them, and a crash leaves nothing that the next write does not replace.
 """
 
 from __future__ import annotations
@@ -22,43 +23,62 @@ def ensure_dir(path: str) -> None:
         pass
 
 
-def read_bytes(path: str) -> bytes | None:
-    """The file's content, or None if it does not exist."""
+def read_with_inode(path: str) -> tuple[bytes, int] | None:
+    """The file's content and inode number, or None if it does not exist."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(), os.fstat(handle.fileno()).st_ino
     except FileNotFoundError:
         return None
 
 
-def _write_new(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+def read_bytes(path: str) -> bytes | None:
+    found = read_with_inode(path)
+    return found[0] if found else None
+
+
+def inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def write_new(path: str, data: bytes) -> None:
+    """A new file (a new inode) holding `data`, replacing any file of that name."""
+    remove(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
 
 
-def replace_file(path: str, data: bytes) -> None:
-    """Write `path` so that readers see the old content or the new, never a mix."""
-    temp = path + ".tmp"
-    _write_new(temp, data)
-    os.replace(temp, path)
-
-
-def create_exclusive(path: str, data: bytes, temp: str) -> bool:
-    """Create `path` holding `data` unless it exists; False if it did.
-
-    `temp` is where the content is written first (same file system as `path`).
-    """
-    _write_new(temp, data)
+def overwrite(path: str, data: bytes) -> None:
+    """Rewrite in place: for files read only under the lock (no new inode, no rename)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     try:
-        os.link(temp, path)
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def link_exclusive(source: str, path: str) -> bool:
+    """Give `source`'s file the name `path` unless that name exists; False if it did."""
+    try:
+        os.link(source, path)
     except FileExistsError:
         return False
-    finally:
-        os.unlink(temp)
     return True
+
+
+def link_replace(source: str, path: str) -> None:
+    """Give `source`'s file the name `path`, atomically replacing what was there."""
+    temp = path + ".tmp"
+    remove(temp)
+    os.link(source, temp)
+    os.replace(temp, path)
 
 
 def remove(path: str) -> bool:

@@ -4,13 +4,13 @@ Layout, all 0700 directories and 0600 files, under `<state_dir>/ipam/<network>/`
 
     lock            flock held across every read-modify-write (released if we die)
     last_reserved   the address handed out last: the next search starts after it
-    addr/<address>  the lease record (JSON, see records.py), created exclusively
-    owner/<sha256>  the address held by an owner (infra id + interface): O(1) lookup
+    addr/<address>  the lease record (JSON, records.py); the name is the reservation
+    owner/<sha256>  a hard link to the owner's record: lookup by owner in one read
 
-The address file is the truth; the owner file is an index written just before
-the address file, so a crash between the two leaves an index that points at no
-record of its owner, which every reader treats as absent. Files it cannot read
-are reported and their addresses never handed out.
+A record is written once, then linked under both names, the owner's first: a
+crash in between leaves an owner name whose file no address name shares, and
+readers, who compare inode numbers, treat it as absent. Files that cannot be
+read are reported and their addresses never handed out.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import os
 
 from plugin.errors import AllocationError
 from plugin.ipam.base import Damaged, IPAddress, Lease, Owner
-from plugin.ipam.files import create_exclusive, ensure_dir, read_bytes, remove, replace_file
+from plugin.ipam.files import (ensure_dir, inode, link_exclusive, link_replace, overwrite,
+                               read_bytes, read_with_inode, remove, write_new)
 from plugin.ipam.lockfile import locked
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
@@ -30,7 +31,8 @@ from plugin.ipam.records import Record, decode, encode, new_record
 
 log = logging.getLogger(__name__)
 
-OWN_NAMES = frozenset({"lock", "last_reserved", "addr", "owner", "record.tmp", "last_reserved.tmp"})
+PROBES = 8  # addresses found taken before listing the records once
+OWN_NAMES = frozenset({"lock", "last_reserved", "addr", "owner", "record.tmp"})
 
 
 class LocalSource:
@@ -51,8 +53,10 @@ class LocalSource:
         return self._path("owner", hashlib.sha256(owner.key.encode()).hexdigest())
 
     def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
-        for path in (self.top, self.root, self._path("addr"), self._path("owner")):
-            ensure_dir(path)
+        if not os.path.isdir(self._path("owner")):
+            os.makedirs(os.path.dirname(self.top), 0o700, exist_ok=True)
+            for path in (self.top, self.root, self._path("addr"), self._path("owner")):
+                ensure_dir(path)
         with locked(self._path("lock"), self.lock_timeout):
             held = self._held(owner)
             if held is not None and requested in (None, held.address.ip):
@@ -66,12 +70,24 @@ class LocalSource:
             return self.network.lease(record.address)
 
     def _claim_next(self, owner: Owner) -> Record:
-        last = self._last_reserved()
-        for candidate in self.pool.rotation(last):
+        """Probe from the rotation point; after PROBES misses, list the records once.
+
+        Under the lock the listing is exact, and skipping a name in a set is
+        cheaper than a stat: a pool whose used addresses all follow the
+        rotation point (after a wrap-around) costs one listing, not a stat each.
+        """
+        taken: frozenset[str] = frozenset()
+        misses = 0
+        for candidate in self.pool.rotation(self._last_reserved()):
+            if str(candidate) in taken:
+                continue
             record = self._claim(owner, candidate)
             if record is not None:
-                replace_file(self._path("last_reserved"), str(candidate).encode())
+                overwrite(self._path("last_reserved"), str(candidate).encode())
                 return record
+            misses += 1
+            if misses == PROBES:
+                taken = frozenset(os.listdir(self._path("addr")))
         in_use = self.pool.count_addresses(os.listdir(self._path("addr")))
         raise AllocationError(
             f"network {self.network.name} exhausted: {in_use} addresses in use",
@@ -88,7 +104,8 @@ class LocalSource:
         record = self._claim(owner, requested)
         if record is None:
             holder = self._read(requested)
-            who = f"pod {holder.owner.namespace}/{holder.owner.pod}" if holder else "a record"
+            who = (f"pod {holder.owner.namespace}/{holder.owner.pod}" if holder
+                   else "a record that cannot be read")
             raise AllocationError(
                 f"pinned address {requested} of network {self.network.name} is held by {who}",
                 "release it first or change the pin")
@@ -100,9 +117,14 @@ class LocalSource:
         if os.path.lexists(path):
             return None
         record = new_record(self.network.name, self.pool.interface(address), owner)
-        replace_file(self._index_path(owner), str(address).encode())
-        if not create_exclusive(path, encode(record), self._path("record.tmp")):
-            return None
+        temp = self._path("record.tmp")
+        write_new(temp, encode(record))
+        try:
+            link_replace(temp, self._index_path(owner))
+            if not link_exclusive(temp, path):
+                return None
+        finally:
+            remove(temp)
         return record
 
     def _last_reserved(self) -> IPAddress | None:
@@ -114,14 +136,18 @@ class LocalSource:
             return None
 
     def _held(self, owner: Owner) -> Record | None:
-        """The owner's record, found through its index in O(1)."""
-        data = read_bytes(self._index_path(owner))
-        try:
-            address = ipaddress.ip_address(data.decode().strip()) if data else None
-        except (UnicodeDecodeError, ValueError):
+        """The owner's record, through its index: one read and one stat."""
+        found = read_with_inode(self._index_path(owner))
+        if found is None:
             return None
-        record = self._read(address) if address is not None else None
-        return record if record is not None and record.owner.key == owner.key else None
+        try:
+            record = decode(found[0], self.network.name)
+        except ValueError as exc:
+            log.warning("%s: %s; ignored", self._index_path(owner), exc)
+            return None
+        if inode(self._address_path(record.address.ip)) != found[1]:
+            return None  # the claim did not complete, or the address was freed
+        return record if record.owner.key == owner.key else None
 
     def _read(self, address: IPAddress) -> Record | None:
         data = read_bytes(self._address_path(address))

@@ -99,11 +99,12 @@ def _parse_network(s: Section) -> NetworkConfig:
     else:
         network = _parse_dynamic(s, name, vlans, allocator, subnet, gateway)
     s.done()
-    family = network.subnet or (network.static_addresses() or [None])[0]
+    # A dynamic network has a subnet; a static one at least one address (both checked).
+    version = (network.subnet or network.static_addresses()[0]).version
     for i, route in enumerate(routes):
-        if family is not None and route.destination.version != family.version:
+        if route.destination.version != version:
             raise s.error(f"{s.key('routes')}[{i}].dst", str(route.destination),
-                          f"is not IPv{family.version} like the network")
+                          f"is not IPv{version} like the network")
     return replace(network, vlans=vlans, routes=routes, mtu=mtu)
 
 
@@ -203,7 +204,7 @@ def _parse_range(s: Section, subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
     for key, value in (("start", start), ("end", end)):
         if value.version != subnet.version or value not in subnet:
             raise r.error(r.key(key), str(value), f"is outside subnet {subnet}")
-    if start > end:
+    if int(start) > int(end):
         raise r.error(r.key("start"), str(start), f"is after range end {end}")
     return start, end
 

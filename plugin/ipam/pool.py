@@ -117,7 +117,7 @@ class Pool:
     @staticmethod
     def _walk(low: int, high: int, holes: tuple[Span, ...]) -> Iterator[int]:
         """low..high skipping holes; jumps over a hole in O(log holes), whatever its size."""
-        index = bisect.bisect_left(holes, low, key=lambda span: span[1])
+        index = bisect.bisect_left([end for _, end in holes], low)
         number = low
         while number <= high:
             if index < len(holes) and holes[index][0] <= number:

@@ -40,8 +40,8 @@ def encode(record: Record) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
 
-def decode(data: bytes, network: str, address: IPAddress) -> Record:
-    """The record stored under `address` of `network`; ValueError says why it is not one."""
+def decode(data: bytes, network: str, address: IPAddress | None = None) -> Record:
+    """The record stored under `address` (if given) of `network`; ValueError says why not."""
     try:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -51,13 +51,13 @@ def decode(data: bytes, network: str, address: IPAddress) -> Record:
     if body.get("network") != network:
         raise ValueError(f"names network {body.get('network')!r}, not {network!r}")
     try:
-        stored = ipaddress.ip_interface(body.get("address"))
-    except (TypeError, ValueError):
+        stored = ipaddress.ip_interface(str(body.get("address")))
+    except ValueError:
         raise ValueError(f"bad address {body.get('address')!r}") from None
-    if stored.ip != address:
+    if address is not None and stored.ip != address:
         raise ValueError(f"holds address {stored.ip}, not {address}")
     fields = {name: body.get(name) for name in OWNER_FIELDS}
-    if not all(isinstance(v, str) for v in fields.values()) or not fields["infra_id"] \
-            or not fields["interface"]:
+    owner_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
+    if len(owner_fields) != len(OWNER_FIELDS) or not fields["infra_id"] or not fields["interface"]:
         raise ValueError("owner fields missing or not strings")
-    return Record(network, stored, Owner(**fields), str(body.get("created", "")))
+    return Record(network, stored, Owner(**owner_fields), str(body.get("created", "")))

@@ -31,10 +31,13 @@ def base_config(bridge: str, **extra):
 
 
 def leases(plugin) -> list[str]:
-    found = []
+    """Addresses leased on disk by the local allocator; its owner index must match them."""
+    addresses, owners = [], []
     for root, _, files in os.walk(os.path.join(plugin.state_dir, "ipam")):
-        found += [f for f in files if f[0].isdigit()]
-    return found
+        kind = os.path.basename(root)
+        (addresses if kind == "addr" else owners if kind == "owner" else []).extend(files)
+    assert len(owners) == len(addresses), (owners, addresses)
+    return sorted(addresses)
 
 
 def our_ports(bridge: str) -> dict[str, dict]:

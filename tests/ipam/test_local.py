@@ -79,7 +79,7 @@ def test_layout_and_permissions(tmp_path):
     index = root / "owner" / hashlib.sha256(owner(1).key.encode()).hexdigest()
     for path in (record, index, root / "lock", root / "last_reserved"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert index.read_text() == "10.0.0.2"
+    assert os.path.samefile(index, record)  # the owner index is a hard link to the record
     assert (root / "last_reserved").read_text() == "10.0.0.2"
     assert '"infra_id": "%064x"' % 1 in record.read_text()
     assert sorted(os.listdir(root)) == ["addr", "last_reserved", "lock", "owner"]
@@ -121,15 +121,23 @@ def test_a_record_naming_another_network_or_address_is_foreign(tmp_path):
     assert reasons == ["holds address 10.0.0.2, not 10.0.0.7", "names network 'other', not 'net'"]
 
 
-def test_an_index_without_its_record_is_ignored(tmp_path):
+def index_of(tmp_path, who):
+    return tmp_path / "ipam" / "net" / "owner" / hashlib.sha256(who.key.encode()).hexdigest()
+
+
+def test_an_index_that_is_not_the_address_record_is_ignored(tmp_path):
     store = source(tmp_path)
     store.allocate(owner(1))
-    index = tmp_path / "ipam" / "net" / "owner" / hashlib.sha256(owner(2).key.encode()).hexdigest()
-    index.write_text("10.0.0.2")  # points at owner 1's record
+    record = tmp_path / "ipam" / "net" / "addr" / "10.0.0.2"
+    index_of(tmp_path, owner(2)).write_bytes(record.read_bytes())  # a copy, not the record
     assert store.lookup(owner(2)) is None
-    assert store.release(owner(2)) is False
+    os.link(record, index_of(tmp_path, owner(3)))  # the record itself, but of owner 1
+    assert store.lookup(owner(3)) is None
+    index_of(tmp_path, owner(4)).write_text("garbage")
+    assert store.lookup(owner(4)) is None
+    for other in (2, 3, 4):
+        assert store.release(owner(other)) is False
     assert addresses(store) == ["10.0.0.2"]
-    index.write_text("10.0.0.40")  # points at nothing
     assert str(store.allocate(owner(2)).address.ip) == "10.0.0.3"
 
 
@@ -139,11 +147,13 @@ def test_a_crash_between_index_and_record_leaves_nothing_held(tmp_path, monkeypa
     def die(*args):
         raise SystemExit("killed")
 
-    monkeypatch.setattr("plugin.ipam.local.create_exclusive", die)
+    monkeypatch.setattr("plugin.ipam.local.link_exclusive", die)  # after the index link
     with pytest.raises(SystemExit):
         store.allocate(owner(1))
     monkeypatch.undo()
+    assert index_of(tmp_path, owner(1)).exists()
     assert addresses(store) == [] and store.damaged() == []
+    assert store.lookup(owner(1)) is None
     assert str(store.allocate(owner(1)).address.ip) == "10.0.0.2"
     assert addresses(store) == ["10.0.0.2"]
 
@@ -244,3 +254,12 @@ def test_killed_after_allocation_the_next_setup_gets_the_same_record(tmp_path):
     store = source(tmp_path)
     assert str(store.allocate(owner(1)).address.ip) == "10.0.0.2"
     assert addresses(store) == ["10.0.0.2"]
+
+
+def test_ipv6_networks_allocate_like_ipv4(tmp_path):
+    store = source(tmp_path, subnet="fd00:22::/120")
+    leases = [store.allocate(owner(i)) for i in range(3)]
+    assert [str(lease.address) for lease in leases] == ["fd00:22::2/120", "fd00:22::3/120",
+                                                        "fd00:22::4/120"]
+    assert str(leases[0].gateway) == "fd00:22::1"
+    assert store.release(owner(1)) and addresses(store) == ["fd00:22::2", "fd00:22::4"]

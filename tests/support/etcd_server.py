@@ -12,12 +12,22 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A throw-away CA and one certificate (server and client) for 127.0.0.1."""
+
+    ca_cert: str
+    cert: str
+    key: str
 
 
 @dataclass
@@ -27,10 +37,31 @@ class EtcdServer:
     client_port: int
     peer_port: int
     log_path: str
+    tls: Tls | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
+
+
+def make_tls(directory: str) -> Tls:
+    """Generate the CA and certificate with openssl (EC keys: fast)."""
+    tls = Tls(*(os.path.join(directory, name) for name in ("ca.pem", "node.pem", "node.key")))
+    ca_key, csr = os.path.join(directory, "ca.key"), os.path.join(directory, "node.csr")
+    ext = os.path.join(directory, "node.ext")
+    with open(ext, "w") as handle:
+        handle.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", tls.ca_cert, "-days", "2",
+         "-subj", "/CN=vlanpipe-test-ca"],
+        ["req", *ec, "-keyout", tls.key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", tls.ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", tls.cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(["openssl", *command], check=True, capture_output=True)
+    return tls
 
 
 def available() -> bool:
@@ -44,12 +75,17 @@ def free_port() -> int:
 
 
 def start(data_dir: str, client_port: int | None = None, peer_port: int | None = None,
-          timeout: float = 20.0) -> EtcdServer:
-    """Run etcd with its data in `data_dir` and wait until it is healthy."""
+          timeout: float = 20.0, tls: Tls | None = None) -> EtcdServer:
+    """Run etcd with its data in `data_dir` and wait until it is healthy.
+
+    With `tls`, clients must speak https and show a certificate of its CA.
+    """
     client_port = client_port or free_port()
     peer_port = peer_port or free_port()
-    client = f"http://127.0.0.1:{client_port}"
+    client = f"{'https' if tls else 'http'}://127.0.0.1:{client_port}"
     peer = f"http://127.0.0.1:{peer_port}"
+    secure = ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca_cert,
+              "--client-cert-auth"] if tls else []
     log_path = os.path.join(os.path.dirname(data_dir.rstrip("/")) or ".",
                             f"etcd-{client_port}.log")
     with open(log_path, "ab") as log:
@@ -57,9 +93,9 @@ def start(data_dir: str, client_port: int | None = None, peer_port: int | None =
             [ETCD, "--name", "test", "--data-dir", data_dir,
              "--listen-client-urls", client, "--advertise-client-urls", client,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"test={peer}"],
+             "--initial-cluster", f"test={peer}", *secure],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = EtcdServer(process, data_dir, client_port, peer_port, log_path)
+    server = EtcdServer(process, data_dir, client_port, peer_port, log_path, tls)
     try:
         wait_healthy(server, timeout)
     except BaseException:
@@ -68,9 +104,13 @@ def start(data_dir: str, client_port: int | None = None, peer_port: int | None =
     return server
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, tls: Tls | None = None) -> bool:
+    context = None
+    if tls:
+        context = ssl.create_default_context(cafile=tls.ca_cert)
+        context.load_cert_chain(tls.cert, tls.key)
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+        with urllib.request.urlopen(f"{url}/health", timeout=1, context=context) as response:
             return json.load(response).get("health") == "true"
     except (OSError, ValueError):
         return False
@@ -78,7 +118,7 @@ def healthy(url: str) -> bool:
 
 def wait_healthy(server: EtcdServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not healthy(server.url):
+    while not healthy(server.url, server.tls):
         if server.process.poll() is not None:
             raise RuntimeError(f"etcd exited with {server.process.returncode}; "
                                f"see {server.log_path}")
@@ -96,4 +136,5 @@ def stop(server: EtcdServer) -> None:
 def restart(server: EtcdServer) -> None:
     """Kill etcd and start it again on the same ports and data dir (same object)."""
     stop(server)
-    server.process = start(server.data_dir, server.client_port, server.peer_port).process
+    server.process = start(server.data_dir, server.client_port, server.peer_port,
+                           tls=server.tls).process

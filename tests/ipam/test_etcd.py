@@ -1,0 +1,239 @@
+"""The cluster-wide allocator against a real etcd: races, faults, corrupt keys."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import multiprocessing
+import socket
+import time
+from dataclasses import replace
+
+import pytest
+
+from plugin.configread import Section
+from plugin.errors import AllocationError, BackendError
+from plugin.ipam import Ipam, parse_etcd
+from plugin.ipam.etcd import EtcdSource
+from plugin.ipam.etcdconn import EtcdConnection, b64
+from tests.ipam.conftest import network, networks, owner
+from tests.support import etcd_server
+
+FORK = multiprocessing.get_context("fork")
+
+
+def etcd_network(subnet: str = "10.22.0.0/24", **fields):
+    gateway = str(ipaddress.ip_network(subnet).network_address + 1)
+    return network(vlans=[22], subnet=subnet, gateway=gateway, allocator="etcd", **fields)
+
+
+def store(etcd_config, **fields) -> EtcdSource:
+    return EtcdSource(etcd_network(**fields), EtcdConnection(etcd_config), etcd_config.prefix)
+
+
+def put(etcd_config, key: str, value: bytes) -> None:
+    EtcdConnection(etcd_config).call("kv/put", {"key": b64(key), "value": b64(value)})
+
+
+def held(source: EtcdSource) -> list[str]:
+    return [str(lease.address.ip) for _, lease in source.leases()]
+
+
+def test_allocate_is_idempotent_and_release_is_harmless_twice(etcd_config):
+    source = store(etcd_config)
+    me = owner(1, node="node-a")
+    lease = source.allocate(me)
+    assert str(lease.address) == "10.22.0.2/24"
+    assert source.allocate(me) == lease and source.lookup(me) == lease
+    record = json.loads(EtcdConnection(etcd_config).get(
+        f"{etcd_config.prefix}/ipam/net/addr/10.22.0.2").value)
+    assert {k: record[k] for k in ("node", "namespace", "pod", "infra_id", "interface")} == {
+        "node": "node-a", "namespace": "ns", "pod": "22-pod-1", "infra_id": me.infra_id,
+        "interface": "eth1"}
+    assert source.release(me) is True
+    assert source.release(me) is False
+    assert source.lookup(me) is None and source.leases() == []
+
+
+def test_rotation_exhaustion_and_reuse(etcd_config):
+    source = store(etcd_config, subnet="10.22.0.0/29")
+    assert [str(source.allocate(owner(i)).address.ip) for i in range(3)] == [
+        "10.22.0.2", "10.22.0.3", "10.22.0.4"]
+    source.release(owner(2))  # the last one handed out: not handed out again at once
+    assert [str(source.allocate(owner(i)).address.ip) for i in range(3, 6)] == [
+        "10.22.0.5", "10.22.0.6", "10.22.0.4"]
+    with pytest.raises(AllocationError, match="network net exhausted: 5 addresses in use"):
+        source.allocate(owner(9))
+    source.release(owner(0))
+    assert str(source.allocate(owner(9)).address.ip) == "10.22.0.2"
+
+
+def test_exhaustion_is_found_with_one_listing_in_a_large_pool(etcd_config):
+    source = store(etcd_config, subnet="10.22.0.0/22", range={"start": "10.22.0.2",
+                                                               "end": "10.22.0.41"})
+    for i in range(40):
+        source.allocate(owner(i))
+    start = time.monotonic()
+    with pytest.raises(AllocationError, match="exhausted: 40 addresses in use"):
+        source.allocate(owner(99))
+    assert time.monotonic() - start < 1.0
+
+
+def _allocate_on_node(config, index, barrier, node, results):
+    ipam = Ipam(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
+                          "allocator": "etcd", "range": {"start": "10.22.0.10",
+                                                         "end": "10.22.0.57"}}),
+                config, f"/nonexistent/{node}", node)
+    barrier.wait()
+    lease = ipam.allocate(owner(index if node == "node-a" else 100 + index), 22)
+    results.put((node, index, str(lease.address.ip)))
+
+
+def test_two_nodes_racing_for_one_pool_never_share_an_address(etcd_config):
+    results = FORK.Queue()
+    barrier = FORK.Barrier(48)
+    workers = [FORK.Process(target=_allocate_on_node,
+                            args=(etcd_config, i, barrier, node, results))
+               for node in ("node-a", "node-b") for i in range(24)]
+    for worker in workers:
+        worker.start()
+    got = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    addresses = [address for _, _, address in got]
+    assert len(set(addresses)) == 48  # the range holds exactly 48: none twice, none lost
+    ipam = Ipam(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
+                          "allocator": "etcd"}), etcd_config, "/nonexistent", "node-a")
+    nodes = [o.node for o, _ in ipam.leases()]
+    assert nodes.count("node-a") == nodes.count("node-b") == 24
+    with pytest.raises(AllocationError, match="exhausted: 48 addresses in use"):
+        store(etcd_config, range={"start": "10.22.0.10", "end": "10.22.0.57"}).allocate(owner(999))
+
+
+def _allocate_same_owner(config, index, barrier, results):
+    barrier.wait()
+    results.put(str(store(config).allocate(owner(7)).address.ip))
+
+
+def test_concurrent_setups_of_one_owner_get_one_address(etcd_config):
+    results = FORK.Queue()
+    barrier = FORK.Barrier(8)
+    workers = [FORK.Process(target=_allocate_same_owner, args=(etcd_config, i, barrier, results))
+               for i in range(8)]
+    for worker in workers:
+        worker.start()
+    got = {results.get(timeout=60) for _ in workers}
+    for worker in workers:
+        worker.join(60)
+    assert len(got) == 1
+    assert held(store(etcd_config)) == list(got)
+
+
+def test_corrupt_and_foreign_keys_are_reported_and_never_reused(etcd_config, caplog):
+    base = f"{etcd_config.prefix}/ipam/net/addr/"
+    put(etcd_config, base + "10.22.0.2", b"\xffnot json")
+    put(etcd_config, base + "10.22.0.3", b'{"kind": "other"}')
+    put(etcd_config, base + "bogus", b"x")
+    source = store(etcd_config, subnet="10.22.0.0/29")
+    got = str(source.allocate(owner(1)).address.ip)
+    assert got in ("10.22.0.4", "10.22.0.5", "10.22.0.6")
+    assert held(source) == [got]
+    reasons = {d.where.rsplit("/", 1)[1]: d.reason for d in source.damaged()}
+    assert reasons["10.22.0.2"].startswith("not JSON")
+    assert reasons["10.22.0.3"] == "not a vlanpipe.lease/v1 record"
+    assert "does not appear to be an IPv4 or IPv6 address" in reasons["bogus"]
+    assert "10.22.0.2: not JSON" in caplog.text
+
+
+def test_a_record_changed_behind_our_back_is_not_deleted(etcd_config):
+    source = store(etcd_config)
+    source.allocate(owner(1))
+    key = f"{etcd_config.prefix}/ipam/net/addr/10.22.0.2"
+    put(etcd_config, key, b"operator was here")
+    assert source.release(owner(1)) is False
+    assert EtcdConnection(etcd_config).get(key).value == b"operator was here"
+    assert source.lookup(owner(1)) is None
+
+
+def test_etcd_restarted_between_allocate_and_release(private_etcd):
+    config = parse_etcd(Section("t.yaml", {"endpoints": [private_etcd.url]}, "etcd"))
+    source = store(config)
+    lease = source.allocate(owner(1))
+    etcd_server.restart(private_etcd)
+    assert store(config).lookup(owner(1)) == lease  # a new process after the restart
+    assert source.allocate(owner(1)) == lease  # the old process's connection reconnects
+    assert source.release(owner(1)) is True
+    assert source.leases() == []
+
+
+def test_etcd_down_is_a_backend_error_at_once(private_etcd):
+    config = parse_etcd(Section("t.yaml", {"endpoints": [private_etcd.url]}, "etcd"))
+    source = store(config)
+    etcd_server.stop(private_etcd)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match=r"etcd unreachable: http://127.0.0.1:\d+: "
+                                           r"\[Errno 111\] Connection refused"):
+        source.allocate(owner(1))
+    assert time.monotonic() - start < 1
+
+
+def test_etcd_that_never_answers_costs_the_timeout_per_endpoint():
+    silent = [socket.socket(), socket.socket()]
+    for sock in silent:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)  # accepts connections into the backlog, never reads or answers
+    endpoints = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in silent]
+    config = parse_etcd(Section("t.yaml", {"endpoints": endpoints, "timeout": 0.5}, "etcd"))
+    start = time.monotonic()
+    try:
+        with pytest.raises(BackendError, match="no answer within 0.5s; .*no answer within 0.5s"):
+            store(config).allocate(owner(1))
+    finally:
+        for sock in silent:
+            sock.close()
+    assert 0.9 < time.monotonic() - start < 3
+
+
+def test_a_dead_first_endpoint_fails_over_to_the_next(etcd_config):
+    dead = f"http://127.0.0.1:{etcd_server.free_port()}"
+    config = replace(etcd_config, endpoints=(dead, *etcd_config.endpoints))
+    assert str(store(config).allocate(owner(1)).address.ip) == "10.22.0.2"
+
+
+def test_pinned_address_is_handed_out_exactly(etcd_config):
+    source = store(etcd_config, range={"start": "10.22.0.100"})
+    pinned = ipaddress.ip_address("10.22.0.50")
+    assert str(source.allocate(owner(1), pinned).address) == "10.22.0.50/24"
+    assert str(source.allocate(owner(1), pinned).address) == "10.22.0.50/24"
+    with pytest.raises(AllocationError, match="10.22.0.50 of network net is held by pod "
+                                              "ns/22-pod-1 on node"):
+        source.allocate(owner(2), pinned)
+    with pytest.raises(AllocationError, match="it is excluded"):
+        store(etcd_config, exclude=["10.22.0.60"]).allocate(owner(2),
+                                                            ipaddress.ip_address("10.22.0.60"))
+    moved = source.allocate(owner(1), ipaddress.ip_address("10.22.0.51"))
+    assert str(moved.address.ip) == "10.22.0.51" and held(source) == ["10.22.0.51"]
+
+
+def test_tls_with_client_certificates(tmp_path):
+    tls = etcd_server.make_tls(str(tmp_path))
+    server = etcd_server.start(str(tmp_path / "etcd-data"), tls=tls)
+    try:
+        config = parse_etcd(Section("t.yaml", {"endpoints": [server.url], "ca_cert": tls.ca_cert,
+                                               "cert": tls.cert, "key": tls.key}, "etcd"))
+        assert str(store(config).allocate(owner(1)).address.ip) == "10.22.0.2"
+        without_cert = replace(config, cert=None, key=None)
+        with pytest.raises(BackendError, match="etcd"):
+            store(without_cert).allocate(owner(2))
+        untrusted = replace(config, ca_cert=None)
+        with pytest.raises(BackendError, match="CERTIFICATE_VERIFY_FAILED"):
+            store(untrusted).allocate(owner(2))
+    finally:
+        etcd_server.stop(server)
+
+
+def test_ipv6_networks_allocate_like_ipv4(etcd_config):
+    source = store(etcd_config, subnet="fd00:22::/120")
+    assert str(source.allocate(owner(1)).address) == "fd00:22::2/120"
+    assert held(source) == ["fd00:22::2"] and source.release(owner(1))
