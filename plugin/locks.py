@@ -14,9 +14,19 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
+class Held:
+    """The held lock; `discard()` asks for its file to go when the pod is gone for good."""
+
+    def __init__(self) -> None:
+        self.remove = False
+
+    def discard(self) -> None:
+        self.remove = True
+
+
 @contextmanager
-def pod_lock(state_dir: str, infra_id: str, remove: bool = False) -> Iterator[None]:
-    """Hold the pod's lock; with `remove`, delete the lock file before releasing it.
+def pod_lock(state_dir: str, infra_id: str) -> Iterator[Held]:
+    """Hold the pod's lock; if discarded, delete the lock file before releasing it.
 
     A waiter may have opened the file we unlink; it then locks an orphaned
     inode, notices the path now names another file (or none), and retries.
@@ -34,9 +44,10 @@ def pod_lock(state_dir: str, infra_id: str, remove: bool = False) -> Iterator[No
             os.close(fd)
             raise
         os.close(fd)
+    held = Held()
     try:
-        yield
-        if remove:
+        yield held
+        if held.remove:
             os.unlink(path)
     finally:
         os.close(fd)

@@ -43,45 +43,61 @@ def attachments(core: Core, alive: set[str] | None) -> list[Row]:
         ids = port.external_ids
         infra = ids.get("vlanpipe-infra-id", "")
         address = ids.get("vlanpipe-address", "")
-        state = ("interface error" if port.error or not iproute.link_exists(port.name) else
-                 "docker down" if alive is None else
-                 "ok" if infra in alive else "container gone")
+        state = _state(infra, alive, broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(ids.get("vlanpipe-namespace", ""), ids.get("vlanpipe-pod", ""),
                               infra, ids.get("vlanpipe-interface", ""), port.name, port.bridge,
                               port.tag, address, _mac(address), state)
     for infra in core.records.infra_ids():
         for record in core.records.load(infra):
             if record.port not in rows:
+                state = _state(infra, alive, broken=False, missing=True)
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
                                         record.port, record.bridge, record.vlan, record.address,
-                                        record.mac, "port missing")
+                                        record.mac, state)
     return sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
+
+
+def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:
+    if alive is not None and infra not in alive:
+        return "container gone"
+    if missing:
+        return "port missing"
+    if broken:
+        return "interface error"
+    return "docker down" if alive is None else "ok"
 
 
 def sweep(core: Core, dry_run: bool = False) -> list[str]:
     """Remove what belongs to gone containers or broken interfaces; return what was (or
     would be) done. Needs Docker: without it, nothing can be known to be gone."""
     alive = running_ids(core.config.docker_url, core.config.docker_timeout)
-    actions = []
-    targets: dict[tuple[str, str, str], set[str]] = {}
-    for row in attachments(core, alive):
-        if row.state == "ok":
-            continue
+    actions: list[str] = []
+    targets: dict[str, tuple[str, str, set[str]]] = {}
+
+    def target(namespace: str, pod: str, infra: str, interface: str, what: str) -> None:
         try:
-            names.infra_id(row.infra_id)
+            names.infra_id(infra)
         except InputError:
-            actions.append(f"skip port {row.port}: its infra id mark {row.infra_id!r} is malformed")
-            continue
-        targets.setdefault((row.namespace, row.pod, row.infra_id), set()).add(row.interface)
-        actions.append(f"remove {row.state}: {row.namespace}/{row.pod} {row.interface} "
-                       f"port {row.port} {row.address}")
+            actions.append(f"skip {what}: its infra id {infra!r} is malformed")
+            return
+        targets.setdefault(infra, (namespace, pod, set()))[2].add(interface)
+        actions.append(f"remove {what}")
+
+    for row in attachments(core, alive):
+        if row.state in ("container gone", "interface error"):
+            target(row.namespace, row.pod, row.infra_id, row.interface,
+                   f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
+                   f"{row.address}")
+    for owner, lease in core.ipam.leases():
+        if owner.infra_id not in alive:
+            target(owner.namespace, owner.pod, owner.infra_id, owner.interface,
+                   f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
+                   f"({owner.infra_id[:12]} {owner.interface})")
     if not dry_run:
-        for (namespace, pod, infra), interfaces in targets.items():
-            only = None if infra not in alive else interfaces
-            core.detach(PodRef(namespace, pod, infra), only)
+        for infra, (namespace, pod, interfaces) in targets.items():
+            core.detach(PodRef(namespace, pod, infra), interfaces)
     for owner, lease in core.ipam.gc(lambda infra: infra in alive, dry_run=dry_run):
-        actions.append(f"release lease {lease.address} of {owner.namespace}/{owner.pod} "
-                       f"({owner.infra_id[:12]} {owner.interface}) on network {lease.network}")
+        actions.append(f"release lease {lease.address} of {owner.infra_id[:12]} {owner.interface}")
     for link in _dangling_netns_links():
         actions.append(f"remove dangling {link}")
         if not dry_run:

@@ -1,0 +1,242 @@
+"""Lifecycle safety and operations: gc, list, doctor, several networks, faults, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from plugin import names
+from tests.support import hostnet
+from tests.support.kubelet import make_plugin, status_ip
+
+from .test_exec_plugin import NS, base_config, leases, our_ports
+
+
+@pytest.fixture
+def plugin(tmp_path, bridge):
+    return make_plugin(str(tmp_path), base_config(bridge))
+
+
+def rows(plugin) -> list[dict]:
+    return json.loads(plugin.ok("list", "--json").output)
+
+
+def test_list_shows_each_attachment_with_its_state(plugin, bridge, make_container):
+    live, dead = make_container("live"), make_container("dead")
+    plugin.ok("setup", NS, "22-live", live.id)
+    plugin.ok("setup", NS, "23-dead", dead.id)
+    hostnet.remove_container(dead.id)
+    table = {r["pod"]: r for r in rows(plugin)}
+    assert table["22-live"]["state"] == "ok" and table["23-dead"]["state"] == "container gone"
+    assert table["22-live"]["vlan"] == 22 and table["22-live"]["bridge"] == bridge
+    assert table["22-live"]["mac"].startswith("0a:58:")
+    assert table["22-live"]["infra_id"] == live.id[:12]
+    text = plugin.ok("list").output
+    assert "22-live" in text.splitlines()[1] + text.splitlines()[2] and "state" in text.splitlines()[0]
+    plugin.ok("teardown", NS, "22-live", live.id)
+    plugin.ok("teardown", NS, "23-dead", dead.id)
+
+
+def test_gc_sweeps_dead_pods_and_spares_live_and_foreign_ports(plugin, bridge, make_container):
+    live, dead = make_container("live"), make_container("dead")
+    plugin.ok("setup", NS, "22-live", live.id)
+    plugin.ok("setup", NS, "22-dead", dead.id)
+    hostnet.ovs("add-port", bridge, "foreign0", "tag=22", "--", "set", "Interface", "foreign0",
+                "type=internal")
+    dangling = os.path.join(hostnet.NETNS_DIR, "4999999")
+    os.symlink("/proc/4999999/ns/net", dangling)
+    try:
+        hostnet.remove_container(dead.id)
+        before = (our_ports(bridge), leases(plugin))
+        dry = plugin.ok("gc", "--dry-run").output
+        assert "22-dead" in dry and "22-live" not in dry and dangling in dry
+        assert (our_ports(bridge), leases(plugin)) == before and os.path.islink(dangling)
+        plugin.ok("gc")
+        assert set(our_ports(bridge)) == {names.host_veth(live.id, "eth1"), "foreign0"}
+        assert len(leases(plugin)) == 1 and not os.path.lexists(dangling)
+        assert [r["pod"] for r in rows(plugin)] == ["22-live"]
+        assert plugin.ok("gc").output.strip() == "nothing to sweep"
+        plugin.ok("teardown", NS, "22-live", live.id)
+    finally:
+        hostnet.ovs("--if-exists", "del-port", "foreign0")
+        if os.path.lexists(dangling):
+            os.unlink(dangling)
+
+
+def test_gc_refuses_to_guess_without_docker(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    plugin.ok("setup", NS, "22-x", container.id)
+    plugin.configure(base_config(bridge, docker_url=f"unix://{tmp_path}/none.sock"))
+    call = plugin("gc")
+    assert call.code == 5 and "Docker" in call.output and len(call.lines) == 1
+    assert len(our_ports(bridge)) == 1
+    plugin.ok("teardown", NS, "22-x", container.id)
+
+
+def test_doctor_passes_then_names_the_broken_check(tmp_path, plugin, bridge):
+    plugin.ok("init")
+    report = json.loads(plugin.ok("doctor", "--json").output)
+    assert all(c["ok"] for c in report), report
+    assert {"open vswitch", "docker", "pipework", "kubelet install", f"bridge {bridge}"} <= {
+        c["name"] for c in report}
+    plugin.configure(base_config(bridge, pipework=str(tmp_path / "nowhere")))
+    call = plugin("doctor")
+    assert call.code != 0
+    failing = [line for line in call.lines if line.startswith("pipework")]
+    assert failing and "False" in failing[0] and "install pipework" in failing[0]
+
+
+def test_two_networks_per_pod_all_or_nothing(tmp_path, bridge, container):
+    second = "tc" + os.urandom(3).hex()
+    config = base_config(bridge, attachments=[
+        {"interface": "eth1", "primary": True},
+        {"interface": "eth2", "bridge": second, "vlan": {"rule": "fixed", "tag": 300}}])
+    plugin = make_plugin(str(tmp_path), config)
+    call = plugin("setup", NS, "22-multi", container.id)
+    assert call.code != 0 and len(call.lines) == 1, call.output
+    assert our_ports(bridge) == {} and leases(plugin) == []
+    assert hostnet.container_addresses(container.id, "eth1") == []
+    plugin.ok("init")
+    try:
+        plugin.ok("setup", NS, "22-multi", container.id)
+        assert our_ports(bridge)[names.host_veth(container.id, "eth1")]["tag"] == 22
+        assert our_ports(second)[names.host_veth(container.id, "eth2")]["tag"] == 300
+        eth1 = hostnet.container_addresses(container.id, "eth1")
+        assert hostnet.container_addresses(container.id, "eth2")
+        plugin.configure({**config, "status": {"report": "vlan"}})
+        assert f"{status_ip(plugin.ok('status', NS, '22-multi', container.id).output)}/24" in eth1
+        plugin.ok("teardown", NS, "22-multi", container.id)
+        assert our_ports(bridge) == {} and our_ports(second) == {} and leases(plugin) == []
+    finally:
+        hostnet.delete_bridge(second)
+
+
+def test_state_dir_writable_by_others_is_refused(plugin, bridge, container):
+    os.makedirs(plugin.state_dir, exist_ok=True)
+    os.chmod(plugin.state_dir, 0o777)
+    call = plugin("setup", NS, "22-x", container.id)
+    assert call.code == 3 and "state_dir" in call.output and "chmod go-w" in call.output
+    assert our_ports(bridge) == {}
+
+
+def test_status_and_teardown_work_with_docker_unreachable(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    plugin.ok("setup", NS, "22-x", container.id)
+    ip = status_ip(plugin.ok("status", NS, "22-x", container.id).output)
+    plugin.configure(base_config(bridge, docker_url=f"unix://{tmp_path}/none.sock"))
+    assert status_ip(plugin.ok("status", NS, "22-x", container.id).output) == ip
+    plugin.ok("teardown", NS, "22-x", container.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+def test_teardown_after_ovs_vswitchd_restart(plugin, bridge, container):
+    plugin.ok("setup", NS, "22-x", container.id)
+    hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"])
+    hostnet.wait_until(lambda: hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "version"],
+                                           check=False).returncode != 0, timeout=10)
+    hostnet.run(["ovs-vswitchd", "--pidfile", "--detach", "--disable-system", "--log-file"])
+    plugin.ok("teardown", NS, "22-x", container.id)
+    assert hostnet.wait_until(lambda: os.path.exists(f"/sys/class/net/{bridge}"), timeout=30)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+def test_stale_pipework_port_of_a_dead_pod_with_the_same_pid(plugin, bridge, container):
+    """The reference plugin's leftover: `veth1pl<PID>` with another tag, the PID now reused."""
+    stale = f"veth1pl{container.pid}"
+    hostnet.ovs("add-port", bridge, stale, "tag=99", "--", "set", "Interface", stale,
+                "type=internal")
+    try:
+        plugin.ok("setup", NS, "22-x", container.id)
+        assert our_ports(bridge)[names.host_veth(container.id, "eth1")]["tag"] == 22
+        assert our_ports(bridge)[stale]["tag"] == 99
+        plugin.ok("teardown", NS, "22-x", container.id)
+    finally:
+        hostnet.ovs("--if-exists", "del-port", stale)
+
+
+def test_concurrent_setup_and_teardown(plugin, bridge, make_container):
+    """Different pods in parallel, and the same pod set up and torn down at once."""
+    pods = [(f"{22 + i % 2}-p{i}", make_container(f"p{i}")) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        calls = list(pool.map(lambda p: plugin("setup", NS, p[0], p[1].id), pods))
+    assert all(c.code == 0 for c in calls), [c.output for c in calls]
+    assert len({a for _, c in pods for a in hostnet.container_addresses(c.id, "eth1")}) == 8
+    same_pod, same = pods[0]
+    with ThreadPoolExecutor(8) as pool:
+        work = [("setup" if i % 2 else "teardown", NS, same_pod, same.id) for i in range(8)]
+        work += [("teardown", NS, pod, c.id) for pod, c in pods[1:]]
+        calls = list(pool.map(lambda argv: plugin(*argv), work))
+    assert all(c.code == 0 for c in calls), [c.output for c in calls]
+    attached = set(our_ports(bridge))
+    assert attached <= {names.host_veth(same.id, "eth1")}
+    assert len(leases(plugin)) == len(attached)
+    assert bool(hostnet.container_addresses(same.id, "eth1")) == bool(attached)
+    plugin.ok("teardown", NS, same_pod, same.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+KILL_RUNS = int(os.environ.get("VLANPIPE_KILL_RUNS", "50"))
+
+
+def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(plugin, bridge, make_container):
+    """SIGKILL at a random moment of setup (the plugin alone, or with its pipework child),
+    then the kubelet's retry with a new infra container, then gc: nothing is left of the
+    killed attempt. The retried pods are torn down at the end: nothing is left at all."""
+    rng = random.Random(20261130)
+    plugin.ok("init")
+    survivors = []
+    for run in range(KILL_RUNS):
+        pod = f"{22 + run % 2}-k{run}"
+        first = make_container(f"k{run}")
+        proc = subprocess.Popen([plugin.path, "setup", NS, pod, first.id], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.0, 0.6))
+        whole_group = rng.random() < 0.5
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+        hostnet.wait_until(lambda: not _processes_mentioning(first.id), timeout=30)
+        hostnet.remove_container(first.id)
+        retry = make_container(f"k{run}r")
+        plugin.ok("setup", NS, pod, retry.id)
+        survivors.append((pod, retry))
+    plugin.ok("gc")
+    hostnet.wait_until(lambda: not _leftovers(plugin, bridge, survivors), timeout=10)
+    assert _leftovers(plugin, bridge, survivors) == []
+    for pod, c in survivors:
+        plugin.ok("teardown", NS, pod, c.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """pipework children that outlived a killed plugin still hold the container id in argv."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if text.encode() in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def _leftovers(plugin, bridge, survivors) -> list[str]:
+    wanted = {names.host_veth(c.id, "eth1") for _, c in survivors}
+    problems = [f"port {p}" for p in our_ports(bridge) if p not in wanted]
+    problems += [f"link {l}" for l in hostnet.host_links()
+                 if hostnet.PLUGIN_VETH_RE.match(l) and l not in wanted]
+    problems += [f"netns {n}" for n in hostnet.netns_links()]
+    if len(leases(plugin)) != len(survivors):
+        problems.append(f"{len(leases(plugin))} leases for {len(survivors)} pods")
+    return problems
