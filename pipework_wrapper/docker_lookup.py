@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin.errors import ContainerError
+from plugin.errors import ContainerError, DockerUnavailable
 
 # Pinned rather than "auto": negotiating costs one more request on every setup, and every
 # dockerd since 20.10 speaks 1.41.
@@ -35,8 +35,8 @@ def inspect(container_id: str, base_url: str, timeout: float) -> InfraContainer:
         raise ContainerError(f"infra container {container_id[:12]} is unknown to Docker",
                              "pass the id of the pod's running infra container") from None
     except (DockerException, RequestException) as exc:
-        raise ContainerError(f"Docker does not answer at {base_url} ({_short(exc)})",
-                             "start dockerd or set docker_url in the config") from None
+        raise DockerUnavailable(f"Docker does not answer at {base_url} ({_short(exc)})",
+                                "start dockerd or set docker_url in the config") from None
     state = data.get("State") or {}
     return InfraContainer(data["Id"], data.get("Name", "").lstrip("/"),
                           int(state.get("Pid") or 0), bool(state.get("Running")))
@@ -62,6 +62,6 @@ def running_ids(base_url: str, timeout: float) -> set[str]:
         with _client(base_url, timeout) as client:
             return {c["Id"] for c in client.containers(quiet=True)}
     except (DockerException, RequestException) as exc:
-        raise ContainerError(f"Docker does not answer at {base_url} ({_short(exc)})",
-                             "start dockerd: without it the plugin cannot tell which pods "
-                             "are gone") from None
+        raise DockerUnavailable(f"Docker does not answer at {base_url} ({_short(exc)})",
+                                "start dockerd: without it the plugin cannot tell which pods "
+                                "are gone") from None

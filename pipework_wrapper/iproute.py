@@ -43,6 +43,14 @@ def set_mtu(pid: int, ifname: str, host_ifname: str, mtu: int, timeout: float = 
         timeout=timeout)
 
 
+def add_route(pid: int, ifname: str, destination: str, gateway: str | None,
+              timeout: float = 10.0) -> None:
+    """A route of the pod's network inside the container (`replace`: idempotent)."""
+    via = ["via", gateway] if gateway else []
+    run("nsenter", ["-t", str(pid), "-n", "ip", "route", "replace", destination, *via,
+                    "dev", ifname], timeout=timeout)
+
+
 def netns_link(pid: int) -> str:
     """The /var/run/netns entry pipework makes (and leaves behind when it fails)."""
     return os.path.join(NETNS_DIR, str(pid))

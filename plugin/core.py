@@ -61,13 +61,20 @@ class Undo:
 
 @dataclass(frozen=True)
 class Want:
-    """One interface a front-end asks for; `lease` set when the caller already has an address."""
+    """One interface a front-end asks for.
+
+    `lease` is set when the caller already has an address (a CNI IPAM plugin), `mac` when
+    the pod asks for one, `marks` are extra external_ids written in the same transaction
+    as the ownership marks (the CNI network's name, which its GC finds ports by).
+    """
 
     interface: str
     bridge: str
     vlan: int
     primary: bool = True
     lease: Lease | None = None
+    mac: str | None = None
+    marks: tuple[tuple[str, str], ...] = ()
 
 
 class Core:
@@ -110,8 +117,8 @@ class Core:
                 # gc finds the ports, veths and leases of the container by these records.
                 undo.push(lambda: self._restore(ref.infra_id, previous))
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
-                for record, lease in prepared:
-                    self._plug(container, record, lease, undo)
+                for (record, lease), want in zip(prepared, wants):
+                    self._plug(container, record, lease, dict(want.marks), undo)
             except BaseException as exc:
                 problems = undo.run()
                 if problems and isinstance(exc, Exception):
@@ -197,13 +204,14 @@ class Core:
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
             interface=want.interface, bridge=want.bridge,
             port=names.host_veth(ref.infra_id, want.interface), vlan=vlan,
-            address=str(lease.address), network=lease.network, mac=mac_for(lease.address.ip),
+            address=str(lease.address), network=lease.network,
+            mac=want.mac or mac_for(lease.address.ip),
             gateway=str(lease.gateway or ""), primary=want.primary)
         self.log.set(vlan=vlan, address=record.address, port=record.port)
         return record, lease
 
     def _plug(self, container: InfraContainer, record: Attachment, lease: Lease,
-              undo: Undo) -> None:
+              marks: dict[str, str], undo: Undo) -> None:
         port, ifname = record.port, record.interface
         with self.log.phase(f"clear-{ifname}"):
             self._clear_stale(port)
@@ -214,7 +222,7 @@ class Core:
                 gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout)
         with self.log.phase(f"mark-{ifname}"):
             self.ovs.plug(record.bridge, port, record.vlan,
-                          record.external_ids(self.config.node_name))
+                          {**record.external_ids(self.config.node_name), **marks})
         with self.log.phase(f"verify-{ifname}"):
             self._finish(container.pid, ifname, port, lease)
 
@@ -235,8 +243,12 @@ class Core:
             undo.push(lambda: iproute.remove_netns_link(pid))
 
     def _finish(self, pid: int, ifname: str, port: str, lease: Lease) -> None:
+        """What pipework does not do (MTU, extra routes), then a check of what it did."""
         if lease.mtu:
             iproute.set_mtu(pid, ifname, port, lease.mtu)
+        for route in lease.routes:
+            iproute.add_route(pid, ifname, str(route.destination),
+                              str(route.gateway) if route.gateway else None)
         found = iproute.container_addresses(pid, ifname)
         if str(lease.address) not in found:
             raise BackendError(

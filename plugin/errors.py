@@ -48,6 +48,10 @@ class ContainerError(PluginError):
     exit_code = 5
 
 
+class DockerUnavailable(ContainerError):
+    """dockerd does not answer: unlike an unknown container, worth a retry later."""
+
+
 class BackendError(PluginError):
     """Open vSwitch, pipework, ip or an allocator backend failed or did not answer."""
 

@@ -35,6 +35,10 @@ POD_COMMANDS = ("setup", "teardown", "status")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get("CNI_COMMAND"):
+        from plugin.cni.main import main as cni_main
+
+        return cni_main()
     argv = list(sys.argv if argv is None else argv)
     started = time.monotonic()
     executable, args = argv[0], argv[1:]

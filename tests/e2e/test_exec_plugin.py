@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from plugin import names
-from tests.support import hostnet
+from tests.support import hostnet, pluginstate
+from tests.support.pluginstate import our_ports
 from tests.support.kubelet import make_plugin, status_ip
 
 SUBNET = "10.99.0.0/24"
@@ -31,17 +32,7 @@ def base_config(bridge: str, **extra):
 
 
 def leases(plugin) -> list[str]:
-    """Addresses leased on disk by the local allocator; its owner index must match them."""
-    addresses, owners = [], []
-    for root, _, files in os.walk(os.path.join(plugin.state_dir, "ipam")):
-        kind = os.path.basename(root)
-        (addresses if kind == "addr" else owners if kind == "owner" else []).extend(files)
-    assert len(owners) == len(addresses), (owners, addresses)
-    return sorted(addresses)
-
-
-def our_ports(bridge: str) -> dict[str, dict]:
-    return {n: p for n, p in hostnet.ovs_ports().items() if p["bridge"] == bridge and n != bridge}
+    return pluginstate.leases(plugin.state_dir)
 
 
 def test_article_scenario(plugin, bridge, make_container):

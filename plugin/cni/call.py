@@ -1,0 +1,24 @@
+"""One CNI call as the handlers see it: environment, network config, plugin config, log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plugin.calllog import CallLog
+from plugin.cni.env import Environment
+from plugin.cni.netconf import NetConf
+from plugin.config import Config
+
+
+@dataclass
+class Call:
+    env: Environment
+    conf: NetConf
+    config: Config
+    log: CallLog
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, text: str) -> None:
+        """Something accepted but not done as asked: said in the log, never on stdout."""
+        self.warnings.append(text)
+        self.log.set(warnings=list(self.warnings))

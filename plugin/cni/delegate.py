@@ -1,0 +1,171 @@
+"""IPAM delegated to a standard CNI plugin found on CNI_PATH (host-local, static, dhcp...).
+
+Run as the spec's delegation section says: the same environment and the
+same network config, its stderr left on ours, its result or CNI error read
+from its stdout. Its spec version is asked for first (VERSION), because
+Debian's host-local stops at 1.0.0: a 1.1.0 config is handed to it as the
+newest version it speaks, which answers in the same shape. Its errors keep
+their CNI code; only the message says which plugin spoke.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from plugin.cni import versions
+from plugin.cni.env import Environment
+from plugin.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
+                               INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
+from plugin.cni.netconf import NetConf
+from plugin.ipam.base import IPAddress, IPInterface, Lease
+
+TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
+
+
+@dataclass(frozen=True)
+class IpamResult:
+    address: IPInterface
+    gateway: IPAddress | None
+    routes: tuple[Mapping[str, Any], ...]
+    dns: Mapping[str, Any]
+
+    def lease(self, network: str, mtu: int | None, default_gateway: bool) -> Lease:
+        """The lease the core plugs in. pipework makes any gateway it is given the pod's
+        default route, so the gateway goes along only when the config asks for that
+        (isDefaultGateway), as the reference bridge plugin does."""
+        return Lease(network=network, address=self.address,
+                     gateway=self.gateway if default_gateway else None, mtu=mtu)
+
+
+class Delegate:
+    def __init__(self, conf: NetConf, env: Environment) -> None:
+        assert conf.ipam_type is not None
+        self.kind = conf.ipam_type
+        self.conf = conf
+        self.env = env
+
+    def add(self) -> IpamResult:
+        return parse_result(self.kind, self._run("ADD", self._version()))
+
+    def delete(self, container_id: str = "", ifname: str = "") -> None:
+        overrides = {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname} if container_id else {}
+        self._run("DEL", self._version(), overrides)
+
+    def check(self) -> None:
+        version = self._version()
+        if versions.at_least(version, "0.4.0"):
+            self._run("CHECK", version)
+
+    def status(self) -> None:
+        """Asked only of a plugin that speaks 1.1.0: older ones have no STATUS."""
+        version = self._version()
+        if versions.at_least(version, "1.1.0"):
+            self._run("STATUS", version)
+
+    def collect(self, stale: Iterable[tuple[str, str]]) -> None:
+        """GC for a plugin that speaks 1.1.0; DEL of each stale attachment for an older one."""
+        version = self._version()
+        if versions.at_least(version, "1.1.0"):
+            self._run("GC", version)
+            return
+        for container_id, ifname in stale:
+            self._run("DEL", version, {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname})
+
+    def _version(self) -> str:
+        answer = self._exec("VERSION", json.dumps({"cniVersion": self.conf.cni_version}).encode(),
+                            {})
+        theirs = answer.get("supportedVersions") if answer else None
+        if not isinstance(theirs, list):
+            theirs = []
+        chosen = versions.negotiate(self.conf.cni_version, theirs)
+        if chosen is None:
+            raise CniError(INCOMPATIBLE_VERSION, f"IPAM plugin {self.kind} speaks no CNI version "
+                           f"vlanpipe can use ({theirs})", "use a newer IPAM plugin")
+        return chosen
+
+    def _run(self, command: str, version: str,
+             overrides: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        stdin = self.conf.raw if version == self.conf.cni_version else \
+            json.dumps({**self.conf.document, "cniVersion": version}).encode()
+        return self._exec(command, stdin, overrides or {})
+
+    def _exec(self, command: str, stdin: bytes,
+              overrides: Mapping[str, str]) -> dict[str, Any] | None:
+        env = {**self.env.variables, "CNI_COMMAND": command, **overrides}
+        try:
+            proc = subprocess.run([self._path()], input=stdin, stdout=subprocess.PIPE,
+                                  env=env, timeout=TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} did not answer {command} "
+                           f"within {TIMEOUT:g}s", "see the IPAM plugin's own log") from None
+        except OSError as exc:
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} cannot be run "
+                           f"({exc.strerror})", "check the file on CNI_PATH") from None
+        answer = _json(proc.stdout)
+        if proc.returncode != 0:
+            raise _failure(self.kind, command, proc.returncode, answer, proc.stdout)
+        if proc.stdout.strip() and answer is None:
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} answered {command} with "
+                           "something that is not a JSON object", proc.stdout[:200].decode(
+                               errors="replace"))
+        return answer
+
+    def _path(self) -> str:
+        if not self.env.path:
+            raise CniError(INVALID_ENVIRONMENT, "CNI_PATH is not set",
+                           f"ipam.type {self.kind} is an IPAM plugin looked up on CNI_PATH")
+        for directory in self.env.path:
+            candidate = os.path.join(directory, self.kind)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+        raise CniError(INVALID_CONFIG, f"IPAM plugin {self.kind} is not on CNI_PATH "
+                       f"({':'.join(self.env.path)})",
+                       "install it (Debian: containernetworking-plugins, in /usr/lib/cni) "
+                       "or fix ipam.type")
+
+
+def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
+    """The one address an IPAM result holds, with its gateway, routes and DNS."""
+    answer = answer or {}
+    ips = answer.get("ips")
+    if not isinstance(ips, list) or not ips:
+        raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned no address",
+                       "check its configuration (ranges, subnet)")
+    if len(ips) > 1:
+        given = ", ".join(str(ip.get("address")) for ip in ips if isinstance(ip, dict))
+        raise CniError(UNSUPPORTED_FIELD, f"IPAM plugin {kind} returned {len(ips)} addresses "
+                       f"({given})",
+                       "vlanpipe gives an interface one address: configure one range in ipam")
+    try:
+        address = ipaddress.ip_interface(ips[0]["address"])
+        gateway = ipaddress.ip_address(ips[0]["gateway"]) if ips[0].get("gateway") else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable address "
+                       f"{ips[0]!r}", "check the IPAM plugin") from None
+    routes, dns = answer.get("routes") or [], answer.get("dns") or {}
+    return IpamResult(address, gateway,
+                      tuple(r for r in routes if isinstance(r, dict)) if isinstance(routes, list)
+                      else (), dns if isinstance(dns, dict) else {})
+
+
+def _failure(kind: str, command: str, status: int, answer: Mapping[str, Any] | None,
+             output: bytes) -> CniError:
+    code = answer.get("code") if answer else None
+    if answer and isinstance(code, int) and not isinstance(code, bool) and code > 0:
+        return CniError(code, f"IPAM plugin {kind}: {answer.get('msg') or 'failed'}",
+                        str(answer.get("details") or ""))
+    return CniError(DELEGATE_FAILED, f"IPAM plugin {kind} failed {command} (exit {status})",
+                    output[:200].decode(errors="replace") or "it printed no CNI error")
+
+
+def _json(output: bytes) -> dict[str, Any] | None:
+    try:
+        answer = json.loads(output)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) else None

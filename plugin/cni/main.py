@@ -1,0 +1,85 @@
+"""The CNI front-end: environment and stdin in, one JSON document on stdout, exit status.
+
+The only place where errors become CNI error JSON. Nothing else is ever
+written to stdout (the runtime parses it whole); the call is logged to the
+configured log file. Modules that need plumbum or the Docker SDK are imported
+only by the commands that use them: VERSION needs neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable, Optional
+
+from plugin.calllog import CallLog
+from plugin.cni import env as cni_env
+from plugin.cni import netconf, versions
+from plugin.cni.call import Call
+from plugin.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
+from plugin.errors import PluginError
+
+Handler = Callable[[Call], Optional[dict[str, Any]]]
+
+
+def main() -> int:
+    version = versions.LATEST
+    log = None
+    try:
+        env = cni_env.read(os.environ)
+        stdin = _stdin()
+        if env.command == "VERSION":
+            _emit(versions.report(stdin))
+            return 0
+        parsed = netconf.decode(stdin)
+        requested = netconf.version_of(parsed)
+        versions.require(env.command, requested)
+        version = requested
+        conf = netconf.parse(parsed, stdin)
+        config = netconf.plugin_config(conf, env.ifname)
+        log = CallLog(config.log_file, f"cni-{env.command.lower()}", config.debug)
+        log.set(network=conf.name, cni_version=version, container_id=env.container_id[:12],
+                ifname=env.ifname, netns=env.netns)
+        call = Call(env, conf, config, log)
+        for warning in conf.warnings:
+            call.warn(warning)
+        output = _handler(env.command)(call)
+    except PluginError as exc:
+        if log:
+            log.write("error", exc.line())
+        _emit(document(exc, version))
+        return EXIT_STATUS
+    except Exception as exc:
+        if log:
+            log.write("crash", "".join(traceback.format_exception(exc)))
+        _emit(document(CniError(INTERNAL, f"internal error: {type(exc).__name__}: {exc}",
+                                "this is a bug; the traceback is in the plugin log"), version))
+        return EXIT_STATUS
+    log.write("ok")
+    if output is not None:
+        _emit(output)
+    return 0
+
+
+def _stdin() -> bytes:
+    try:
+        return sys.stdin.buffer.read()
+    except (OSError, AttributeError) as exc:
+        raise CniError(IO_FAILURE, f"cannot read the network config from stdin ({exc})",
+                       "the runtime must pass the network config on stdin") from None
+
+
+def _handler(command: str) -> Handler:
+    from plugin.cni import attach, network
+
+    handlers: dict[str, Handler] = {"ADD": attach.add, "DEL": attach.delete,
+                                    "CHECK": attach.check, "STATUS": network.status,
+                                    "GC": network.gc}
+    return handlers[command]
+
+
+def _emit(body: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(body) + "\n")
+    sys.stdout.flush()

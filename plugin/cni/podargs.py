@@ -1,0 +1,79 @@
+"""What one pod asks of this network: a VLAN, an address, a MAC.
+
+Multus passes them in two places: `runtimeConfig` (the runtime's capabilities
+`ips` and `mac`, from the pod's network-selection annotation) and `args.cni`
+(the annotation's `cni-args`, free-form). This is what lets one network
+attachment definition serve many VLANs. `runtimeConfig` wins where both say
+something: it is the runtime's word, `args` the user's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from plugin.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
+from plugin.ipam.base import IPInterface
+from plugin.vlan import VLAN_MAX, VLAN_MIN
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    vlan: int | None = None
+    address: IPInterface | None = None
+    mac: str | None = None
+
+
+def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) -> PodRequest:
+    def pick(key: str) -> tuple[str, Any]:
+        for where, source in (("runtimeConfig", runtime_config), ("args.cni", args_cni)):
+            if source.get(key) is not None:
+                return f"{where}.{key}", source[key]
+        return key, None
+
+    return PodRequest(vlan=_vlan(*pick("vlan")), address=_address(*pick("ips")),
+                      mac=_mac(*pick("mac")))
+
+
+def _vlan(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():  # annotations are often all strings
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not VLAN_MIN <= value <= VLAN_MAX:
+        raise _invalid(key, value, f"must be a VLAN id between {VLAN_MIN} and {VLAN_MAX}")
+    return value
+
+
+def _address(key: str, value: Any) -> IPInterface | None:
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(key, value, 'must be a list of addresses like ["10.0.0.5/24"]')
+    if len(value) > 1:
+        raise CniError(UNSUPPORTED_FIELD, f"{key} = {value!r} lists more than one address",
+                       "vlanpipe gives an interface one address: ask for one")
+    if "/" not in value[0]:
+        raise _invalid(key, value, "needs a prefix length, as in 10.0.0.5/24")
+    try:
+        return ipaddress.ip_interface(value[0].strip())
+    except ValueError:
+        raise _invalid(key, value, "is not an address with a prefix length") from None
+
+
+def _mac(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.lower() if isinstance(value, str) else ""
+    if not _MAC.match(text) or int(text[:2], 16) & 1:
+        raise _invalid(key, value, "must be a unicast MAC like 0a:58:0a:00:00:05")
+    return text
+
+
+def _invalid(key: str, value: Any, why: str) -> CniError:
+    return CniError(INVALID_CONFIG, f"{key} = {value!r} {why}",
+                    "fix the pod's network-selection annotation (ips, mac, cni-args)")

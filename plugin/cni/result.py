@@ -1,0 +1,84 @@
+"""CNI results in the shape of the requested spec version, and what CHECK reads back.
+
+Pure functions: the handlers gather the facts (record, host link, sandbox),
+these only shape them. The host end of the veth is listed (without a
+sandbox) because chained plugins such as `bandwidth` look for it there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from plugin.cni import versions
+from plugin.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
+from plugin.cni.host import HostLink
+from plugin.records import Attachment
+
+DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What prevResult says the container's interface holds."""
+
+    addresses: tuple[str, ...]
+    mac: str
+
+
+def success(version: str, record: Attachment, sandbox: str, host: HostLink, gateway: str,
+            dns: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ADD result: `previous` (a chained prevResult) passed through, ours appended.
+
+    `gateway` is the subnet's gateway as the IPAM reported it; a default route
+    is listed only when pipework set one (the record has a gateway).
+    """
+    previous = previous or {}
+    with_mtu = versions.at_least(version, "1.1.0") and host.mtu is not None
+    interfaces = [*previous.get("interfaces", []),
+                  _interface(host.name, host.mac, None, host.mtu if with_mtu else None),
+                  _interface(record.interface, record.mac, sandbox, host.mtu if with_mtu else None)]
+    address = ipaddress.ip_interface(record.address)
+    ip: dict[str, Any] = {"address": record.address}
+    if versions.has_ip_version(version):
+        ip = {"version": str(address.version), **ip}
+    if gateway:
+        ip["gateway"] = gateway
+    ip["interface"] = len(interfaces) - 1
+    routes = list(previous.get("routes", []))
+    if record.gateway:
+        routes.append({"dst": DEFAULT_ROUTE[address.version], "gw": record.gateway})
+    return {"cniVersion": version, "interfaces": interfaces,
+            "ips": [*previous.get("ips", []), ip], "routes": routes,
+            "dns": dict(previous.get("dns") or dns)}
+
+
+def _interface(name: str, mac: str, sandbox: str | None, mtu: int | None) -> dict[str, Any]:
+    found: dict[str, Any] = {"name": name}
+    if mac:
+        found["mac"] = mac
+    if mtu is not None:
+        found["mtu"] = mtu
+    if sandbox:
+        found["sandbox"] = sandbox
+    return found
+
+
+def expected(previous: Mapping[str, Any] | None, ifname: str) -> Expected:
+    """Our interface in prevResult (the one named `ifname` inside a sandbox) and its IPs."""
+    if previous is None:
+        raise CniError(INVALID_CONFIG, "CHECK needs prevResult in the network config",
+                       "the runtime must pass the result of the ADD")
+    interfaces, ips = previous.get("interfaces"), previous.get("ips")
+    if not isinstance(interfaces, list) or not isinstance(ips, list):
+        raise CniError(INVALID_CONFIG, "prevResult has no interfaces and ips lists",
+                       "the runtime must pass the result of the ADD")
+    index = next((i for i, item in enumerate(interfaces) if isinstance(item, dict)
+                  and item.get("name") == ifname and item.get("sandbox")), None)
+    if index is None:
+        raise CniError(CHECK_FAILED, f"prevResult lists no interface {ifname} in a sandbox",
+                       "the runtime must pass the result of this attachment's ADD")
+    addresses = tuple(str(ip.get("address")) for ip in ips
+                      if isinstance(ip, dict) and ip.get("interface") == index)
+    return Expected(addresses, str(interfaces[index].get("mac", "")).lower())

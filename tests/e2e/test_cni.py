@@ -1,0 +1,388 @@
+"""The CNI front-end end to end: called as a runtime calls it (env, stdin, stdout, exit
+status), against real Open vSwitch, Docker, pipework and Debian's host-local, for every
+supported spec version."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import pytest
+
+from plugin.cni.versions import SUPPORTED
+from plugin.cni.network import MARK
+from tests.support import hostnet, pluginstate
+from tests.support.pluginstate import our_ports
+from tests.support.cni_runtime import Reply, Runtime, pod_args
+
+NS = "default"
+VERSIONS = pytest.mark.parametrize("version", SUPPORTED)
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Runtime:
+    return Runtime(str(tmp_path))
+
+
+def leases(runtime: Runtime) -> list[str]:
+    return pluginstate.leases(runtime.state_dir)
+
+
+def host_local_leases(data_dir) -> list[str]:
+    """Addresses host-local holds for the network (one file each, named by the address)."""
+    network = data_dir / "vlan-net"
+    if not network.exists():
+        return []
+    return sorted(f.name for f in network.iterdir() if f.name[0].isdigit())
+
+
+def add(runtime: Runtime, conf: dict, container, pod: str = "web", **kwargs) -> dict:
+    body = runtime.ok("ADD", conf, container, args=pod_args(NS, pod, container.id), **kwargs).body
+    assert body is not None
+    return body
+
+
+def assert_gone(runtime: Runtime, bridge: str, container) -> None:
+    """No port, no lease, and no net1 left in the (still running) container."""
+    assert our_ports(bridge) == {}
+    assert leases(runtime) == []
+    assert hostnet.container_addresses(container.id, "net1") == []
+
+
+def as_used(version: str, ip: dict) -> None:
+    """The IP entry has the family field exactly in the versions that have it."""
+    assert ("version" in ip) == version.startswith("0."), ip
+    if "version" in ip:
+        assert ip["version"] == str(ipaddress.ip_interface(ip["address"]).version)
+
+
+@VERSIONS
+def test_add_check_del(runtime, bridge, container, version):
+    conf = runtime.netconf(version, bridge, vlan=22)
+    result = add(runtime, conf, container)
+    assert result["cniVersion"] == version
+    host_if, pod_if = result["interfaces"]
+    assert pod_if["name"] == "net1" and pod_if["sandbox"] == f"/proc/{container.pid}/ns/net"
+    assert "sandbox" not in host_if and pod_if["mac"].startswith("0a:58:")
+    assert ("mtu" in pod_if) == (version == "1.1.0")
+    (ip,) = result["ips"]
+    as_used(version, ip)
+    assert ip["interface"] == 1 and ip["address"].startswith("10.97.0.")
+    assert hostnet.container_addresses(container.id, "net1") == [ip["address"]]
+    port = our_ports(bridge)[host_if["name"]]
+    assert port["tag"] == 22
+    assert port["external_ids"]["owner"] == "vlanpipe"
+    assert port["external_ids"][MARK] == "vlan-net"
+    assert port["external_ids"]["vlanpipe-pod"] == "web"
+    with_prev = {**conf, "prevResult": result}
+    if version == "0.3.1":
+        runtime.fails(1, "CHECK", with_prev, container)
+    else:
+        assert runtime.ok("CHECK", with_prev, container).stdout == ""
+    assert runtime.ok("DEL", with_prev, container).stdout == ""
+    assert_gone(runtime, bridge, container)
+    records = runtime.log_records()
+    assert [r["command"] for r in records][-1] == "cni-del"
+    assert all(r["outcome"] == "ok" for r in records)
+
+
+@VERSIONS
+def test_del_twice(runtime, bridge, container, version):
+    conf = runtime.netconf(version, bridge, vlan=22)
+    add(runtime, conf, container)
+    runtime.ok("DEL", conf, container)
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+@VERSIONS
+def test_del_after_container_removed(runtime, bridge, make_container, version):
+    c = make_container()
+    conf = runtime.netconf(version, bridge, vlan=22)
+    add(runtime, conf, c)
+    hostnet.remove_container(c.id)
+    runtime.ok("DEL", conf, c, drop=("CNI_NETNS",))
+    runtime.ok("DEL", conf, c)
+    assert our_ports(bridge) == {} and leases(runtime) == []
+
+
+def test_del_of_never_added_and_non_docker_ids_succeeds(runtime, bridge):
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    for container_id in ("a" * 64, "not-docker"):
+        runtime.ok("DEL", conf, env={"CNI_CONTAINERID": container_id})
+
+
+@VERSIONS
+def test_per_pod_vlan_from_args_cni(runtime, bridge, container, version):
+    """One network config, the VLAN chosen per pod (Multus `cni-args`)."""
+    conf = runtime.netconf(version, bridge, vlan=22, args={"cni": {"vlan": 23}})
+    result = add(runtime, conf, container)
+    assert our_ports(bridge)[result["interfaces"][0]["name"]]["tag"] == 23
+    if version != "0.3.1":
+        runtime.ok("CHECK", {**conf, "prevResult": result}, container)
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+def test_vlans_from_args_isolate_pods(runtime, bridge, make_container):
+    """Two pods on VLAN 22 reach each other, a third on 23 (same subnet) reaches neither."""
+    pods = {"a": (make_container("a"), 22), "b": (make_container("b"), 22),
+            "c": (make_container("c"), 23)}
+    ips = {}
+    for name, (c, vlan) in pods.items():
+        conf = runtime.netconf("1.0.0", bridge, args={"cni": {"vlan": vlan}})
+        ips[name] = add(runtime, conf, c, pod=name)["ips"][0]["address"]
+    (a, _), (b, _), (c, _) = pods.values()
+    assert hostnet.ping(a.id, ips["b"]) and hostnet.ping(b.id, ips["a"])
+    assert not hostnet.ping(a.id, ips["c"]) and not hostnet.ping(c.id, ips["a"])
+    for name, (c, _) in pods.items():
+        runtime.ok("DEL", runtime.netconf("1.0.0", bridge), c)
+    assert our_ports(bridge) == {} and leases(runtime) == []
+
+
+def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, container):
+    """No vlan key: the reference rule (VLAN from the pod name); the address from
+    runtimeConfig.ips, the MTU from the config."""
+    conf = runtime.netconf("1.1.0", bridge, mtu=1400,
+                           runtimeConfig={"ips": ["10.97.0.200/24"]})
+    result = add(runtime, conf, container, pod="24-web")
+    assert result["ips"][0]["address"] == "10.97.0.200/24"
+    assert result["interfaces"][1]["mtu"] == 1400
+    assert our_ports(bridge)[result["interfaces"][0]["name"]]["tag"] == 24
+    assert hostnet.container_addresses(container.id, "net1") == ["10.97.0.200/24"]
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+def test_requested_mac_and_network_routes_are_applied(runtime, bridge, container):
+    network = {"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24",
+               "routes": [{"dst": "10.200.0.0/16", "gw": "10.97.0.1"}]}
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, runtimeConfig={"mac": "0a:58:11:22:33:44"},
+                           vlanpipe={"networks": [network]})
+    result = add(runtime, conf, container)
+    assert result["interfaces"][1]["mac"] == "0a:58:11:22:33:44"
+    link = hostnet.in_container(container.id, "ip", "-o", "link", "show", "dev", "net1").stdout
+    assert "link/ether 0a:58:11:22:33:44" in link
+    routes = hostnet.in_container(container.id, "ip", "route").stdout
+    assert "10.200.0.0/16 via 10.97.0.1 dev net1" in routes
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+@VERSIONS
+def test_ipam_delegated_to_host_local(runtime, bridge, container, tmp_path, version):
+    data = tmp_path / "host-local"
+    conf = runtime.netconf(version, bridge, vlan=22, ipam={
+        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+    result = add(runtime, conf, container)
+    (ip,) = result["ips"]
+    as_used(version, ip)
+    assert ip["address"] == "10.96.0.2/24" and ip["gateway"] == "10.96.0.1"
+    assert result["routes"] == [], "no default route unless isDefaultGateway"
+    assert host_local_leases(data) == ["10.96.0.2"]
+    assert hostnet.container_addresses(container.id, "net1") == ["10.96.0.2/24"]
+    if version != "0.3.1":
+        runtime.ok("CHECK", {**conf, "prevResult": result}, container)
+    runtime.ok("DEL", conf, container)
+    runtime.ok("DEL", conf, container)
+    assert host_local_leases(data) == []
+    assert_gone(runtime, bridge, container)
+
+
+def test_failed_add_releases_the_delegated_address(runtime, bridge, container, tmp_path):
+    """pipework fails after host-local gave an address: the port, the veth and the
+    host-local lease are all undone."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    ip = fake / "ip"
+    ip.write_text('#!/bin/sh\ncase "$*" in *"addr add"*) echo "injected failure" >&2; exit 2;; '
+                  'esac\nexec /usr/sbin/ip "$@"\n')
+    ip.chmod(0o755)
+    data = tmp_path / "host-local"
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, ipam={
+        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+    error = runtime.fails(1001, "ADD", conf, container, args=pod_args(NS, "web", container.id),
+                          env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert "pipework" in error["msg"]
+    assert host_local_leases(data) == []
+    assert_gone(runtime, bridge, container)
+
+
+def test_reference_variant_keys_are_accepted_and_logged(runtime, bridge, container):
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, isGateway=True, isDefaultGateway=False,
+                           forceAddress=False, ipMasq=True, hairpinMode=True, promiscMode=True)
+    add(runtime, conf, container)
+    runtime.ok("DEL", conf, container)
+    warnings = runtime.log_records()[0]["warnings"]
+    for key in ("isGateway", "forceAddress", "ipMasq", "hairpinMode", "promiscMode"):
+        assert any(w.startswith(key) or f"key {key}" in w for w in warnings), (key, warnings)
+    assert_gone(runtime, bridge, container)
+
+
+def test_check_reports_a_changed_tag(runtime, bridge, container):
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = add(runtime, conf, container)
+    port = result["interfaces"][0]["name"]
+    hostnet.ovs("set", "Port", port, "tag=99")
+    error = runtime.fails(1003, "CHECK", {**conf, "prevResult": result}, container)
+    assert "VLAN 99" in error["msg"]
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+def test_gc_removes_only_this_networks_stale_attachments(runtime, bridge, make_container):
+    kept, stale, other = make_container("kept"), make_container("stale"), make_container("other")
+    conf = runtime.netconf("1.1.0", bridge, vlan=22)
+    add(runtime, conf, kept)
+    add(runtime, conf, stale)
+    add(runtime, {**conf, "name": "other-net"}, other)
+    valid = [{"containerID": kept.id, "ifname": "net1"}]
+    assert runtime.ok("GC", {**conf, "cni.dev/valid-attachments": valid}).stdout == ""
+    owners = {p["external_ids"]["vlanpipe-infra-id"] for p in our_ports(bridge).values()}
+    assert owners == {kept.id, other.id}
+    assert hostnet.container_addresses(stale.id, "net1") == []
+    runtime.ok("DEL", conf, kept)
+    runtime.ok("DEL", {**conf, "name": "other-net"}, other)
+    assert our_ports(bridge) == {} and leases(runtime) == []
+
+
+def test_gc_releases_the_host_local_addresses_of_stale_attachments(runtime, bridge,
+                                                                   make_container, tmp_path):
+    """host-local 1.1 has no GC: each stale attachment gets an IPAM DEL instead."""
+    kept, stale = make_container("kept"), make_container("stale")
+    data = tmp_path / "host-local"
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, ipam={
+        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+    kept_ip = add(runtime, conf, kept)["ips"][0]["address"].split("/")[0]
+    add(runtime, conf, stale)
+    valid = [{"containerID": kept.id, "ifname": "net1"}]
+    runtime.ok("GC", {**conf, "cni.dev/valid-attachments": valid})
+    assert host_local_leases(data) == [kept_ip]
+    assert [p["external_ids"]["vlanpipe-infra-id"] for p in our_ports(bridge).values()] == [kept.id]
+    runtime.ok("DEL", conf, kept)
+    assert host_local_leases(data) == [] and our_ports(bridge) == {}
+
+
+def test_status_answers_for_open_vswitch_and_the_bridge(runtime, bridge):
+    assert runtime.ok("STATUS", runtime.netconf("1.1.0", bridge)).stdout == ""
+    error = runtime.fails(50, "STATUS", runtime.netconf("1.1.0", "nosuchbr0"))
+    assert "nosuchbr0" in error["msg"]
+    error = runtime.fails(50, "STATUS", runtime.netconf("1.1.0", bridge, vlanpipe={
+        "timeouts": {"ovs": 1}}), env={"OVS_RUNDIR": str(runtime.root)})
+    assert "Open vSwitch" in error["msg"]
+
+
+def test_add_to_a_missing_bridge_asks_to_try_again(runtime, bridge, container):
+    error = runtime.fails(11, "ADD", runtime.netconf("1.0.0", "nosuchbr0", vlan=22), container)
+    assert "nosuchbr0" in error["msg"]
+
+
+@VERSIONS
+def test_version_command(runtime, version):
+    reply = runtime.ok("VERSION", {"cniVersion": version})
+    assert reply.body == {"cniVersion": version, "supportedVersions": list(SUPPORTED)}
+
+
+@pytest.mark.parametrize("command,version", [
+    ("CHECK", "0.3.1"), ("STATUS", "1.0.0"), ("GC", "1.0.0"), ("GC", "0.4.0")])
+def test_commands_newer_than_the_config_version_exit_1(runtime, bridge, container, command,
+                                                       version):
+    runtime.fails(1, command, runtime.netconf(version, bridge), container)
+
+
+@pytest.mark.parametrize("stdin", [b"", b"{", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+def test_malformed_stdin_is_a_decode_failure(runtime, container, stdin):
+    runtime.fails(6, "ADD", stdin, container)
+
+
+@pytest.mark.parametrize("cni_version", ["9.9.9", "0.2.0", "1.2.0", "0.3.0", "one"])
+def test_unknown_cni_version_is_incompatible(runtime, bridge, container, cni_version):
+    error = runtime.fails(1, "ADD", runtime.netconf(cni_version, bridge, vlan=22), container)
+    assert cni_version in error["msg"] and "1.1.0" in error["details"]
+    assert error["cniVersion"] == "1.1.0"
+
+
+@pytest.mark.parametrize("command,missing", [
+    ("ADD", "CNI_CONTAINERID"), ("ADD", "CNI_NETNS"), ("ADD", "CNI_IFNAME"),
+    ("CHECK", "CNI_NETNS"), ("DEL", "CNI_CONTAINERID"), ("DEL", "CNI_IFNAME"),
+    ("", "CNI_COMMAND")])
+def test_missing_environment_variables(runtime, bridge, container, command, missing):
+    error = runtime.fails(4, command, runtime.netconf("1.0.0", bridge, vlan=22), container,
+                          drop=(missing,))
+    assert missing in error["msg"]
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"CNI_COMMAND": "SETUP"}, "CNI_COMMAND"),
+    ({"CNI_IFNAME": "a/b"}, "CNI_IFNAME"),
+    ({"CNI_IFNAME": "x" * 16}, "CNI_IFNAME"),
+    ({"CNI_CONTAINERID": "-bad;id"}, "CNI_CONTAINERID"),
+    ({"CNI_ARGS": "K8S_POD_NAME"}, "CNI_ARGS"),
+    ({"CNI_ARGS": "K8S_POD_NAMESPACE=Bad_NS"}, "K8S_POD_NAMESPACE"),
+    ({"CNI_ARGS": "K8S_POD_INFRA_CONTAINER_ID=" + "b" * 64}, "K8S_POD_INFRA_CONTAINER_ID"),
+])
+def test_invalid_environment_variables(runtime, bridge, container, env, needle):
+    error = runtime.fails(4, env.get("CNI_COMMAND", "ADD"), runtime.netconf("1.0.0", bridge,
+                                                                             vlan=22),
+                          container, env=env)
+    assert needle in error["msg"]
+    assert our_ports(bridge) == {}
+
+
+def test_netns_of_another_process_is_refused(runtime, bridge, container):
+    """CNI_NETNS must be the container's: here it is the host's (PID 1)."""
+    error = runtime.fails(4, "ADD", runtime.netconf("1.0.0", bridge, vlan=22), container,
+                          env={"CNI_NETNS": "/proc/1/ns/net"})
+    assert "CNI_NETNS" in error["msg"] and f"/proc/{container.pid}/ns/net" in error["details"]
+    assert our_ports(bridge) == {}
+
+
+@pytest.mark.parametrize("container_id", ["f" * 64, "containerd-sandbox-1"])
+def test_container_docker_does_not_know_is_unknown(runtime, bridge, container_id):
+    error = runtime.fails(3, "ADD", runtime.netconf("1.0.0", bridge, vlan=22),
+                          env={"CNI_CONTAINERID": container_id, "CNI_NETNS": "/proc/1/ns/net"})
+    assert "CNI_CONTAINERID" in error["msg"] and "cri-dockerd" in error["details"]
+
+
+@pytest.mark.parametrize("keys,needle", [
+    ({"vlan": 5000}, "'vlan'"),
+    ({"mtu": 10}, "'mtu'"),
+    ({"bridge": "has space"}, "bridge"),
+    ({"ipam": {"subnet": "10.0.0.0/24"}}, "ipam.type"),
+    ({"name": "bad name"}, "'name'"),
+    ({"vlanpipe": {"bridge": "br"}}, "vlanpipe.bridge"),
+    ({"vlanpipe": {"state_dirr": "/x"}}, "state_dirr"),
+    ({"args": {"cni": {"vlan": "abc"}}}, "args.cni.vlan"),
+])
+def test_invalid_network_config(runtime, bridge, container, keys, needle):
+    conf = {**runtime.netconf("1.0.0", bridge, vlan=22), **keys}
+    if "vlanpipe" in keys:
+        conf["vlanpipe"] = {**runtime.netconf("1.0.0", bridge)["vlanpipe"], **keys["vlanpipe"]}
+    error = runtime.fails(7, "ADD", conf, container, args=pod_args(NS, "web", container.id))
+    assert needle in error["msg"]
+    assert our_ports(bridge) == {}
+
+
+def test_two_addresses_for_one_interface_are_an_unsupported_field(runtime, bridge, container):
+    conf = runtime.netconf("1.0.0", bridge, vlan=22,
+                           runtimeConfig={"ips": ["10.97.0.5/24", "10.97.0.6/24"]})
+    error = runtime.fails(2, "ADD", conf, container)
+    assert "runtimeConfig.ips" in error["msg"] and "10.97.0.6/24" in error["msg"]
+
+
+def test_ipam_plugin_missing_from_cni_path(runtime, bridge, container):
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, ipam={"type": "no-such-ipam"})
+    error = runtime.fails(7, "ADD", conf, container)
+    assert "no-such-ipam" in error["msg"]
+
+
+def test_stdout_holds_only_the_result(runtime, bridge, container):
+    """Debug logging on: everything still goes to the log file, stdout stays one document."""
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, vlanpipe={"log": {
+        "file": runtime.log_file, "debug": True}})
+    reply: Reply = runtime.ok("ADD", conf, container)
+    assert reply.stdout.count("\n") == 1 and reply.body is not None
+    with open(runtime.log_file, encoding="utf-8") as handle:
+        assert "pipework" in handle.read()
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)

@@ -1,0 +1,105 @@
+"""Calling the CNI front-end exactly as a container runtime does, for tests.
+
+Each call is a fresh process: the CNI_* variables in its environment, the
+network config on stdin, stdout read as one JSON document (a result, an
+error, or nothing at all) and stderr kept apart, as runtimes keep it (they log
+it, never parse it). The netns is given as cri-dockerd gives it,
+`/proc/<PID>/ns/net`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from tests.support.hostnet import Container
+
+COMMAND = (sys.executable, "-m", "plugin.cni")
+CNI_PATH = "/usr/lib/cni"  # Debian's containernetworking-plugins: host-local, static
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        """stdout as the runtime parses it: one JSON object, or None when empty."""
+        return json.loads(self.stdout) if self.stdout.strip() else None
+
+    @property
+    def code(self) -> int | None:
+        """The CNI error code (None on success)."""
+        return self.body["code"] if self.status and self.body else None
+
+
+def pod_args(namespace: str, pod: str, infra_id: str) -> str:
+    return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod};"
+            f"K8S_POD_INFRA_CONTAINER_ID={infra_id}")
+
+
+@dataclass
+class Runtime:
+    root: str
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.root, "state")
+
+    @property
+    def log_file(self) -> str:
+        return os.path.join(self.root, "log", "vlanpipe.log")
+
+    def netconf(self, version: str, bridge: str, **keys: Any) -> dict[str, Any]:
+        """A network config whose state and log stay in the test's folder."""
+        plugin = {"state_dir": self.state_dir, "log": {"file": self.log_file},
+                  "networks": [{"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24"}],
+                  **keys.pop("vlanpipe", {})}
+        return {"cniVersion": version, "name": "vlan-net", "type": "vlanpipe", "bridge": bridge,
+                **keys, "vlanpipe": plugin}
+
+    def __call__(self, command: str, conf: Mapping[str, Any] | bytes,
+                 container: Container | None = None, ifname: str = "net1", args: str = "",
+                 env: Mapping[str, str] | None = None, drop: Sequence[str] = (),
+                 timeout: float = 120) -> Reply:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+        environment.update({"CNI_COMMAND": command, "CNI_IFNAME": ifname, "CNI_PATH": CNI_PATH})
+        if container is not None:
+            environment["CNI_CONTAINERID"] = container.id
+            environment["CNI_NETNS"] = f"/proc/{container.pid}/ns/net"
+        if args:
+            environment["CNI_ARGS"] = args
+        environment.update(env or {})
+        for name in drop:
+            environment.pop(name, None)
+        stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
+        proc = subprocess.run(COMMAND, input=stdin, capture_output=True, env=environment,
+                              timeout=timeout)
+        return Reply(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+    def ok(self, command: str, conf: Mapping[str, Any], *args: Any, **kwargs: Any) -> Reply:
+        reply = self(command, conf, *args, **kwargs)
+        assert reply.status == 0, f"{command} exited {reply.status}: {reply.stdout} {reply.stderr}"
+        return reply
+
+    def fails(self, code: int, command: str, conf: Mapping[str, Any] | bytes, *args: Any,
+              **kwargs: Any) -> dict[str, Any]:
+        """The call fails with CNI error `code`, as one error object on stdout."""
+        reply = self(command, conf, *args, **kwargs)
+        assert reply.status != 0 and reply.code == code, f"{reply.stdout} {reply.stderr}"
+        body = reply.body
+        assert body is not None and set(body) == {"cniVersion", "code", "msg", "details"}, body
+        return body
+
+    def log_records(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.log_file, encoding="utf-8") as handle:
+                return [json.loads(line) for line in handle if line.startswith("{")]
+        except FileNotFoundError:
+            return []
