@@ -205,7 +205,7 @@ def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(plugin, bridge, m
         else:
             proc.kill()
         proc.wait()
-        hostnet.wait_until(lambda: not _processes_mentioning(first.id), timeout=30)
+        hostnet.wait_until(lambda: not _pipework_running_for(first.id), timeout=30)
         hostnet.remove_container(first.id)
         retry = make_container(f"k{run}r")
         plugin.ok("setup", NS, pod, retry.id)
@@ -218,16 +218,18 @@ def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(plugin, bridge, m
     assert our_ports(bridge) == {} and leases(plugin) == []
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    """pipework children that outlived a killed plugin still hold the container id in argv."""
+def _pipework_running_for(container_id: str) -> list[int]:
+    """pipework processes that outlived a killed plugin (they hold the container id in argv;
+    so does the container's own containerd shim, which must not count)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if text.encode() in handle.read():
-                    found.append(int(pid))
+                argv = handle.read().split(b"\0")
         except OSError:
-            pass
+            continue
+        if container_id.encode() in argv and any(a.endswith(b"pipework") for a in argv[:2]):
+            found.append(int(pid))
     return found
 
 
