@@ -90,6 +90,15 @@ class Ovs:
         if args:
             self.vsctl(*args)
 
+    def delete_ports_then_find(self, ports: list[str], **match: str) -> list[Port]:
+        """Delete the named ports and, in the same transaction, list the ports still
+        marked with `match`: one process for teardown's common case, where none are."""
+        deletes = [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
+        conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
+        out = self.vsctl("--format=json", *deletes,
+                         "--", "--columns=name,external_ids", "find", "Port", *conditions)
+        return [Port(row["name"], "", None, _map(row["external_ids"])) for row in _rows(out)]
+
 
 def _documents(text: str) -> list[list[dict[str, Any]]]:
     """Split ovs-vsctl's concatenated JSON tables into lists of row dicts."""

@@ -11,17 +11,18 @@ succeeds when the container, the port or the record is already gone.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 from pipework_wrapper import iproute, pipework
 from pipework_wrapper.docker_lookup import InfraContainer, inspect
-from pipework_wrapper.ovs import Ovs
+from pipework_wrapper.ovs import Ovs, Port
 from plugin import names
 from plugin.calllog import CallLog
 from plugin.config import Config, refuse_shared_dir
 from plugin.errors import BackendError, ContainerError
-from plugin.ipam import Ipam
+from plugin.ipam.facade import Ipam
 from plugin.ipam.base import Lease, Owner
 from plugin.ipam.mac import mac_for
 from plugin.locks import pod_lock
@@ -128,24 +129,23 @@ class Core:
 
     def detach(self, ref: PodRef, only: set[str] | None = None) -> list[str]:
         """Delete the ports, veths and leases of this infra container (of `only` these
-        interfaces, if given); return the ports removed. Absent things are fine."""
+        interfaces, if given); return the ports removed. Absent things are fine.
+
+        Port names are hashed from (infra id, interface), so they are known without asking
+        OVSDB first; the same transaction that deletes them reports any other port still
+        marked with this infra id (a config changed since setup), which is then removed too.
+        """
         with pod_lock(self.config.state_dir, ref.infra_id) as lock:
-            with self.log.phase("ovs-find"):
-                ports = [p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})
-                         if not only or p.external_ids.get("vlanpipe-interface") in only]
             records = self.records.load(ref.infra_id)
             gone = [r for r in records if not only or r.interface in only]
             interfaces = (set(only) if only else
                           {a.interface for a in self.config.attachments}
-                          | {r.interface for r in records}
-                          | {p.external_ids.get("vlanpipe-interface", "") for p in ports}) - {""}
-            port_names = sorted({p.name for p in ports} | {r.port for r in gone}
-                                | {names.host_veth(ref.infra_id, i) for i in interfaces})
-            with self.log.phase("ovs-delete"):
-                self.ovs.delete_ports(port_names)
-            with self.log.phase("links"):
-                for name in port_names:
-                    iproute.delete_link(name)
+                          | {r.interface for r in records})
+            ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
+                           | {r.port for r in gone})
+            with self.log.phase("unplug"):
+                leftovers = self._unplug(ref.infra_id, ports, only)
+            interfaces |= {p.external_ids.get("vlanpipe-interface", "") for p in leftovers} - {""}
             with self.log.phase("release"):
                 for interface in sorted(interfaces):
                     self.ipam.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
@@ -154,9 +154,36 @@ class Core:
             self._restore(ref.infra_id, kept)
             if not kept:
                 lock.discard()
-            removed = sorted({p.name for p in ports} | {r.port for r in gone})
+            removed = sorted({r.port for r in gone} | {p.name for p in leftovers})
             self.log.set(port=",".join(removed) or None)
             return removed
+
+    def _unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
+        """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""
+        failures: list[Exception] = []
+
+        def delete_links() -> None:
+            try:
+                for name in ports:
+                    iproute.delete_link(name)
+            except Exception as exc:  # re-raised below, in the caller's thread
+                failures.append(exc)
+
+        links = threading.Thread(target=delete_links)
+        links.start()
+        try:
+            marked = self.ovs.delete_ports_then_find(ports, **{"vlanpipe-infra-id": infra_id})
+        finally:
+            links.join()
+        if failures:
+            raise failures[0]
+        leftovers = [p for p in marked
+                     if not only or p.external_ids.get("vlanpipe-interface") in only]
+        if leftovers:
+            self.ovs.delete_ports([p.name for p in leftovers])
+            for port in leftovers:
+                iproute.delete_link(port.name)
+        return leftovers
 
     def _restore(self, infra_id: str, records: list[Attachment]) -> None:
         if records:

@@ -3,7 +3,8 @@
 With `--network-plugin=NAME --network-plugin-dir=DIR` the kubelet runs
 DIR/NAME/NAME; the reference plugin's flags (NAME `myplugin`) keep working.
 The installed file is a two-line launcher bound to this interpreter, so the
-kubelet's PATH and working directory do not matter.
+kubelet's PATH and working directory do not matter; `-I` keeps the kubelet's
+PYTHON* variables and the working directory from steering a root process.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ def install(args: list[str]) -> str:
     directory = os.path.join(options["--dir"], options["--name"].replace("/", "~"))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     target = os.path.join(directory, os.path.basename(directory))
-    launcher = (f"#!{sys.executable}\n"
-                "import sys\nfrom plugin.exec_cli import main\nsys.exit(main())\n")
+    launcher = f"#!{sys.executable} -I\nfrom plugin.exec_cli import run\nrun()\n"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".install-")
     with os.fdopen(fd, "w") as handle:
         handle.write(launcher)

@@ -13,7 +13,8 @@ from typing import Any, Iterator
 import pytest
 
 from plugin.configread import Section
-from plugin.ipam import EtcdConfig, NetworkConfig, Owner, parse_etcd, parse_networks
+from plugin.ipam.base import Owner
+from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
 from tests.support import etcd_server
 
 _prefixes = itertools.count()

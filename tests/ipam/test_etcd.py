@@ -13,7 +13,7 @@ import pytest
 
 from plugin.configread import Section
 from plugin.errors import AllocationError, BackendError
-from plugin.ipam import Ipam, parse_etcd
+from plugin.ipam.facade import Ipam, parse_etcd
 from plugin.ipam.etcd import EtcdSource
 from plugin.ipam.etcdconn import EtcdConnection, b64
 from tests.ipam.conftest import network, networks, owner

@@ -8,7 +8,7 @@ import pytest
 
 from plugin.configread import Section
 from plugin.errors import ConfigError
-from plugin.ipam import parse_etcd
+from plugin.ipam.networks import parse_etcd
 from tests.ipam.conftest import network, networks
 
 NET22 = {"name": "v22", "vlans": [22], "subnet": "10.22.0.0/24"}

@@ -1,0 +1,145 @@
+"""IP address management: the one object the core asks for addresses.
+
+`Ipam` picks the network that serves a VLAN (or the VLAN an operator pinned in
+etcd), hands the work to that network's allocator and knows nothing of how it
+stores leases. Importing it stays cheap: the etcd client and the
+HTTP stack behind it are imported on first use of an etcd network or a pin, so
+`status` on a node without etcd never pays for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
+
+from plugin.errors import AllocationError, ConfigError, PluginError
+from plugin.ipam.base import AddressSource, Damaged, Lease, Owner, Pin
+from plugin.ipam.local import LocalSource
+from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
+from plugin.ipam.static import StaticSource
+
+if TYPE_CHECKING:
+    from plugin.ipam.etcdconn import EtcdConnection
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
+
+__all__ = ["Ipam", "parse_etcd", "parse_networks"]
+
+
+class Ipam:
+    def __init__(self, networks: tuple[NetworkConfig, ...], etcd: EtcdConfig | None,
+                 state_dir: str, node: str) -> None:
+        for network in networks:
+            if network.allocator == "etcd" and etcd is None:
+                raise ConfigError(f"network '{network.name}' uses allocator etcd but the config "
+                                  "has no etcd section", "add etcd.endpoints to the config")
+        self.networks = networks
+        self.etcd = etcd
+        self.state_dir = state_dir
+        self.node = node
+        self._by_vlan = {vlan: n for n in networks for vlan in (n.vlans or ())}
+        self._fallback = next((n for n in networks if n.vlans is None), None)
+        self._sources: dict[str, AddressSource] = {}
+        self._connection: EtcdConnection | None = None
+        self._pins: dict[tuple[str, str], Pin | None] = {}
+
+    def network_for(self, vlan: int) -> NetworkConfig:
+        network = self._by_vlan.get(vlan, self._fallback)
+        if network is None:
+            raise AllocationError(f"no network serves VLAN {vlan}",
+                                  'add the VLAN to a network\'s vlans, or give one network vlans: "all"')
+        return network
+
+    def pinned(self, namespace: str, pod: str) -> Pin | None:
+        """The operator's pin for a pod (read once per process), or None without etcd."""
+        if self.etcd is None or not namespace or not pod:
+            return None
+        if (namespace, pod) not in self._pins:
+            from plugin.ipam.etcd import read_pin
+
+            self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
+        return self._pins[namespace, pod]
+
+    def allocate(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease:
+        """The owner's lease on the network of `vlan`, or of `pin` (then `Lease.vlan` is set).
+
+        The caller passes the pin (from `pinned`) for the interfaces it applies
+        to, the primary one: a pod's other interfaces keep their own VLANs.
+        """
+        owner = self._stamped(owner)
+        network = self.network_for(pin.vlan if pin else vlan)
+        requested = pin.address.ip if pin and pin.address else None
+        lease = self._source(network).allocate(owner, requested)
+        return replace(lease, vlan=pin.vlan) if pin else lease
+
+    def lookup(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease | None:
+        """The owner's lease if it has one (for status), creating nothing."""
+        lease = self._source(self.network_for(pin.vlan if pin else vlan)).lookup(owner)
+        return replace(lease, vlan=pin.vlan) if pin and lease else lease
+
+    def release(self, owner: Owner) -> bool:
+        """Free the owner's lease on every network; True if one was held.
+
+        Every network is tried even if one fails (etcd down must not keep a
+        local lease), then the first failure is raised.
+        """
+        released, failures = False, []
+        for network in self.networks:
+            try:
+                released = self._source(network).release(owner) or released
+            except PluginError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        return released
+
+    def leases(self) -> list[tuple[Owner, Lease]]:
+        return [item for network in self.networks for item in self._source(network).leases()]
+
+    def damaged(self) -> list[Damaged]:
+        return [item for network in self.networks for item in self._source(network).damaged()]
+
+    def gc(self, alive: Callable[[str], bool], dry_run: bool = False) -> list[tuple[Owner, Lease]]:
+        """Release the leases of this node whose infra container is gone; return them.
+
+        In etcd only this node's leases are judged: another node's containers
+        cannot be seen from here. The local store holds this node's alone.
+        """
+        collected = []
+        for network in self.networks:
+            source = self._source(network)
+            for owner, lease in source.leases():
+                if network.allocator == "etcd" and owner.node != self.node:
+                    continue
+                if alive(owner.infra_id):
+                    continue
+                if dry_run or source.release(owner):
+                    collected.append((owner, lease))
+        return collected
+
+    def _stamped(self, owner: Owner) -> Owner:
+        return owner if owner.node else replace(owner, node=self.node)
+
+    def _source(self, network: NetworkConfig) -> AddressSource:
+        if network.name not in self._sources:
+            self._sources[network.name] = self._new_source(network)
+        return self._sources[network.name]
+
+    def _new_source(self, network: NetworkConfig) -> AddressSource:
+        if network.allocator == "static":
+            return StaticSource(network)
+        if network.allocator == "local":
+            return LocalSource(network, self.state_dir)
+        from plugin.ipam.etcd import EtcdSource
+
+        assert self.etcd is not None  # checked in __init__
+        return EtcdSource(network, self._etcd(), self.etcd.prefix)
+
+    def _etcd(self) -> EtcdConnection:
+        if self._connection is None:
+            from plugin.ipam.etcdconn import EtcdConnection
+
+            assert self.etcd is not None
+            self._connection = EtcdConnection(self.etcd)
+        return self._connection
