@@ -1,0 +1,36 @@
+"""Install the plugin for the benchmark the way an operator would.
+
+`vlanpipe install --dir DIR --name myplugin` writes DIR/myplugin/myplugin; its
+config.yaml beside it gives VLAN 22 one static address (the address every
+contender uses, as in the reference plugin) and VLAN 23 a node-local pool
+for the scale and burst pods, which need one address each.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bench.contenders import Target
+from tests.support.kubelet import Plugin, make_plugin
+
+POOL_VLAN = 23
+POOL_SUBNET = "10.78.0.0/20"  # 4094 addresses: 250 fill pods, 32 burst pods and then some
+
+
+def config(target: Target) -> dict[str, Any]:
+    return {
+        "bridge": target.bridge,
+        "status": {"report": "vlan"},
+        "networks": [
+            {"name": "bench-fixed", "vlans": [target.vlan], "allocator": "static",
+             "address": target.address},
+            {"name": "bench-pool", "vlans": [POOL_VLAN], "subnet": POOL_SUBNET},
+        ],
+    }
+
+
+def install(root: str, target: Target) -> Plugin:
+    plugin = make_plugin(os.path.join(root, "plugin"), config(target))
+    plugin.ok("init")
+    return plugin
