@@ -116,9 +116,9 @@ def summarize(runs: dict[str, Runs]) -> dict[str, Any]:
 def _phases(step: Step) -> dict[str, float]:
     """The logged phases, plus what the log cannot see for a plugin call.
 
-    `startup` runs until main(); `duration_ms` from the log's creation, which
-    is after the config is loaded. The rest of the wall time is config load,
-    interpreter exit and process launch: shown as its own phase.
+    `startup` runs until main(); `duration_ms` counts from main() (the config
+    load is its `config` phase). The rest of the wall time is process launch
+    and interpreter exit: shown as its own phase.
     """
     phases = dict(step.phases)
     duration = step.extra.get("duration_ms")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
@@ -34,13 +34,16 @@ class Result:
 
 
 def run(program: str, args: Sequence[str], timeout: float, ok: Sequence[int] = (0,),
-        hint: str = "") -> Result:
-    """Run `program args...`; raise BackendError unless its exit code is in `ok`."""
+        hint: str = "", env: Mapping[str, str] | None = None) -> Result:
+    """Run `program args...` (with `env` added to the environment); raise BackendError
+    unless its exit code is in `ok`."""
     try:
         command = local[program]
     except CommandNotFound:
         raise BackendError(f"{program} not found on PATH",
                            hint or f"install {program} or put it on the PATH") from None
+    if env:
+        command = command.with_env(**env)
     started = time.monotonic()
     try:
         code, out, err = command.run(list(args), retcode=None, timeout=timeout)

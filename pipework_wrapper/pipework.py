@@ -7,6 +7,8 @@ a gateway), the host-side name chosen by us rather than derived from the PID.
 
 from __future__ import annotations
 
+import os
+
 from pipework_wrapper.command import Result, run
 
 
@@ -16,6 +18,29 @@ def argv(bridge: str, container_id: str, ifname: str, host_ifname: str, address:
     return [bridge, "-i", ifname, "-l", host_ifname, container_id, ip, f"{mac or ''}@{vlan}"]
 
 
-def attach(program: str, args: list[str], timeout: float) -> Result:
-    return run(program, args, timeout=timeout,
+def attach(program: str, args: list[str], timeout: float, quiet_dir: str | None = None) -> Result:
+    """Run pipework; with `quiet_dir`, without its gratuitous ARP.
+
+    pipework ends with `arping -c 1 -A`, which waits a full second after its one
+    packet: most of a setup's time. When the MAC is derived from the address, no
+    neighbour can hold a stale entry for it, so the announcement tells nobody
+    anything; `arping` then resolves, on pipework's PATH, to `true` in `quiet_dir`.
+    """
+    env = None
+    if quiet_dir is not None:
+        env = {"PATH": f"{_quiet_arping(quiet_dir)}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    return run(program, args, timeout=timeout, env=env,
                hint="see the plugin log for pipework's output; check the bridge and the container")
+
+
+def _quiet_arping(directory: str) -> str:
+    """A folder (root-only) whose `arping` is `true`."""
+    link = os.path.join(directory, "arping")
+    if not os.path.islink(link):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        true = next(p for p in ("/bin/true", "/usr/bin/true") if os.path.exists(p))
+        try:
+            os.symlink(true, link)
+        except FileExistsError:
+            pass
+    return directory

@@ -58,6 +58,7 @@ class Config:
     docker_timeout: float = 10.0
     pipework_timeout: float = 60.0
     gc_on_init: bool = False
+    announce_arp: bool = False
 
     @property
     def primary(self) -> AttachmentSpec:
@@ -167,6 +168,7 @@ def parse(data: Any, source: str) -> Config:
         docker_timeout=docker_timeout,
         pipework_timeout=pipework_timeout,
         gc_on_init=top.boolean("gc_on_init", False),
+        announce_arp=top.boolean("announce_arp", False),
     )
     top.done()
     if pins and etcd is None:

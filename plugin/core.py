@@ -244,9 +244,12 @@ class Core:
             self._clear_stale(port)
         self._push_cleanup(undo, port, container.pid)
         with self.log.phase(f"pipework-{ifname}"):
+            derived_mac = record.mac == mac_for(lease.address.ip)
+            quiet = os.path.join(self.config.state_dir, "quiet-arping")
             pipework.attach(self.config.pipework, pipework.argv(
                 record.bridge, container.id, ifname, port, record.address, record.vlan,
-                gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout)
+                gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout,
+                quiet_dir=quiet if derived_mac and not self.config.announce_arp else None)
         with self.log.phase(f"mark-{ifname}"):
             self.ovs.plug(record.bridge, port, record.vlan,
                           {**record.external_ids(self.config.node_name), **marks})

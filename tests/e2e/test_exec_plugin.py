@@ -236,3 +236,20 @@ def assert_fails_cleanly(plugin, bridge, argv, needle, code=None):
     assert len(call.lines) == 1 and needle in call.output, call.output
     assert hostnet.diff(before, hostnet.snapshot()) == []
     assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+@pytest.mark.parametrize("announce", [False, True])
+def test_gratuitous_arp_is_skipped_unless_asked_for(tmp_path, bridge, make_container, announce):
+    """pipework's final arping waits a second; the plugin lets it resolve to `true` on
+    pipework's PATH, since its MACs follow from the addresses. Pods stay reachable."""
+    plugin = make_plugin(str(tmp_path), base_config(bridge, announce_arp=announce))
+    a, b = make_container("a"), make_container("b")
+    plugin.ok("setup", NS, "22-a", a.id)
+    plugin.ok("setup", NS, "22-b", b.id)
+    shim = os.path.join(plugin.state_dir, "quiet-arping", "arping")
+    assert os.path.islink(shim) != announce
+    if not announce:
+        assert os.path.realpath(shim) in ("/bin/true", "/usr/bin/true")
+    assert hostnet.ping(a.id, status_ip(plugin.ok("status", NS, "22-b", b.id).output))
+    plugin.ok("teardown", NS, "22-a", a.id)
+    plugin.ok("teardown", NS, "22-b", b.id)
