@@ -40,6 +40,9 @@ class Ovs:
             args += ["--", "set", "Bridge", bridge, f"datapath_type={datapath_type}"]
         self.vsctl(*args)
 
+    def bridges(self) -> set[str]:
+        return set(self.vsctl("list-br").split())
+
     def bridge(self, bridge: str) -> dict[str, Any] | None:
         rows = _rows(self.vsctl("--format=json", "--columns=name,datapath_type",
                                 "find", "Bridge", f"name={bridge}"))
@@ -79,9 +82,11 @@ class Ovs:
         `--may-exist` keeps pipework's own add-port (or the lack of it, when
         pipework skipped it for a same-named stale port) and fails if the port
         sits on another bridge; the `set` then overrides whatever tag it had.
+        `--no-wait`: the database is the truth the caller checks; ovs-vswitchd applies
+        it right after, and waiting for that costs more the more ports the bridge has.
         """
         marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
-        self.vsctl("--", "--may-exist", "add-port", bridge, port,
+        self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
                    "--", "set", "Port", port, f"tag={tag}", *marks)
 
     def delete_ports(self, ports: list[str]) -> None:

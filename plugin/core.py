@@ -109,6 +109,8 @@ class Core:
                 return current
             with self.log.phase("docker"):
                 container = self._container(ref.infra_id)
+            with self.log.phase("bridges"):
+                self._bridges_ready({w.bridge for w in wants})
             previous = self.records.load(ref.infra_id)
             others = [r for r in previous if r.interface not in {w.interface for w in wants}]
             undo = Undo()
@@ -118,8 +120,10 @@ class Core:
                 # gc finds the ports, veths and leases of the container by these records.
                 undo.push(lambda: self._restore(ref.infra_id, previous))
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
+                recorded = {r.interface for r in previous}
                 for (record, lease), want in zip(prepared, wants):
-                    self._plug(container, record, lease, dict(want.marks), undo)
+                    self._plug(container, record, lease, dict(want.marks), undo,
+                               stale=record.interface in recorded)
             except BaseException as exc:
                 problems = undo.run()
                 if problems and isinstance(exc, Exception):
@@ -208,6 +212,14 @@ class Core:
             current.append(record)
         return current
 
+    def _bridges_ready(self, wanted: set[str]) -> None:
+        """Before anything is created: pipework's own message for a missing bridge
+        ("I do not know how to setup interface") or an unreachable OVS says neither."""
+        missing = sorted(wanted - self.ovs.bridges())
+        if missing:
+            raise BackendError(f"Open vSwitch bridge {', '.join(missing)} does not exist",
+                               "run the plugin's init command (or ovs-vsctl add-br)")
+
     def _container(self, infra_id: str) -> InfraContainer:
         container = inspect(infra_id, self.config.docker_url, self.config.docker_timeout)
         if not container.running or container.pid <= 0:
@@ -238,10 +250,13 @@ class Core:
         return record, lease
 
     def _plug(self, container: InfraContainer, record: Attachment, lease: Lease,
-              marks: dict[str, str], undo: Undo) -> None:
+              marks: dict[str, str], undo: Undo, stale: bool) -> None:
+        """`stale`: an earlier attempt for this container recorded this interface, so a port
+        of that name may be left in OVSDB; otherwise only a leftover link can be there."""
         port, ifname = record.port, record.interface
-        with self.log.phase(f"clear-{ifname}"):
-            self._clear_stale(port)
+        if stale or iproute.link_exists(port):
+            with self.log.phase(f"clear-{ifname}"):
+                self._clear_stale(port)
         self._push_cleanup(undo, port, container.pid)
         with self.log.phase(f"pipework-{ifname}"):
             derived_mac = record.mac == mac_for(lease.address.ip)
