@@ -18,9 +18,10 @@ from typing import Any, Iterator
 
 
 class CallLog:
-    def __init__(self, path: str, command: str, debug: bool = False) -> None:
+    def __init__(self, path: str, command: str, debug: bool = False,
+                 started: float | None = None) -> None:
         self.path = path
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.fields: dict[str, Any] = {"command": command}
         self.phases: dict[str, float] = {}
         if debug:

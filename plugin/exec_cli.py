@@ -71,7 +71,7 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
         from plugin.calllog import CallLog
 
         config = config_module.load(config_module.find(config_path, executable))
-        log = CallLog(config.log_file, command, config.debug)
+        log = CallLog(config.log_file, command, config.debug, started)
         log.phases["config"] = round((time.monotonic() - started) * 1000, 2)
         if command in POD_COMMANDS:
             log.set(namespace=rest[0], pod=rest[1], infra_id=rest[2][:12])
