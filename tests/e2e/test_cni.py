@@ -192,12 +192,7 @@ def test_ipam_delegated_to_host_local(runtime, bridge, container, tmp_path, vers
 def test_failed_add_releases_the_delegated_address(runtime, bridge, container, tmp_path):
     """pipework fails after host-local gave an address: the port, the veth and the
     host-local lease are all undone."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    ip = fake / "ip"
-    ip.write_text('#!/bin/sh\ncase "$*" in *"addr add"*) echo "injected failure" >&2; exit 2;; '
-                  'esac\nexec /usr/sbin/ip "$@"\n')
-    ip.chmod(0o755)
+    fake = pluginstate.failing_ip(tmp_path / "bin")
     data = tmp_path / "host-local"
     conf = runtime.netconf("1.0.0", bridge, vlan=22, ipam={
         "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})

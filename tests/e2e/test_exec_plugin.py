@@ -141,12 +141,7 @@ def test_stale_ports_named_like_ours_do_not_keep_their_tag(plugin, bridge, conta
 
 def test_failed_pipework_rolls_back_everything(tmp_path, plugin, bridge, container):
     """pipework fails after it made the veth, the port and the netns link: all are undone."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    ip = fake / "ip"
-    ip.write_text('#!/bin/sh\ncase "$*" in *"addr add"*) echo "injected failure" >&2; exit 2;; esac\n'
-                  'exec /usr/sbin/ip "$@"\n')
-    ip.chmod(0o755)
+    fake = pluginstate.failing_ip(tmp_path / "bin")
     call = plugin("setup", NS, "22-fails", container.id,
                   env={"PATH": f"{fake}:{os.environ['PATH']}"})
     assert call.code != 0 and len(call.lines) == 1, call.output

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from tests.support import pluginstate
 from tests.support.hostnet import Container
 
 COMMAND = (sys.executable, "-m", "plugin.cni")
@@ -98,8 +99,4 @@ class Runtime:
         return body
 
     def log_records(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.log_file, encoding="utf-8") as handle:
-                return [json.loads(line) for line in handle if line.startswith("{")]
-        except FileNotFoundError:
-            return []
+        return pluginstate.log_records(self.log_file)

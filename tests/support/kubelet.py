@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from tests.support import pluginstate
+
 
 @dataclass(frozen=True)
 class Call:
@@ -55,11 +57,7 @@ class Plugin:
             yaml.safe_dump(full, handle)
 
     def log_records(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.log_file, encoding="utf-8") as handle:
-                return [json.loads(line) for line in handle if line.startswith("{")]
-        except FileNotFoundError:
-            return []
+        return pluginstate.log_records(self.log_file)
 
 
 def install(directory: str, name: str = "myplugin") -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Any
 
 from tests.support import hostnet
 
@@ -20,3 +23,23 @@ def leases(state_dir: str) -> list[str]:
         (addresses if kind == "addr" else owners if kind == "owner" else []).extend(files)
     assert len(owners) == len(addresses), (owners, addresses)
     return sorted(addresses)
+
+
+def log_records(log_file: str) -> list[dict[str, Any]]:
+    """The plugin's JSON log lines (debug lines, which are not JSON, left out)."""
+    try:
+        with open(log_file, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.startswith("{")]
+    except FileNotFoundError:
+        return []
+
+
+def failing_ip(directory: Path) -> str:
+    """A folder to put first on PATH whose `ip` fails `addr add` and runs the real one
+    otherwise: pipework then fails after it made the veth, the port and the netns link."""
+    directory.mkdir()
+    ip = directory / "ip"
+    ip.write_text('#!/bin/sh\ncase "$*" in *"addr add"*) echo "injected failure" >&2; exit 2;; '
+                  'esac\nexec /usr/sbin/ip "$@"\n')
+    ip.chmod(0o755)
+    return str(directory)
