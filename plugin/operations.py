@@ -88,16 +88,15 @@ def sweep(core: Core, dry_run: bool = False) -> list[str]:
             target(row.namespace, row.pod, row.infra_id, row.interface,
                    f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
                    f"{row.address}")
-    for owner, lease in core.ipam.leases():
-        if owner.infra_id not in alive:
-            target(owner.namespace, owner.pod, owner.infra_id, owner.interface,
-                   f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
-                   f"({owner.infra_id[:12]} {owner.interface})")
+    # The allocators' own judgement of which leases are this node's to collect (in etcd,
+    # another node's containers are invisible here); detach then releases them.
+    for owner, lease in core.ipam.gc(lambda infra: infra in alive, dry_run=True):
+        target(owner.namespace, owner.pod, owner.infra_id, owner.interface,
+               f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
+               f"({owner.infra_id[:12]} {owner.interface})")
     if not dry_run:
         for infra, (namespace, pod, interfaces) in targets.items():
             core.detach(PodRef(namespace, pod, infra), interfaces)
-    for owner, lease in core.ipam.gc(lambda infra: infra in alive, dry_run=dry_run):
-        actions.append(f"release lease {lease.address} of {owner.infra_id[:12]} {owner.interface}")
     for link in _dangling_netns_links():
         actions.append(f"remove dangling {link}")
         if not dry_run:

@@ -138,3 +138,18 @@ def test_pin_in_etcd_places_a_pod_without_renaming_it(tmp_path, bridge, containe
     assert hostnet.container_addresses(container.id, "eth1") == ["10.98.0.77/24"]
     plugin.ok("teardown", NS, "web", container.id)
     assert our_ports(bridge) == {}
+
+
+def test_gc_collects_only_its_own_nodes_etcd_leases(tmp_path, bridge, make_container, etcd):
+    """Another node's containers are invisible here, so gc judges only its own node's etcd
+    leases. (Both 'nodes' share this host's OVS, whose ports either would see: the dry run
+    of node A is read for leases only.)"""
+    node_a, node_b = (make_plugin(str(tmp_path / name), etcd_config(bridge, etcd, name))
+                      for name in ("node-a", "node-b"))
+    c = make_container("b")
+    node_b.ok("setup", NS, "22-on-b", c.id)
+    hostnet.remove_container(c.id)
+    assert "lease 10.98." not in node_a.ok("gc", "--dry-run").output
+    assert "lease 10.98." in node_b.ok("gc", "--dry-run").output
+    node_b.ok("gc")
+    assert etcd_keys(etcd, "/e2e/ipam/pods/addr/") == [] and our_ports(bridge) == {}
