@@ -73,9 +73,6 @@ class Ovs:
             ))
         return found
 
-    def port(self, name: str) -> Port | None:
-        return next((p for p in self.ports() if p.name == name), None)
-
     def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> None:
         """Make `port` a member of `bridge` with `tag` and our marks, in one transaction.
 
@@ -91,18 +88,20 @@ class Ovs:
 
     def delete_ports(self, ports: list[str]) -> None:
         """Delete every named port that exists, in one transaction; absent ones are fine."""
-        args = [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
-        if args:
-            self.vsctl(*args)
+        if ports:
+            self.vsctl(*_del_ports(ports))
 
     def delete_ports_then_find(self, ports: list[str], **match: str) -> list[Port]:
         """Delete the named ports and, in the same transaction, list the ports still
         marked with `match`: one process for teardown's common case, where none are."""
-        deletes = [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
-        out = self.vsctl("--format=json", *deletes,
+        out = self.vsctl("--format=json", *_del_ports(ports),
                          "--", "--columns=name,external_ids", "find", "Port", *conditions)
         return [Port(row["name"], "", None, _map(row["external_ids"])) for row in _rows(out)]
+
+
+def _del_ports(ports: list[str]) -> list[str]:
+    return [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
 
 
 def _documents(text: str) -> list[list[dict[str, Any]]]:

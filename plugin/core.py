@@ -102,8 +102,9 @@ class Core:
     def attach(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
         """Attach every wanted interface, or none of them."""
         with pod_lock(self.config.state_dir, ref.infra_id):
+            previous = self.records.load(ref.infra_id)
             with self.log.phase("check"):
-                current = self._attached(ref, wants)
+                current = self._attached(ref, previous, wants)
             if current:
                 self.log.set(result="already attached")
                 return current
@@ -111,7 +112,6 @@ class Core:
                 container = self._container(ref.infra_id)
             with self.log.phase("bridges"):
                 self._bridges_ready({w.bridge for w in wants})
-            previous = self.records.load(ref.infra_id)
             others = [r for r in previous if r.interface not in {w.interface for w in wants}]
             undo = Undo()
             try:
@@ -195,9 +195,10 @@ class Core:
         else:
             self.records.delete(infra_id)
 
-    def _attached(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
+    def _attached(self, ref: PodRef, recorded: list[Attachment],
+                  wants: list[Want]) -> list[Attachment]:
         """The records, if every wanted interface is still plugged as recorded."""
-        records = {r.interface: r for r in self.records.load(ref.infra_id)}
+        records = {r.interface: r for r in recorded}
         if any(w.interface not in records for w in wants):
             return []
         ports = {p.name: p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})}
