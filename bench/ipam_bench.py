@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.configread import Section  # noqa: E402
-from plugin.ipam.facade import Ipam, parse_etcd, parse_networks  # noqa: E402
-from plugin.ipam.base import Owner  # noqa: E402
-from plugin.ipam.etcdconn import EtcdConnection, b64  # noqa: E402
+from plugin.config.reader import Section  # noqa: E402
+from plugin.ipam.allocators import Ipam, parse_etcd, parse_networks  # noqa: E402
+from plugin.ipam.model import Owner  # noqa: E402
+from plugin.ipam.stores.etcd_client import EtcdConnection, b64  # noqa: E402
 from tests.support import etcd_server  # noqa: E402
 
 IN_USE = (1, 100, 1000)

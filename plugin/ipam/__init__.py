@@ -2,5 +2,5 @@
 
 This package's own import does nothing, so reading the config (which imports
 `plugin.ipam.networks`) does not load the allocators: `status` never needs them.
-The core talks to `plugin.ipam.facade.Ipam`.
+The core talks to `plugin.ipam.allocators.Ipam`.
 """

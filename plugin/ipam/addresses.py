@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from plugin.ipam.base import IPAddress, IPInterface, IPNetwork
+from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
 
 VLAN_MIN, VLAN_MAX = 1, 4094
 ALL_VLANS = "all"

@@ -15,11 +15,11 @@ from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from plugin.configread import Section
+from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_interface,
                                    parse_subnet, parse_vlans)
-from plugin.ipam.base import IPAddress, IPInterface, IPNetwork, Lease, Route
+from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Lease, Route
 from plugin.ipam.pool import Pool
 
 ALLOCATORS = ("static", "local", "etcd")

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from plugin.ipam.base import IPAddress, IPInterface, IPNetwork
+from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
 
 if TYPE_CHECKING:
     from plugin.ipam.networks import NetworkConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from plugin.errors import AllocationError
-from plugin.ipam.base import Damaged, IPAddress, IPInterface, Lease, Owner
+from plugin.ipam.model import Damaged, IPAddress, IPInterface, Lease, Owner
 from plugin.ipam.networks import NetworkConfig
 
 

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from plugin.cni.versions import SUPPORTED
-from plugin.cni.network import MARK
+from plugin.frontends.cni.versions import SUPPORTED
+from plugin.frontends.cni.network import MARK
 from tests.support import hostnet, pluginstate
 from tests.support.pluginstate import our_ports
 from tests.support.cni_runtime import Reply, Runtime, pod_args

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from plugin.configread import Section
-from plugin.ipam.base import Owner
+from plugin.config.reader import Section
+from plugin.ipam.model import Owner
 from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
 from tests.support import etcd_server
 

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from plugin.configread import Section
+from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
-from plugin.ipam.facade import Ipam, parse_etcd
-from plugin.ipam.etcd import EtcdSource
-from plugin.ipam.etcdconn import EtcdConnection, b64
+from plugin.ipam.allocators import Ipam, parse_etcd
+from plugin.ipam.stores.etcd import EtcdSource
+from plugin.ipam.stores.etcd_client import EtcdConnection, b64
 from tests.ipam.conftest import network, networks, owner
 from tests.support import etcd_server
 

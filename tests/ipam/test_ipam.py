@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from plugin.errors import AllocationError, BackendError, ConfigError
-from plugin.ipam.facade import Ipam
-from plugin.ipam.base import Pin
-from plugin.ipam.etcdconn import EtcdConnection, b64
+from plugin.ipam.allocators import Ipam
+from plugin.ipam.model import Pin
+from plugin.ipam.stores.etcd_client import EtcdConnection, b64
 from tests.ipam.conftest import networks, owner
 from tests.support import etcd_server
 
@@ -137,8 +137,8 @@ def test_release_frees_local_leases_even_when_etcd_is_down(tmp_path, etcd_config
 def test_importing_and_using_local_networks_does_not_load_the_etcd_client(tmp_path):
     code = (
         "import sys\n"
-        "from plugin.ipam.facade import Ipam, parse_networks\n"
-        "from plugin.ipam.base import Owner\n"
+        "from plugin.ipam.allocators import Ipam, parse_networks\n"
+        "from plugin.ipam.model import Owner\n"
         f"ipam = Ipam(parse_networks([]), None, {str(tmp_path)!r}, 'n1')\n"
         "ipam.allocate(Owner('ab' * 32, 'eth1', 'ns', 'pod'), 22)\n"
         "print(sorted(m for m in ('etcd3gw', 'requests', 'urllib3') if m in sys.modules))\n"

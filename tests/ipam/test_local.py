@@ -14,7 +14,7 @@ import time
 import pytest
 
 from plugin.errors import AllocationError, BackendError
-from plugin.ipam.local import LocalSource
+from plugin.ipam.stores.files import LocalSource
 from plugin.ipam.lockfile import locked
 from tests.ipam.conftest import network, owner
 
@@ -147,7 +147,7 @@ def test_a_crash_between_index_and_record_leaves_nothing_held(tmp_path, monkeypa
     def die(*args):
         raise SystemExit("killed")
 
-    monkeypatch.setattr("plugin.ipam.local.link_exclusive", die)  # after the index link
+    monkeypatch.setattr("plugin.ipam.stores.files.link_exclusive", die)  # after the index link
     with pytest.raises(SystemExit):
         store.allocate(owner(1))
     monkeypatch.undo()

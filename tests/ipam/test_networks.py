@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from plugin.configread import Section
+from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.networks import parse_etcd
 from tests.ipam.conftest import network, networks

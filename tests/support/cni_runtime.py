@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from tests.support import pluginstate
 from tests.support.hostnet import Container
 
-COMMAND = (sys.executable, "-m", "plugin.cni")
+COMMAND = (sys.executable, "-m", "plugin.frontends.cni")
 CNI_PATH = "/usr/lib/cni"  # Debian's containernetworking-plugins: host-local, static
 
 

@@ -62,7 +62,7 @@ class Plugin:
 
 def install(directory: str, name: str = "myplugin") -> str:
     """Run the plugin's own install command, as an operator would."""
-    proc = subprocess.run([sys.executable, "-m", "plugin.exec_cli", "install",
+    proc = subprocess.run([sys.executable, "-m", "plugin.frontends.exec_cli", "install",
                            "--dir", directory, "--name", name],
                           capture_output=True, text=True, check=True)
     return proc.stdout.split()[-1]

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from plugin.cni import env as cni_env
-from plugin.cni import netconf
-from plugin.cni.delegate import Delegate, parse_result
-from plugin.cni.errors import CniError
+from plugin.frontends.cni import env as cni_env
+from plugin.frontends.cni import netconf
+from plugin.frontends.cni.delegate import Delegate, parse_result
+from plugin.frontends.cni.errors import CniError
 
 FAKE = """#!{python}
 import json, os, sys

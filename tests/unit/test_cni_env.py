@@ -2,8 +2,8 @@
 
 import pytest
 
-from plugin.cni import env
-from plugin.cni.errors import CniError
+from plugin.frontends.cni import env
+from plugin.frontends.cni.errors import CniError
 
 FULL = {"CNI_CONTAINERID": "a" * 64, "CNI_NETNS": "/proc/1/ns/net", "CNI_IFNAME": "net1",
         "CNI_PATH": "/usr/lib/cni:/opt/cni/bin"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from plugin.cni.errors import CniError, code_for, document
+from plugin.frontends.cni.errors import CniError, code_for, document
 from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
                            InputError, PluginError)
 

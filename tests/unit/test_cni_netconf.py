@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from plugin.cni import netconf
-from plugin.cni.errors import CniError, code_for
+from plugin.frontends.cni import netconf
+from plugin.frontends.cni.errors import CniError, code_for
 from plugin.errors import PluginError
 
 BASE = {"cniVersion": "1.0.0", "name": "vlan-net", "type": "vlanpipe"}

@@ -4,8 +4,8 @@ import ipaddress
 
 import pytest
 
-from plugin.cni.errors import CniError
-from plugin.cni.podargs import PodRequest, pod_request
+from plugin.frontends.cni.errors import CniError
+from plugin.frontends.cni.podargs import PodRequest, pod_request
 
 
 def test_nothing_asked():

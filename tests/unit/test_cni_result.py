@@ -2,10 +2,10 @@
 
 import pytest
 
-from plugin.cni import result
-from plugin.cni.errors import CniError
-from plugin.cni.host import HostLink
-from plugin.records import Attachment
+from plugin.frontends.cni import result
+from plugin.frontends.cni.errors import CniError
+from plugin.frontends.cni.host import HostLink
+from plugin.core.records import Attachment
 
 RECORD = Attachment(namespace="default", pod="web", infra_id="a" * 64, interface="net1",
                     bridge="br", port="vp123", vlan=22, address="10.0.0.5/24", network="pods",

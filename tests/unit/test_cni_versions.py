@@ -2,8 +2,8 @@
 
 import pytest
 
-from plugin.cni import versions
-from plugin.cni.errors import CniError
+from plugin.frontends.cni import versions
+from plugin.frontends.cni.errors import CniError
 
 
 @pytest.mark.parametrize("version", versions.SUPPORTED)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from plugin import config as cfg
+from plugin.config import schema as cfg
 from plugin.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from plugin import names
 from plugin.errors import InputError
-from plugin.vlan import VlanRule
+from plugin.core.policy import VlanRule
 
 ID = "a" * 64
 

@@ -16,8 +16,8 @@ from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import InfraContainer, inspect
 from pipework_wrapper.ovs import Ovs
 from plugin import names
-from plugin.cni.errors import INVALID_ENVIRONMENT, UNKNOWN_CONTAINER, CniError
-from plugin.config import Config
+from plugin.frontends.cni.errors import INVALID_ENVIRONMENT, UNKNOWN_CONTAINER, CniError
+from plugin.config.schema import Config
 from plugin.errors import ContainerError, InputError
 
 RUNTIME_HINT = "vlanpipe's CNI mode works with Docker as the container runtime (cri-dockerd)"

@@ -26,12 +26,12 @@ from typing import Iterator, Literal
 
 from plugin.errors import AllocationError
 from plugin.ipam.addresses import VLAN_MAX, VLAN_MIN
-from plugin.ipam.base import Damaged, IPAddress, Lease, Owner, Pin
-from plugin.ipam.etcdconn import (EtcdConnection, absent, branch_entries, delete_op, put_op,
+from plugin.ipam.model import Damaged, IPAddress, Lease, Owner, Pin
+from plugin.ipam.stores.etcd_client import (EtcdConnection, absent, branch_entries, delete_op, put_op,
                                   range_op, unchanged)
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
-from plugin.ipam.records import Record, decode, encode, new_record
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
 
 log = logging.getLogger(__name__)
 

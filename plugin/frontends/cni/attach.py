@@ -13,15 +13,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from pipework_wrapper import iproute
-from plugin.cni import host, network, result
-from plugin.cni.call import Call
-from plugin.cni.delegate import Delegate
-from plugin.cni.env import PodIdentity, identity
-from plugin.cni.errors import CHECK_FAILED, INVALID_ENVIRONMENT, TRY_AGAIN_LATER, CniError
-from plugin.cni.podargs import PodRequest
-from plugin.core import Core, PodRef, Undo, Want
-from plugin.ipam.base import IPInterface, Lease
-from plugin.records import Attachment
+from plugin.frontends.cni import host, network, result
+from plugin.frontends.cni.call import Call
+from plugin.frontends.cni.delegate import Delegate
+from plugin.frontends.cni.env import PodIdentity, identity
+from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_ENVIRONMENT, TRY_AGAIN_LATER, CniError
+from plugin.frontends.cni.podargs import PodRequest
+from plugin.core.attach import Core, PodRef, Undo, Want
+from plugin.ipam.model import IPInterface, Lease
+from plugin.core.records import Attachment
 
 
 @dataclass(frozen=True)

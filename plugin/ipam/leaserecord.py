@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.ipam.base import IPAddress, IPInterface, Owner
+from plugin.ipam.model import IPAddress, IPInterface, Owner
 
 KIND = "vlanpipe.lease/v1"
 OWNER_FIELDS = ("infra_id", "interface", "namespace", "pod", "node")

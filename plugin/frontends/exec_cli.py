@@ -36,7 +36,7 @@ POD_COMMANDS = ("setup", "teardown", "status")
 
 def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("CNI_COMMAND"):
-        from plugin.cni.main import main as cni_main
+        from plugin.frontends.cni.main import main as cni_main
 
         return cni_main()
     argv = list(sys.argv if argv is None else argv)
@@ -67,7 +67,7 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
          executable: str, started: float) -> int:
     log = None
     try:
-        from plugin import config as config_module
+        from plugin.config import schema as config_module
         from plugin.calllog import CallLog
 
         config = config_module.load(config_module.find(config_path, executable))
@@ -115,13 +115,13 @@ def _startup_ms(started: float) -> float | None:
 
 def _core(config, log):
     with log.phase("imports"):
-        from plugin.core import Core
+        from plugin.core.attach import Core
 
         return Core(config, log)
 
 
 def _pod(rest: list[str]):
-    from plugin.core import PodRef
+    from plugin.core.attach import PodRef
 
     return PodRef.checked(*rest)
 
@@ -130,7 +130,7 @@ def cmd_init(config, log, rest: list[str]) -> None:
     core = _core(config, log)
     core.init()
     if config.gc_on_init:
-        from plugin.operations import sweep
+        from plugin.ops.gc import sweep
 
         log.set(gc=sweep(core))
 
@@ -149,7 +149,7 @@ def cmd_teardown(config, log, rest: list[str]) -> None:
 
 
 def cmd_status(config, log, rest: list[str]) -> None:
-    from plugin import status
+    from plugin.frontends import status
 
     ip = status.pod_ip(config, *rest)
     if ip:
@@ -160,7 +160,7 @@ def cmd_status(config, log, rest: list[str]) -> None:
 
 def _install(rest: list[str]) -> int:
     """Needs no config: it only writes the launcher the kubelet will run."""
-    from plugin import install
+    from plugin.ops import install
 
     try:
         path = install.install(rest)
@@ -192,7 +192,7 @@ def _print(rows: list, as_json: bool, columns: tuple[str, ...]) -> None:
 
 
 def cmd_gc(config, log, rest: list[str]) -> None:
-    from plugin.operations import sweep
+    from plugin.ops.gc import sweep
 
     flags = _flags(rest, {"--dry-run", "--json"})
     actions = sweep(_core(config, log), dry_run="--dry-run" in flags)
@@ -204,7 +204,7 @@ def cmd_gc(config, log, rest: list[str]) -> None:
 
 
 def cmd_list(config, log, rest: list[str]) -> None:
-    from plugin.operations import attachments
+    from plugin.ops.gc import attachments
 
     flags = _flags(rest, {"--json"})
     core = _core(config, log)
@@ -227,7 +227,7 @@ def _short_id(row):
 
 
 def cmd_doctor(config, log, rest: list[str]) -> None:
-    from plugin.doctor import run_checks
+    from plugin.ops.doctor import run_checks
 
     flags = _flags(rest, {"--json"})
     checks = run_checks(_core(config, log), sys.argv[0])

@@ -15,10 +15,10 @@ import traceback
 from typing import Any, Callable, Optional
 
 from plugin.calllog import CallLog
-from plugin.cni import env as cni_env
-from plugin.cni import netconf, versions
-from plugin.cni.call import Call
-from plugin.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
+from plugin.frontends.cni import env as cni_env
+from plugin.frontends.cni import netconf, versions
+from plugin.frontends.cni.call import Call
+from plugin.frontends.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
 from plugin.errors import PluginError
 
 Handler = Callable[[Call], Optional[dict[str, Any]]]
@@ -72,7 +72,7 @@ def _stdin() -> bytes:
 
 
 def _handler(command: str) -> Handler:
-    from plugin.cni import attach, network
+    from plugin.frontends.cni import attach, network
 
     handlers: dict[str, Handler] = {"ADD": attach.add, "DEL": attach.delete,
                                     "CHECK": attach.check, "STATUS": network.status,

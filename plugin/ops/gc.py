@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import running_ids
 from plugin import names
-from plugin.core import Core, PodRef
+from plugin.core.attach import Core, PodRef
 from plugin.errors import InputError
 from plugin.ipam.mac import mac_for
-from plugin.records import OWNER
+from plugin.core.records import OWNER
 
 STATES = ("ok", "container gone", "port missing", "interface error", "docker down")
 

@@ -17,12 +17,12 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from plugin.cni import versions
-from plugin.cni.env import Environment
-from plugin.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
+from plugin.frontends.cni import versions
+from plugin.frontends.cni.env import Environment
+from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
-from plugin.cni.netconf import NetConf
-from plugin.ipam.base import IPAddress, IPInterface, Lease
+from plugin.frontends.cni.netconf import NetConf
+from plugin.ipam.model import IPAddress, IPInterface, Lease
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 

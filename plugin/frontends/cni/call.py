@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from plugin.calllog import CallLog
-from plugin.cni.env import Environment
-from plugin.cni.netconf import NetConf
-from plugin.config import Config
+from plugin.frontends.cni.env import Environment
+from plugin.frontends.cni.netconf import NetConf
+from plugin.config.schema import Config
 
 
 @dataclass

@@ -20,13 +20,13 @@ from pipework_wrapper.docker_lookup import InfraContainer, inspect
 from pipework_wrapper.ovs import Ovs, Port
 from plugin import names
 from plugin.calllog import CallLog
-from plugin.config import Config, refuse_shared_dir
+from plugin.config.schema import Config, refuse_shared_dir
 from plugin.errors import BackendError, ContainerError
-from plugin.ipam.facade import Ipam
-from plugin.ipam.base import Lease, Owner
+from plugin.ipam.allocators import Ipam
+from plugin.ipam.model import Lease, Owner
 from plugin.ipam.mac import mac_for
 from plugin.locks import pod_lock
-from plugin.records import Attachment, RecordStore
+from plugin.core.records import Attachment, RecordStore
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugin import names
-from plugin.configread import Section
+from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
-from plugin.vlan import RULES, VlanRule, checked
+from plugin.core.policy import RULES, VlanRule, checked
 
 ENV_VAR = "VLANPIPE_CONFIG"
 SYSTEM_PATH = "/etc/vlanpipe/config.yaml"

@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from plugin import config as config_module
-from plugin.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
-from plugin.cni.podargs import PodRequest, pod_request
-from plugin.config import Config
+from plugin.config import schema as config_module
+from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
+from plugin.frontends.cni.podargs import PodRequest, pod_request
+from plugin.config.schema import Config
 from plugin.ipam.networks import DEFAULT_NETWORK, MTU_MAX, MTU_MIN
-from plugin.vlan import VLAN_MAX, VLAN_MIN
+from plugin.core.policy import VLAN_MAX, VLAN_MIN
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # the spec's rule for network names
 _PLUGIN_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # a file name on CNI_PATH

@@ -11,10 +11,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from plugin.cni import versions
-from plugin.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
-from plugin.cni.host import HostLink
-from plugin.records import Attachment
+from plugin.frontends.cni import versions
+from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
+from plugin.frontends.cni.host import HostLink
+from plugin.core.records import Attachment
 
 DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}
 

@@ -24,7 +24,7 @@ def install(args: list[str]) -> str:
     directory = os.path.join(options["--dir"], options["--name"].replace("/", "~"))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     target = os.path.join(directory, os.path.basename(directory))
-    launcher = f"#!{sys.executable} -I\nfrom plugin.exec_cli import run\nrun()\n"
+    launcher = f"#!{sys.executable} -I\nfrom plugin.frontends.exec_cli import run\nrun()\n"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".install-")
     with os.fdopen(fd, "w") as handle:
         handle.write(launcher)

@@ -14,13 +14,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AllocationError, ConfigError, PluginError
-from plugin.ipam.base import AddressSource, Damaged, Lease, Owner, Pin
-from plugin.ipam.local import LocalSource
+from plugin.ipam.model import AddressSource, Damaged, Lease, Owner, Pin
+from plugin.ipam.stores.files import LocalSource
 from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
 from plugin.ipam.static import StaticSource
 
 if TYPE_CHECKING:
-    from plugin.ipam.etcdconn import EtcdConnection
+    from plugin.ipam.stores.etcd_client import EtcdConnection
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
 
@@ -56,7 +56,7 @@ class Ipam:
         if self.etcd is None or not namespace or not pod:
             return None
         if (namespace, pod) not in self._pins:
-            from plugin.ipam.etcd import read_pin
+            from plugin.ipam.stores.etcd import read_pin
 
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
@@ -131,14 +131,14 @@ class Ipam:
             return StaticSource(network)
         if network.allocator == "local":
             return LocalSource(network, self.state_dir)
-        from plugin.ipam.etcd import EtcdSource
+        from plugin.ipam.stores.etcd import EtcdSource
 
         assert self.etcd is not None  # checked in __init__
         return EtcdSource(network, self._etcd(), self.etcd.prefix)
 
     def _etcd(self) -> EtcdConnection:
         if self._connection is None:
-            from plugin.ipam.etcdconn import EtcdConnection
+            from plugin.ipam.stores.etcd_client import EtcdConnection
 
             assert self.etcd is not None
             self._connection = EtcdConnection(self.etcd)

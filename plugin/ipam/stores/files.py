@@ -21,13 +21,13 @@ import logging
 import os
 
 from plugin.errors import AllocationError
-from plugin.ipam.base import Damaged, IPAddress, Lease, Owner
-from plugin.ipam.files import (ensure_dir, inode, link_exclusive, link_replace, overwrite,
+from plugin.ipam.model import Damaged, IPAddress, Lease, Owner
+from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace, overwrite,
                                read_bytes, read_with_inode, remove, write_new)
 from plugin.ipam.lockfile import locked
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
-from plugin.ipam.records import Record, decode, encode, new_record
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from plugin.cni.errors import INCOMPATIBLE_VERSION, CniError
+from plugin.frontends.cni.errors import INCOMPATIBLE_VERSION, CniError
 
 SUPPORTED = ("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = SUPPORTED[-1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from plugin import names
-from plugin.cni.errors import INVALID_ENVIRONMENT, CniError
+from plugin.frontends.cni.errors import INVALID_ENVIRONMENT, CniError
 from plugin.errors import InputError
 
 REQUIRED: dict[str, tuple[str, ...]] = {

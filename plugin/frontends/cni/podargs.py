@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from plugin.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
-from plugin.ipam.base import IPInterface
-from plugin.vlan import VLAN_MAX, VLAN_MIN
+from plugin.frontends.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
+from plugin.ipam.model import IPInterface
+from plugin.core.policy import VLAN_MAX, VLAN_MIN
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 

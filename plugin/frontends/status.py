@@ -8,8 +8,8 @@ primary VLAN attachment's address from the plugin's record.
 from __future__ import annotations
 
 from plugin import names
-from plugin.config import Config, refuse_shared_dir
-from plugin.records import RecordStore
+from plugin.config.schema import Config, refuse_shared_dir
+from plugin.core.records import RecordStore
 
 
 def pod_ip(config: Config, namespace: str, pod: str, infra_id: str) -> str | None:

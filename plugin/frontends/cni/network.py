@@ -9,14 +9,14 @@ one network never touches another network's ports, nor the exec front-end's
 from __future__ import annotations
 
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.cni import host
-from plugin.cni.call import Call
-from plugin.cni.delegate import Delegate
-from plugin.cni.env import valid_container_id
-from plugin.cni.errors import NOT_AVAILABLE, CniError, code_for
-from plugin.core import Core, PodRef
+from plugin.frontends.cni import host
+from plugin.frontends.cni.call import Call
+from plugin.frontends.cni.delegate import Delegate
+from plugin.frontends.cni.env import valid_container_id
+from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError, code_for
+from plugin.core.attach import Core, PodRef
 from plugin.errors import BackendError, PluginError
-from plugin.records import OWNER
+from plugin.core.records import OWNER
 
 MARK = "vlanpipe-cni-network"
 
