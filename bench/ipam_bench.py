@@ -7,7 +7,7 @@ allocation costs ~0.1 ms in a quiet directory tree of this machine's ext4 and
 ~0.8 ms under a crowded /tmp. --workdir (default /var/tmp) says where the state
 and etcd's data go; keep it beside the real state dir's file system.
 
-Every allocator goes through the `Ipam` facade, as the core calls it, with a
+Every allocator goes through the `Allocators` facade, as the core calls it, with a
 fresh owner per run (a real allocation, not the idempotent path). Runs are
 interleaved allocator by allocator, in a rotating order, so drift of the
 machine (cache, CPU frequency, other load) hits all of them alike. Medians.
@@ -35,7 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.config.reader import Section  # noqa: E402
-from plugin.ipam.allocators import Ipam, parse_etcd, parse_networks  # noqa: E402
+from plugin.ipam.allocators import Allocators  # noqa: E402
+from plugin.ipam.networks import parse_etcd, parse_networks  # noqa: E402
 from plugin.ipam.model import Owner  # noqa: E402
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64  # noqa: E402
 from tests.support import etcd_server  # noqa: E402
@@ -63,7 +64,7 @@ class Bench:
         self.prefix = f"/bench{os.getpid()}-{kind}{in_use}"
         etcd = parse_etcd(Section("bench", {"endpoints": [etcd_url], "prefix": self.prefix}))
         assert etcd is not None
-        self.ipam = Ipam(parse_networks([Section("bench", net)]), etcd, workdir, "bench-node")
+        self.ipam = Allocators(parse_networks([Section("bench", net)]), etcd, workdir, "bench-node")
         self.network = self.ipam.networks[0]
         self.workdir, self.etcd = workdir, etcd
         if kind != "static":
@@ -136,7 +137,7 @@ def main() -> None:
     for name, medians in results.items():
         print(table(f"allocate + release, median of {args.runs} runs, {name}:", medians) + "\n")
     report: dict[str, object] = {
-        "what": "median seconds of one allocate + release through Ipam",
+        "what": "median seconds of one allocate + release through Allocators",
         "runs": args.runs, "in_use": list(IN_USE), "subnet": SUBNET, "workdir": args.workdir,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},

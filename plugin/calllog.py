@@ -2,7 +2,8 @@
 
 The kubelet shows plugin output only at high verbosity, so this file is how an
 operator sees what happened: time, command, pod, infra id, VLAN, address,
-port, duration, per-phase timings and the outcome, as one JSON object per line.
+port, duration, where the time went (start-up, config, and each outside party:
+ovs-vsctl, pipework, ip, Docker, etcd) and the outcome, as one JSON object per line.
 Logging never fails a call, and never writes to stdout or stderr (status must
 print nothing else).
 """
@@ -13,8 +14,9 @@ import json
 import logging
 import os
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+
+from pipework_wrapper import timing
 
 
 class CallLog:
@@ -30,21 +32,13 @@ class CallLog:
     def set(self, **fields: Any) -> None:
         self.fields.update({k: v for k, v in fields.items() if v not in (None, "")})
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Time one step of a call, so the slow part of a setup is visible in the log."""
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.phases[name] = round((time.monotonic() - start) * 1000, 2)
-
     def write(self, outcome: str, error: str = "", startup_ms: float | None = None) -> None:
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **self.fields,
                   "duration_ms": round((time.monotonic() - self.started) * 1000, 2),
                   "outcome": outcome}
         if startup_ms is not None:
             self.phases = {"startup": round(startup_ms, 2), **self.phases}
+        self.phases.update(timing.spent_ms)
         if self.phases:
             record["phases_ms"] = self.phases
         if error:

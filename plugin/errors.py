@@ -1,64 +1,43 @@
-"""The few error types the plugin raises, and the exit code each one maps to.
+"""The few error types the plugin raises above the wrappers.
 
-Every layer raises one of these with a message that names what was wrong and
-what to do; the front-ends (exec argv, CNI) are the only place where they turn
-into output and exit codes.
+Every layer raises one of these (or a wrapper's failure) with a message that
+names what was wrong and a hint that says what to do; the front-ends (exec argv,
+CNI) are the only places where they turn into output and codes, each through
+one table.
 """
 
 from __future__ import annotations
 
+from pipework_wrapper.errors import ContainerNotFound, DockerUnavailable, Failure, ToolFailed
 
-class PluginError(Exception):
-    """Base of every expected failure: carries a one-line, user-facing message."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        self.message = message
-        self.hint = hint
-        super().__init__(self.line())
-
-    def line(self) -> str:
-        """One line for stderr: what went wrong, then what to do about it."""
-        text = f"{self.message}; {self.hint}" if self.hint else self.message
-        return " ".join(text.split())
+__all__ = ["Failure", "UsageError", "ConfigError", "InputError", "ContainerError",
+           "ContainerNotFound", "DockerUnavailable", "BackendError", "ToolFailed",
+           "NotReady", "AllocationError"]
 
 
-class UsageError(PluginError):
-    """Wrong command or argument count: the kubelet protocol's exit code 2."""
-
-    exit_code = 2
+class UsageError(Failure):
+    """Wrong command or argument count."""
 
 
-class ConfigError(PluginError):
-    """The configuration file is missing, malformed or holds an impossible value."""
-
-    exit_code = 3
+class ConfigError(Failure):
+    """A configuration file is missing, malformed, holds an impossible value or is unsafe."""
 
 
-class InputError(PluginError):
-    """A namespace, pod name, infra id or derived VLAN that cannot be used."""
-
-    exit_code = 4
+class InputError(Failure):
+    """A namespace, pod name, container id or derived VLAN that cannot be used."""
 
 
-class ContainerError(PluginError):
-    """The infra container is unknown, stopped, or Docker cannot be asked."""
-
-    exit_code = 5
+class ContainerError(Failure):
+    """The pod's container or network namespace is there but cannot be attached to."""
 
 
-class DockerUnavailable(ContainerError):
-    """dockerd does not answer: unlike an unknown container, worth a retry later."""
+class BackendError(Failure):
+    """Open vSwitch, a lock or an allocator backend is not in a state the plugin can use."""
 
 
-class BackendError(PluginError):
-    """Open vSwitch, pipework, ip or an allocator backend failed or did not answer."""
-
-    exit_code = 6
+class NotReady(BackendError):
+    """The node is not ready for pods yet (no bridge): a CNI runtime may retry later."""
 
 
-class AllocationError(PluginError):
-    """No address can be handed out: pool exhausted, record corrupt, conflict."""
-
-    exit_code = 7
+class AllocationError(Failure):
+    """No address can be handed out: pool exhausted, address held, record unreadable."""

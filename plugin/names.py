@@ -1,8 +1,8 @@
-"""Validation of every name that reaches the plugin from outside, and the names it derives.
+"""What a valid name or number from outside is, and the names the plugin derives.
 
-The plugin runs as root and passes these values to pipework, ovs-vsctl and ip;
-each is checked against Kubernetes' own rules (or Docker's id format) before
-anything is created, so a hostile or mistaken name fails early and cleanly.
+The plugin runs as root and passes these values to pipework, ovs-vsctl and ip,
+and uses some in file names. Each rule is written here once and checked before
+anything is created, so a hostile or mistaken value fails early and cleanly.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _INFRA_ID = re.compile(r"[0-9a-f]{64}\Z")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
+# The CNI spec's "plaintext" rule, for container ids, network names and plugin types.
+_PLAINTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+VLAN_MIN, VLAN_MAX = 1, 4094
 
 
 def namespace(value: str) -> str:
@@ -49,12 +53,29 @@ def infra_id(value: str) -> str:
 
 
 def ifname(value: str) -> str:
-    """A Linux interface name: at most 15 characters, no '/' or spaces."""
-    if not _IFNAME.match(value):
+    """A Linux interface name (bridges too): at most 15 characters, no '/' or spaces."""
+    if not _IFNAME.match(value) or value in (".", ".."):
         raise InputError(
             f"interface name {value!r} is not a valid Linux interface name",
             "use at most 15 letters, digits, '_', '.' or '-'",
         )
+    return value
+
+
+def plaintext(value: str) -> bool:
+    """The CNI spec's rule for identifiers: alphanumeric, then alphanumerics, '_', '.', '-'."""
+    return bool(_PLAINTEXT.match(value))
+
+
+def vlan(value: object) -> int:
+    """A VLAN tag, given as an integer or ASCII digits: 0 means untagged, 4095 is reserved.
+
+    ValueError says why not; each caller names the input in its own error type.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not VLAN_MIN <= value <= VLAN_MAX:
+        raise ValueError(f"must be a VLAN id between {VLAN_MIN} and {VLAN_MAX}")
     return value
 
 

@@ -20,16 +20,15 @@ from plugin import names
 from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
-from plugin.core.policy import RULES, VlanRule, checked
+from plugin.core.policy import RULES, VlanRule
 
 ENV_VAR = "VLANPIPE_CONFIG"
 SYSTEM_PATH = "/etc/vlanpipe/config.yaml"
 STATUS_REPORTS = ("docker", "vlan")
-_BRIDGE = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
 
 
 @dataclass(frozen=True)
-class AttachmentSpec:
+class InterfaceSpec:
     """One interface every pod gets: which bridge, which name inside, which VLAN rule."""
 
     interface: str
@@ -43,7 +42,7 @@ class Config:
     source: str
     bridge: str = "k8s_br"
     datapath_type: str = "netdev"
-    attachments: tuple[AttachmentSpec, ...] = ()
+    attachments: tuple[InterfaceSpec, ...] = ()
     networks: tuple[NetworkConfig, ...] = ()
     etcd: EtcdConfig | None = None
     vlan_pins: bool = False
@@ -57,12 +56,9 @@ class Config:
     ovs_timeout: float = 5.0
     docker_timeout: float = 10.0
     pipework_timeout: float = 60.0
+    lock_timeout: float = 90.0
     gc_on_init: bool = False
     announce_arp: bool = False
-
-    @property
-    def primary(self) -> AttachmentSpec:
-        return next(a for a in self.attachments if a.primary)
 
 
 def find(explicit: str | None, executable: str) -> str | None:
@@ -128,7 +124,7 @@ def _refuse_writable_by_others(path: str, st: os.stat_result) -> None:
 
 def parse(data: Any, source: str) -> Config:
     top = Section(source, data)
-    bridge = top.convert("bridge", _bridge_name, "a bridge name (1-15 letters, digits, _ . -)", "k8s_br")
+    bridge = top.convert("bridge", names.ifname, "a bridge name (1-15 letters, digits, _ . -)", "k8s_br")
     vlan_section = top.section("vlan")
     default_rule = _vlan_rule(vlan_section)
     pins = vlan_section.boolean("pinned", False)
@@ -148,6 +144,7 @@ def parse(data: Any, source: str) -> Config:
     ovs_timeout = timeouts.number("ovs", 5.0)
     docker_timeout = timeouts.number("docker", 10.0)
     pipework_timeout = timeouts.number("pipework", 60.0)
+    lock_timeout = timeouts.number("lock", 90.0)
     timeouts.done()
     config = Config(
         source=source,
@@ -167,6 +164,7 @@ def parse(data: Any, source: str) -> Config:
         ovs_timeout=ovs_timeout,
         docker_timeout=docker_timeout,
         pipework_timeout=pipework_timeout,
+        lock_timeout=lock_timeout,
         gc_on_init=top.boolean("gc_on_init", False),
         announce_arp=top.boolean("announce_arp", False),
     )
@@ -174,12 +172,6 @@ def parse(data: Any, source: str) -> Config:
     if pins and etcd is None:
         raise top.error("vlan.pinned", True, "needs an etcd section to read pins from")
     return config
-
-
-def _bridge_name(value: Any) -> str:
-    if not isinstance(value, str) or not _BRIDGE.match(value):
-        raise ValueError("at most 15 letters, digits, '_', '.' or '-'")
-    return value
 
 
 def _vlan_rule(section: Section) -> VlanRule:
@@ -194,7 +186,7 @@ def _vlan_rule(section: Section) -> VlanRule:
         mapping = section.typed("namespaces", dict)
         tags = {}
         for ns, tag in mapping.items():
-            if not isinstance(tag, int) or isinstance(tag, bool):
+            if not isinstance(tag, int):
                 raise section.error(section.key(f"namespaces.{ns}"), tag, "must be an integer")
             tags[str(ns)] = _config_tag(section, f"namespaces.{ns}", tag)
         return VlanRule(kind, namespaces=tags)
@@ -205,21 +197,21 @@ def _vlan_rule(section: Section) -> VlanRule:
 
 def _config_tag(section: Section, key: str, tag: int) -> int:
     try:
-        return checked(tag, "config")
-    except Exception:
-        raise section.error(section.key(key), tag, "must be a VLAN between 1 and 4094") from None
+        return names.vlan(tag)
+    except ValueError as exc:
+        raise section.error(section.key(key), tag, str(exc)) from None
 
 
-def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> tuple[AttachmentSpec, ...]:
+def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> tuple[InterfaceSpec, ...]:
     items = top.sections("attachments")
     if not items:
-        return (AttachmentSpec(interface, bridge, rule, True),)
+        return (InterfaceSpec(interface, bridge, rule, True),)
     specs = []
     for item in items:
         vlan = item.section("vlan")
-        spec = AttachmentSpec(
+        spec = InterfaceSpec(
             interface=item.convert("interface", names.ifname, "an interface name"),
-            bridge=item.convert("bridge", _bridge_name, "a bridge name", bridge),
+            bridge=item.convert("bridge", names.ifname, "a bridge name", bridge),
             vlan=_vlan_rule(vlan) if item.has("vlan") else rule,
             primary=item.boolean("primary", False),
         )

@@ -1,43 +1,31 @@
 """Attach and detach a pod's VLAN interfaces: the one core both front-ends call.
 
-It knows nothing of argv, environment variables or exit codes. `attach` is
-all-or-nothing: every step that creates something pushes its undo first, and
-any failure runs the undos in reverse, because the kubelet (and a CNI
-runtime) retries with a new infra container and never tears down the failed
-one. `detach` works from OVSDB marks and the plugin's records alone, so it
-succeeds when the container, the port or the record is already gone.
+It orchestrates and rolls back; it knows nothing of argv, environment
+variables or exit codes, and touches no port itself (the plumbers do).
+`attach` is all-or-nothing: every step that creates something pushes its undo
+first, and any failure runs the undos in reverse, because the kubelet (and a
+CNI runtime) retries with a new infra container and never tears down the
+failed one. `detach` works from OVSDB marks and the plugin's records alone,
+so it succeeds when the container, the port or the record is already gone.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from pipework_wrapper import iproute, pipework
-from pipework_wrapper.docker_lookup import InfraContainer, inspect
-from pipework_wrapper.ovs import Ovs, Port
 from plugin import names
 from plugin.calllog import CallLog
 from plugin.config.schema import Config, refuse_shared_dir
-from plugin.errors import BackendError, ContainerError
-from plugin.ipam.allocators import Ipam
-from plugin.ipam.model import Lease, Owner
-from plugin.ipam.mac import mac_for
-from plugin.locks import pod_lock
+from plugin.core import marks
+from plugin.core.plumbing import Plumber, Sandbox, plumbers
+from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
+from plugin.ipam.mac import mac_for
+from plugin.ipam.model import Lease, Owner
+from plugin.locks import pod_lock
 
-
-@dataclass(frozen=True)
-class PodRef:
-    namespace: str
-    pod: str
-    infra_id: str
-
-    @classmethod
-    def checked(cls, namespace: str, pod: str, infra_id: str) -> "PodRef":
-        return cls(names.namespace(namespace), names.pod(pod), names.infra_id(infra_id))
+if TYPE_CHECKING:
+    from plugin.ipam.allocators import Allocators
 
 
 class Undo:
@@ -60,58 +48,31 @@ class Undo:
         return problems
 
 
-@dataclass(frozen=True)
-class Want:
-    """One interface a front-end asks for.
-
-    `lease` is set when the caller already has an address (a CNI IPAM plugin), `mac` when
-    the pod asks for one, `marks` are extra external_ids written in the same transaction
-    as the ownership marks (the CNI network's name, which its GC finds ports by).
-    """
-
-    interface: str
-    bridge: str
-    vlan: int
-    primary: bool = True
-    lease: Lease | None = None
-    mac: str | None = None
-    marks: tuple[tuple[str, str], ...] = ()
-
-
 class Core:
-    def __init__(self, config: Config, log: CallLog) -> None:
+    def __init__(self, config: Config, log: CallLog, allocators: "Allocators | None" = None,
+                 plumbing: dict[str, Plumber] | None = None) -> None:
         refuse_shared_dir(config.state_dir, "state_dir")
         self.config = config
         self.log = log
-        self.ovs = Ovs(config.ovs_timeout)
         self.records = RecordStore(config.state_dir)
-        self.ipam = Ipam(config.networks, config.etcd, config.state_dir, config.node_name)
+        if allocators is None:
+            from plugin.ipam.allocators import Allocators
 
-    def init(self) -> None:
-        for bridge in sorted({a.bridge for a in self.config.attachments}):
-            self.ovs.ensure_bridge(bridge, self.config.datapath_type)
+            allocators = Allocators.for_config(config)
+        self.allocators = allocators
+        self.plumbers = plumbing or plumbers(config)
+        self.any_plumber = next(iter(self.plumbers.values()))
 
-    def planned(self, ref: PodRef) -> list[Want]:
-        """The exec front-end's wants: every configured attachment, VLAN by its rule or pin."""
-        pin = self.ipam.pinned(ref.namespace, ref.pod) if self.config.vlan_pins else None
-        return [Want(spec.interface, spec.bridge,
-                     pin.vlan if pin and spec.primary else spec.vlan.tag_for(ref.namespace, ref.pod),
-                     spec.primary)
-                for spec in self.config.attachments]
-
-    def attach(self, ref: PodRef, wants: list[Want]) -> list[Attachment]:
+    def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
         """Attach every wanted interface, or none of them."""
-        with pod_lock(self.config.state_dir, ref.infra_id):
+        plumber = self.plumbers[sandbox.plumber]
+        with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
-            with self.log.phase("check"):
-                current = self._attached(ref, previous, wants)
+            current = self._attached(ref, previous, wants)
             if current:
                 self.log.set(result="already attached")
                 return current
-            with self.log.phase("docker"):
-                container = self._container(ref.infra_id)
-            with self.log.phase("bridges"):
-                self._bridges_ready({w.bridge for w in wants})
+            plumber.bridges_ready(w.bridge for w in wants)
             others = [r for r in previous if r.interface not in {w.interface for w in wants}]
             undo = Undo()
             try:
@@ -121,9 +82,9 @@ class Core:
                 undo.push(lambda: self._restore(ref.infra_id, previous))
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
-                for (record, lease), want in zip(prepared, wants):
-                    self._plug(container, record, lease, dict(want.marks), undo,
-                               stale=record.interface in recorded)
+                for record, lease in prepared:
+                    plumber.plug(sandbox, record, lease, undo.push,
+                                 stale=record.interface in recorded)
             except BaseException as exc:
                 problems = undo.run()
                 if problems and isinstance(exc, Exception):
@@ -139,7 +100,7 @@ class Core:
         OVSDB first; the same transaction that deletes them reports any other port still
         marked with this infra id (a config changed since setup), which is then removed too.
         """
-        with pod_lock(self.config.state_dir, ref.infra_id) as lock:
+        with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout) as lock:
             records = self.records.load(ref.infra_id)
             gone = [r for r in records if not only or r.interface in only]
             interfaces = (set(only) if only else
@@ -147,13 +108,12 @@ class Core:
                           | {r.interface for r in records})
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
-            with self.log.phase("unplug"):
-                leftovers = self._unplug(ref.infra_id, ports, only)
-            interfaces |= {p.external_ids.get("vlanpipe-interface", "") for p in leftovers} - {""}
-            with self.log.phase("release"):
-                for interface in sorted(interfaces):
-                    self.ipam.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
-                                            self.config.node_name))
+            leftovers = self.any_plumber.unplug(ref.infra_id, ports, only)
+            interfaces |= {p.external_ids.get(marks.KEYS["interface"], "")
+                           for p in leftovers} - {""}
+            for interface in sorted(interfaces):
+                self.allocators.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
+                                              self.config.node_name))
             kept = [r for r in records if r not in gone]
             self._restore(ref.infra_id, kept)
             if not kept:
@@ -162,32 +122,14 @@ class Core:
             self.log.set(port=",".join(removed) or None)
             return removed
 
-    def _unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""
-        failures: list[Exception] = []
-
-        def delete_links() -> None:
-            try:
-                for name in ports:
-                    iproute.delete_link(name)
-            except Exception as exc:  # re-raised below, in the caller's thread
-                failures.append(exc)
-
-        links = threading.Thread(target=delete_links)
-        links.start()
-        try:
-            marked = self.ovs.delete_ports_then_find(ports, **{"vlanpipe-infra-id": infra_id})
-        finally:
-            links.join()
-        if failures:
-            raise failures[0]
-        leftovers = [p for p in marked
-                     if not only or p.external_ids.get("vlanpipe-interface") in only]
-        if leftovers:
-            self.ovs.delete_ports([p.name for p in leftovers])
-            for port in leftovers:
-                iproute.delete_link(port.name)
-        return leftovers
+    def differences(self, ref: PodRef, want: Want) -> list[str]:
+        """How the attachment of `want.interface` differs from `want` (CNI CHECK)."""
+        record = next((r for r in self.records.load(ref.infra_id)
+                       if r.interface == want.interface), None)
+        if record is None:
+            return [f"no attachment of {want.interface} is recorded for container "
+                    f"{ref.infra_id[:12]}"]
+        return self.any_plumber.differences(ref.infra_id, [(record, want)])
 
     def _restore(self, infra_id: str, records: list[Attachment]) -> None:
         if records:
@@ -201,44 +143,18 @@ class Core:
         records = {r.interface: r for r in recorded}
         if any(w.interface not in records for w in wants):
             return []
-        ports = {p.name: p for p in self.ovs.ports(**{"vlanpipe-infra-id": ref.infra_id})}
-        current = []
-        for want in wants:
-            record = records[want.interface]
-            port = ports.get(record.port)
-            if (port is None or port.bridge != want.bridge or port.tag != want.vlan
-                    or record.vlan != want.vlan or port.error
-                    or not iproute.link_exists(record.port)):
-                return []
-            current.append(record)
-        return current
-
-    def _bridges_ready(self, wanted: set[str]) -> None:
-        """Before anything is created: pipework's own message for a missing bridge
-        ("I do not know how to setup interface") or an unreachable OVS says neither."""
-        missing = sorted(wanted - self.ovs.bridges())
-        if missing:
-            raise BackendError(f"Open vSwitch bridge {', '.join(missing)} does not exist",
-                               "run the plugin's init command (or ovs-vsctl add-br)")
-
-    def _container(self, infra_id: str) -> InfraContainer:
-        container = inspect(infra_id, self.config.docker_url, self.config.docker_timeout)
-        if not container.running or container.pid <= 0:
-            raise ContainerError(f"infra container {infra_id[:12]} is not running",
-                                 "start the pod's infra container before setup")
-        self.log.set(pid=container.pid)
-        return container
+        pairs = [(records[w.interface], w) for w in wants]
+        if self.any_plumber.differences(ref.infra_id, pairs):
+            return []
+        return [record for record, _ in pairs]
 
     def _prepare(self, ref: PodRef, want: Want, undo: Undo) -> tuple[Attachment, Lease]:
         """The lease and the record of one interface: every address before any link."""
         owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
         lease = want.lease
         if lease is None:
-            with self.log.phase(f"allocate-{want.interface}"):
-                pin = (self.ipam.pinned(ref.namespace, ref.pod)
-                       if self.config.vlan_pins and want.primary else None)
-                lease = self.ipam.allocate(owner, want.vlan, pin)
-            undo.push(lambda: self.ipam.release(owner))
+            lease = self.allocators.allocate(owner, want.vlan, want.pin)
+            undo.push(lambda: self.allocators.release(owner))
         vlan = lease.vlan or want.vlan
         record = Attachment(
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
@@ -246,61 +162,7 @@ class Core:
             port=names.host_veth(ref.infra_id, want.interface), vlan=vlan,
             address=str(lease.address), network=lease.network,
             mac=want.mac or mac_for(lease.address.ip),
-            gateway=str(lease.gateway or ""), primary=want.primary)
+            gateway=str(lease.gateway or ""), primary=want.primary,
+            cni_network=want.cni_network)
         self.log.set(vlan=vlan, address=record.address, port=record.port)
         return record, lease
-
-    def _plug(self, container: InfraContainer, record: Attachment, lease: Lease,
-              marks: dict[str, str], undo: Undo, stale: bool) -> None:
-        """`stale`: an earlier attempt for this container recorded this interface, so a port
-        of that name may be left in OVSDB; otherwise only a leftover link can be there."""
-        port, ifname = record.port, record.interface
-        if stale or iproute.link_exists(port):
-            with self.log.phase(f"clear-{ifname}"):
-                self._clear_stale(port)
-        self._push_cleanup(undo, port, container.pid)
-        with self.log.phase(f"pipework-{ifname}"):
-            derived_mac = record.mac == mac_for(lease.address.ip)
-            quiet = os.path.join(self.config.state_dir, "quiet-arping")
-            pipework.attach(self.config.pipework, pipework.argv(
-                record.bridge, container.id, ifname, port, record.address, record.vlan,
-                gateway=record.gateway or None, mac=record.mac), self.config.pipework_timeout,
-                quiet_dir=quiet if derived_mac and not self.config.announce_arp else None)
-        with self.log.phase(f"mark-{ifname}"):
-            self.ovs.plug(record.bridge, port, record.vlan,
-                          {**record.external_ids(self.config.node_name), **marks})
-        with self.log.phase(f"verify-{ifname}"):
-            self._finish(container.pid, ifname, port, lease)
-
-    def _clear_stale(self, port: str) -> None:
-        """A port or link already named like ours is a leftover of this container's killed setup.
-
-        The name is hashed from the infra id, so nothing else can own it; left in
-        place it would make pipework refuse ("exists and is up") or skip add-port.
-        """
-        self.ovs.delete_ports([port])
-        iproute.delete_link(port)
-
-    def _push_cleanup(self, undo: Undo, port: str, pid: int) -> None:
-        netns_existed = os.path.lexists(iproute.netns_link(pid))
-        undo.push(lambda: self.ovs.delete_ports([port]))
-        undo.push(lambda: iproute.delete_link(port))
-        if not netns_existed:
-            undo.push(lambda: iproute.remove_netns_link(pid))
-
-    def _finish(self, pid: int, ifname: str, port: str, lease: Lease) -> None:
-        """What pipework does not do (MTU, extra routes), then a check of what it did."""
-        if lease.mtu:
-            iproute.set_mtu(pid, ifname, port, lease.mtu)
-        for route in lease.routes:
-            iproute.add_route(pid, ifname, str(route.destination),
-                              str(route.gateway) if route.gateway else None)
-        found = iproute.container_addresses(pid, ifname)
-        if str(lease.address) not in found:
-            raise BackendError(
-                f"after pipework, {ifname} in the container has {found or 'no address'}, "
-                f"not {lease.address}", "see the plugin log for pipework's output")
-        if not iproute.link_exists(port):
-            raise BackendError(f"after pipework, host veth {port} does not exist",
-                               "see the plugin log for pipework's output")
-

@@ -1,20 +1,57 @@
-"""The rules that turn a pod into a VLAN tag.
+"""Which interfaces a pod gets, on which bridge and VLAN: the rules and the operator's pins.
 
-The default is the reference plugin's: the digits before the first '-' of the
-pod name (`22-my-nginx` is VLAN 22). Unlike the reference, the result is
-validated, so `nginx-abc` fails before any veth exists.
+The default rule is the reference plugin's: the digits before the first '-' of
+the pod name (`22-my-nginx` is VLAN 22). Unlike the reference, the result is
+validated, so `nginx-abc` fails before any veth exists. A pin in etcd
+overrides the rule (and may fix the address) for a pod's primary interface.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
+from plugin import names
 from plugin.errors import InputError
+from plugin.ipam.model import Lease, Pin
 
-VLAN_MIN, VLAN_MAX = 1, 4094
+if TYPE_CHECKING:
+    from plugin.config.schema import Config
+
 RULES = ("pod-name-prefix", "regex", "namespace-map", "fixed")
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """Which pod: Kubernetes' names (empty when a CNI runtime gives none) and its sandbox id."""
+
+    namespace: str
+    pod: str
+    infra_id: str
+
+    @classmethod
+    def checked(cls, namespace: str, pod: str, infra_id: str) -> "PodRef":
+        return cls(names.namespace(namespace), names.pod(pod), names.infra_id(infra_id))
+
+
+@dataclass(frozen=True)
+class Want:
+    """One interface a front-end asks the core for.
+
+    `lease` is set when the caller already has an address (a CNI IPAM plugin),
+    `pin` when an operator pinned the pod (the allocator honours its address),
+    `mac` when the pod asks for one, `cni_network` for a CNI network's attachments.
+    """
+
+    interface: str
+    bridge: str
+    vlan: int
+    primary: bool = True
+    pin: Pin | None = None
+    lease: Lease | None = None
+    mac: str | None = None
+    cni_network: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +84,18 @@ class VlanRule:
         return self.tag
 
 
+def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]) -> list[Want]:
+    """The exec front-end's wants: every configured interface, VLAN by its rule or a pin.
+
+    `pinned` is asked once, and only when pins are on: it reads etcd.
+    """
+    pin = pinned(ref.namespace, ref.pod) if config.vlan_pins else None
+    return [Want(spec.interface, spec.bridge,
+                 pin.vlan if pin and spec.primary else spec.vlan.tag_for(ref.namespace, ref.pod),
+                 spec.primary, pin=pin if spec.primary else None)
+            for spec in config.attachments]
+
+
 def _prefix(pod: str) -> str:
     head, sep, _ = pod.partition("-")
     if not sep or not head.isdigit() or not head.isascii():
@@ -58,11 +107,11 @@ def _prefix(pod: str) -> str:
 
 
 def checked(text: str | int, what: str) -> int:
-    """A VLAN tag must be 1..4094: 0 means untagged and 4095 is reserved."""
-    tag = int(text)
-    if not VLAN_MIN <= tag <= VLAN_MAX:
+    """A VLAN tag taken from `what`; its range is names.vlan's."""
+    try:
+        return names.vlan(text)
+    except ValueError:
         raise InputError(
-            f"{what} gives VLAN {tag}, outside {VLAN_MIN}-{VLAN_MAX}",
+            f"{what} gives VLAN {text}, not a number between {names.VLAN_MIN} and {names.VLAN_MAX}",
             "use a VLAN tag between 1 and 4094",
-        )
-    return tag
+        ) from None

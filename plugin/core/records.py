@@ -13,7 +13,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 
-OWNER = "vlanpipe"
+from plugin.core.marks import Marks
 
 
 @dataclass(frozen=True)
@@ -30,23 +30,18 @@ class Attachment:
     mac: str = ""
     gateway: str = ""
     primary: bool = True
+    cni_network: str = ""  # set for CNI attachments: the network config's name
+
 
     @property
     def ip(self) -> str:
         return self.address.split("/")[0]
 
-    def external_ids(self, node: str) -> dict[str, str]:
-        """The marks on the OVS port that let teardown and gc find it without the container."""
-        return {
-            "owner": OWNER,
-            "vlanpipe-namespace": self.namespace,
-            "vlanpipe-pod": self.pod,
-            "vlanpipe-infra-id": self.infra_id,
-            "vlanpipe-interface": self.interface,
-            "vlanpipe-address": self.address,
-            "vlanpipe-network": self.network,
-            "vlanpipe-node": node,
-        }
+    def marks(self, node: str) -> Marks:
+        """The marks on this attachment's OVS port."""
+        return Marks(namespace=self.namespace, pod=self.pod, infra_id=self.infra_id,
+                     interface=self.interface, address=self.address, network=self.network,
+                     node=node, cni_network=self.cni_network)
 
 
 class RecordStore:

@@ -17,7 +17,9 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from plugin.errors import PluginError, UsageError
+from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
+                           ContainerNotFound, DockerUnavailable, Failure, InputError, ToolFailed,
+                           UsageError)
 
 PROG = "vlanpipe"
 USAGE = f"""usage: {PROG} [--config PATH] COMMAND
@@ -32,6 +34,15 @@ operator commands:
   list [--json]                       one row per attachment, with its state
   doctor [--json]                     check this node; exit 1 if a check fails"""
 POD_COMMANDS = ("setup", "teardown", "status")
+# The one place failures become exit codes; the first matching class wins.
+EXIT_CODES: tuple[tuple[type[Failure], int], ...] = (
+    (UsageError, 2),
+    (ConfigError, 3),
+    (InputError, 4),
+    ((ContainerError, ContainerNotFound, DockerUnavailable), 5),
+    ((BackendError, ToolFailed), 6),
+    (AllocationError, 7),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +87,7 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
         if command in POD_COMMANDS:
             log.set(namespace=rest[0], pod=rest[1], infra_id=rest[2][:12])
         handler(config, log, rest)
-    except PluginError as exc:
+    except Failure as exc:
         if log:
             log.write("error", exc.line(), _startup_ms(started))
         return _fail(exc)
@@ -85,19 +96,23 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
             import traceback
 
             log.write("crash", "".join(traceback.format_exception(exc)), _startup_ms(started))
-        return _fail(PluginError(f"internal error: {type(exc).__name__}: {exc}",
+        return _fail(Failure(f"internal error: {type(exc).__name__}: {exc}",
                                  "this is a bug; the traceback is in the plugin log"))
     log.write("ok", startup_ms=_startup_ms(started))
     return 0
 
 
-def _fail(exc: PluginError) -> int:
+def _fail(exc: Failure) -> int:
     """One line on stderr; a usage error adds the usage text, as the reference plugin does."""
     if isinstance(exc, UsageError):
         print(f"{PROG}: {exc.message}\n{USAGE}", file=sys.stderr)
     else:
         print(f"{PROG}: {exc.line()}", file=sys.stderr)
-    return exc.exit_code
+    return exit_code(exc)
+
+
+def exit_code(exc: Failure) -> int:
+    return next((code for kinds, code in EXIT_CODES if isinstance(exc, kinds)), 1)
 
 
 def _startup_ms(started: float) -> float | None:
@@ -114,38 +129,33 @@ def _startup_ms(started: float) -> float | None:
 
 
 def _core(config, log):
-    with log.phase("imports"):
-        from plugin.core.attach import Core
+    from plugin.core.attach import Core
 
-        return Core(config, log)
-
-
-def _pod(rest: list[str]):
-    from plugin.core.attach import PodRef
-
-    return PodRef.checked(*rest)
+    return Core(config, log)
 
 
 def cmd_init(config, log, rest: list[str]) -> None:
-    core = _core(config, log)
-    core.init()
-    if config.gc_on_init:
-        from plugin.ops.gc import sweep
+    from plugin.ops.node import init
 
-        log.set(gc=sweep(core))
+    init(config, log)
 
 
 def cmd_setup(config, log, rest: list[str]) -> None:
+    from plugin.core.plumbing import docker_sandbox
+    from plugin.core.policy import PodRef, plan
+
+    pod = PodRef.checked(*rest)
     core = _core(config, log)
-    pod = _pod(rest)
-    with log.phase("vlan"):
-        wants = core.planned(pod)
-    core.attach(pod, wants)
+    wants = plan(config, pod, core.allocators.pinned)
+    sandbox = docker_sandbox(config, pod.infra_id)
+    log.set(pid=sandbox.pid)
+    core.attach(pod, wants, sandbox)
 
 
 def cmd_teardown(config, log, rest: list[str]) -> None:
-    core = _core(config, log)
-    core.detach(_pod(rest))
+    from plugin.core.policy import PodRef
+
+    _core(config, log).detach(PodRef.checked(*rest))
 
 
 def cmd_status(config, log, rest: list[str]) -> None:
@@ -164,10 +174,10 @@ def _install(rest: list[str]) -> int:
 
     try:
         path = install.install(rest)
-    except PluginError as exc:
+    except Failure as exc:
         return _fail(exc)
     except OSError as exc:
-        return _fail(PluginError(f"install failed: {exc}", "run it as root, or choose --dir"))
+        return _fail(Failure(f"install failed: {exc}", "run it as root, or choose --dir"))
     print(f"installed {path}")
     return 0
 
@@ -195,7 +205,7 @@ def cmd_gc(config, log, rest: list[str]) -> None:
     from plugin.ops.gc import sweep
 
     flags = _flags(rest, {"--dry-run", "--json"})
-    actions = sweep(_core(config, log), dry_run="--dry-run" in flags)
+    actions = sweep(config, log, dry_run="--dry-run" in flags)
     log.set(actions=actions, dry_run="--dry-run" in flags)
     if "--json" in flags:
         print(json.dumps(actions, indent=1))
@@ -204,17 +214,16 @@ def cmd_gc(config, log, rest: list[str]) -> None:
 
 
 def cmd_list(config, log, rest: list[str]) -> None:
-    from plugin.ops.gc import attachments
+    from plugin.ops.listing import attachments
 
     flags = _flags(rest, {"--json"})
-    core = _core(config, log)
     try:
         from pipework_wrapper.docker_lookup import running_ids
 
         alive = running_ids(config.docker_url, config.docker_timeout)
-    except PluginError:
+    except Failure:
         alive = None
-    rows = attachments(core, alive)
+    rows = attachments(config, alive)
     _print([_short_id(r) for r in rows], "--json" in flags,
            ("namespace", "pod", "infra_id", "interface", "port", "bridge", "vlan", "address",
             "mac", "state"))
@@ -230,11 +239,11 @@ def cmd_doctor(config, log, rest: list[str]) -> None:
     from plugin.ops.doctor import run_checks
 
     flags = _flags(rest, {"--json"})
-    checks = run_checks(_core(config, log), sys.argv[0])
+    checks = run_checks(config, sys.argv[0])
     _print(checks, "--json" in flags, ("name", "ok", "detail", "fix"))
     failed = [c.name for c in checks if not c.ok]
     if failed:
-        raise PluginError(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}",
+        raise Failure(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}",
                           "apply the fixes listed above")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from plugin import names
 from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
 
-VLAN_MIN, VLAN_MAX = 1, 4094
 ALL_VLANS = "all"
 
 
@@ -28,19 +28,18 @@ def parse_vlans(value: Any) -> frozenset[int] | None:
 
 
 def _vlan_item(item: Any) -> range:
-    if isinstance(item, int) and not isinstance(item, bool):
-        return _vlan_range(item, item, item)
-    if isinstance(item, str) and item.count("-") == 1:
-        low, high = item.split("-")
-        if low.strip().isdigit() and high.strip().isdigit():
-            return _vlan_range(int(low), int(high), item)
-    raise ValueError(f'{item!r} is neither a VLAN id nor a range like "20-29"')
-
-
-def _vlan_range(low: int, high: int, item: Any) -> range:
-    if not VLAN_MIN <= low <= high <= VLAN_MAX:
-        raise ValueError(f"{item!r} is not within {VLAN_MIN}-{VLAN_MAX} (low to high)")
-    return range(low, high + 1)
+    """A VLAN id, or a range "A-B" of them (low to high)."""
+    ends = item.split("-") if isinstance(item, str) and item.count("-") == 1 else [item, item]
+    if isinstance(item, (int, str)) and not isinstance(item, bool):
+        try:
+            low, high = (names.vlan(end.strip() if isinstance(end, str) else end) for end in ends)
+        except ValueError:
+            pass
+        else:
+            if low <= high:
+                return range(low, high + 1)
+    raise ValueError(f'{item!r} is neither a VLAN id ({names.VLAN_MIN}-{names.VLAN_MAX}) nor '
+                     'a range like "20-29" (low to high)')
 
 
 def parse_address(value: Any) -> IPAddress:

@@ -1,6 +1,6 @@
-"""IP address management: the one object the core asks for addresses.
+"""The allocators of every network: the one object the core asks for addresses.
 
-`Ipam` picks the network that serves a VLAN (or the VLAN an operator pinned in
+`Allocators` picks the network that serves a VLAN (or the VLAN an operator pinned in
 etcd), hands the work to that network's allocator and knows nothing of how it
 stores leases. Importing it stays cheap: the etcd client and the
 HTTP stack behind it are imported on first use of an etcd network or a pin, so
@@ -13,21 +13,21 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
-from plugin.errors import AllocationError, ConfigError, PluginError
+from plugin.errors import AllocationError, ConfigError, Failure
 from plugin.ipam.model import AddressSource, Damaged, Lease, Owner, Pin
 from plugin.ipam.stores.files import LocalSource
-from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
+from plugin.ipam.networks import EtcdConfig, NetworkConfig
 from plugin.ipam.static import StaticSource
 
 if TYPE_CHECKING:
+    from plugin.config.schema import Config
     from plugin.ipam.stores.etcd_client import EtcdConnection
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
 
-__all__ = ["Ipam", "parse_etcd", "parse_networks"]
 
 
-class Ipam:
+class Allocators:
     def __init__(self, networks: tuple[NetworkConfig, ...], etcd: EtcdConfig | None,
                  state_dir: str, node: str) -> None:
         for network in networks:
@@ -43,6 +43,10 @@ class Ipam:
         self._sources: dict[str, AddressSource] = {}
         self._connection: EtcdConnection | None = None
         self._pins: dict[tuple[str, str], Pin | None] = {}
+
+    @classmethod
+    def for_config(cls, config: "Config") -> "Allocators":
+        return cls(config.networks, config.etcd, config.state_dir, config.node_name)
 
     def network_for(self, vlan: int) -> NetworkConfig:
         network = self._by_vlan.get(vlan, self._fallback)
@@ -88,7 +92,7 @@ class Ipam:
         for network in self.networks:
             try:
                 released = self._source(network).release(owner) or released
-            except PluginError as exc:
+            except Failure as exc:
                 failures.append(exc)
         if failures:
             raise failures[0]
@@ -100,23 +104,16 @@ class Ipam:
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]
 
-    def gc(self, alive: Callable[[str], bool], dry_run: bool = False) -> list[tuple[Owner, Lease]]:
-        """Release the leases of this node whose infra container is gone; return them.
+    def collectable(self, alive: Callable[[str], bool]) -> list[tuple[Owner, Lease]]:
+        """The leases of this node whose infra container is not `alive`.
 
         In etcd only this node's leases are judged: another node's containers
         cannot be seen from here. The local store holds this node's alone.
         """
-        collected = []
-        for network in self.networks:
-            source = self._source(network)
-            for owner, lease in source.leases():
-                if network.allocator == "etcd" and owner.node != self.node:
-                    continue
-                if alive(owner.infra_id):
-                    continue
-                if dry_run or source.release(owner):
-                    collected.append((owner, lease))
-        return collected
+        return [(owner, lease) for network in self.networks
+                for owner, lease in self._source(network).leases()
+                if (network.allocator != "etcd" or owner.node == self.node)
+                and not alive(owner.infra_id)]
 
     def _stamped(self, owner: Owner) -> Owner:
         return owner if owner.node else replace(owner, node=self.node)

@@ -1,76 +1,30 @@
-"""Operator commands over what the plugin owns: list the attachments, sweep the dead ones.
+"""`gc`: sweep what belongs to gone containers or broken interfaces.
 
-Both start from the ownership marks in OVSDB (`owner=vlanpipe`) and the
-plugin's own records, never from names: a port the plugin did not mark is
-never listed as its own and never touched.
+It starts from the ownership marks in OVSDB, the plugin's records and the
+allocators' leases, never from names, and it needs Docker: without it,
+nothing can be known to be gone.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import running_ids
 from plugin import names
-from plugin.core.attach import Core, PodRef
+from plugin.calllog import CallLog
+from plugin.config.schema import Config
+from plugin.core.attach import Core
+from plugin.core.policy import PodRef
 from plugin.errors import InputError
-from plugin.ipam.mac import mac_for
-from plugin.core.records import OWNER
-
-STATES = ("ok", "container gone", "port missing", "interface error", "docker down")
+from plugin.ops.listing import attachments
 
 
-@dataclass(frozen=True)
-class Row:
-    namespace: str
-    pod: str
-    infra_id: str
-    interface: str
-    port: str
-    bridge: str
-    vlan: int | None
-    address: str
-    mac: str
-    state: str
-
-
-def attachments(core: Core, alive: set[str] | None) -> list[Row]:
-    """One row per attachment found in OVSDB or in the records, with its state
-    (`alive` None: Docker did not answer, so no container can be called gone)."""
-    rows = {}
-    for port in core.ovs.ports(owner=OWNER):
-        ids = port.external_ids
-        infra = ids.get("vlanpipe-infra-id", "")
-        address = ids.get("vlanpipe-address", "")
-        state = _state(infra, alive, broken=bool(port.error) or not iproute.link_exists(port.name))
-        rows[port.name] = Row(ids.get("vlanpipe-namespace", ""), ids.get("vlanpipe-pod", ""),
-                              infra, ids.get("vlanpipe-interface", ""), port.name, port.bridge,
-                              port.tag, address, _mac(address), state)
-    for infra in core.records.infra_ids():
-        for record in core.records.load(infra):
-            if record.port not in rows:
-                state = _state(infra, alive, broken=False, missing=True)
-                rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
-                                        record.port, record.bridge, record.vlan, record.address,
-                                        record.mac, state)
-    return sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
-
-
-def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:
-    if alive is not None and infra not in alive:
-        return "container gone"
-    if missing:
-        return "port missing"
-    if broken:
-        return "interface error"
-    return "docker down" if alive is None else "ok"
-
-
-def sweep(core: Core, dry_run: bool = False) -> list[str]:
+def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
     """Remove what belongs to gone containers or broken interfaces; return what was (or
-    would be) done. Needs Docker: without it, nothing can be known to be gone."""
-    alive = running_ids(core.config.docker_url, core.config.docker_timeout)
+    would be) done."""
+    alive = running_ids(config.docker_url, config.docker_timeout)
+    core = Core(config, log)
     actions: list[str] = []
     targets: dict[str, tuple[str, str, set[str]]] = {}
 
@@ -83,14 +37,14 @@ def sweep(core: Core, dry_run: bool = False) -> list[str]:
         targets.setdefault(infra, (namespace, pod, set()))[2].add(interface)
         actions.append(f"remove {what}")
 
-    for row in attachments(core, alive):
+    for row in attachments(config, alive):
         if row.state in ("container gone", "interface error"):
             target(row.namespace, row.pod, row.infra_id, row.interface,
                    f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
                    f"{row.address}")
     # The allocators' own judgement of which leases are this node's to collect (in etcd,
     # another node's containers are invisible here); detach then releases them.
-    for owner, lease in core.ipam.gc(lambda infra: infra in alive, dry_run=True):
+    for owner, lease in core.allocators.collectable(lambda infra: infra in alive):
         target(owner.namespace, owner.pod, owner.infra_id, owner.interface,
                f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
                f"({owner.infra_id[:12]} {owner.interface})")
@@ -112,12 +66,3 @@ def _dangling_netns_links() -> list[str]:
         return []
     paths = [os.path.join(iproute.NETNS_DIR, e) for e in entries if e.isdigit()]
     return [p for p in paths if os.path.islink(p) and not os.path.exists(p)]
-
-
-def _mac(address: str) -> str:
-    import ipaddress
-
-    try:
-        return mac_for(ipaddress.ip_interface(address).ip)
-    except ValueError:
-        return ""

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from plugin.frontends.cni.versions import SUPPORTED
-from plugin.frontends.cni.network import MARK
+from plugin.core.marks import KEYS
 from tests.support import hostnet, pluginstate
 from tests.support.pluginstate import our_ports
 from tests.support.cni_runtime import Reply, Runtime, pod_args
@@ -72,7 +72,7 @@ def test_add_check_del(runtime, bridge, container, version):
     port = our_ports(bridge)[host_if["name"]]
     assert port["tag"] == 22
     assert port["external_ids"]["owner"] == "vlanpipe"
-    assert port["external_ids"][MARK] == "vlan-net"
+    assert port["external_ids"][KEYS["cni_network"]] == "vlan-net"
     assert port["external_ids"]["vlanpipe-pod"] == "web"
     with_prev = {**conf, "prevResult": result}
     if version == "0.3.1":

@@ -13,7 +13,8 @@ import pytest
 
 from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
-from plugin.ipam.allocators import Ipam, parse_etcd
+from plugin.ipam.allocators import Allocators
+from plugin.ipam.networks import parse_etcd
 from plugin.ipam.stores.etcd import EtcdSource
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64
 from tests.ipam.conftest import network, networks, owner
@@ -80,7 +81,7 @@ def test_exhaustion_is_found_with_one_listing_in_a_large_pool(etcd_config):
 
 
 def _allocate_on_node(config, index, barrier, node, results):
-    ipam = Ipam(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
+    ipam = Allocators(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
                           "allocator": "etcd", "range": {"start": "10.22.0.10",
                                                          "end": "10.22.0.57"}}),
                 config, f"/nonexistent/{node}", node)
@@ -103,7 +104,7 @@ def test_two_nodes_racing_for_one_pool_never_share_an_address(etcd_config):
         assert worker.exitcode == 0
     addresses = [address for _, _, address in got]
     assert len(set(addresses)) == 48  # the range holds exactly 48: none twice, none lost
-    ipam = Ipam(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
+    ipam = Allocators(networks({"name": "net", "vlans": [22], "subnet": "10.22.0.0/24",
                           "allocator": "etcd"}), etcd_config, "/nonexistent", "node-a")
     nodes = [o.node for o, _ in ipam.leases()]
     assert nodes.count("node-a") == nodes.count("node-b") == 24

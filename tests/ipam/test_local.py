@@ -15,7 +15,7 @@ import pytest
 
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.stores.files import LocalSource
-from plugin.ipam.lockfile import locked
+from plugin.locks import locked
 from tests.ipam.conftest import network, owner
 
 FORK = multiprocessing.get_context("fork")

@@ -9,7 +9,8 @@ import pytest
 
 from plugin.frontends.cni import env as cni_env
 from plugin.frontends.cni import netconf
-from plugin.frontends.cni.delegate import Delegate, parse_result
+from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses, parse_result
+from plugin.ipam.model import Owner
 from plugin.frontends.cni.errors import CniError
 
 FAKE = """#!{python}
@@ -113,10 +114,15 @@ def test_missing_cni_path_is_code_4_and_missing_plugin_code_7(tmp_path):
     assert err.value.code == 7 and "fake-ipam" in err.value.message
 
 
-def test_gc_of_a_pre_1_1_plugin_is_a_del_per_stale_attachment(tmp_path, fake):
+def test_release_is_a_del_naming_the_owner_and_a_pre_1_1_plugin_gets_no_gc(tmp_path, fake):
     make, calls = fake
     make()
-    delegate(tmp_path, CNI_COMMAND="GC").collect([("c2", "net1"), ("c3", "net2")])
+    addresses = DelegatedAddresses(delegate(tmp_path, CNI_COMMAND="GC"))
+    for owner in (Owner("c2", "net1"), Owner("c3", "net2")):
+        assert addresses.release(owner)
+    addresses.delegate.collect()
+    commands = [c["env"]["CNI_COMMAND"] for c in calls()]
+    assert "GC" not in commands
     dels = [c["env"] for c in calls() if c["env"]["CNI_COMMAND"] == "DEL"]
     assert [(d["CNI_CONTAINERID"], d["CNI_IFNAME"]) for d in dels] == [("c2", "net1"),
                                                                        ("c3", "net2")]
@@ -125,7 +131,7 @@ def test_gc_of_a_pre_1_1_plugin_is_a_del_per_stale_attachment(tmp_path, fake):
 def test_gc_and_status_of_a_1_1_plugin_are_forwarded(tmp_path, fake):
     make, calls = fake
     make(versions=("1.0.0", "1.1.0"))
-    delegate(tmp_path, CNI_COMMAND="GC").collect([("c2", "net1")])
+    delegate(tmp_path, CNI_COMMAND="GC").collect()
     delegate(tmp_path, CNI_COMMAND="STATUS").status()
     assert [c["env"]["CNI_COMMAND"] for c in calls()] == ["VERSION", "GC", "VERSION", "STATUS"]
     assert calls()[1]["stdin"]["cniVersion"] == "1.1.0"

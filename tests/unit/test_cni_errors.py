@@ -4,12 +4,12 @@ import pytest
 
 from plugin.frontends.cni.errors import CniError, code_for, document
 from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
-                           InputError, PluginError)
+                           InputError, Failure)
 
 
 @pytest.mark.parametrize("error,code", [
     (ConfigError("x"), 7), (InputError("x"), 4), (ContainerError("x"), 3),
-    (BackendError("x"), 1001), (AllocationError("x"), 1002), (PluginError("x"), 1000),
+    (BackendError("x"), 1001), (AllocationError("x"), 1002), (Failure("x"), 1000),
     (CniError(11, "x"), 11)])
 def test_codes(error, code):
     assert code_for(error) == code

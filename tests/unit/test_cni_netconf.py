@@ -6,7 +6,7 @@ import pytest
 
 from plugin.frontends.cni import netconf
 from plugin.frontends.cni.errors import CniError, code_for
-from plugin.errors import PluginError
+from plugin.errors import Failure
 
 BASE = {"cniVersion": "1.0.0", "name": "vlan-net", "type": "vlanpipe"}
 
@@ -21,7 +21,7 @@ def parsed_from(keys):
 
 
 def code_of(call, *args):
-    with pytest.raises(PluginError) as err:
+    with pytest.raises(Failure) as err:
         call(*args)
     return code_for(err.value), err.value.line()
 
@@ -36,19 +36,23 @@ def test_missing_version_is_code_7(document):
     assert code_of(netconf.version_of, document)[0] == 7
 
 
+def primary(config):
+    return next(a for a in config.attachments if a.primary)
+
+
 def test_a_minimal_config_uses_the_projects_own_allocators():
     conf = parsed()
     assert conf.ipam_type is None and conf.warnings == () and conf.bridge is None
     config = netconf.plugin_config(conf, "net1")
-    assert config.bridge == "k8s_br" and config.primary.interface == "net1"
-    assert config.primary.vlan.kind == "pod-name-prefix"
+    assert config.bridge == "k8s_br" and primary(config).interface == "net1"
+    assert primary(config).vlan.kind == "pod-name-prefix"
 
 
 def test_vlan_tag_becomes_a_fixed_rule_and_rules_pass_through():
-    assert netconf.plugin_config(parsed(vlan=22), "net1").primary.vlan.tag_for("ns", "p") == 22
+    assert primary(netconf.plugin_config(parsed(vlan=22), "net1")).vlan.tag_for("ns", "p") == 22
     rule = netconf.plugin_config(parsed(vlan={"rule": "namespace-map",
                                               "namespaces": {"team-a": 30}}), "net1")
-    assert rule.primary.vlan.tag_for("team-a", "x") == 30
+    assert primary(rule).vlan.tag_for("team-a", "x") == 30
 
 
 def test_plugin_object_is_validated_as_config_yaml_is(tmp_path):
@@ -115,4 +119,4 @@ def test_delegated_ipam_gc_list_and_pod_requests():
 
 
 def test_cni_error_is_a_plugin_error():
-    assert isinstance(CniError(7, "x"), PluginError)
+    assert isinstance(CniError(7, "x"), Failure)

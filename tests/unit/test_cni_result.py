@@ -4,7 +4,7 @@ import pytest
 
 from plugin.frontends.cni import result
 from plugin.frontends.cni.errors import CniError
-from plugin.frontends.cni.host import HostLink
+from plugin.frontends.cni.sandbox import HostLink
 from plugin.core.records import Attachment
 
 RECORD = Attachment(namespace="default", pod="web", infra_id="a" * 64, interface="net1",

@@ -15,11 +15,15 @@ def write(tmp_path, text, mode=0o644):
     return str(path)
 
 
+def primary(config):
+    return next(a for a in config.attachments if a.primary)
+
+
 def test_defaults_match_the_reference_plugin():
     config = cfg.load(None)
     assert config.bridge == "k8s_br"
-    assert config.primary.interface == "eth1" and config.primary.bridge == "k8s_br"
-    assert config.primary.vlan.kind == "pod-name-prefix"
+    assert primary(config).interface == "eth1" and primary(config).bridge == "k8s_br"
+    assert primary(config).vlan.kind == "pod-name-prefix"
     assert config.status_report == "docker"
 
 
@@ -87,4 +91,4 @@ def test_attachments_give_several_interfaces():
     ]}, "test")
     assert [a.interface for a in config.attachments] == ["eth1", "eth2"]
     assert config.attachments[1].bridge == "br_b" and config.attachments[1].vlan.tag == 30
-    assert config.primary.interface == "eth1" and config.attachments[0].bridge == "k8s_br"
+    assert primary(config).interface == "eth1" and config.attachments[0].bridge == "k8s_br"

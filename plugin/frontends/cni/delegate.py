@@ -15,14 +15,14 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from plugin.frontends.cni import versions
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
 from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Pin
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
@@ -52,9 +52,8 @@ class Delegate:
     def add(self) -> IpamResult:
         return parse_result(self.kind, self._run("ADD", self._version()))
 
-    def delete(self, container_id: str = "", ifname: str = "") -> None:
-        overrides = {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname} if container_id else {}
-        self._run("DEL", self._version(), overrides)
+    def delete(self, container_id: str, ifname: str) -> None:
+        self._run("DEL", self._version(), {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname})
 
     def check(self) -> None:
         version = self._version()
@@ -67,14 +66,12 @@ class Delegate:
         if versions.at_least(version, "1.1.0"):
             self._run("STATUS", version)
 
-    def collect(self, stale: Iterable[tuple[str, str]]) -> None:
-        """GC for a plugin that speaks 1.1.0; DEL of each stale attachment for an older one."""
+    def collect(self) -> None:
+        """GC, for a plugin that speaks 1.1.0 (older ones had each stale attachment's DEL)."""
         version = self._version()
         if versions.at_least(version, "1.1.0"):
             self._run("GC", version)
-            return
-        for container_id, ifname in stale:
-            self._run("DEL", version, {"CNI_CONTAINERID": container_id, "CNI_IFNAME": ifname})
+
 
     def _version(self) -> str:
         answer = self._exec("VERSION", json.dumps({"cniVersion": self.conf.cni_version}).encode(),
@@ -127,6 +124,25 @@ class Delegate:
                        f"({':'.join(self.env.path)})",
                        "install it (Debian: containernetworking-plugins, in /usr/lib/cni) "
                        "or fix ipam.type")
+
+
+class DelegatedAddresses:
+    """A delegated IPAM plugin in the place of vlanpipe's allocators: the core allocates
+    (ADD) and releases (DEL) through it, and undoes an ADD that fails later like any
+    other step. The last answer stays for the result (its gateway and DNS)."""
+
+    def __init__(self, delegate: Delegate) -> None:
+        self.delegate = delegate
+        self.answer: IpamResult | None = None
+
+    def allocate(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease:
+        conf = self.delegate.conf
+        self.answer = self.delegate.add()
+        return self.answer.lease(conf.name, conf.mtu, conf.default_gateway)
+
+    def release(self, owner: Owner) -> bool:
+        self.delegate.delete(owner.infra_id, owner.interface)
+        return True
 
 
 def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
-                           DockerUnavailable, InputError, PluginError)
+                           ContainerNotFound, DockerUnavailable, Failure, InputError, NotReady,
+                           ToolFailed)
 
 INCOMPATIBLE_VERSION = 1
 UNSUPPORTED_FIELD = 2
@@ -33,17 +34,18 @@ DELEGATE_FAILED = 1004  # the IPAM plugin crashed, hung or printed no CNI error
 
 EXIT_STATUS = 1
 
-_BY_TYPE: tuple[tuple[type[PluginError], int], ...] = (
+# The one place failures become CNI codes; the first matching class wins.
+_BY_TYPE: tuple[tuple[type[Failure] | tuple[type[Failure], ...], int], ...] = (
     (ConfigError, INVALID_CONFIG),
     (InputError, INVALID_ENVIRONMENT),
-    (DockerUnavailable, TRY_AGAIN_LATER),
-    (ContainerError, UNKNOWN_CONTAINER),
-    (BackendError, BACKEND),
+    ((DockerUnavailable, NotReady), TRY_AGAIN_LATER),
+    ((ContainerError, ContainerNotFound), UNKNOWN_CONTAINER),
+    ((BackendError, ToolFailed), BACKEND),
     (AllocationError, ALLOCATION),
 )
 
 
-class CniError(PluginError):
+class CniError(Failure):
     """An error whose CNI code the front-end chose itself."""
 
     def __init__(self, code: int, message: str, hint: str = "") -> None:
@@ -51,13 +53,13 @@ class CniError(PluginError):
         self.code = code
 
 
-def code_for(exc: PluginError) -> int:
+def code_for(exc: Failure) -> int:
     if isinstance(exc, CniError):
         return exc.code
     return next((code for kind, code in _BY_TYPE if isinstance(exc, kind)), PLUGIN)
 
 
-def document(exc: PluginError, version: str) -> dict[str, Any]:
+def document(exc: Failure, version: str) -> dict[str, Any]:
     """The error object of the spec: a short `msg`, what to do about it in `details`."""
     return {"cniVersion": version, "code": code_for(exc), "msg": " ".join(exc.message.split()),
             "details": " ".join(exc.hint.split())}

@@ -19,7 +19,7 @@ from plugin.frontends.cni import env as cni_env
 from plugin.frontends.cni import netconf, versions
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
-from plugin.errors import PluginError
+from plugin.errors import Failure
 
 Handler = Callable[[Call], Optional[dict[str, Any]]]
 
@@ -46,7 +46,7 @@ def main() -> int:
         for warning in conf.warnings:
             call.warn(warning)
         output = _handler(env.command)(call)
-    except PluginError as exc:
+    except Failure as exc:
         if log:
             log.write("error", exc.line())
         _emit(document(exc, version))

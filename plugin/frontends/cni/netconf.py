@@ -13,19 +13,16 @@ validated exactly as config.yaml is.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from plugin import names
 from plugin.config import schema as config_module
 from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
 from plugin.frontends.cni.podargs import PodRequest, pod_request
 from plugin.config.schema import Config
 from plugin.ipam.networks import DEFAULT_NETWORK, MTU_MAX, MTU_MIN
-from plugin.core.policy import VLAN_MAX, VLAN_MIN
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # the spec's rule for network names
-_PLUGIN_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # a file name on CNI_PATH
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
@@ -94,7 +91,7 @@ def version_of(document: Mapping[str, Any]) -> str:
 
 def parse(document: Mapping[str, Any], raw: bytes) -> NetConf:
     name = document.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not names.plaintext(name):
         raise _invalid("name", name, "must be the network's name: letters, digits, '_', '.', '-'")
     kind = document.get("type")
     if not isinstance(kind, str) or not kind:
@@ -153,10 +150,13 @@ def _vlan(value: Any) -> int | Mapping[str, Any] | None:
     """A tag for every pod (`22`), or a rule object as in config.yaml (`{"rule": "regex", ...}`)."""
     if value is None or isinstance(value, dict):
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or not VLAN_MIN <= value <= VLAN_MAX:
-        raise _invalid("vlan", value, f"must be a VLAN id ({VLAN_MIN}-{VLAN_MAX}) or a rule "
-                       'object like {"rule": "pod-name-prefix"}')
-    return value
+    try:
+        if not isinstance(value, int):  # a JSON number, unlike the all-string annotations
+            raise ValueError("must be a VLAN id as a number")
+        return names.vlan(value)
+    except ValueError as exc:
+        raise _invalid("vlan", value, f"{exc}, or a rule object like "
+                       '{"rule": "pod-name-prefix"}') from None
 
 
 def _mtu(value: Any) -> int | None:
@@ -173,7 +173,7 @@ def _ipam(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise _invalid("ipam", value, "must be a mapping")
     kind = value.get("type")
-    if not isinstance(kind, str) or not _PLUGIN_TYPE.match(kind):
+    if not isinstance(kind, str) or not names.plaintext(kind):
         raise _invalid("ipam.type", kind, "must name an IPAM plugin on CNI_PATH (host-local, "
                        "static, dhcp); leave ipam out to use vlanpipe.networks")
     return value

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from plugin import names
 from plugin.frontends.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
 from plugin.ipam.model import IPInterface
-from plugin.core.policy import VLAN_MAX, VLAN_MIN
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
@@ -42,11 +42,10 @@ def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) 
 def _vlan(key: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():  # annotations are often all strings
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not VLAN_MIN <= value <= VLAN_MAX:
-        raise _invalid(key, value, f"must be a VLAN id between {VLAN_MIN} and {VLAN_MAX}")
-    return value
+    try:
+        return names.vlan(value)  # annotations are often all strings: "22" is taken too
+    except ValueError as exc:
+        raise _invalid(key, value, str(exc)) from None
 
 
 def _address(key: str, value: Any) -> IPInterface | None:

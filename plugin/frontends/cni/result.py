@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from plugin.frontends.cni import versions
 from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
-from plugin.frontends.cni.host import HostLink
+from plugin.frontends.cni.sandbox import HostLink
 from plugin.core.records import Attachment
 
 DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 from plugin.errors import AllocationError
-from plugin.ipam.addresses import VLAN_MAX, VLAN_MIN
+from plugin import names
 from plugin.ipam.model import Damaged, IPAddress, Lease, Owner, Pin
 from plugin.ipam.stores.etcd_client import (EtcdConnection, absent, branch_entries, delete_op, put_op,
                                   range_op, unchanged)
@@ -245,8 +245,12 @@ def _decode_pin(value: bytes) -> Pin:
     if not isinstance(body, dict) or set(body) - {"vlan", "address"}:
         raise ValueError('expected {"vlan": N} with an optional "address" and nothing else')
     vlan = body.get("vlan")
-    if not isinstance(vlan, int) or isinstance(vlan, bool) or not VLAN_MIN <= vlan <= VLAN_MAX:
-        raise ValueError(f"vlan {vlan!r} is not an integer within {VLAN_MIN}-{VLAN_MAX}")
+    if not isinstance(vlan, int):
+        raise ValueError(f"vlan {vlan!r} is not an integer")
+    try:
+        vlan = names.vlan(vlan)
+    except ValueError as exc:
+        raise ValueError(f"vlan {vlan!r} {exc}") from None
     address = body.get("address")
     if address is None:
         return Pin(vlan)

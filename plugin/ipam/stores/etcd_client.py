@@ -20,6 +20,7 @@ import requests
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
 
+from pipework_wrapper.timing import timed
 from plugin.errors import BackendError
 from plugin.ipam.networks import EtcdConfig
 
@@ -82,7 +83,8 @@ class EtcdConnection:
             index = (self._current + step) % len(self._clients)
             client = self._clients[index]
             try:
-                result = client.post(client.get_url(path), json=payload)
+                with timed("etcd"):
+                    result = client.post(client.get_url(path), json=payload)
             except (ConnectionFailedError, ConnectionTimeoutError) as exc:
                 failures.append(f"{self.config.endpoints[index]}: {self._reason(exc)}")
                 continue

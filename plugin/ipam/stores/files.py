@@ -24,7 +24,7 @@ from plugin.errors import AllocationError
 from plugin.ipam.model import Damaged, IPAddress, Lease, Owner
 from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace, overwrite,
                                read_bytes, read_with_inode, remove, write_new)
-from plugin.ipam.lockfile import locked
+from plugin.locks import locked
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.leaserecord import Record, decode, encode, new_record

@@ -1,0 +1,64 @@
+"""The ownership marks on Open vSwitch ports: the one definition of their keys.
+
+OVSDB `external_ids` is where the plugin says that a port is its own and whose
+it is. Teardown, gc, list and the CNI GC find ports by these marks, never by
+name, and never touch a port without `owner=vlanpipe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+OWNER_KEY, OWNER = "owner", "vlanpipe"
+# Field of Marks -> its external_ids key.
+KEYS = {
+    "namespace": "vlanpipe-namespace",
+    "pod": "vlanpipe-pod",
+    "infra_id": "vlanpipe-infra-id",
+    "interface": "vlanpipe-interface",
+    "address": "vlanpipe-address",
+    "network": "vlanpipe-network",
+    "node": "vlanpipe-node",
+    "cni_network": "vlanpipe-cni-network",
+}
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Whose a port is: enough to tear it down and release its lease with no container."""
+
+    namespace: str = ""
+    pod: str = ""
+    infra_id: str = ""
+    interface: str = ""
+    address: str = ""
+    network: str = ""
+    node: str = ""
+    cni_network: str = ""  # the CNI network (config name) whose GC may collect the port
+
+    def external_ids(self) -> dict[str, str]:
+        ids = {OWNER_KEY: OWNER}
+        ids.update({KEYS[f.name]: getattr(self, f.name) for f in fields(self)
+                    if getattr(self, f.name)})
+        return ids
+
+    @classmethod
+    def read(cls, external_ids: Mapping[str, str]) -> "Marks | None":
+        """The marks of a port, or None if the port is not the plugin's."""
+        if external_ids.get(OWNER_KEY) != OWNER:
+            return None
+        return cls(**{name: external_ids.get(key, "") for name, key in KEYS.items()})
+
+
+def owned() -> dict[str, str]:
+    """The condition every port of the plugin meets."""
+    return {OWNER_KEY: OWNER}
+
+
+def of_container(infra_id: str) -> dict[str, str]:
+    return {OWNER_KEY: OWNER, KEYS["infra_id"]: infra_id}
+
+
+def of_cni_network(name: str) -> dict[str, str]:
+    return {OWNER_KEY: OWNER, KEYS["cni_network"]: name}

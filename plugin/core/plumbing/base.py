@@ -1,0 +1,153 @@
+"""What every plumber shares: where the pod is, the port's marks, removal, and the checks.
+
+Removal is the same whatever made the port: the host end of the veth and the
+OVS port are named from (container id, interface), and the marks name the rest.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
+
+from pipework_wrapper import iproute
+from pipework_wrapper.docker_lookup import inspect
+from pipework_wrapper.ovs import Ovs, Port
+from plugin.core import marks
+from plugin.core.records import Attachment
+from plugin.errors import BackendError, ContainerError, NotReady
+
+if TYPE_CHECKING:
+    from plugin.config.schema import Config
+    from plugin.core.policy import Want
+    from plugin.ipam.model import Lease
+
+BRIDGE_HINT = ("run the plugin's init command with the same bridge and datapath_type "
+               "(or ovs-vsctl add-br BRIDGE -- set Bridge BRIDGE datapath_type=netdev)")
+Undo = Callable[[Callable[[], object]], None]  # pushes one compensating action
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where a pod's network namespace is, and what reaches it."""
+
+    plumber: str
+    netns: str          # a path to the namespace, e.g. /proc/<PID>/ns/net
+    container: str = ""  # the Docker id pipework finds the container by
+    pid: int = 0
+
+
+def docker_sandbox(config: "Config", container_id: str) -> Sandbox:
+    """The running Docker container `container_id`, reached through pipework."""
+    found = inspect(container_id, config.docker_url, config.docker_timeout)
+    if not found.running or found.pid <= 0:
+        raise ContainerError(f"infra container {container_id[:12]} is not running",
+                             "start the pod's infra container before setup")
+    return Sandbox("pipework", f"/proc/{found.pid}/ns/net", found.id, found.pid)
+
+
+class Plumber:
+    """Makes (`plug`) and removes (`unplug`) one pod's port on an OVS bridge."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: "Config") -> None:
+        self.config = config
+        self.ovs = Ovs(config.ovs_timeout)
+
+    def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
+             stale: bool) -> None:
+        """Attach `record` in `sandbox`; every step pushes its undo before it runs.
+
+        `stale`: an earlier attempt for this container recorded this interface, so a
+        port of that name may be left in OVSDB.
+        """
+        raise NotImplementedError
+
+    def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
+        """Delete these ports and their veths, then any other port still marked with the
+        container (of `only` these interfaces, if given); return those others."""
+        raise NotImplementedError
+
+    # --- shared by the plumbers -------------------------------------------------------
+
+    def bridges_ready(self, wanted: Iterable[str]) -> None:
+        """Before anything is created: a missing bridge or an unreachable OVS, said plainly
+        (pipework's own message, "I do not know how to setup interface", says neither).
+
+        A bridge row without a device is what a stopped ovs-vswitchd, or a `system`
+        bridge without the kernel module, leaves: the port could not pass traffic.
+        """
+        known = self.ovs.bridges()
+        for bridge in sorted(set(wanted)):
+            if bridge not in known:
+                raise NotReady(f"Open vSwitch bridge {bridge} does not exist", BRIDGE_HINT)
+            if not iproute.link_exists(bridge):
+                raise NotReady(f"bridge {bridge} exists in OVSDB but has no device "
+                               "(is ovs-vswitchd running?)", BRIDGE_HINT)
+
+    def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]]) -> list[str]:
+        """How the ports of these records differ from what is wanted (empty: as wanted)."""
+        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        found = []
+        for record, want in pairs:
+            port = ports.get(record.port)
+            if port is None:
+                found.append(f"port {record.port} is not in Open vSwitch")
+                continue
+            if port.bridge != want.bridge:
+                found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
+                             f"not {want.bridge}")
+            if port.tag != record.vlan or record.vlan != want.vlan:
+                found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
+            if port.error:
+                found.append(f"port {port.name} has an error: {port.error}")
+            if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
+                found.append(f"port {port.name} does not carry this attachment's marks")
+            if not iproute.link_exists(port.name):
+                found.append(f"host veth {port.name} does not exist")
+        return found
+
+    def _remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
+        """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""
+        failures: list[Exception] = []
+
+        def delete_links() -> None:
+            try:
+                for name in ports:
+                    iproute.delete_link(name)
+            except Exception as exc:  # re-raised below, in the caller's thread
+                failures.append(exc)
+
+        links = threading.Thread(target=delete_links)
+        links.start()
+        try:
+            marked = self.ovs.delete_ports_then_find(ports, **marks.of_container(infra_id))
+        finally:
+            links.join()
+        if failures:
+            raise failures[0]
+        leftovers = [p for p in marked
+                     if not only or p.external_ids.get(marks.KEYS["interface"]) in only]
+        if leftovers:
+            self.ovs.delete_ports([p.name for p in leftovers])
+            for port in leftovers:
+                iproute.delete_link(port.name)
+        return leftovers
+
+    def _finish(self, sandbox: Sandbox, record: Attachment, lease: "Lease") -> None:
+        """What pipework does not do (MTU, extra routes), then a check of what was done."""
+        ifname, port = record.interface, record.port
+        if lease.mtu:
+            iproute.set_mtu(sandbox.pid, ifname, port, lease.mtu)
+        for route in lease.routes:
+            iproute.add_route(sandbox.pid, ifname, str(route.destination),
+                              str(route.gateway) if route.gateway else None)
+        found = iproute.container_addresses(sandbox.pid, ifname)
+        if str(lease.address) not in found:
+            raise BackendError(
+                f"after plugging, {ifname} in the container has {found or 'no address'}, "
+                f"not {lease.address}", "see the plugin log for the commands' output")
+        if not iproute.link_exists(port):
+            raise BackendError(f"after plugging, host veth {port} does not exist",
+                               "see the plugin log for the commands' output")

@@ -1,0 +1,71 @@
+"""`list`: one row per attachment the plugin owns, found in OVSDB or in its records.
+
+Ports are found by the ownership marks (`owner=vlanpipe`), never by name: a
+port the plugin did not mark is never listed as its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pipework_wrapper import iproute
+from pipework_wrapper.ovs import Ovs
+from plugin.config.schema import Config
+from plugin.core import marks
+from plugin.core.records import RecordStore
+from plugin.ipam.mac import mac_for
+
+
+@dataclass(frozen=True)
+class Row:
+    namespace: str
+    pod: str
+    infra_id: str
+    interface: str
+    port: str
+    bridge: str
+    vlan: int | None
+    address: str
+    mac: str
+    state: str  # ok, container gone, port missing, interface error, docker down
+
+
+def attachments(config: Config, alive: set[str] | None) -> list[Row]:
+    """One row per attachment found in OVSDB or in the records, with its state
+    (`alive` None: Docker did not answer, so no container can be called gone)."""
+    rows = {}
+    for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
+        found = marks.Marks.read(port.external_ids)
+        assert found is not None  # the query asked for owned ports only
+        state = _state(found.infra_id, alive,
+                       broken=bool(port.error) or not iproute.link_exists(port.name))
+        rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
+                              port.name, port.bridge, port.tag, found.address,
+                              _mac(found.address), state)
+    records = RecordStore(config.state_dir)
+    for infra in records.infra_ids():
+        for record in records.load(infra):
+            if record.port not in rows:
+                state = _state(infra, alive, broken=False, missing=True)
+                rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
+                                        record.port, record.bridge, record.vlan, record.address,
+                                        record.mac, state)
+    return sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
+
+
+def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:
+    if alive is not None and infra not in alive:
+        return "container gone"
+    if missing:
+        return "port missing"
+    if broken:
+        return "interface error"
+    return "docker down" if alive is None else "ok"
+
+
+def _mac(address: str) -> str:
+    try:
+        return mac_for(ipaddress.ip_interface(address).ip)
+    except ValueError:
+        return ""

@@ -1,0 +1,21 @@
+"""`init`: make this node ready for pods, once, when the kubelet starts.
+
+The kubelet treats a failed init as fatal, so only what pods cannot do
+without (the bridges) makes it fail.
+"""
+
+from __future__ import annotations
+
+from pipework_wrapper.ovs import Ovs
+from plugin.calllog import CallLog
+from plugin.config.schema import Config
+
+
+def init(config: Config, log: CallLog) -> None:
+    ovs = Ovs(config.ovs_timeout)
+    for bridge in sorted({a.bridge for a in config.attachments}):
+        ovs.ensure_bridge(bridge, config.datapath_type)
+    if config.gc_on_init:
+        from plugin.ops.gc import sweep
+
+        log.set(gc=sweep(config, log))
