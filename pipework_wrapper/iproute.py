@@ -56,6 +56,10 @@ def netns_link(pid: int) -> str:
     return os.path.join(NETNS_DIR, str(pid))
 
 
+def has_netns_link(pid: int) -> bool:
+    return os.path.lexists(netns_link(pid))
+
+
 def remove_netns_link(pid: int) -> bool:
     path = netns_link(pid)
     if os.path.islink(path):

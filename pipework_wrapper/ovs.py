@@ -91,12 +91,14 @@ class Ovs:
         if ports:
             self.vsctl(*_del_ports(ports))
 
-    def delete_ports_then_find(self, ports: list[str], **match: str) -> list[Port]:
-        """Delete the named ports and, in the same transaction, list the ports still
-        marked with `match`: one process for teardown's common case, where none are."""
+    def find_then_delete(self, ports: list[str], **match: str) -> list[Port]:
+        """List the ports marked with `match`, then delete the named ones, in one
+        transaction: one process for teardown's common case, where the marked ports are
+        the named ones."""
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
-        out = self.vsctl("--format=json", *_del_ports(ports),
-                         "--", "--columns=name,external_ids", "find", "Port", *conditions)
+        out = self.vsctl("--format=json",
+                         "--", "--columns=name,external_ids", "find", "Port", *conditions,
+                         *_del_ports(ports))
         return [Port(row["name"], "", None, _map(row["external_ids"])) for row in _rows(out)]
 
 

@@ -108,9 +108,9 @@ class Core:
                           | {r.interface for r in records})
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
-            leftovers = self.any_plumber.unplug(ref.infra_id, ports, only)
+            marked = self.any_plumber.unplug(ref.infra_id, ports, only)
             interfaces |= {p.external_ids.get(marks.KEYS["interface"], "")
-                           for p in leftovers} - {""}
+                           for p in marked} - {""}
             for interface in sorted(interfaces):
                 self.allocators.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
                                               self.config.node_name))
@@ -118,7 +118,7 @@ class Core:
             self._restore(ref.infra_id, kept)
             if not kept:
                 lock.discard()
-            removed = sorted({r.port for r in gone} | {p.name for p in leftovers})
+            removed = sorted({r.port for r in gone} | {p.name for p in marked})
             self.log.set(port=",".join(removed) or None)
             return removed
 

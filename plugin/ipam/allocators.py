@@ -14,10 +14,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AllocationError, ConfigError, Failure
-from plugin.ipam.model import AddressSource, Damaged, Lease, Owner, Pin
-from plugin.ipam.stores.files import LocalSource
+from plugin.ipam.model import Allocator, Damaged, Lease, Owner, Pin
+from plugin.ipam.pooled import PoolAllocator
+from plugin.ipam.stores.files import FileStore
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
-from plugin.ipam.static import StaticSource
+from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -40,7 +41,7 @@ class Allocators:
         self.node = node
         self._by_vlan = {vlan: n for n in networks for vlan in (n.vlans or ())}
         self._fallback = next((n for n in networks if n.vlans is None), None)
-        self._sources: dict[str, AddressSource] = {}
+        self._sources: dict[str, Allocator] = {}
         self._connection: EtcdConnection | None = None
         self._pins: dict[tuple[str, str], Pin | None] = {}
 
@@ -60,7 +61,7 @@ class Allocators:
         if self.etcd is None or not namespace or not pod:
             return None
         if (namespace, pod) not in self._pins:
-            from plugin.ipam.stores.etcd import read_pin
+            from plugin.ipam.pins import read_pin
 
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
@@ -76,11 +77,6 @@ class Allocators:
         requested = pin.address.ip if pin and pin.address else None
         lease = self._source(network).allocate(owner, requested)
         return replace(lease, vlan=pin.vlan) if pin else lease
-
-    def lookup(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease | None:
-        """The owner's lease if it has one (for status), creating nothing."""
-        lease = self._source(self.network_for(pin.vlan if pin else vlan)).lookup(owner)
-        return replace(lease, vlan=pin.vlan) if pin and lease else lease
 
     def release(self, owner: Owner) -> bool:
         """Free the owner's lease on every network; True if one was held.
@@ -118,20 +114,20 @@ class Allocators:
     def _stamped(self, owner: Owner) -> Owner:
         return owner if owner.node else replace(owner, node=self.node)
 
-    def _source(self, network: NetworkConfig) -> AddressSource:
+    def _source(self, network: NetworkConfig) -> Allocator:
         if network.name not in self._sources:
             self._sources[network.name] = self._new_source(network)
         return self._sources[network.name]
 
-    def _new_source(self, network: NetworkConfig) -> AddressSource:
+    def _new_source(self, network: NetworkConfig) -> Allocator:
         if network.allocator == "static":
-            return StaticSource(network)
+            return StaticAllocator(network)
         if network.allocator == "local":
-            return LocalSource(network, self.state_dir)
-        from plugin.ipam.stores.etcd import EtcdSource
+            return PoolAllocator(network, FileStore(network, self.state_dir))
+        from plugin.ipam.stores.etcd import EtcdStore
 
         assert self.etcd is not None  # checked in __init__
-        return EtcdSource(network, self._etcd(), self.etcd.prefix)
+        return PoolAllocator(network, EtcdStore(network, self._etcd(), self.etcd.prefix))
 
     def _etcd(self) -> EtcdConnection:
         if self._connection is None:

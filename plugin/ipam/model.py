@@ -71,8 +71,8 @@ class Lease:
     vlan: int | None = None
 
 
-class AddressSource(Protocol):
-    """One allocator (static, local, etcd) serving one network."""
+class Allocator(Protocol):
+    """The addresses of one network (static, or a pool over a disk or etcd store)."""
 
     def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
         """Return the owner's lease, creating it if it has none.
@@ -80,14 +80,11 @@ class AddressSource(Protocol):
         `requested` (from a pin) must be handed out exactly, or refused.
         """
 
-    def lookup(self, owner: Owner) -> Lease | None:
-        """The owner's lease if it has one, without creating anything."""
-
     def release(self, owner: Owner) -> bool:
         """Free the owner's lease; True if one existed. Never fails on absence."""
 
     def leases(self) -> list[tuple[Owner, Lease]]:
-        """Every lease this source holds, for gc and list."""
+        """Every lease held, for gc and list."""
 
     def damaged(self) -> list[Damaged]:
         """Records found corrupt or foreign: their addresses stay out of use."""

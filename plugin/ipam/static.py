@@ -14,21 +14,21 @@ from plugin.ipam.model import Damaged, IPAddress, IPInterface, Lease, Owner
 from plugin.ipam.networks import NetworkConfig
 
 
-class StaticSource:
+class StaticAllocator:
     def __init__(self, network: NetworkConfig) -> None:
         self.network = network
 
     def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
         if requested is not None:
             return self.network.lease(self._pinned(requested))
-        lease = self.lookup(owner)
-        if lease is None:
+        address = self.network.pods.get(f"{owner.namespace}/{owner.pod}", self.network.address)
+        if address is None:
             raise AllocationError(
                 f"network {self.network.name} has no static address for pod "
                 f"{owner.namespace}/{owner.pod}",
                 f"add '{owner.namespace}/{owner.pod}' to its pods map or give it an address",
             )
-        return lease
+        return self.network.lease(address)
 
     def _pinned(self, requested: IPAddress) -> IPInterface:
         """A pin's address, with the prefix of the block of this network it lies in."""
@@ -40,10 +40,6 @@ class StaticSource:
                 return ipaddress.ip_interface(f"{requested}/{block.prefixlen}")
         raise AllocationError(f"pinned address {requested} is not on network {self.network.name}",
                               "pin an address of that network's subnet, or pin another VLAN")
-
-    def lookup(self, owner: Owner) -> Lease | None:
-        address = self.network.pods.get(f"{owner.namespace}/{owner.pod}", self.network.address)
-        return self.network.lease(address) if address is not None else None
 
     def release(self, owner: Owner) -> bool:
         return False

@@ -1,22 +1,28 @@
 """Fixtures for end-to-end tests against the real daemons (OVS userspace datapath,
-dockerd, pipework). ``scripts/host-setup`` (run by ``scripts/test``) starts them.
+dockerd, pipework, etcd). ``scripts/host-setup`` (run by ``scripts/test``) starts them.
 
-Order of teardown matters: ``no_leaks`` is autouse, so pytest sets it up before
-the ``bridge`` and ``make_container`` fixtures of a test and tears it down after
-them; its "after" snapshot therefore sees the host once every fixture cleaned up.
-OVS Port rows vanish with their bridge, so ``bridge`` itself checks, before
-deleting the bridge, that no port is left on it.
+Each test checks only what it made (``tests/support/scope.py``): the fixtures
+register their containers and bridges in the test's scope, and the autouse
+``scope`` fixture, set up first and so torn down last, fails the test if any of
+it is left once every other fixture has cleaned up. OVS Port rows vanish with
+their bridge, so ``bridge`` itself checks, before deleting the bridge, that no
+port is left on it.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
 from typing import Callable, Iterator
 
 import pytest
 
-from tests.support import hostnet
+from plugin.config.reader import Section
+from plugin.ipam.networks import EtcdConfig, parse_etcd
+from tests.support import etcd_server, hostnet
 from tests.support.hostnet import Container
+from tests.support.scope import Scope
 
 LEAK_SETTLE_SECONDS = 10  # a netns (and its veth) dies asynchronously after `docker rm`
 
@@ -38,25 +44,24 @@ def daemons_ready() -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(daemons_ready: None) -> Iterator[None]:
-    """Fail the test if it leaves new host links, OVS ports, /var/run/netns entries or
-    labelled containers behind (checked after the other fixtures' teardown)."""
-    before = hostnet.snapshot()
-    yield
-    hostnet.wait_until(lambda: not hostnet.diff(before, hostnet.snapshot()),
-                       timeout=LEAK_SETTLE_SECONDS, interval=0.2)
-    after = hostnet.snapshot()
-    leaks = hostnet.diff(before, after)
+def scope(daemons_ready: None) -> Iterator[Scope]:
+    """What this test made; fail it if any of that is left (checked after the other
+    fixtures' teardown)."""
+    made = Scope()
+    yield made
+    hostnet.wait_until(lambda: not made.leaks(), timeout=LEAK_SETTLE_SECONDS, interval=0.2)
+    leaks = made.leaks()
     if leaks:
-        hostnet.clean_leaks(before, after)
+        made.clean()
         pytest.fail("test leaked:\n  - " + "\n  - ".join(leaks), pytrace=False)
 
 
 @pytest.fixture
-def bridge(daemons_ready: None) -> Iterator[str]:
+def bridge(scope: Scope) -> Iterator[str]:
     """A fresh netdev OVS bridge ``tb`` + 6 hex digits; must have no ports left at
     teardown (checked before it is deleted, since deletion drops its ports)."""
     name = "tb" + secrets.token_hex(3)
+    scope.bridges.add(name)
     hostnet.make_bridge(name)
     try:
         yield name
@@ -71,13 +76,14 @@ def bridge(daemons_ready: None) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_container(daemons_ready: None) -> Iterator[Callable[..., Container]]:
+def make_container(scope: Scope) -> Iterator[Callable[..., Container]]:
     """Factory: ``make_container(name_hint="c", docker_args=()) -> Container`` starts a
     labelled busybox sleeper; all are removed (``docker rm -f``) at teardown."""
     made: list[Container] = []
 
     def factory(name_hint: str = "c", docker_args: tuple[str, ...] = ()) -> Container:
-        c = hostnet.start_container(name_hint, docker_args=docker_args)
+        c = scope.add_container(hostnet.start_container(name_hint, docker_args=docker_args,
+                                                        labels=[scope.label]))
         made.append(c)
         return c
 
@@ -90,3 +96,38 @@ def make_container(daemons_ready: None) -> Iterator[Callable[..., Container]]:
 def container(make_container: Callable[..., Container]) -> Container:
     """One labelled busybox sleeper (shorthand for ``make_container()``)."""
     return make_container()
+
+
+_prefixes = itertools.count()
+
+
+def _require_etcd() -> None:
+    if not etcd_server.available():
+        pytest.fail(f"etcd not found at {etcd_server.ETCD}: apt-get install etcd-server")
+
+
+@pytest.fixture(scope="session")
+def etcd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _require_etcd()
+    server = etcd_server.start(str(tmp_path_factory.mktemp("etcd") / "data"))
+    yield server.url
+    etcd_server.stop(server)
+
+
+@pytest.fixture
+def etcd_config(etcd_url: str) -> EtcdConfig:
+    """An etcd section with a prefix no other test uses."""
+    config = parse_etcd(Section("test.yaml", {"endpoints": [etcd_url], "timeout": 5,
+                                              "prefix": f"/test{os.getpid()}-{next(_prefixes)}"},
+                                "etcd"))
+    assert config is not None
+    return config
+
+
+@pytest.fixture
+def private_etcd(tmp_path) -> Iterator[etcd_server.EtcdServer]:
+    """An etcd of the test's own, which it may kill and restart."""
+    _require_etcd()
+    server = etcd_server.start(str(tmp_path / "etcd-data"))
+    yield server
+    etcd_server.stop(server)

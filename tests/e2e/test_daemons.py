@@ -15,6 +15,7 @@ import pytest
 
 from tests.support import hostnet
 from tests.support.hostnet import Container
+from tests.support.scope import Scope
 
 SUBNET = "10.222.22"  # only on the test bridge, which has no uplink
 
@@ -78,11 +79,10 @@ def test_ping_refuses_addresses_off_the_test_interfaces(container: Container) ->
         hostnet.ping(container.id, "172.17.0.1")
 
 
-def test_leak_detectors_see_what_a_dead_container_leaves(
-    bridge: str, make_container: Callable[..., Container]
+def test_the_leak_check_sees_what_a_dead_container_leaves(
+    scope: Scope, bridge: str, make_container: Callable[..., Container]
 ) -> None:
-    """A port whose container died stays in OVS: bridge_leaks and diff must see it."""
-    before = hostnet.snapshot()
+    """A port whose container died stays in OVS: bridge_leaks and the scope must see it."""
     victim = make_container("victim")
     port = attach(bridge, victim, f"{SUBNET}.9/24", 22)
     try:
@@ -90,26 +90,27 @@ def test_leak_detectors_see_what_a_dead_container_leaves(
         # The netns died, and the veth pair with it; the Port row did not.
         assert hostnet.wait_until(lambda: port not in hostnet.host_links(), timeout=10)
         assert f"OVS port {port} still on bridge {bridge}" in hostnet.bridge_leaks(bridge)
-        leaks = hostnet.diff(before, hostnet.snapshot())
-        assert any(leak.startswith(f"OVS port {port} (bridge {bridge}, tag 22") for leak in leaks)
+        assert any(leak.startswith(f"OVS port {port} (bridge {bridge}, tag 22")
+                   for leak in scope.leaks())
     finally:
         detach(port)
     assert hostnet.bridge_leaks(bridge) == []
 
 
-def test_snapshot_diff_sees_links_and_netns_entries() -> None:
-    before = hostnet.snapshot()
+def test_the_leak_check_sees_links_and_netns_entries_of_its_own_only(scope: Scope) -> None:
     name = f"vp{secrets.token_hex(3)}"
+    other = f"vp{secrets.token_hex(3)}"
     netns = os.path.join(hostnet.NETNS_DIR, f"vlanpipe-test-{secrets.token_hex(3)}")
-    hostnet.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name + "x"])
+    scope.links.add(name)
+    scope.netns.add(netns)
+    hostnet.run(["ip", "link", "add", name, "type", "veth", "peer", "name", other])
     try:
         os.symlink(f"/proc/{os.getpid()}/ns/net", netns)  # what pipework leaves on failure
-        leaks = hostnet.diff(before, hostnet.snapshot())
-        assert f"host link {name}" in leaks
-        assert f"host link {name}x" in leaks
-        assert netns in leaks
+        leaks = scope.leaks()
+        assert f"host link {name}" in leaks and netns in leaks
+        assert not any(other in leak for leak in leaks)  # not registered: someone else's
     finally:
         hostnet.run(["ip", "link", "del", name])
         if os.path.lexists(netns):
             os.unlink(netns)
-    assert hostnet.diff(before, hostnet.snapshot()) == []
+    assert scope.leaks() == []

@@ -160,34 +160,34 @@ BAD_PODS = [
 
 
 @pytest.mark.parametrize("pod,needle", BAD_PODS)
-def test_bad_pod_names_fail_cleanly(plugin, bridge, container, pod, needle):
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, pod, container.id), needle)
+def test_bad_pod_names_fail_cleanly(scope, plugin, bridge, container, pod, needle):
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, pod, container.id), needle)
 
 
 @pytest.mark.parametrize("namespace", ["Default", "a b", "x;y", "$(id)"])
-def test_bad_namespaces_fail_cleanly(plugin, bridge, container, namespace):
-    assert_fails_cleanly(plugin, bridge, ("setup", namespace, "22-ok", container.id), "namespace")
+def test_bad_namespaces_fail_cleanly(scope, plugin, bridge, container, namespace):
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", namespace, "22-ok", container.id), "namespace")
 
 
 @pytest.mark.parametrize("infra_id,needle", [
     ("not-hex", "64-hex"), ("A" * 64, "64-hex"), ("f" * 64, "unknown to Docker")])
-def test_bad_or_unknown_infra_ids_fail_cleanly(plugin, bridge, infra_id, needle):
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", infra_id), needle)
+def test_bad_or_unknown_infra_ids_fail_cleanly(scope, plugin, bridge, infra_id, needle):
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", infra_id), needle)
 
 
-def test_stopped_container_fails_cleanly(plugin, bridge, container):
+def test_stopped_container_fails_cleanly(scope, plugin, bridge, container):
     hostnet.stop_container(container.id)
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "not running")
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", container.id), "not running")
 
 
-def test_dockerd_down_fails_cleanly(tmp_path, bridge, container):
+def test_dockerd_down_fails_cleanly(scope, tmp_path, bridge, container):
     plugin = make_plugin(str(tmp_path), base_config(bridge, docker_url=f"unix://{tmp_path}/no.sock"))
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "Docker does not answer")
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", container.id), "Docker does not answer")
 
 
-def test_pipework_missing_fails_cleanly(tmp_path, bridge, container):
+def test_pipework_missing_fails_cleanly(scope, tmp_path, bridge, container):
     plugin = make_plugin(str(tmp_path), base_config(bridge, pipework=str(tmp_path / "pipework")))
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), "pipework")
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", container.id), "pipework")
 
 
 def test_open_vswitch_down_is_an_error_in_bounded_time(tmp_path, bridge, container):
@@ -206,10 +206,10 @@ def test_open_vswitch_down_is_an_error_in_bounded_time(tmp_path, bridge, contain
     ("bridge: k8s_br\nflavour: mint\n", "unknown key 'flavour'"),
     ("timeouts: {ovs: soon}\n", "timeouts.ovs"),
 ])
-def test_bad_config_fails_cleanly(plugin, bridge, container, text, needle):
+def test_bad_config_fails_cleanly(scope, plugin, bridge, container, text, needle):
     with open(plugin.config_path, "w") as handle:
         handle.write(text)
-    assert_fails_cleanly(plugin, bridge, ("setup", NS, "22-x", container.id), needle, code=3)
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", container.id), needle, code=3)
 
 
 @pytest.mark.parametrize("argv", [(), ("frobnicate",), ("setup", NS, "22-x"),
@@ -224,12 +224,12 @@ def test_install_puts_an_executable_where_the_kubelet_looks(plugin):
     assert plugin.path.endswith("/myplugin/myplugin") and mode & stat.S_IXUSR
 
 
-def assert_fails_cleanly(plugin, bridge, argv, needle, code=None):
-    before = hostnet.snapshot()
+def assert_fails_cleanly(scope, plugin, bridge, argv, needle, code=None):
+    before = scope.leaks()
     call = plugin(*argv)
     assert call.code != 0 and (code is None or call.code == code), call.output
     assert len(call.lines) == 1 and needle in call.output, call.output
-    assert hostnet.diff(before, hostnet.snapshot()) == []
+    assert scope.leaks() == before
     assert our_ports(bridge) == {} and leases(plugin) == []
 
 

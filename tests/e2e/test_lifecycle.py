@@ -185,7 +185,8 @@ def test_concurrent_setup_and_teardown(plugin, bridge, make_container):
 KILL_RUNS = int(os.environ.get("VLANPIPE_KILL_RUNS", "50"))
 
 
-def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(plugin, bridge, make_container):
+def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(scope, plugin, bridge,
+                                                               make_container):
     """SIGKILL at a random moment of setup (the plugin alone, or with its pipework child),
     then the kubelet's retry with a new infra container, then gc: nothing is left of the
     killed attempt. The retried pods are torn down at the end: nothing is left at all."""
@@ -211,8 +212,8 @@ def test_sigkill_during_setup_leaks_nothing_after_retry_and_gc(plugin, bridge, m
         plugin.ok("setup", NS, pod, retry.id)
         survivors.append((pod, retry))
     plugin.ok("gc")
-    hostnet.wait_until(lambda: not _leftovers(plugin, bridge, survivors), timeout=10)
-    assert _leftovers(plugin, bridge, survivors) == []
+    hostnet.wait_until(lambda: not _leftovers(scope, plugin, bridge, survivors), timeout=10)
+    assert _leftovers(scope, plugin, bridge, survivors) == []
     for pod, c in survivors:
         plugin.ok("teardown", NS, pod, c.id)
     assert our_ports(bridge) == {} and leases(plugin) == []
@@ -233,12 +234,11 @@ def _pipework_running_for(container_id: str) -> list[int]:
     return found
 
 
-def _leftovers(plugin, bridge, survivors) -> list[str]:
+def _leftovers(scope, plugin, bridge, survivors) -> list[str]:
     wanted = {names.host_veth(c.id, "eth1") for _, c in survivors}
     problems = [f"port {p}" for p in our_ports(bridge) if p not in wanted]
-    problems += [f"link {l}" for l in hostnet.host_links()
-                 if hostnet.PLUGIN_VETH_RE.match(l) and l not in wanted]
-    problems += [f"netns {n}" for n in hostnet.netns_links()]
+    problems += [leak for leak in scope.leaks()
+                 if not any(name in leak for name in wanted) and "container" not in leak]
     if len(leases(plugin)) != len(survivors):
         problems.append(f"{len(leases(plugin))} leases for {len(survivors)} pods")
     return problems

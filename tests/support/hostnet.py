@@ -132,15 +132,11 @@ def delete_bridge(name: str) -> None:
 
 
 def bridge_leaks(bridge: str) -> list[str]:
-    """What a test left behind on ``bridge``: its ports (the local port excluded) and
-    any host veth named like the plugin's or pipework's, wherever it is."""
+    """What a test left behind on ``bridge``: its ports (the local port excluded)."""
     problems = []
     if run(["ovs-vsctl", "--timeout=5", "br-exists", bridge], check=False).returncode == 0:
         for port in ovs("list-ports", bridge).split():
             problems.append(f"OVS port {port} still on bridge {bridge}")
-    for link in sorted(host_links()):
-        if PLUGIN_VETH_RE.match(link):
-            problems.append(f"host link {link} (plugin/pipework veth name) still exists")
     return problems
 
 
@@ -202,7 +198,8 @@ def container_pid(cid: str) -> int:
 
 
 def start_container(
-    name_hint: str = "c", *, image: str = IMAGE, docker_args: Sequence[str] = ()
+    name_hint: str = "c", *, image: str = IMAGE, docker_args: Sequence[str] = (),
+    labels: Sequence[str] = (),
 ) -> Container:
     """``docker run -d`` a labelled sleeper with a unique name; return id, pid, name.
 
@@ -211,8 +208,9 @@ def start_container(
     hint = re.sub(r"[^a-zA-Z0-9_.-]", "-", name_hint)[:40] or "c"
     name = f"vlanpipe-test-{hint}-{secrets.token_hex(3)}"
     out = run(
-        ["docker", "run", "-d", "--label", TEST_LABEL, "--name", name, *docker_args,
-         image, "sleep", "3600"]
+        ["docker", "run", "-d", "--label", TEST_LABEL,
+         *[arg for label in labels for arg in ("--label", label)], "--name", name,
+         *docker_args, image, "sleep", "3600"]
     ).stdout
     cid = out.strip().splitlines()[-1]
     return Container(id=cid, pid=container_pid(cid), name=name)

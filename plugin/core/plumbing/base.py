@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import inspect
@@ -51,9 +51,11 @@ class Plumber:
 
     name: ClassVar[str]
 
-    def __init__(self, config: "Config") -> None:
+    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute) -> None:
+        """`ovs` and `ip` are the wrappers (the unit tests pass fakes of the same shape)."""
         self.config = config
-        self.ovs = Ovs(config.ovs_timeout)
+        self.ovs = ovs or Ovs(config.ovs_timeout)
+        self.ip = ip
 
     def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
              stale: bool) -> None:
@@ -65,8 +67,8 @@ class Plumber:
         raise NotImplementedError
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete these ports and their veths, then any other port still marked with the
-        container (of `only` these interfaces, if given); return those others."""
+        """Delete these ports and their veths, and any other port marked with the container
+        (of `only` these interfaces, if given); return the marked ports that were there."""
         raise NotImplementedError
 
     # --- shared by the plumbers -------------------------------------------------------
@@ -82,7 +84,7 @@ class Plumber:
         for bridge in sorted(set(wanted)):
             if bridge not in known:
                 raise NotReady(f"Open vSwitch bridge {bridge} does not exist", BRIDGE_HINT)
-            if not iproute.link_exists(bridge):
+            if not self.ip.link_exists(bridge):
                 raise NotReady(f"bridge {bridge} exists in OVSDB but has no device "
                                "(is ovs-vswitchd running?)", BRIDGE_HINT)
 
@@ -104,7 +106,7 @@ class Plumber:
                 found.append(f"port {port.name} has an error: {port.error}")
             if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
                 found.append(f"port {port.name} does not carry this attachment's marks")
-            if not iproute.link_exists(port.name):
+            if not self.ip.link_exists(port.name):
                 found.append(f"host veth {port.name} does not exist")
         return found
 
@@ -115,39 +117,40 @@ class Plumber:
         def delete_links() -> None:
             try:
                 for name in ports:
-                    iproute.delete_link(name)
+                    self.ip.delete_link(name)
             except Exception as exc:  # re-raised below, in the caller's thread
                 failures.append(exc)
 
         links = threading.Thread(target=delete_links)
         links.start()
         try:
-            marked = self.ovs.delete_ports_then_find(ports, **marks.of_container(infra_id))
+            marked = self.ovs.find_then_delete(ports, **marks.of_container(infra_id))
         finally:
             links.join()
         if failures:
             raise failures[0]
-        leftovers = [p for p in marked
-                     if not only or p.external_ids.get(marks.KEYS["interface"]) in only]
-        if leftovers:
-            self.ovs.delete_ports([p.name for p in leftovers])
-            for port in leftovers:
-                iproute.delete_link(port.name)
-        return leftovers
+        marked = [p for p in marked
+                  if not only or p.external_ids.get(marks.KEYS["interface"]) in only]
+        leftovers = [p.name for p in marked if p.name not in ports]
+        if leftovers:  # a config changed since setup: ports under other names
+            self.ovs.delete_ports(leftovers)
+            for name in leftovers:
+                self.ip.delete_link(name)
+        return marked
 
     def _finish(self, sandbox: Sandbox, record: Attachment, lease: "Lease") -> None:
         """What pipework does not do (MTU, extra routes), then a check of what was done."""
         ifname, port = record.interface, record.port
         if lease.mtu:
-            iproute.set_mtu(sandbox.pid, ifname, port, lease.mtu)
+            self.ip.set_mtu(sandbox.pid, ifname, port, lease.mtu)
         for route in lease.routes:
-            iproute.add_route(sandbox.pid, ifname, str(route.destination),
+            self.ip.add_route(sandbox.pid, ifname, str(route.destination),
                               str(route.gateway) if route.gateway else None)
-        found = iproute.container_addresses(sandbox.pid, ifname)
+        found = self.ip.container_addresses(sandbox.pid, ifname)
         if str(lease.address) not in found:
             raise BackendError(
                 f"after plugging, {ifname} in the container has {found or 'no address'}, "
                 f"not {lease.address}", "see the plugin log for the commands' output")
-        if not iproute.link_exists(port):
+        if not self.ip.link_exists(port):
             raise BackendError(f"after plugging, host veth {port} does not exist",
                                "see the plugin log for the commands' output")

@@ -10,37 +10,43 @@ then marks the port in one OVSDB transaction and checks the result.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipework_wrapper import iproute, pipework
-from pipework_wrapper.ovs import Port
+from pipework_wrapper.ovs import Ovs, Port
 from plugin.core.plumbing.base import Plumber, Sandbox, Undo
 from plugin.core.records import Attachment
 from plugin.ipam.mac import mac_for
 
 if TYPE_CHECKING:
+    from plugin.config.schema import Config
     from plugin.ipam.model import Lease
 
 
 class PipeworkPlumber(Plumber):
     name = "pipework"
 
+    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
+                 runner: Any = pipework) -> None:
+        super().__init__(config, ovs, ip)
+        self.pipework = runner
+
     def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
              stale: bool) -> None:
         port = record.port
-        if stale or iproute.link_exists(port):
+        if stale or self.ip.link_exists(port):
             # Named from this container's id: nothing else can own it. Left in place it
             # would make pipework refuse ("exists and is up") or skip add-port.
             self.ovs.delete_ports([port])
-            iproute.delete_link(port)
-        netns_existed = os.path.lexists(iproute.netns_link(sandbox.pid))
+            self.ip.delete_link(port)
+        netns_existed = self.ip.has_netns_link(sandbox.pid)
         push(lambda: self.ovs.delete_ports([port]))
-        push(lambda: iproute.delete_link(port))
+        push(lambda: self.ip.delete_link(port))
         if not netns_existed:
-            push(lambda: iproute.remove_netns_link(sandbox.pid))
+            push(lambda: self.ip.remove_netns_link(sandbox.pid))
         derived_mac = record.mac == mac_for(lease.address.ip)
         quiet = os.path.join(self.config.state_dir, "quiet-arping")
-        pipework.attach(self.config.pipework, pipework.argv(
+        self.pipework.attach(self.config.pipework, pipework.argv(
             record.bridge, sandbox.container, record.interface, port, record.address,
             record.vlan, gateway=record.gateway or None, mac=record.mac),
             self.config.pipework_timeout,

@@ -1,0 +1,59 @@
+"""The small interface every lease store implements; the allocation algorithm is elsewhere.
+
+`plugin.ipam.pooled.PoolAllocator` chooses addresses (rotation, probing,
+exhaustion, pins) and knows nothing of disk or etcd; a store only keeps
+records and answers whether a claim won. Two stores: `files` (node-local,
+under a flock) and `etcd` (cluster-wide, by transactions); tests add a fake.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from plugin.ipam.leaserecord import Record
+from plugin.ipam.model import Damaged, IPAddress, Owner
+
+Outcome = Literal["won", "taken", "raced"]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a store knows of one owner before a claim.
+
+    `record`: the owner's valid lease record, or None. `revision`: a store's token
+    that a claim checks is unchanged (etcd's mod revision; 0 for "absent").
+    `last`: the store's rotation point, read in the same round trip.
+    """
+
+    record: Record | None
+    revision: int = 0
+    last: IPAddress | None = None
+
+
+class Store(Protocol):
+    # After a taken candidate, racing writers choose among this many (1: no race possible).
+    spread: int
+
+    def exclusive(self) -> AbstractContextManager[object]:
+        """Held across one allocation: a lock where writers need one, else nothing."""
+
+    def held(self, owner: Owner) -> Held: ...
+
+    def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
+        """Take `record.address` for its owner, if nobody holds it and the owner is as `held`
+        says ("raced" if not). `rotate`: move the rotation point there. A claim frees
+        `held.record`'s address, if any (an owner moved by a pin)."""
+
+    def read(self, address: IPAddress) -> Record | None:
+        """The valid record holding `address`, if any."""
+
+    def taken(self) -> list[str]:
+        """The names of the addresses in use: one listing, for probing past them."""
+
+    def release(self, owner: Owner) -> bool:
+        """Free the owner's lease; True if one existed. Absent is fine."""
+
+    def scan(self) -> tuple[list[Record], list[Damaged]]:
+        """Every record, and those that cannot be read (their addresses stay out of use)."""

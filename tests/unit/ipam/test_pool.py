@@ -6,7 +6,7 @@ import ipaddress
 import itertools
 
 from plugin.ipam.pool import Pool
-from tests.ipam.conftest import network
+from tests.support.ipamdata import network
 
 
 def addresses(pool: Pool, last: str | None = None, limit: int = 1000) -> list[str]:

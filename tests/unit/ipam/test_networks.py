@@ -9,7 +9,7 @@ import pytest
 from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.networks import parse_etcd
-from tests.ipam.conftest import network, networks
+from tests.support.ipamdata import network, networks
 
 NET22 = {"name": "v22", "vlans": [22], "subnet": "10.22.0.0/24"}
 

@@ -1,0 +1,53 @@
+"""The operator's pins, kept in etcd: a pod's VLAN, and maybe its address.
+
+    P/pins/<namespace>/<pod>    {"vlan": 22, "address": "10.22.0.50/24"}
+
+A pin lets an operator move a pod to another VLAN (the article's "complex
+scenario") without renaming it, or give it a known address that survives a
+move to another node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from plugin import names
+from plugin.errors import AllocationError
+from plugin.ipam.model import Pin
+from plugin.ipam.stores.etcd_client import EtcdConnection
+
+
+def read_pin(etcd: EtcdConnection, prefix: str, namespace: str, pod: str) -> Pin | None:
+    """The operator's pin for a pod. The network's subnet decides the prefix length."""
+    key = f"{prefix}/pins/{namespace}/{pod}"
+    entry = etcd.get(key)
+    if entry is None:
+        return None
+    try:
+        return _decode_pin(entry.value)
+    except ValueError as exc:
+        raise AllocationError(f"pin {key} in etcd is unreadable: {exc}",
+                              f"fix it, or delete it with 'etcdctl del {key}'") from None
+
+
+def _decode_pin(value: bytes) -> Pin:
+    try:
+        body = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict) or set(body) - {"vlan", "address"}:
+        raise ValueError('expected {"vlan": N} with an optional "address" and nothing else')
+    vlan = body.get("vlan")
+    if not isinstance(vlan, int):
+        raise ValueError(f"vlan {vlan!r} is not an integer")
+    try:
+        vlan = names.vlan(vlan)
+    except ValueError as exc:
+        raise ValueError(f"vlan {vlan!r} {exc}") from None
+    address = body.get("address")
+    if address is None:
+        return Pin(vlan)
+    if not isinstance(address, str):
+        raise ValueError(f"address {address!r} is not a string")
+    return Pin(vlan, ipaddress.ip_interface(address.strip()))

@@ -1,0 +1,107 @@
+"""The one allocation algorithm for networks with a pool: rotation, probing, exhaustion, pins.
+
+It runs over a `Store` (disk or etcd) and never looks inside one. A claim
+starts just after the store's rotation point, which makes an allocation cost
+O(1) in the addresses in use (the next candidate is almost always free) and
+rotates through the range instead of handing a just-freed address to the next
+pod. After PROBES taken candidates the store lists its addresses once, and
+probing skips them. Where writers race (etcd, several nodes), candidates
+after a miss are tried in shuffled windows, so racers spread out instead of
+colliding on every address.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from typing import Iterator
+
+from plugin.errors import AllocationError
+from plugin.ipam.leaserecord import Record, new_record
+from plugin.ipam.model import Damaged, IPAddress, Lease, Owner
+from plugin.ipam.networks import NetworkConfig
+from plugin.ipam.pool import Pool
+from plugin.ipam.stores import Held, Store
+
+log = logging.getLogger(__name__)
+
+PROBES = 8  # candidates found taken before the store lists its addresses once
+RETRIES = 8  # claims lost to a concurrent change of the same owner
+
+
+class PoolAllocator:
+    def __init__(self, network: NetworkConfig, store: Store) -> None:
+        self.network = network
+        self.pool = Pool.of(network)
+        self.store = store
+
+    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
+        """The owner's lease, claimed if it has none; `requested` (a pin) exactly or not at all."""
+        if requested is not None and (why := self.pool.refusal(requested)) is not None:
+            raise AllocationError(f"pinned address {requested} cannot be used on network "
+                                  f"{self.network.name}: it {why}", "change the pin")
+        with self.store.exclusive():
+            for _ in range(RETRIES):
+                held = self.store.held(owner)
+                if held.record is not None and requested in (None, held.record.address.ip):
+                    return self.network.lease(held.record.address)
+                record = (self._claim_next(owner, held) if requested is None
+                          else self._claim_requested(owner, requested, held))
+                if record is not None:
+                    return self.network.lease(record.address)
+        raise AllocationError(f"network {self.network.name}: the lease of {owner.key} kept "
+                              "changing under concurrent setups", "retry the setup")
+
+    def release(self, owner: Owner) -> bool:
+        return self.store.release(owner)
+
+    def leases(self) -> list[tuple[Owner, Lease]]:
+        records, damaged = self.store.scan()
+        for item in damaged:
+            log.warning("%s: %s; left alone, its address is not reused", item.where, item.reason)
+        return [(r.owner, self.network.lease(r.address)) for r in records]
+
+    def damaged(self) -> list[Damaged]:
+        return self.store.scan()[1]
+
+    def _claim_next(self, owner: Owner, held: Held) -> Record | None:
+        """The first free candidate from the rotation point; None if the owner raced."""
+        taken: frozenset[str] = frozenset()
+        misses = 0
+        for candidate in _spread(self.pool.rotation(held.last), self.store.spread):
+            if str(candidate) in taken:
+                continue
+            record = new_record(self.network.name, self.pool.interface(candidate), owner)
+            outcome = self.store.claim(record, held, rotate=True)
+            if outcome == "won":
+                return record
+            if outcome == "raced":
+                return None
+            misses += 1
+            if misses == PROBES:
+                taken = frozenset(self.store.taken())
+        in_use = self.pool.count_addresses(self.store.taken())
+        raise AllocationError(
+            f"network {self.network.name} exhausted: {in_use} addresses in use",
+            f"its pool holds {self.pool.size}; free the leases of dead pods (gc on every node) "
+            "or widen the network's range")
+
+    def _claim_requested(self, owner: Owner, requested: IPAddress, held: Held) -> Record | None:
+        record = new_record(self.network.name, self.pool.interface(requested), owner)
+        outcome = self.store.claim(record, held, rotate=False)
+        if outcome == "taken":
+            holder = self.store.read(requested)
+            who = (f"pod {holder.owner.namespace}/{holder.owner.pod} on node {holder.owner.node}"
+                   if holder else "a record that cannot be read")
+            raise AllocationError(f"pinned address {requested} of network {self.network.name} "
+                                  f"is held by {who}", "release it first or change the pin")
+        return record if outcome == "won" else None
+
+
+def _spread(candidates: Iterator[IPAddress], width: int) -> Iterator[IPAddress]:
+    """The first candidate, then the rest in windows of `width`, each shuffled."""
+    yield from itertools.islice(candidates, 1)
+    while window := list(itertools.islice(candidates, width)):
+        random.shuffle(window)
+        yield from window

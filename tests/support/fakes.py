@@ -1,0 +1,214 @@
+"""Fakes at the boundaries real daemons cannot be made to misbehave at on cue.
+
+`MemoryStore` is a lease store in a dict, with hooks to make a claim lose a race
+or find its address taken; the allocator's algorithm is tested over it. The
+host fakes (`FakeHost` and friends) stand in for pipework, ovs-vsctl, ip and
+Docker at the wrapper boundary, keeping just enough state (links, ports,
+addresses inside pods) for the core's rollback and idempotence to be checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pipework_wrapper.errors import ToolFailed
+from pipework_wrapper.ovs import Port
+from plugin.ipam.leaserecord import Record
+from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.ipam.stores import Held, Outcome
+
+
+@dataclass
+class MemoryStore:
+    """A `Store` in memory. `before_claim(record)` may return an outcome to force
+    ("raced", "taken") or None to let the claim proceed."""
+
+    spread: int = 1
+    records: dict[str, Record] = field(default_factory=dict)    # address -> record
+    owners: dict[str, tuple[str, int]] = field(default_factory=dict)  # owner key -> (address, rev)
+    last: IPAddress | None = None
+    revision: int = 0
+    before_claim: Callable[[Record], Outcome | None] = lambda record: None
+    calls: dict[str, int] = field(default_factory=dict)
+    damaged_records: list[Damaged] = field(default_factory=list)
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def exclusive(self) -> contextlib.AbstractContextManager[object]:
+        self._count("exclusive")
+        return contextlib.nullcontext()
+
+    def held(self, owner: Owner) -> Held:
+        self._count("held")
+        address, revision = self.owners.get(owner.key, ("", 0))
+        return Held(self.records.get(address), revision, self.last)
+
+    def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
+        self._count("claim")
+        forced = self.before_claim(record)
+        if forced is not None:
+            return forced
+        address = str(record.address.ip)
+        if self.owners.get(record.owner.key, ("", 0))[1] != held.revision:
+            return "raced"
+        if address in self.records:
+            return "taken"
+        self.revision += 1
+        if held.record is not None:
+            self.records.pop(str(held.record.address.ip), None)
+        self.records[address] = record
+        self.owners[record.owner.key] = (address, self.revision)
+        if rotate:
+            self.last = record.address.ip
+        return "won"
+
+    def read(self, address: IPAddress) -> Record | None:
+        return self.records.get(str(address))
+
+    def taken(self) -> list[str]:
+        self._count("taken")
+        return list(self.records)
+
+    def release(self, owner: Owner) -> bool:
+        address, _ = self.owners.pop(owner.key, ("", 0))
+        return self.records.pop(address, None) is not None
+
+    def scan(self) -> tuple[list[Record], list[Damaged]]:
+        return sorted(self.records.values(), key=lambda r: int(r.address.ip)), \
+            list(self.damaged_records)
+
+
+class FakeHost:
+    """The host as pipework, ovs-vsctl and ip leave it, in memory.
+
+    `fail_at(step, nth=1)` makes the nth call of a step raise the wrapper's own
+    failure, after the effects of the steps before it (pipework has `set -e` and
+    no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
+    "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
+    "pipework:veth", "pipework:port", "pipework:address".
+    """
+
+    def __init__(self) -> None:
+        self.bridges: set[str] = set()
+        self.links: set[str] = set()
+        self.ports: dict[str, Port] = {}
+        self.addresses: dict[tuple[int, str], list[str]] = {}
+        self.netns_links: set[int] = set()
+        self.peers: dict[str, tuple[int, str]] = {}  # host end of a veth -> (PID, pod ifname)
+        self.containers: dict[str, int] = {}  # Docker id -> PID, as pipework finds them
+        self.calls: list[str] = []
+        self._failures: dict[str, int] = {}
+        self.ovs = FakeOvs(self)
+        self.ip = FakeIp(self)
+        self.pipework = FakePipework(self)
+
+    def fail_at(self, step: str, nth: int = 1) -> None:
+        self._failures[step] = nth
+
+    def step(self, name: str) -> None:
+        self.calls.append(name)
+        if self._failures.get(name) == self.calls.count(name):
+            raise ToolFailed(f"injected failure at {name}")
+
+    def leftovers(self) -> list[str]:
+        """Everything a pod's attachment leaves on the host (bridges aside)."""
+        return ([f"link {n}" for n in sorted(self.links)]
+                + [f"port {n}" for n in sorted(self.ports)]
+                + [f"address {a} in {pid}/{ifname}"
+                   for (pid, ifname), found in sorted(self.addresses.items()) for a in found]
+                + [f"netns link {pid}" for pid in sorted(self.netns_links)])
+
+
+class FakeOvs:
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+
+    def bridges(self) -> set[str]:
+        return set(self.host.bridges)
+
+    def ports(self, **match: str) -> list[Port]:
+        return [p for p in self.host.ports.values()
+                if all(p.external_ids.get(k) == v for k, v in match.items())]
+
+    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> None:
+        self.host.step("ovs:plug")
+        old = self.host.ports.get(port)
+        if old is not None and old.bridge != bridge:
+            raise ToolFailed(f"port {port} is on bridge {old.bridge}")
+        self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+
+    def delete_ports(self, ports: list[str]) -> None:
+        if ports:
+            self.host.step("ovs:delete")
+        for name in ports:
+            self.host.ports.pop(name, None)
+
+    def find_then_delete(self, ports: list[str], **match: str) -> list[Port]:
+        found = self.ports(**match)
+        self.delete_ports(ports)
+        return found
+
+
+class FakeIp:
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+
+    def link_exists(self, name: str) -> bool:
+        return name in self.host.links or name in self.host.bridges
+
+    def delete_link(self, name: str) -> bool:
+        if name not in self.host.links:
+            return False
+        self.host.step("ip:delete")
+        self.host.links.discard(name)
+        peer = self.host.peers.pop(name, None)  # a veth takes its peer, and its addresses
+        if peer is not None:
+            self.host.addresses.pop(peer, None)
+        return True
+
+    def has_netns_link(self, pid: int) -> bool:
+        return pid in self.host.netns_links
+
+    def remove_netns_link(self, pid: int) -> bool:
+        present = pid in self.host.netns_links
+        self.host.netns_links.discard(pid)
+        return present
+
+    def container_addresses(self, pid: int, ifname: str) -> list[str]:
+        self.host.step("ip:addresses")
+        return list(self.host.addresses.get((pid, ifname), []))
+
+    def set_mtu(self, pid: int, ifname: str, host_ifname: str, mtu: int) -> None:
+        self.host.step("ip:mtu")
+
+    def add_route(self, pid: int, ifname: str, destination: str, gateway: str | None) -> None:
+        self.host.step("ip:route")
+
+
+class FakePipework:
+    """pipework's effects, in its order: the /var/run/netns link and the veth, the port, the
+    address, then the link removed again."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+        self.runs: list[list[str]] = []
+
+    def attach(self, program: str, args: list[str], timeout: float,
+               quiet_dir: str | None = None) -> None:
+        self.runs.append(list(args))
+        bridge, _, ifname, _, host_if, container, address, mac_vlan = args
+        pid = self.host.containers[container]
+        self.host.step("pipework:veth")
+        self.host.links.add(host_if)
+        self.host.peers[host_if] = (pid, ifname)
+        self.host.netns_links.add(pid)
+        self.host.step("pipework:port")
+        if host_if not in self.host.ports:
+            tag = int(mac_vlan.rsplit("@", 1)[1])
+            self.host.ports[host_if] = Port(host_if, bridge, tag, {})
+        self.host.step("pipework:address")
+        self.host.addresses[(pid, ifname)] = [address.split("@", 1)[0]]
+        self.host.netns_links.discard(pid)  # removed at its end, when nothing failed

@@ -1,0 +1,93 @@
+"""The one allocation algorithm, over a store in memory: rotation, probing, exhaustion,
+races, pins. The disk and etcd stores are tested against real files and a real etcd."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import pytest
+
+from plugin.errors import AllocationError
+from plugin.ipam.leaserecord import new_record
+from plugin.ipam.pooled import PROBES, RETRIES, PoolAllocator
+from tests.support.ipamdata import network, owner
+from tests.support.fakes import MemoryStore
+
+
+def allocator(subnet: str = "10.0.0.0/28", spread: int = 1, **fields) -> PoolAllocator:
+    gateway = str(ipaddress.ip_network(subnet).network_address + 1)
+    return PoolAllocator(network(vlans=[22], subnet=subnet, gateway=gateway, **fields),
+                         MemoryStore(spread=spread))
+
+
+def ip(lease) -> str:
+    return str(lease.address.ip)
+
+
+def test_rotation_idempotence_and_a_freed_address_waits_its_turn():
+    alloc = allocator("10.0.0.0/29")
+    assert [ip(alloc.allocate(owner(i))) for i in range(3)] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    assert ip(alloc.allocate(owner(1))) == "10.0.0.3"  # the same owner: the same lease
+    assert alloc.release(owner(1)) and not alloc.release(owner(1))
+    assert [ip(alloc.allocate(owner(i))) for i in (5, 6, 7)] == ["10.0.0.5", "10.0.0.6",
+                                                                 "10.0.0.3"]
+
+
+def test_exhaustion_counts_what_is_in_use_and_lists_the_store_once_after_the_probes():
+    alloc = allocator("10.0.0.0/28")  # 13 usable (gateway .1 taken out)
+    for i in range(13):
+        alloc.allocate(owner(i))
+    alloc.store.last = None  # probing starts at the first address: every candidate is taken
+    with pytest.raises(AllocationError, match="network net exhausted: 13 addresses in use"):
+        alloc.allocate(owner(99))
+    # PROBES claims, one listing, then no more claims for listed addresses, and one count.
+    assert alloc.store.calls["claim"] == 13 + PROBES
+    assert alloc.store.calls["taken"] == 2
+
+
+def test_a_lost_race_for_the_owner_reads_again_and_gives_up_after_the_retries():
+    alloc = allocator()
+    alloc.store.before_claim = lambda record: "raced"
+    with pytest.raises(AllocationError, match="kept changing under concurrent setups"):
+        alloc.allocate(owner(1))
+    assert alloc.store.calls["held"] == RETRIES
+
+
+def test_a_taken_candidate_moves_on_and_racing_stores_try_every_candidate_once():
+    alloc = allocator("10.0.0.0/27", spread=8)
+    taken = {f"10.0.0.{n}" for n in range(2, 12)}
+    seen: list[str] = []
+
+    def claim(record):
+        seen.append(str(record.address.ip))
+        return "taken" if str(record.address.ip) in taken else None
+
+    alloc.store.before_claim = claim
+    random.seed(7)
+    lease = alloc.allocate(owner(1))
+    assert ip(lease) not in taken and seen[0] == "10.0.0.2"
+    assert len(seen) == len(set(seen))  # shuffled windows, but no candidate twice
+
+
+def test_a_pinned_address_is_claimed_exactly_or_refused_with_its_holder():
+    alloc = allocator("10.0.0.0/24")
+    pinned = ipaddress.ip_address("10.0.0.200")
+    assert ip(alloc.allocate(owner(1), pinned)) == "10.0.0.200"
+    with pytest.raises(AllocationError, match=r"10.0.0.200 of network net is held by pod "
+                                              r"ns/22-pod-1 on node node-x"):
+        alloc.store.records["10.0.0.200"] = new_record(
+            "net", ipaddress.ip_interface("10.0.0.200/24"), owner(1, node="node-x"))
+        alloc.allocate(owner(2), pinned)
+    for bad, why in (("10.0.1.5", "outside subnet"), ("10.0.0.1", "the gateway"),
+                     ("10.0.0.255", "broadcast")):
+        with pytest.raises(AllocationError, match=why):
+            alloc.allocate(owner(3), ipaddress.ip_address(bad))
+
+
+def test_a_pin_moves_the_owner_and_frees_its_old_address():
+    alloc = allocator("10.0.0.0/24")
+    old = ip(alloc.allocate(owner(1)))
+    assert ip(alloc.allocate(owner(1), ipaddress.ip_address("10.0.0.77"))) == "10.0.0.77"
+    assert old not in alloc.store.records
+    assert [ip(lease) for _, lease in alloc.leases()] == ["10.0.0.77"]

@@ -1,0 +1,161 @@
+"""The core over fakes at the wrapper boundary: all-or-nothing attach, rollback at every
+step, idempotence, leftovers of killed attempts. The same paths run against the real
+daemons in tests/e2e; here each failure can be put at one exact step."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipework_wrapper.errors import ToolFailed
+from plugin import names
+from plugin.calllog import CallLog
+from plugin.config.schema import parse
+from plugin.core import marks
+from plugin.core.attach import Core
+from plugin.core.plumbing import Sandbox
+from plugin.core.plumbing.pipework import PipeworkPlumber
+from plugin.core.policy import PodRef, Want
+from plugin.errors import AllocationError, BackendError, Failure
+from tests.support.fakes import FakeHost
+
+ID = "a" * 64
+PID = 4242
+POD = PodRef("default", "22-web", ID)
+SANDBOX = Sandbox("pipework", f"/proc/{PID}/ns/net", ID, PID)
+NETWORK = {"name": "pods", "vlans": "all", "subnet": "10.9.0.0/29", "mtu": 1400,
+           "routes": [{"dst": "10.10.0.0/16", "gw": "10.9.0.1"}], "gateway": "10.9.0.1"}
+
+
+@pytest.fixture
+def host() -> FakeHost:
+    fake = FakeHost()
+    fake.bridges.update({"br0", "br1"})
+    fake.containers[ID] = PID
+    return fake
+
+
+def core(tmp_path, host: FakeHost, **config) -> Core:
+    settings = {"bridge": "br0", "state_dir": str(tmp_path / "state"), "node_name": "n1",
+                "log": {"file": str(tmp_path / "log")}, "networks": [NETWORK], **config}
+    parsed = parse(settings, "test")
+    plumber = PipeworkPlumber(parsed, ovs=host.ovs, ip=host.ip, runner=host.pipework)
+    return Core(parsed, CallLog(parsed.log_file, "test"), plumbing={"pipework": plumber})
+
+
+def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:
+    return Want(interface, bridge, vlan)
+
+
+def leases(c: Core) -> list[str]:
+    return [str(lease.address) for _, lease in c.allocators.leases()]
+
+
+def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
+    c = core(tmp_path, host)
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    port = host.ports[names.host_veth(ID, "eth1")]
+    assert (port.bridge, port.tag) == ("br0", 22)
+    assert marks.Marks.read(port.external_ids) == record.marks("n1")
+    assert host.addresses[(PID, "eth1")] == [record.address] == leases(c)
+    assert c.records.load(ID) == [record]
+    assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:route") == 1
+
+
+def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
+    c = core(tmp_path, host)
+    first = c.attach(POD, [want()], SANDBOX)
+    assert c.attach(POD, [want()], SANDBOX) == first
+    assert len(host.pipework.runs) == 1
+
+
+@pytest.mark.parametrize("step", ["pipework:veth", "pipework:port", "pipework:address",
+                                  "ovs:plug", "ip:mtu", "ip:route", "ip:addresses"])
+def test_a_failure_at_any_step_leaves_nothing(tmp_path, host, step):
+    c = core(tmp_path, host)
+    host.fail_at(step)
+    with pytest.raises(ToolFailed, match=step):
+        c.attach(POD, [want()], SANDBOX)
+    assert host.leftovers() == [] and leases(c) == [] and c.records.load(ID) == []
+
+
+def test_the_second_interface_failing_takes_the_first_back(tmp_path, host):
+    c = core(tmp_path, host)
+    host.fail_at("pipework:address", nth=2)
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    assert host.leftovers() == [] and leases(c) == [] and c.records.load(ID) == []
+
+
+def test_no_address_left_creates_nothing(tmp_path, host):
+    c = core(tmp_path, host)
+    others = [PodRef("default", f"22-o{i}", f"{i:064x}") for i in range(5)]
+    for i, other in enumerate(others):
+        host.containers[other.infra_id] = 100 + i
+        c.attach(other, [want()], Sandbox("pipework", "", other.infra_id, 100 + i))
+    before = host.leftovers()
+    with pytest.raises(AllocationError, match="exhausted"):
+        c.attach(POD, [want()], SANDBOX)
+    assert host.leftovers() == before and c.records.load(ID) == []
+
+
+def test_a_missing_bridge_is_said_before_anything_is_made(tmp_path, host):
+    c = core(tmp_path, host)
+    with pytest.raises(BackendError, match="bridge nobr does not exist"):
+        c.attach(POD, [want(bridge="nobr")], SANDBOX)
+    assert host.calls == [] and leases(c) == []
+
+
+def test_a_stuck_undo_step_does_not_stop_the_others(tmp_path, host):
+    c = core(tmp_path, host)
+    host.fail_at("pipework:address")
+    host.fail_at("ovs:delete")  # the rollback's port deletion fails; the rest still runs
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want()], SANDBOX)
+    assert host.leftovers() == [f"port {names.host_veth(ID, 'eth1')}"]
+    assert leases(c) == [] and c.records.load(ID) == []
+    assert "injected failure at ovs:delete" in str(c.log.fields["rollback_errors"])
+
+
+def test_detach_is_idempotent_and_needs_no_record(tmp_path, host):
+    c = core(tmp_path, host)
+    c.attach(POD, [want()], SANDBOX)
+    c.records.delete(ID)  # as if the record were lost: the marks still name the port
+    assert c.detach(POD) == [names.host_veth(ID, "eth1")]
+    assert host.leftovers() == [] and leases(c) == []
+    assert c.detach(POD) == []
+
+
+def test_detach_finds_ports_of_interfaces_no_longer_configured(tmp_path, host):
+    old = core(tmp_path, host, attachments=[{"interface": "eth1", "primary": True},
+                                            {"interface": "eth2", "bridge": "br1"}])
+    old.attach(POD, [want("eth1"), want("eth2", "br1")], SANDBOX)
+    old.records.delete(ID)
+    new = core(tmp_path, host)  # eth2 is no longer in the config
+    assert sorted(new.detach(POD)) == sorted(names.host_veth(ID, i) for i in ("eth1", "eth2"))
+    assert host.leftovers() == [] and leases(new) == []
+
+
+def test_a_leftover_of_a_killed_attempt_is_cleared_before_pipework(tmp_path, host):
+    c = core(tmp_path, host)
+    c.attach(POD, [want()], SANDBOX)
+    port = names.host_veth(ID, "eth1")
+    host.ports[port] = host.ports[port].__class__(port, "br0", 99, {})  # stale tag, no marks
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    assert host.ports[port].tag == 22 and len(host.pipework.runs) == 2
+    assert marks.Marks.read(host.ports[port].external_ids) == record.marks("n1")
+
+
+def test_detach_of_only_one_interface_keeps_the_other(tmp_path, host):
+    c = core(tmp_path, host)
+    c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    assert c.detach(POD, {"eth2"}) == [names.host_veth(ID, "eth2")]
+    assert [r.interface for r in c.records.load(ID)] == ["eth1"]
+    assert list(host.ports) == [names.host_veth(ID, "eth1")] and len(leases(c)) == 1
+
+
+def test_failures_are_failures_not_crashes(tmp_path, host):
+    """Every failure the fakes inject is a wrapper Failure: the front-ends' tables map it."""
+    c = core(tmp_path, host)
+    host.fail_at("ovs:plug")
+    with pytest.raises(Failure):
+        c.attach(POD, [want()], SANDBOX)
