@@ -1,4 +1,4 @@
-"""The benchmark of issue 5: the plugin against bare pipework, ovs-docker and the floor.
+"""The benchmark: the plugin against bare pipework, ovs-docker and the floor.
 
 Run it with `scripts/bench` (or `.venv/bin/python -m bench [--quick]`). It
 needs the real daemons of the e2e tests (Open vSwitch userspace datapath,

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick]`: the whole benchmark of issue 5 in one invocation.
+"""`python -m bench [--quick]`: the whole benchmark in one invocation.
 
 Contenders head to head, the plugin's own profile, scale, burst, memory;
 then the table, the targets, bench/results/latest.json, latest.md and

@@ -33,7 +33,7 @@ HEAVY = ("docker", "requests", "urllib3", "plumbum", "yaml", "subprocess", "etcd
 
 def profile_plugin(launcher: str, pod_name: str, infra_id: str, root: str) -> dict[str, Any]:
     """setup, status, teardown of an attached-then-detached pod, twice: audited, then
-    under -X importtime. The status audit is the check of the issue's status target."""
+    under -X importtime. The status audit checks that status runs no subprocess and imports no Docker SDK."""
     argv = ["default", pod_name, infra_id]
     report_path = os.path.join(root, "audit.json")
     audits = {command: audit(launcher, [command, *argv], report_path)

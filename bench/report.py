@@ -1,4 +1,4 @@
-"""The issue's targets, judged on one run's results, and the tables that show them.
+"""The targets, judged on one run's results, and the tables that show them.
 
 Targets are ratios against peers measured in the same invocation, so they
 mean the same on a fast or a slow machine; the absolute milliseconds are
@@ -24,7 +24,7 @@ def _med(results: dict[str, Any], who: str, kind: str) -> float | None:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per target of issue 5: what was measured, the limit, pass or fail."""
+    """One row per target: what was measured, the limit, pass or fail."""
     rows = []
     setup, teardown, status = (_med(results, "plugin", k) for k in ("setup", "teardown", "status"))
     pipework_setup = _med(results, "pipework", "setup")
@@ -154,7 +154,7 @@ def render(results: dict[str, Any]) -> str:
                        ["teardown", f"{t['wall_s']} s", f"{t['sequential_wall_s']} s",
                         _fmt(t["ratio_to_sequential"]), str(t["failures"])]])
     out.append("")
-    out.append("Targets of issue 5")
+    out.append("Targets")
     out += _table(["target", "measured", "result"],
                   [[t["target"], t["detail"], "PASS" if t["ok"] else "FAIL"]
                    for t in results["targets"]])

@@ -60,6 +60,16 @@ def has_netns_link(pid: int) -> bool:
     return os.path.lexists(netns_link(pid))
 
 
+def dangling_netns_links() -> list[int]:
+    """PIDs whose /var/run/netns link a failed pipework left pointing to a dead process."""
+    try:
+        entries = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return [int(e) for e in entries if e.isdigit()
+            and os.path.islink(netns_link(int(e))) and not os.path.exists(netns_link(int(e)))]
+
+
 def remove_netns_link(pid: int) -> bool:
     path = netns_link(pid)
     if os.path.islink(path):

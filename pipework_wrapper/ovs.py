@@ -23,7 +23,6 @@ class Port:
     tag: int | None
     external_ids: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
-    ofport: int | None = None
 
 
 class Ovs:
@@ -55,7 +54,7 @@ class Ovs:
             "--format=json",
             "--", "--columns=_uuid,name,tag,external_ids,interfaces", "find", "Port", *conditions,
             "--", "--columns=name,ports", "list", "Bridge",
-            "--", "--columns=_uuid,error,ofport", "list", "Interface",
+            "--", "--columns=_uuid,error", "list", "Interface",
         )
         ports, bridges, interfaces = _documents(out)
         owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
@@ -69,7 +68,6 @@ class Ovs:
                 tag=_scalar(row["tag"]),
                 external_ids=_map(row["external_ids"]),
                 error=_scalar(iface.get("error", ["set", []])),
-                ofport=_scalar(iface.get("ofport", ["set", []])),
             ))
         return found
 

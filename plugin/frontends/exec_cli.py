@@ -214,7 +214,7 @@ def cmd_gc(config, log, rest: list[str]) -> None:
 
 
 def cmd_list(config, log, rest: list[str]) -> None:
-    from plugin.ops.listing import attachments
+    from plugin.ops.listing import rows as listed
 
     flags = _flags(rest, {"--json"})
     try:
@@ -223,7 +223,7 @@ def cmd_list(config, log, rest: list[str]) -> None:
         alive = running_ids(config.docker_url, config.docker_timeout)
     except Failure:
         alive = None
-    rows = attachments(config, alive)
+    rows = listed(config, alive)
     _print([_short_id(r) for r in rows], "--json" in flags,
            ("namespace", "pod", "infra_id", "interface", "port", "bridge", "vlan", "address",
             "mac", "state"))

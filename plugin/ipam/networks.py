@@ -23,7 +23,6 @@ from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Lease, Route
 from plugin.ipam.pool import Pool
 
 ALLOCATORS = ("static", "local", "etcd")
-DYNAMIC = ("local", "etcd")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 POD_KEY = re.compile(r"[^/\s]+/[^/\s]+")
 MTU_MIN, MTU_MAX = 576, 9216

@@ -7,8 +7,6 @@ nothing can be known to be gone.
 
 from __future__ import annotations
 
-import os
-
 from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import running_ids
 from plugin import names
@@ -17,7 +15,7 @@ from plugin.config.schema import Config
 from plugin.core.attach import Core
 from plugin.core.policy import PodRef
 from plugin.errors import InputError
-from plugin.ops.listing import attachments
+from plugin.ops.listing import rows
 
 
 def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
@@ -37,7 +35,7 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
         targets.setdefault(infra, (namespace, pod, set()))[2].add(interface)
         actions.append(f"remove {what}")
 
-    for row in attachments(config, alive):
+    for row in rows(config, alive):
         if row.state in ("container gone", "interface error"):
             target(row.namespace, row.pod, row.infra_id, row.interface,
                    f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
@@ -51,18 +49,8 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
     if not dry_run:
         for infra, (namespace, pod, interfaces) in targets.items():
             core.detach(PodRef(namespace, pod, infra), interfaces)
-    for link in _dangling_netns_links():
-        actions.append(f"remove dangling {link}")
+    for pid in iproute.dangling_netns_links():
+        actions.append(f"remove dangling {iproute.netns_link(pid)}")
         if not dry_run:
-            os.unlink(link)
+            iproute.remove_netns_link(pid)
     return actions
-
-
-def _dangling_netns_links() -> list[str]:
-    """`/var/run/netns/<PID>` symlinks that a failed pipework left to a dead process."""
-    try:
-        entries = os.listdir(iproute.NETNS_DIR)
-    except FileNotFoundError:
-        return []
-    paths = [os.path.join(iproute.NETNS_DIR, e) for e in entries if e.isdigit()]
-    return [p for p in paths if os.path.islink(p) and not os.path.exists(p)]

@@ -31,7 +31,7 @@ class Row:
     state: str  # ok, container gone, port missing, interface error, docker down
 
 
-def attachments(config: Config, alive: set[str] | None) -> list[Row]:
+def rows(config: Config, alive: set[str] | None) -> list[Row]:
     """One row per attachment found in OVSDB or in the records, with its state
     (`alive` None: Docker did not answer, so no container can be called gone)."""
     rows = {}

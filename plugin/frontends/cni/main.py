@@ -72,11 +72,11 @@ def _stdin() -> bytes:
 
 
 def _handler(command: str) -> Handler:
-    from plugin.frontends.cni import attach, network
+    from plugin.frontends.cni import attach, gc, status
 
     handlers: dict[str, Handler] = {"ADD": attach.add, "DEL": attach.delete,
-                                    "CHECK": attach.check, "STATUS": network.status,
-                                    "GC": network.gc}
+                                    "CHECK": attach.check, "STATUS": status.status,
+                                    "GC": gc.gc}
     return handlers[command]
 
 

@@ -1,4 +1,4 @@
-"""This plugin's attachments to one CNI network as a whole: GC and STATUS.
+"""GC: remove this CNI network's attachments that the runtime no longer lists.
 
 A port's marks say it is vlanpipe's, whose it is, and which CNI network it
 belongs to, so GC of one network never touches another network's ports, nor
@@ -11,12 +11,11 @@ from pipework_wrapper.ovs import Ovs, Port
 from plugin import names
 from plugin.core import marks
 from plugin.core.attach import Core
-from plugin.core.plumbing import plumbers
 from plugin.core.policy import PodRef
-from plugin.errors import BackendError, Failure, NotReady, ToolFailed
+from plugin.errors import Failure
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses
-from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError, code_for
+from plugin.frontends.cni.errors import CniError, code_for
 
 
 def stale(ports: list[Port], valid: frozenset[tuple[str, str]]) -> list[Port]:
@@ -61,17 +60,3 @@ def gc(call: Call) -> None:
     if failures:
         raise CniError(code_for(failures[0]), f"GC left {len(failures)} problem(s): "
                        f"{failures[0].message}", "; ".join(f.line() for f in failures))
-
-
-def status(call: Call) -> None:
-    """Ready when Open vSwitch answers and the bridge is there to plug into."""
-    plumber = next(iter(plumbers(call.config).values()))
-    try:
-        plumber.bridges_ready([call.config.bridge])
-    except NotReady as exc:
-        raise CniError(NOT_AVAILABLE, exc.message, exc.hint) from None
-    except (BackendError, ToolFailed) as exc:
-        raise CniError(NOT_AVAILABLE, f"Open vSwitch does not answer: {exc.message}",
-                       exc.hint) from None
-    if call.conf.ipam_type:
-        Delegate(call.conf, call.env).status()

@@ -1,7 +1,7 @@
 """GC's choice of ports: those whose attachment the runtime no longer lists."""
 
 from pipework_wrapper.ovs import Port
-from plugin.frontends.cni.network import stale
+from plugin.frontends.cni.gc import stale
 
 
 def port(name, infra, ifname):

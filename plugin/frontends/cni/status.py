@@ -1,0 +1,23 @@
+"""STATUS: is this plugin ready to ADD pods on this network?"""
+
+from __future__ import annotations
+
+from plugin.core.plumbing import plumbers
+from plugin.errors import BackendError, NotReady, ToolFailed
+from plugin.frontends.cni.call import Call
+from plugin.frontends.cni.delegate import Delegate
+from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError
+
+
+def status(call: Call) -> None:
+    """Ready when Open vSwitch answers and the bridge is there to plug into."""
+    plumber = next(iter(plumbers(call.config).values()))
+    try:
+        plumber.bridges_ready([call.config.bridge])
+    except NotReady as exc:
+        raise CniError(NOT_AVAILABLE, exc.message, exc.hint) from None
+    except (BackendError, ToolFailed) as exc:
+        raise CniError(NOT_AVAILABLE, f"Open vSwitch does not answer: {exc.message}",
+                       exc.hint) from None
+    if call.conf.ipam_type:
+        Delegate(call.conf, call.env).status()

@@ -1,0 +1,19 @@
+"""The benchmark's quickest mode runs to the end in the suite, so it cannot rot.
+
+It measures nothing here: speed is reported by `scripts/bench`, never asserted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_the_quick_benchmark_runs_and_writes_its_tables(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-ipam",
+                           "--out", str(tmp_path)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = (tmp_path / "latest.md").read_text()
+    assert "Targets" in summary and "left behind" not in proc.stderr
+    assert (tmp_path / "latest.json").stat().st_size and (tmp_path / "latency.png").stat().st_size
