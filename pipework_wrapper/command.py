@@ -1,25 +1,41 @@
-"""Running one external program through plumbum, with a bound and a clear error.
+"""Running one external program through plumbum, bounded, with a clear error.
 
-Every host-changing command of the plugin goes through `run`: argv lists only
-(plumbum never involves a shell), a timeout so a hung daemon cannot block the
-kubelet forever, and failures turned into ToolFailed naming the command.
+Every command of the plugin goes through `run`: argv lists only (plumbum
+never involves a shell), and a timeout that ends the whole process tree. The
+program runs in a process group of its own; when its time is up the group is
+killed, so a child that keeps the output pipes open (pipework's own ip,
+ovs-vsctl, nsenter) cannot stretch the call past its bound. `setpriv
+--pdeathsig KILL` runs first, so the program dies with the plugin if the plugin
+is killed.
+
+While the plugin holds a pod's lock, `inherit` hands that lock's descriptor and
+a token to every child: a child that outlives a killed plugin keeps the lock,
+so a later call on that pod waits for it or ends it (by the token) before
+cleaning up.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from plumbum import local
-from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
+from plumbum.commands.processes import CommandNotFound
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.timing import timed
 
 log = logging.getLogger("vlanpipe.command")
+
+DEATH_SIGNAL = ("setpriv", "--pdeathsig", "KILL", "--")
+DRAIN_SECONDS = 2.0  # after the group is killed: how long its pipes may take to close
+_heritage: dict[str, object] = {"fds": (), "env": {}}
 
 
 @dataclass(frozen=True)
@@ -35,28 +51,72 @@ class Result:
         return " ".join(f"{self.stdout} {self.stderr}".split())
 
 
-def run(program: str, args: Sequence[str], timeout: float, ok: Sequence[int] = (0,),
-        hint: str = "", env: Mapping[str, str] | None = None) -> Result:
-    """Run `program args...` (with `env` added to the environment); raise ToolFailed
-    unless its exit code is in `ok`."""
+@contextmanager
+def inherit(fd: int, env: Mapping[str, str]) -> Iterator[None]:
+    """While inside: every child gets `fd` open and `env` set."""
+    previous = dict(_heritage)
+    _heritage.update(fds=(fd,), env=dict(env))
     try:
-        command = local[program]
+        yield
+    finally:
+        _heritage.update(previous)
+
+
+def run(program: str, args: Sequence[str], timeout: float, ok: Sequence[int] = (0,),
+        hint: str = "", env: Mapping[str, str] | None = None,
+        input: bytes | None = None) -> Result:
+    """Run `program args...` (with `env` added to the environment, `input` on stdin);
+    raise ToolFailed unless its exit code is in `ok`."""
+    try:
+        path = str(local.which(program)) if os.sep not in program else program
     except CommandNotFound:
         raise ToolFailed(f"{program} not found on PATH",
-                           hint or f"install {program} or put it on the PATH") from None
-    if env:
-        command = command.with_env(**env)
+                         hint or f"install {program} or put it on the PATH") from None
+    if not os.access(path, os.X_OK):
+        raise ToolFailed(f"{program} is not an executable file",
+                         hint or f"install {program} or put it on the PATH")
+    command = local[DEATH_SIGNAL[0]][DEATH_SIGNAL[1:]][path]
+    extra = {**(env or {}), **_heritage["env"]}  # type: ignore[arg-type]
+    if extra:
+        command = command.with_env(**extra)
     started = time.monotonic()
-    try:
-        with timed(os.path.basename(program)):
-            code, out, err = command.run(list(args), retcode=None, timeout=timeout)
-    except ProcessTimedOut:
-        raise ToolFailed(f"{program} did not finish within {timeout:g}s",
-                           hint or f"check that the service behind {program} is running") from None
-    result = Result((program, *args), code, out, err)
-    log.debug("ran %s -> %d in %.1f ms: %s", " ".join(result.argv), code,
+    with timed(os.path.basename(program)):
+        proc = command.popen(list(args), stdin=subprocess.DEVNULL if input is None
+                             else subprocess.PIPE, start_new_session=True,
+                             pass_fds=_heritage["fds"])
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_group(proc)
+            raise ToolFailed(f"{program} did not finish within {timeout:g}s; it and its "
+                             "children were stopped",
+                             hint or f"check that the service behind {program} is running"
+                             ) from None
+    result = Result((program, *args), proc.returncode, _text(out), _text(err))
+    log.debug("ran %s -> %d in %.1f ms: %s", " ".join(result.argv), result.code,
               (time.monotonic() - started) * 1000, result.output[:500])
-    if code not in ok:
-        raise ToolFailed(f"{program} {' '.join(args[:3])}... failed (exit {code}): "
-                           f"{result.output[:300] or 'no output'}", hint)
+    if result.code not in ok:
+        raise ToolFailed(f"{program} {' '.join(args[:3])}... failed (exit {result.code}): "
+                         f"{result.output[:300] or 'no output'}", hint)
     return result
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Kill the program's process group, then reap it without waiting on stray pipes."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.communicate(timeout=DRAIN_SECONDS)
+    except subprocess.TimeoutExpired:  # something left the group and holds a pipe: leave it
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+        proc.wait()
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")

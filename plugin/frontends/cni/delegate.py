@@ -13,10 +13,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from pipework_wrapper import command
+from pipework_wrapper.errors import ToolFailed
 from plugin.frontends.cni import versions
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
@@ -91,25 +93,25 @@ class Delegate:
             json.dumps({**self.conf.document, "cniVersion": version}).encode()
         return self._exec(command, stdin, overrides or {})
 
-    def _exec(self, command: str, stdin: bytes,
+    def _exec(self, cni_command: str, stdin: bytes,
               overrides: Mapping[str, str]) -> dict[str, Any] | None:
-        env = {**self.env.variables, "CNI_COMMAND": command, **overrides}
+        """Run the plugin with the call's environment plus `overrides`; its stderr goes on
+        ours (a runtime logs it)."""
         try:
-            proc = subprocess.run([self._path()], input=stdin, stdout=subprocess.PIPE,
-                                  env=env, timeout=TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} did not answer {command} "
-                           f"within {TIMEOUT:g}s", "see the IPAM plugin's own log") from None
-        except OSError as exc:
-            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} cannot be run "
-                           f"({exc.strerror})", "check the file on CNI_PATH") from None
-        answer = _json(proc.stdout)
-        if proc.returncode != 0:
-            raise _failure(self.kind, command, proc.returncode, answer, proc.stdout)
-        if proc.stdout.strip() and answer is None:
-            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} answered {command} with "
-                           "something that is not a JSON object", proc.stdout[:200].decode(
-                               errors="replace"))
+            done = command.run(self._path(), [], timeout=TIMEOUT, ok=range(256), input=stdin,
+                               env={**self.env.variables, "CNI_COMMAND": cni_command,
+                                    **overrides})
+        except ToolFailed as exc:
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind}: {exc.message}",
+                           "see the IPAM plugin's own log") from None
+        if done.stderr:
+            sys.stderr.write(done.stderr)
+        answer = _json(done.stdout)
+        if done.code != 0:
+            raise _failure(self.kind, cni_command, done.code, answer, done.stdout)
+        if done.stdout.strip() and answer is None:
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {self.kind} answered {cni_command} "
+                           "with something that is not a JSON object", done.stdout[:200])
         return answer
 
     def _path(self) -> str:
@@ -170,18 +172,18 @@ def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
 
 
 def _failure(kind: str, command: str, status: int, answer: Mapping[str, Any] | None,
-             output: bytes) -> CniError:
+             output: str) -> CniError:
     code = answer.get("code") if answer else None
     if answer and isinstance(code, int) and not isinstance(code, bool) and code > 0:
         return CniError(code, f"IPAM plugin {kind}: {answer.get('msg') or 'failed'}",
                         str(answer.get("details") or ""))
     return CniError(DELEGATE_FAILED, f"IPAM plugin {kind} failed {command} (exit {status})",
-                    output[:200].decode(errors="replace") or "it printed no CNI error")
+                    output[:200] or "it printed no CNI error")
 
 
-def _json(output: bytes) -> dict[str, Any] | None:
+def _json(output: str) -> dict[str, Any] | None:
     try:
         answer = json.loads(output)
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         return None
     return answer if isinstance(answer, dict) else None
