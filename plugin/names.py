@@ -79,6 +79,12 @@ def vlan(value: object) -> int:
     return value
 
 
+def state_key(container_id: str) -> str:
+    """The name of a container's files (records, lock): a hash, so an id of any length
+    the CNI spec allows gives a short name that cannot leave its directory."""
+    return hashlib.sha256(container_id.encode()).hexdigest()[:40]
+
+
 def host_veth(infra: str, interface: str) -> str:
     """The host end of the pod's veth, derived from the container, never from its PID.
 

@@ -11,7 +11,8 @@ so it succeeds when the container, the port or the record is already gone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import replace
+from typing import Callable
 
 from plugin import names
 from plugin.calllog import CallLog
@@ -21,11 +22,9 @@ from plugin.core.plumbing import Plumber, Sandbox, plumbers
 from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
 from plugin.ipam.mac import mac_for
-from plugin.ipam.model import Lease, Owner
+from plugin.ipam.model import Addresses, Lease, Owner
 from plugin.locks import pod_lock
 
-if TYPE_CHECKING:
-    from plugin.ipam.allocators import Allocators
 
 
 class Undo:
@@ -49,7 +48,7 @@ class Undo:
 
 
 class Core:
-    def __init__(self, config: Config, log: CallLog, allocators: "Allocators | None" = None,
+    def __init__(self, config: Config, log: CallLog, allocators: Addresses | None = None,
                  plumbing: dict[str, Plumber] | None = None) -> None:
         refuse_shared_dir(config.state_dir, "state_dir")
         self.config = config
@@ -64,7 +63,12 @@ class Core:
         self.any_plumber = next(iter(self.plumbers.values()))
 
     def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
-        """Attach every wanted interface, or none of them."""
+        """Attach every wanted interface, or none of them.
+
+        The records are written twice before any link exists: first the intent (which
+        network each lease will come from), then, once the addresses are claimed, the
+        whole attachment. Whenever this process is killed, they name what to undo.
+        """
         plumber = self.plumbers[sandbox.plumber]
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
@@ -74,12 +78,12 @@ class Core:
                 return current
             plumber.bridges_ready(w.bridge for w in wants)
             others = [r for r in previous if r.interface not in {w.interface for w in wants}]
+            intended = [self._intent(ref, want, sandbox) for want in wants]
             undo = Undo()
             try:
-                prepared = [self._prepare(ref, want, undo) for want in wants]
-                # Recorded before any link exists: if this process is killed from here on,
-                # gc finds the ports, veths and leases of the container by these records.
-                undo.push(lambda: self._restore(ref.infra_id, previous))
+                self.records.save(ref.infra_id, others + intended)
+                prepared = [self._claim(ref, want, record, undo)
+                            for want, record in zip(wants, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
                 for record, lease in prepared:
@@ -87,20 +91,30 @@ class Core:
                                  stale=record.interface in recorded)
             except BaseException as exc:
                 problems = undo.run()
-                if problems and isinstance(exc, Exception):
-                    self.log.set(rollback_errors=problems)
+                if problems:  # keep the records: they name what is left, for teardown or gc
+                    if isinstance(exc, Exception):
+                        self.log.set(rollback_errors=problems)
+                else:
+                    self._restore(ref.infra_id, previous)
                 raise
             return [record for record, _ in prepared]
 
-    def detach(self, ref: PodRef, only: set[str] | None = None) -> list[str]:
-        """Delete the ports, veths and leases of this infra container (of `only` these
-        interfaces, if given); return the ports removed. Absent things are fine.
+    def detach(self, ref: PodRef, only: set[str] | None = None,
+               only_if: Callable[[], bool] | None = None) -> list[str]:
+        """Delete the ports, veths and leases of this container (of `only` these interfaces,
+        if given); return the ports removed. Absent things are fine.
 
-        Port names are hashed from (infra id, interface), so they are known without asking
-        OVSDB first; the same transaction that deletes them reports any other port still
-        marked with this infra id (a config changed since setup), which is then removed too.
+        `only_if` is asked once the pod's lock is held (gc: "is the container still
+        gone?"); if it says no, nothing is touched. Port names are hashed from (container
+        id, interface), so they are known without asking OVSDB first; the transaction that
+        deletes them also lists the ports marked with the container (a config changed
+        since setup), which are removed too. A lease is released on the network its
+        record (or its port's marks) names; with neither, on every network, best effort.
         """
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout) as lock:
+            if only_if is not None and not only_if():
+                self.log.set(skipped=f"{ref.infra_id[:12]}: no longer to be collected")
+                return []
             records = self.records.load(ref.infra_id)
             gone = [r for r in records if not only or r.interface in only]
             interfaces = (set(only) if only else
@@ -108,17 +122,26 @@ class Core:
                           | {r.interface for r in records})
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
-            marked = self.any_plumber.unplug(ref.infra_id, ports, only)
-            interfaces |= {p.external_ids.get(marks.KEYS["interface"], "")
-                           for p in marked} - {""}
-            for interface in sorted(interfaces):
-                self.allocators.release(Owner(ref.infra_id, interface, ref.namespace, ref.pod,
-                                              self.config.node_name))
+            marked = [m for m in (marks.Marks.read(p.external_ids) for p in
+                                  self.any_plumber.unplug(ref.infra_id, ports, only)) if m]
+            networks = {m.interface: m.network for m in marked if m.network}
+            networks.update({r.interface: r.network for r in gone})
+            problems = []
+            for interface in sorted(interfaces | set(networks)):
+                owner = Owner(ref.infra_id, interface, ref.namespace, ref.pod,
+                              self.config.node_name)
+                if interface in networks:
+                    self.allocators.release(owner, networks[interface])
+                else:
+                    problems += self.allocators.release_anywhere(owner)
+            if problems:
+                self.log.set(release_problems=problems)
             kept = [r for r in records if r not in gone]
             self._restore(ref.infra_id, kept)
             if not kept:
                 lock.discard()
-            removed = sorted({r.port for r in gone} | {p.name for p in marked})
+            removed = sorted({r.port for r in gone}
+                             | {names.host_veth(ref.infra_id, m.interface) for m in marked})
             self.log.set(port=",".join(removed) or None)
             return removed
 
@@ -148,21 +171,30 @@ class Core:
             return []
         return [record for record, _ in pairs]
 
-    def _prepare(self, ref: PodRef, want: Want, undo: Undo) -> tuple[Attachment, Lease]:
-        """The lease and the record of one interface: every address before any link."""
-        owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
-        lease = want.lease
-        if lease is None:
-            lease = self.allocators.allocate(owner, want.vlan, want.pin)
-            undo.push(lambda: self.allocators.release(owner))
-        vlan = lease.vlan or want.vlan
-        record = Attachment(
+    def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
+        """The record of one interface before its address: which network will lease it."""
+        network = want.lease.network if want.lease else self.allocators.network_name(want.vlan)
+        return Attachment(
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
             interface=want.interface, bridge=want.bridge,
-            port=names.host_veth(ref.infra_id, want.interface), vlan=vlan,
-            address=str(lease.address), network=lease.network,
-            mac=want.mac or mac_for(lease.address.ip),
-            gateway=str(lease.gateway or ""), primary=want.primary,
-            cni_network=want.cni_network)
-        self.log.set(vlan=vlan, address=record.address, port=record.port)
+            port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
+            network=network, mac=want.mac or "", primary=want.primary,
+            cni_network=want.cni_network, plumber=sandbox.plumber)
+
+    def _claim(self, ref: PodRef, want: Want, intent: Attachment,
+               undo: Undo) -> tuple[Attachment, Lease]:
+        """The lease of one interface, and its full record."""
+        lease = want.lease
+        if lease is None:
+            owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod,
+                          self.config.node_name)
+            # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
+            # allocate may still have taken an address.
+            undo.push(lambda: self.allocators.release(owner, intent.network))
+            lease = self.allocators.allocate(owner, want.vlan,
+                                             want.address.ip if want.address else None)
+        record = replace(intent, address=str(lease.address), network=lease.network,
+                         mac=want.mac or mac_for(lease.address.ip),
+                         gateway=str(lease.gateway or ""))
+        self.log.set(vlan=record.vlan, address=record.address, port=record.port)
         return record, lease

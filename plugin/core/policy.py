@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from plugin import names
 from plugin.errors import InputError
-from plugin.ipam.model import Lease, Pin
+from plugin.ipam.model import IPInterface, Lease, Pin
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -39,16 +39,16 @@ class PodRef:
 class Want:
     """One interface a front-end asks the core for.
 
-    `lease` is set when the caller already has an address (a CNI IPAM plugin),
-    `pin` when an operator pinned the pod (the allocator honours its address),
-    `mac` when the pod asks for one, `cni_network` for a CNI network's attachments.
+    `address` is an address the allocator must reserve exactly (an operator's pin,
+    or what a pod asks for), `lease` one the caller already has (used as given),
+    `mac` a MAC the pod asks for, `cni_network` the CNI network of the attachment.
     """
 
     interface: str
     bridge: str
     vlan: int
     primary: bool = True
-    pin: Pin | None = None
+    address: IPInterface | None = None
     lease: Lease | None = None
     mac: str | None = None
     cni_network: str = ""
@@ -90,9 +90,10 @@ def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]
     `pinned` is asked once, and only when pins are on: it reads etcd.
     """
     pin = pinned(ref.namespace, ref.pod) if config.vlan_pins else None
-    return [Want(spec.interface, spec.bridge,
-                 pin.vlan if pin and spec.primary else spec.vlan.tag_for(ref.namespace, ref.pod),
-                 spec.primary, pin=pin if spec.primary else None)
+    return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary, address=pin.address)
+            if pin and spec.primary else
+            Want(spec.interface, spec.bridge, spec.vlan.tag_for(ref.namespace, ref.pod),
+                 spec.primary)
             for spec in config.attachments]
 
 

@@ -1,9 +1,15 @@
-"""Attachment records: what the plugin attached to each pod, kept on local disk.
+"""Attachment records: what the plugin attached (or set out to attach) to each pod, on disk.
 
-OVSDB `external_ids` is the authority on ports (teardown and gc read it); this
-small JSON file per infra container exists so that `status`, which the kubelet
+OVSDB `external_ids` is the authority on ports (teardown and gc read them);
+this small JSON file per container exists so that `status`, which the kubelet
 calls on every pod sync, answers from one file read, with no Docker, no
-ovs-vsctl and no subprocess at all.
+ovs-vsctl and no subprocess, and so that a call killed at any point leaves
+its intent behind: a record is written before any address is claimed (naming
+the network the lease comes from) and again before any link exists.
+
+Files are named by a hash of the container id (`names.state_key`), carry the
+full id, a kind and a version; one that cannot be read is reported by list and
+doctor, never silently taken for "no attachment".
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
+from plugin import names
 from plugin.core.marks import Marks
+
+KIND, VERSION = "vlanpipe.attachments", 1
 
 
 @dataclass(frozen=True)
@@ -25,13 +34,13 @@ class Attachment:
     bridge: str
     port: str
     vlan: int
-    address: str
-    network: str
+    network: str          # whose allocator holds the lease (or the CNI network, if delegated)
+    address: str = ""     # empty while only intended: no address claimed yet
     mac: str = ""
     gateway: str = ""
     primary: bool = True
     cni_network: str = ""  # set for CNI attachments: the network config's name
-
+    plumber: str = "pipework"
 
     @property
     def ip(self) -> str:
@@ -44,30 +53,40 @@ class Attachment:
                      node=node, cni_network=self.cni_network)
 
 
+@dataclass(frozen=True)
+class DamagedRecord:
+    path: str
+    reason: str
+
+
 class RecordStore:
-    """One file per infra container under `<state_dir>/attachments`, replaced atomically."""
+    """One file per container under `<state_dir>/attachments`, replaced atomically."""
 
     def __init__(self, state_dir: str) -> None:
         self.directory = os.path.join(state_dir, "attachments")
 
     def path(self, infra_id: str) -> str:
-        return os.path.join(self.directory, f"{infra_id}.json")
+        return os.path.join(self.directory, f"{names.state_key(infra_id)}.json")
 
     def load(self, infra_id: str) -> list[Attachment]:
+        """The container's records; none if there is no file or it cannot be read (which
+        `damaged` reports)."""
         try:
-            with open(self.path(infra_id), encoding="utf-8") as handle:
-                return [Attachment(**item) for item in json.load(handle)]
+            found_id, records = _read(self.path(infra_id))
         except FileNotFoundError:
             return []
-        except (ValueError, TypeError):
+        except ValueError:
             return []
+        return records if found_id == infra_id else []
 
     def save(self, infra_id: str, attachments: list[Attachment]) -> None:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        body = {"kind": KIND, "version": VERSION, "infra_id": infra_id,
+                "attachments": [asdict(a) for a in attachments]}
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump([asdict(a) for a in attachments], handle)
+                json.dump(body, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path(infra_id))
@@ -82,8 +101,46 @@ class RecordStore:
         except FileNotFoundError:
             pass
 
-    def infra_ids(self) -> list[str]:
+    def all(self) -> tuple[dict[str, list[Attachment]], list[DamagedRecord]]:
+        """Every container's records, and the files that cannot be read."""
+        found: dict[str, list[Attachment]] = {}
+        damaged = []
         try:
-            return [n[:-5] for n in os.listdir(self.directory) if n.endswith(".json")]
+            entries = sorted(os.listdir(self.directory))
         except FileNotFoundError:
-            return []
+            return {}, []
+        for name in entries:
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                infra_id, records = _read(path)
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            except ValueError as exc:
+                damaged.append(DamagedRecord(path, str(exc)))
+                continue
+            found[infra_id] = records
+        return found, damaged
+
+
+def _read(path: str) -> tuple[str, list[Attachment]]:
+    """(container id, records) of one file; ValueError says why it cannot be used."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            body = json.load(handle)
+        except ValueError:
+            raise ValueError("not JSON") from None
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise ValueError(f"not a {KIND} record")
+    if body.get("version") != VERSION:
+        raise ValueError(f"version {body.get('version')!r}, this plugin reads {VERSION}")
+    infra_id, items = body.get("infra_id"), body.get("attachments")
+    known = {f.name for f in fields(Attachment)}
+    if not isinstance(infra_id, str) or not isinstance(items, list) or not all(
+            isinstance(i, dict) and set(i) <= known for i in items):
+        raise ValueError("malformed attachments")
+    try:
+        return infra_id, [Attachment(**item) for item in items]
+    except TypeError as exc:
+        raise ValueError(f"malformed attachment ({exc})") from None

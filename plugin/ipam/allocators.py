@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AllocationError, ConfigError, Failure
-from plugin.ipam.model import Allocator, Damaged, Lease, Owner, Pin
+from plugin.ipam.model import Allocator, Damaged, IPAddress, Lease, Owner, Pin
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
@@ -56,6 +56,9 @@ class Allocators:
                                   'add the VLAN to a network\'s vlans, or give one network vlans: "all"')
         return network
 
+    def network_name(self, vlan: int) -> str:
+        return self.network_for(vlan).name
+
     def pinned(self, namespace: str, pod: str) -> Pin | None:
         """The operator's pin for a pod (read once per process), or None without etcd."""
         if self.etcd is None or not namespace or not pod:
@@ -66,33 +69,28 @@ class Allocators:
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
 
-    def allocate(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease:
-        """The owner's lease on the network of `vlan`, or of `pin` (then `Lease.vlan` is set).
+    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
+        """The owner's lease on the network of `vlan`; `requested` (an operator's pin, or the
+        address a pod asks for) is reserved exactly or refused."""
+        network = self.network_for(vlan)
+        return self._source(network).allocate(self._stamped(owner), requested)
 
-        The caller passes the pin (from `pinned`) for the interfaces it applies
-        to, the primary one: a pod's other interfaces keep their own VLANs.
-        """
-        owner = self._stamped(owner)
-        network = self.network_for(pin.vlan if pin else vlan)
-        requested = pin.address.ip if pin and pin.address else None
-        lease = self._source(network).allocate(owner, requested)
-        return replace(lease, vlan=pin.vlan) if pin else lease
+    def release(self, owner: Owner, network: str) -> bool:
+        """Free the owner's lease on `network` (the one its record names); True if one was
+        held. A failure is raised: only this network's pods are affected."""
+        found = next((n for n in self.networks if n.name == network), None)
+        return found is not None and self._source(found).release(owner)
 
-    def release(self, owner: Owner) -> bool:
-        """Free the owner's lease on every network; True if one was held.
-
-        Every network is tried even if one fails (etcd down must not keep a
-        local lease), then the first failure is raised.
-        """
-        released, failures = False, []
+    def release_anywhere(self, owner: Owner) -> list[str]:
+        """Free the owner's lease on every network, best effort, when no record names one;
+        return what failed (an allocator that is down must not fail another's pods)."""
+        problems = []
         for network in self.networks:
             try:
-                released = self._source(network).release(owner) or released
+                self._source(network).release(owner)
             except Failure as exc:
-                failures.append(exc)
-        if failures:
-            raise failures[0]
-        return released
+                problems.append(f"network {network.name}: {exc.line()}")
+        return problems
 
     def leases(self) -> list[tuple[Owner, Lease]]:
         return [item for network in self.networks for item in self._source(network).leases()]

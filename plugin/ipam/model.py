@@ -68,7 +68,6 @@ class Lease:
     gateway: IPAddress | None = None
     routes: tuple[Route, ...] = ()
     mtu: int | None = None
-    vlan: int | None = None
 
 
 class Allocator(Protocol):
@@ -88,3 +87,20 @@ class Allocator(Protocol):
 
     def damaged(self) -> list[Damaged]:
         """Records found corrupt or foreign: their addresses stay out of use."""
+
+
+class Addresses(Protocol):
+    """What the core asks for addresses: vlanpipe's allocators, or a delegated IPAM plugin."""
+
+    def network_name(self, vlan: int) -> str:
+        """The network a lease on `vlan` would come from (recorded before the claim)."""
+
+    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
+        """The owner's lease; `requested` reserved exactly or refused."""
+
+    def release(self, owner: Owner, network: str) -> bool:
+        """Free the owner's lease on `network`."""
+
+    def release_anywhere(self, owner: Owner) -> list[str]:
+        """Free the owner's lease wherever it is, best effort; what failed."""
+

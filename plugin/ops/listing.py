@@ -28,7 +28,7 @@ class Row:
     vlan: int | None
     address: str
     mac: str
-    state: str  # ok, container gone, port missing, interface error, docker down
+    state: str  # ok, container gone, port missing, interface error, docker down, damaged record
 
 
 def rows(config: Config, alive: set[str] | None) -> list[Row]:
@@ -43,15 +43,17 @@ def rows(config: Config, alive: set[str] | None) -> list[Row]:
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
                               port.name, port.bridge, port.tag, found.address,
                               _mac(found.address), state)
-    records = RecordStore(config.state_dir)
-    for infra in records.infra_ids():
-        for record in records.load(infra):
+    records, damaged = RecordStore(config.state_dir).all()
+    for infra, attached in records.items():
+        for record in attached:
             if record.port not in rows:
                 state = _state(infra, alive, broken=False, missing=True)
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
                                         record.port, record.bridge, record.vlan, record.address,
                                         record.mac, state)
-    return sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
+    listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
+    return listed + [Row("", "", "", "", path, "", None, "", "", f"damaged record: {reason}")
+                     for path, reason in ((d.path, d.reason) for d in damaged)]
 
 
 def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:

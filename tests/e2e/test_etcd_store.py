@@ -273,8 +273,8 @@ def test_gc_in_etcd_judges_only_this_nodes_leases(tmp_path, etcd_config):
     assert [o.node for o, _ in node_a.leases()] == ["node-a", "node-b"]
     dead = node_a.collectable(lambda infra_id: False)
     assert [o.node for o, _ in dead] == ["node-a"]
-    for o, _ in dead:
-        node_a.release(o)
+    for o, lease in dead:
+        node_a.release(o, lease.network)
     assert [o.node for o, _ in node_b.leases()] == ["node-b"]
 
 
@@ -290,18 +290,17 @@ def test_a_pin_moves_the_pod_to_its_vlan_and_address(tmp_path, etcd_config):
                                                            "address": "10.30.0.77/24"}).encode())
     pin = ipam.pinned(me.namespace, me.pod)
     assert pin == Pin(30, ipaddress.ip_interface("10.30.0.77/24"))
-    lease = ipam.allocate(me, 22, pin)  # the name says 22; the pin says 30
-    assert (lease.network, str(lease.address), lease.vlan) == ("v30", "10.30.0.77/24", 30)
-    assert ipam.allocate(me, 22, pin) == lease  # again: the same lease
-    assert ipam.release(me) is True
-    assert ipam.allocate(me, 22).network == "v22"  # the pin applies where the caller passes it
+    assert pin is not None and pin.address is not None
+    lease = ipam.allocate(me, pin.vlan, pin.address.ip)  # the name says 22; the pin says 30
+    assert (lease.network, str(lease.address)) == ("v30", "10.30.0.77/24")
+    assert ipam.allocate(me, pin.vlan, pin.address.ip) == lease  # again: the same lease
+    assert ipam.release(me, "v30") is True
 
 
 def test_a_pin_without_address_picks_the_vlan_only(tmp_path, etcd_config):
     ipam = Allocators(networks(LOCAL22, STATIC23), etcd_config, str(tmp_path), "n1")
     put_pin(etcd_config, "ns", "22-pod-1", b'{"vlan": 23}')
-    lease = ipam.allocate(owner(1), 22, ipam.pinned("ns", "22-pod-1"))
-    assert (lease.network, str(lease.address), lease.vlan) == ("v23", "10.23.0.5/24", 23)
+    assert ipam.pinned("ns", "22-pod-1") == Pin(23)
     assert ipam.pinned("ns", "22-pod-2") is None
 
 
@@ -322,11 +321,15 @@ def test_an_unreadable_pin_is_an_error_not_a_guess(tmp_path, etcd_config, body, 
     assert ipam.leases() == []
 
 
-def test_release_frees_local_leases_even_when_etcd_is_down(tmp_path, etcd_config):
+def test_an_etcd_outage_touches_only_the_etcd_networks_leases(tmp_path, etcd_config):
     dead = replace(etcd_config, endpoints=(f"http://127.0.0.1:{etcd_server.free_port()}",))
     ipam = Allocators(networks(LOCAL22, ETCD30), dead, str(tmp_path), "n1")
     ipam.allocate(owner(1), 22)
+    ipam.allocate(owner(2), 22)
+    assert ipam.release(owner(1), "v22") is True  # a local network's lease: etcd is not asked
+    problems = ipam.release_anywhere(owner(2))  # no record: every network, best effort
+    assert len(problems) == 1 and problems[0].startswith("network v30: etcd unreachable")
     with pytest.raises(BackendError, match="etcd unreachable"):
-        ipam.release(owner(1))
+        ipam.release(owner(3), "v30")
     assert Allocators(networks(LOCAL22), None, str(tmp_path), "n1").leases() == []
 

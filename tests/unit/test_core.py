@@ -112,8 +112,12 @@ def test_a_stuck_undo_step_does_not_stop_the_others(tmp_path, host):
     with pytest.raises(ToolFailed):
         c.attach(POD, [want()], SANDBOX)
     assert host.leftovers() == [f"port {names.host_veth(ID, 'eth1')}"]
-    assert leases(c) == [] and c.records.load(ID) == []
+    assert leases(c) == []
+    # The record stays: it names the port that is left, for teardown or gc.
+    assert [r.port for r in c.records.load(ID)] == [names.host_veth(ID, "eth1")]
     assert "injected failure at ovs:delete" in str(c.log.fields["rollback_errors"])
+    c.detach(POD)
+    assert host.leftovers() == [] and c.records.load(ID) == []
 
 
 def test_detach_is_idempotent_and_needs_no_record(tmp_path, host):

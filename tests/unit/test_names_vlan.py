@@ -74,3 +74,24 @@ def test_host_veth_is_short_stable_and_distinct():
     assert len(a) <= 15 and a.startswith("vp")
     assert a != names.host_veth(ID, "eth2")
     assert a != names.host_veth("b" * 64, "eth1")
+
+
+def test_a_pin_gives_the_primary_interface_its_vlan_and_address_only():
+    import ipaddress
+
+    from plugin.config.schema import parse
+    from plugin.core.policy import PodRef, plan
+    from plugin.ipam.model import Pin
+
+    config = parse({"vlan": {"pinned": True}, "etcd": {"endpoints": ["http://127.0.0.1:2379"]},
+                    "attachments": [{"interface": "eth1", "primary": True},
+                                    {"interface": "eth2", "vlan": {"rule": "fixed",
+                                                                   "tag": 300}}]}, "test")
+    pod = PodRef("ns", "22-web", ID)
+    pin = Pin(30, ipaddress.ip_interface("10.30.0.7/24"))
+    asked = []
+    wants = plan(config, pod, lambda ns, name: asked.append((ns, name)) or pin)
+    assert [(w.interface, w.vlan, w.address) for w in wants] == [
+        ("eth1", 30, pin.address), ("eth2", 300, None)]
+    assert asked == [("ns", "22-web")]  # read once per setup
+    assert [w.vlan for w in plan(config, pod, lambda ns, name: None)] == [22, 300]

@@ -24,7 +24,7 @@ from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
 from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Pin
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
@@ -137,14 +137,21 @@ class DelegatedAddresses:
         self.delegate = delegate
         self.answer: IpamResult | None = None
 
-    def allocate(self, owner: Owner, vlan: int, pin: Pin | None = None) -> Lease:
+    def network_name(self, vlan: int) -> str:
+        return self.delegate.conf.name
+
+    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
         conf = self.delegate.conf
         self.answer = self.delegate.add()
         return self.answer.lease(conf.name, conf.mtu, conf.default_gateway)
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Owner, network: str = "") -> bool:
         self.delegate.delete(owner.infra_id, owner.interface)
         return True
+
+    def release_anywhere(self, owner: Owner) -> list[str]:
+        self.release(owner)
+        return []
 
 
 def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:

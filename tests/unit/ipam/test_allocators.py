@@ -40,12 +40,15 @@ def test_an_etcd_network_needs_the_etcd_section(tmp_path):
         Allocators(networks(ETCD30), None, str(tmp_path), "n1")
 
 
-def test_release_covers_every_network_and_is_idempotent(tmp_path):
+def test_release_on_the_named_network_is_idempotent_and_anywhere_tries_them_all(tmp_path):
     ipam = Allocators(networks(LOCAL22, STATIC23), None, str(tmp_path), "n1")
     ipam.allocate(owner(1), 22)
-    assert ipam.release(owner(1)) is True
-    assert ipam.release(owner(1)) is False
-    assert ipam.leases() == []
+    assert ipam.release(owner(1), "v23") is False  # not there: the lease stays
+    assert len(ipam.leases()) == 1
+    assert ipam.release(owner(1), "v22") is True
+    assert ipam.release(owner(1), "v22") is False
+    ipam.allocate(owner(2), 22)
+    assert ipam.release_anywhere(owner(2)) == [] and ipam.leases() == []
 
 
 def test_leases_carry_the_node_and_the_dead_are_collectable(tmp_path):
@@ -57,8 +60,8 @@ def test_leases_carry_the_node_and_the_dead_are_collectable(tmp_path):
     dead = ipam.collectable(alive)
     assert [o.infra_id for o, _ in dead] == [owner(1).infra_id, owner(3).infra_id]
     assert len(ipam.leases()) == 4
-    for o, _ in dead:
-        ipam.release(o)
+    for o, lease in dead:
+        ipam.release(o, lease.network)
     assert [o.infra_id for o, _ in ipam.leases()] == [owner(0).infra_id, owner(2).infra_id]
     assert ipam.collectable(alive) == []
 
