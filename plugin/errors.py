@@ -12,7 +12,7 @@ from pipework_wrapper.errors import ContainerNotFound, DockerUnavailable, Failur
 
 __all__ = ["Failure", "UsageError", "ConfigError", "InputError", "ContainerError",
            "ContainerNotFound", "DockerUnavailable", "BackendError", "ToolFailed",
-           "NotReady", "AllocationError"]
+           "NotReady", "AllocationError", "AddressRefused"]
 
 
 class UsageError(Failure):
@@ -41,3 +41,8 @@ class NotReady(BackendError):
 
 class AllocationError(Failure):
     """No address can be handed out: pool exhausted, address held, record unreadable."""
+
+
+class AddressRefused(AllocationError):
+    """An address asked for by name is not one the network may give (bad input, not a
+    shortage)."""

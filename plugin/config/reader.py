@@ -28,7 +28,7 @@ class Section:
         if not isinstance(data, Mapping):
             raise self.error(path or "(top level)", data, "must be a mapping of keys to values")
         self.data: Mapping[str, Any] = data
-        self._seen: set[str] = set()
+        self.read: set[str] = set()  # the keys a getter asked for
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -40,7 +40,7 @@ class Section:
         )
 
     def raw(self, name: str, default: Any = _MISSING) -> Any:
-        self._seen.add(name)
+        self.read.add(name)
         if name in self.data:
             return self.data[name]
         if default is _MISSING:
@@ -108,7 +108,7 @@ class Section:
 
     def done(self) -> None:
         """Reject keys that no getter asked for: they are typos or unsupported."""
-        unknown = sorted(set(map(str, self.data)) - self._seen)
+        unknown = sorted(set(map(str, self.data)) - self.read)
         if unknown:
             name = unknown[0]
             raise ConfigError(

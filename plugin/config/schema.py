@@ -1,29 +1,25 @@
-"""The plugin's configuration: found, loaded and validated once, then trusted.
+"""The node's configuration: every key, its type, range and default, validated once.
 
-Search order: `--config PATH`, then `$VLANPIPE_CONFIG`, then
-`/etc/vlanpipe/config.yaml`, then `config.yaml` beside the installed plugin
-executable; with none of them, the built-in defaults (the same values as the
-documented config.yaml). The plugin runs as root, so a file that others can
-write is refused rather than trusted.
+Only root writes it (`plugin.config.loader` checks), so it alone decides what
+runs and where the plugin writes: binaries, paths, state and log locations,
+endpoints, timeouts, the networks and their pools, and (`cni`) what a network
+config written by a namespace user may choose.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 from plugin import names
 from plugin.config.reader import Section
-from plugin.errors import ConfigError
+from plugin.errors import Failure
+from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
 from plugin.core.policy import RULES, VlanRule
 
-ENV_VAR = "VLANPIPE_CONFIG"
-SYSTEM_PATH = "/etc/vlanpipe/config.yaml"
 STATUS_REPORTS = ("docker", "vlan")
 
 
@@ -35,6 +31,19 @@ class InterfaceSpec:
     bridge: str
     vlan: VlanRule
     primary: bool = True
+
+
+@dataclass(frozen=True)
+class CniPolicy:
+    """What a CNI network config (written by a namespace user, through Multus) may choose."""
+
+    bridges: frozenset[str] = frozenset({"k8s_br"})  # bridges it may name
+    vlans: frozenset[int] | None = None  # VLANs it (or a pod) may ask for; None: all
+    ipam_types: tuple[str, ...] = ("host-local", "static")  # IPAM plugins it may delegate to
+    ipam_data_dir: str = ""  # where a delegate keeps its state ("": the delegate's default)
+
+    def allows_vlan(self, vlan: int) -> bool:
+        return self.vlans is None or vlan in self.vlans
 
 
 @dataclass(frozen=True)
@@ -59,80 +68,30 @@ class Config:
     lock_timeout: float = 90.0
     gc_on_init: bool = False
     announce_arp: bool = False
-
-
-def find(explicit: str | None, executable: str) -> str | None:
-    """The first config file in the documented search order, or None for defaults."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get(ENV_VAR)
-    if from_env:
-        return from_env
-    beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "config.yaml")
-    for candidate in (SYSTEM_PATH, beside):
-        if os.path.exists(candidate):
-            return candidate
-    return None
-
-
-def load(path: str | None) -> Config:
-    if path is None:
-        return parse({}, "(built-in defaults)")
-    return parse(_read_yaml(path), path)
-
-
-def _read_yaml(path: str) -> Any:
-    import yaml
-
-    try:
-        with open(path, "rb") as handle:
-            _refuse_writable_by_others(path, os.fstat(handle.fileno()))
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot be read ({exc.strerror})",
-                          "check the path given by --config or $VLANPIPE_CONFIG") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config {path}: not valid YAML{where}",
-                          "fix the syntax (indentation, quotes, colons)") from None
-
-
-def refuse_shared_dir(path: str, what: str) -> None:
-    """The plugin runs as root: a directory others can write is one they can steer it by."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
-        raise ConfigError(f"{what} {path} is writable by users other than its owner",
-                          f"run chmod go-w {path}")
-
-
-def _refuse_writable_by_others(path: str, st: os.stat_result) -> None:
-    refuse_shared_dir(os.path.dirname(os.path.abspath(path)), "config directory")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and st.st_uid != os.geteuid():
-        raise ConfigError(f"config {path}: writable by users other than its owner",
-                          f"run chmod go-w {path}")
-    if st.st_mode & stat.S_IWOTH:
-        raise ConfigError(f"config {path}: writable by everyone",
-                          f"run chmod o-w {path}")
+    cni: CniPolicy = CniPolicy()
 
 
 def parse(data: Any, source: str) -> Config:
-    top = Section(source, data)
+    return _parse(Section(source, data))
+
+
+def top_level_keys() -> frozenset[str]:
+    """Every key the node config has, as the parser reads them: the node-level settings."""
+    top = Section("(keys)", {})
+    _parse(top)
+    return frozenset(top.read)
+
+
+def _parse(top: Section) -> Config:
     bridge = top.convert("bridge", names.ifname, "a bridge name (1-15 letters, digits, _ . -)", "k8s_br")
     vlan_section = top.section("vlan")
-    default_rule = _vlan_rule(vlan_section)
+    default_rule = vlan_rule(vlan_section)
     pins = vlan_section.boolean("pinned", False)
     vlan_section.done()
     interface = top.convert("interface", names.ifname, "an interface name", "eth1")
     attachments = _attachments(top, bridge, interface, default_rule)
     networks = parse_networks(top.sections("networks"))
-    etcd = parse_etcd(top.section("etcd")) if top.has("etcd") else None
+    etcd = parse_etcd(top.section("etcd"))
     status = top.section("status")
     report = status.choice("report", STATUS_REPORTS, "docker")
     status.done()
@@ -147,7 +106,7 @@ def parse(data: Any, source: str) -> Config:
     lock_timeout = timeouts.number("lock", 90.0)
     timeouts.done()
     config = Config(
-        source=source,
+        source=top.source,
         bridge=bridge,
         datapath_type=top.choice("datapath_type", ("netdev", "system", ""), "netdev"),
         attachments=attachments,
@@ -167,6 +126,7 @@ def parse(data: Any, source: str) -> Config:
         lock_timeout=lock_timeout,
         gc_on_init=top.boolean("gc_on_init", False),
         announce_arp=top.boolean("announce_arp", False),
+        cni=_cni_policy(top.section("cni"), bridge),
     )
     top.done()
     if pins and etcd is None:
@@ -174,7 +134,7 @@ def parse(data: Any, source: str) -> Config:
     return config
 
 
-def _vlan_rule(section: Section) -> VlanRule:
+def vlan_rule(section: Section) -> VlanRule:
     kind = section.choice("rule", RULES, "pod-name-prefix")
     if kind == "regex":
         pattern = section.convert("pattern", re.compile, "a regular expression")
@@ -212,7 +172,7 @@ def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> t
         spec = InterfaceSpec(
             interface=item.convert("interface", names.ifname, "an interface name"),
             bridge=item.convert("bridge", names.ifname, "a bridge name", bridge),
-            vlan=_vlan_rule(vlan) if item.has("vlan") else rule,
+            vlan=vlan_rule(vlan) if item.has("vlan") else rule,
             primary=item.boolean("primary", False),
         )
         vlan.done()
@@ -223,3 +183,26 @@ def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> t
     if len({s.interface for s in specs}) != len(specs):
         raise top.error("attachments", [s.interface for s in specs], "must name each interface once")
     return tuple(specs)
+
+
+def _cni_policy(section: Section, bridge: str) -> CniPolicy:
+    bridges = section.typed("bridges", list, [bridge])
+    for i, name in enumerate(bridges):
+        try:
+            names.ifname(name if isinstance(name, str) else "")
+        except Failure:
+            raise section.error(f"{section.key('bridges')}[{i}]", name, "is not a bridge name") \
+                from None
+    vlans = section.convert("vlans", parse_vlans,
+                            'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', "all")
+    types = section.typed("ipam", list, list(CniPolicy.ipam_types))
+    for i, kind in enumerate(types):
+        if not isinstance(kind, str) or not names.plaintext(kind):
+            raise section.error(f"{section.key('ipam')}[{i}]", kind, "is not a plugin name")
+    data_dir = section.string("ipam_data_dir", "")
+    if data_dir and not data_dir.startswith("/"):
+        raise section.error(section.key("ipam_data_dir"), data_dir, "must be an absolute path")
+    section.done()
+    return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
+                     tuple(types), data_dir)
+

@@ -16,13 +16,14 @@ from typing import Callable
 
 from plugin import names
 from plugin.calllog import CallLog
-from plugin.config.schema import Config, refuse_shared_dir
+from plugin.config.loader import check_private_dir
+from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.plumbing import Plumber, Sandbox, plumbers
 from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
 from plugin.ipam.mac import mac_for
-from plugin.ipam.model import Addresses, Lease, Owner
+from plugin.ipam.model import Addresses, Lease, Owner, Request
 from plugin.locks import pod_lock
 
 
@@ -50,7 +51,7 @@ class Undo:
 class Core:
     def __init__(self, config: Config, log: CallLog, allocators: Addresses | None = None,
                  plumbing: dict[str, Plumber] | None = None) -> None:
-        refuse_shared_dir(config.state_dir, "state_dir")
+        check_private_dir(config.state_dir, "state_dir")
         self.config = config
         self.log = log
         self.records = RecordStore(config.state_dir)
@@ -173,7 +174,7 @@ class Core:
 
     def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
         """The record of one interface before its address: which network will lease it."""
-        network = want.lease.network if want.lease else self.allocators.network_name(want.vlan)
+        network = self.allocators.network_name(want.vlan)
         return Attachment(
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
             interface=want.interface, bridge=want.bridge,
@@ -184,15 +185,14 @@ class Core:
     def _claim(self, ref: PodRef, want: Want, intent: Attachment,
                undo: Undo) -> tuple[Attachment, Lease]:
         """The lease of one interface, and its full record."""
-        lease = want.lease
-        if lease is None:
-            owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod,
-                          self.config.node_name)
-            # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
-            # allocate may still have taken an address.
-            undo.push(lambda: self.allocators.release(owner, intent.network))
-            lease = self.allocators.allocate(owner, want.vlan,
-                                             want.address.ip if want.address else None)
+        owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
+        # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
+        # allocate may still have taken an address.
+        undo.push(lambda: self.allocators.release(owner, intent.network))
+        lease = self.allocators.allocate(owner, want.vlan, Request(want.address.ip, want.pinned)
+                                         if want.address else None)
+        if want.mtu:
+            lease = replace(lease, mtu=want.mtu)
         record = replace(intent, address=str(lease.address), network=lease.network,
                          mac=want.mac or mac_for(lease.address.ip),
                          gateway=str(lease.gateway or ""))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from plugin import names
 from plugin.errors import InputError
-from plugin.ipam.model import IPInterface, Lease, Pin
+from plugin.ipam.model import IPInterface, Pin
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -40,8 +40,8 @@ class Want:
     """One interface a front-end asks the core for.
 
     `address` is an address the allocator must reserve exactly (an operator's pin,
-    or what a pod asks for), `lease` one the caller already has (used as given),
-    `mac` a MAC the pod asks for, `cni_network` the CNI network of the attachment.
+    or what a pod asks for), `mac` a MAC the pod asks for, `mtu` the CNI network's
+    MTU (else its allocator network's), `cni_network` the CNI network of the attachment.
     """
 
     interface: str
@@ -49,8 +49,9 @@ class Want:
     vlan: int
     primary: bool = True
     address: IPInterface | None = None
-    lease: Lease | None = None
+    pinned: bool = False  # `address` is an operator's pin, not the pod's request
     mac: str | None = None
+    mtu: int | None = None
     cni_network: str = ""
 
 
@@ -90,7 +91,8 @@ def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]
     `pinned` is asked once, and only when pins are on: it reads etcd.
     """
     pin = pinned(ref.namespace, ref.pod) if config.vlan_pins else None
-    return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary, address=pin.address)
+    return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary, address=pin.address,
+                 pinned=True)
             if pin and spec.primary else
             Want(spec.interface, spec.bridge, spec.vlan.tag_for(ref.namespace, ref.pod),
                  spec.primary)

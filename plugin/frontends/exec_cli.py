@@ -78,10 +78,10 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
          executable: str, started: float) -> int:
     log = None
     try:
-        from plugin.config import schema as config_module
         from plugin.calllog import CallLog
+        from plugin.config import loader
 
-        config = config_module.load(config_module.find(config_path, executable))
+        config = loader.load(loader.find(config_path, executable))
         log = CallLog(config.log_file, command, config.debug, started)
         log.phases["config"] = round((time.monotonic() - started) * 1000, 2)
         if command in POD_COMMANDS:

@@ -8,7 +8,8 @@ primary VLAN attachment's address from the plugin's record.
 from __future__ import annotations
 
 from plugin import names
-from plugin.config.schema import Config, refuse_shared_dir
+from plugin.config.loader import check_private_dir
+from plugin.config.schema import Config
 from plugin.core.records import RecordStore
 
 
@@ -18,7 +19,7 @@ def pod_ip(config: Config, namespace: str, pod: str, infra_id: str) -> str | Non
     names.infra_id(infra_id)
     if config.status_report == "docker":
         return None
-    refuse_shared_dir(config.state_dir, "state_dir")
+    check_private_dir(config.state_dir, "state_dir")
     records = RecordStore(config.state_dir).load(infra_id)
     primary = next((r for r in records if r.primary), None)
     return primary.ip if primary else None

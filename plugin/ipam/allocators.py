@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AllocationError, ConfigError, Failure
-from plugin.ipam.model import Allocator, Damaged, IPAddress, Lease, Owner, Pin
+from plugin.ipam.model import Allocator, Damaged, Lease, Owner, Pin, Request
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
@@ -69,7 +69,7 @@ class Allocators:
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
 
-    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
+    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
         """The owner's lease on the network of `vlan`; `requested` (an operator's pin, or the
         address a pod asks for) is reserved exactly or refused."""
         network = self.network_for(vlan)

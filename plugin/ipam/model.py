@@ -45,6 +45,20 @@ class Pin:
 
 
 @dataclass(frozen=True)
+class Request:
+    """An address asked for by name: an operator's pin may be any usable host of the subnet
+    (operators keep pins apart from the dynamic range); a pod's request must lie in the
+    range, so it cannot take an address kept for a pin."""
+
+    address: IPAddress
+    pinned: bool = False
+
+    @property
+    def what(self) -> str:
+        return f"{'pinned' if self.pinned else 'requested'} address {self.address}"
+
+
+@dataclass(frozen=True)
 class Damaged:
     """A record an allocator cannot read: reported, never reused, never deleted by us."""
 
@@ -73,10 +87,10 @@ class Lease:
 class Allocator(Protocol):
     """The addresses of one network (static, or a pool over a disk or etcd store)."""
 
-    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
+    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
         """Return the owner's lease, creating it if it has none.
 
-        `requested` (from a pin) must be handed out exactly, or refused.
+        `requested` must be handed out exactly, or refused.
         """
 
     def release(self, owner: Owner) -> bool:
@@ -95,7 +109,7 @@ class Addresses(Protocol):
     def network_name(self, vlan: int) -> str:
         """The network a lease on `vlan` would come from (recorded before the claim)."""
 
-    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
+    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
         """The owner's lease; `requested` reserved exactly or refused."""
 
     def release(self, owner: Owner, network: str) -> bool:

@@ -83,15 +83,14 @@ class Pool:
                 continue
         return count
 
-    def refusal(self, address: IPAddress) -> str | None:
-        """Why `address` cannot be handed out (a pinned one), or None if it can.
-
-        A pinned address may lie outside the range (operators keep pins apart
-        from the dynamic range that way) but must be a usable host of the subnet.
-        """
+    def refusal(self, address: IPAddress, in_range: bool = False) -> str | None:
+        """Why `address` cannot be handed out by name, or None if it can: a usable host
+        of the subnet, and (`in_range`) within the range."""
         if address.version != self.subnet.version or address not in self.subnet:
             return f"is outside subnet {self.subnet}"
         number = int(address)
+        if in_range and not self.first <= number <= self.last:
+            return f"is outside the range {self.address(self.first)}-{self.address(self.last)}"
         if number == self.gateway:
             return "is the gateway"
         if any(lo <= number <= hi for lo, hi in self.excluded):

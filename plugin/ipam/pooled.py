@@ -17,9 +17,9 @@ import logging
 import random
 from typing import Iterator
 
-from plugin.errors import AllocationError
+from plugin.errors import AddressRefused, AllocationError
 from plugin.ipam.leaserecord import Record, new_record
-from plugin.ipam.model import Damaged, IPAddress, Lease, Owner
+from plugin.ipam.model import Damaged, IPAddress, Lease, Owner, Request
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores import Held, Store
@@ -36,15 +36,17 @@ class PoolAllocator:
         self.pool = Pool.of(network)
         self.store = store
 
-    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
-        """The owner's lease, claimed if it has none; `requested` (a pin) exactly or not at all."""
-        if requested is not None and (why := self.pool.refusal(requested)) is not None:
-            raise AllocationError(f"pinned address {requested} cannot be used on network "
-                                  f"{self.network.name}: it {why}", "change the pin")
+    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
+        """The owner's lease, claimed if it has none; `requested` exactly or not at all."""
+        if requested is not None and (why := self.pool.refusal(
+                requested.address, in_range=not requested.pinned)) is not None:
+            raise AddressRefused(f"{requested.what} cannot be used on network "
+                                 f"{self.network.name}: it {why}", _change(requested))
         with self.store.exclusive():
             for _ in range(RETRIES):
                 held = self.store.held(owner)
-                if held.record is not None and requested in (None, held.record.address.ip):
+                if held.record is not None and (requested is None
+                                                or requested.address == held.record.address.ip):
                     return self.network.lease(held.record.address)
                 record = (self._claim_next(owner, held) if requested is None
                           else self._claim_requested(owner, requested, held))
@@ -87,16 +89,20 @@ class PoolAllocator:
             f"its pool holds {self.pool.size}; free the leases of dead pods (gc on every node) "
             "or widen the network's range")
 
-    def _claim_requested(self, owner: Owner, requested: IPAddress, held: Held) -> Record | None:
-        record = new_record(self.network.name, self.pool.interface(requested), owner)
+    def _claim_requested(self, owner: Owner, requested: Request, held: Held) -> Record | None:
+        record = new_record(self.network.name, self.pool.interface(requested.address), owner)
         outcome = self.store.claim(record, held, rotate=False)
         if outcome == "taken":
-            holder = self.store.read(requested)
+            holder = self.store.read(requested.address)
             who = (f"pod {holder.owner.namespace}/{holder.owner.pod} on node {holder.owner.node}"
                    if holder else "a record that cannot be read")
-            raise AllocationError(f"pinned address {requested} of network {self.network.name} "
-                                  f"is held by {who}", "release it first or change the pin")
+            raise AllocationError(f"{requested.what} of network {self.network.name} is held "
+                                  f"by {who}", f"release it first, or {_change(requested)}")
         return record if outcome == "won" else None
+
+
+def _change(requested: Request) -> str:
+    return "change the pin" if requested.pinned else "ask for another address, or none"
 
 
 def _spread(candidates: Iterator[IPAddress], width: int) -> Iterator[IPAddress]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from plugin.errors import AllocationError
-from plugin.ipam.model import Damaged, IPAddress, IPInterface, Lease, Owner
+from plugin.errors import AddressRefused, AllocationError
+from plugin.ipam.model import Damaged, IPInterface, Lease, Owner, Request
 from plugin.ipam.networks import NetworkConfig
 
 
@@ -18,9 +18,9 @@ class StaticAllocator:
     def __init__(self, network: NetworkConfig) -> None:
         self.network = network
 
-    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
+    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
         if requested is not None:
-            return self.network.lease(self._pinned(requested))
+            return self.network.lease(self._requested(requested))
         address = self.network.pods.get(f"{owner.namespace}/{owner.pod}", self.network.address)
         if address is None:
             raise AllocationError(
@@ -30,16 +30,26 @@ class StaticAllocator:
             )
         return self.network.lease(address)
 
-    def _pinned(self, requested: IPAddress) -> IPInterface:
-        """A pin's address, with the prefix of the block of this network it lies in."""
-        blocks = [a.network for a in self.network.static_addresses()]
+    def _requested(self, requested: Request) -> IPInterface:
+        """An address asked for, with the prefix of the block of this network it lies in.
+        A pod may ask only for an address the config gives; an operator may pin any of
+        the block's."""
+        given = self.network.static_addresses()
+        if not requested.pinned:
+            found = next((a for a in given if a.ip == requested.address), None)
+            if found is None:
+                raise AddressRefused(f"{requested.what} is not one network "
+                                     f"{self.network.name} gives",
+                                     "ask for one of its static addresses, or for none")
+            return found
+        blocks = [a.network for a in given]
         if self.network.subnet is not None:
             blocks.insert(0, self.network.subnet)
         for block in blocks:
-            if requested.version == block.version and requested in block:
-                return ipaddress.ip_interface(f"{requested}/{block.prefixlen}")
-        raise AllocationError(f"pinned address {requested} is not on network {self.network.name}",
-                              "pin an address of that network's subnet, or pin another VLAN")
+            if requested.address.version == block.version and requested.address in block:
+                return ipaddress.ip_interface(f"{requested.address}/{block.prefixlen}")
+        raise AddressRefused(f"{requested.what} is not on network {self.network.name}",
+                             "pin an address of that network's subnet, or pin another VLAN")
 
     def release(self, owner: Owner) -> bool:
         return False

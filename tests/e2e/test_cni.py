@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 
 import pytest
 
@@ -142,7 +143,7 @@ def test_vlans_from_args_isolate_pods(runtime, bridge, make_container):
 
 def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, container):
     """No vlan key: the reference rule (VLAN from the pod name); the address from
-    runtimeConfig.ips, the MTU from the config."""
+    runtimeConfig.ips, reserved in the node's network, the MTU from the config."""
     conf = runtime.netconf("1.1.0", bridge, mtu=1400,
                            runtimeConfig={"ips": ["10.97.0.200/24"]})
     result = add(runtime, conf, container, pod="24-web")
@@ -150,6 +151,7 @@ def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, conta
     assert result["interfaces"][1]["mtu"] == 1400
     assert our_ports(bridge)[result["interfaces"][0]["name"]]["tag"] == 24
     assert hostnet.container_addresses(container.id, "net1") == ["10.97.0.200/24"]
+    assert leases(runtime) == ["10.97.0.200"]  # reserved: no other pod gets it
     runtime.ok("DEL", conf, container)
     assert_gone(runtime, bridge, container)
 
@@ -157,8 +159,8 @@ def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, conta
 def test_requested_mac_and_network_routes_are_applied(runtime, bridge, container):
     network = {"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24",
                "routes": [{"dst": "10.200.0.0/16", "gw": "10.97.0.1"}]}
-    conf = runtime.netconf("1.1.0", bridge, vlan=22, runtimeConfig={"mac": "0a:58:11:22:33:44"},
-                           vlanpipe={"networks": [network]})
+    runtime.configure(networks=[network])
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, runtimeConfig={"mac": "0a:58:11:22:33:44"})
     result = add(runtime, conf, container)
     assert result["interfaces"][1]["mac"] == "0a:58:11:22:33:44"
     link = hostnet.in_container(container.id, "ip", "-o", "link", "show", "dev", "net1").stdout
@@ -171,9 +173,9 @@ def test_requested_mac_and_network_routes_are_applied(runtime, bridge, container
 
 @VERSIONS
 def test_ipam_delegated_to_host_local(runtime, bridge, container, tmp_path, version):
-    data = tmp_path / "host-local"
+    data = Path(runtime.ipam_data_dir)  # the node config's choice, not the network's
     conf = runtime.netconf(version, bridge, vlan=22, ipam={
-        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+        "type": "host-local", "subnet": "10.96.0.0/24"})
     result = add(runtime, conf, container)
     (ip,) = result["ips"]
     as_used(version, ip)
@@ -193,9 +195,9 @@ def test_failed_add_releases_the_delegated_address(runtime, bridge, container, t
     """pipework fails after host-local gave an address: the port, the veth and the
     host-local lease are all undone."""
     fake = pluginstate.failing_ip(tmp_path / "bin")
-    data = tmp_path / "host-local"
+    data = Path(runtime.ipam_data_dir)  # the node config's choice, not the network's
     conf = runtime.netconf("1.0.0", bridge, vlan=22, ipam={
-        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+        "type": "host-local", "subnet": "10.96.0.0/24"})
     error = runtime.fails(1001, "ADD", conf, container, args=pod_args(NS, "web", container.id),
                           env={"PATH": f"{fake}:{os.environ['PATH']}"})
     assert "pipework" in error["msg"]
@@ -210,7 +212,7 @@ def test_reference_variant_keys_are_accepted_and_logged(runtime, bridge, contain
     runtime.ok("DEL", conf, container)
     warnings = runtime.log_records()[0]["warnings"]
     for key in ("isGateway", "forceAddress", "ipMasq", "hairpinMode", "promiscMode"):
-        assert any(w.startswith(key) or f"key {key}" in w for w in warnings), (key, warnings)
+        assert any(w.startswith(key) or f"key '{key}'" in w for w in warnings), (key, warnings)
     assert_gone(runtime, bridge, container)
 
 
@@ -245,9 +247,9 @@ def test_gc_releases_the_host_local_addresses_of_stale_attachments(runtime, brid
                                                                    make_container, tmp_path):
     """host-local 1.1 has no GC: each stale attachment gets an IPAM DEL instead."""
     kept, stale = make_container("kept"), make_container("stale")
-    data = tmp_path / "host-local"
+    data = Path(runtime.ipam_data_dir)  # the node config's choice, not the network's
     conf = runtime.netconf("1.1.0", bridge, vlan=22, ipam={
-        "type": "host-local", "subnet": "10.96.0.0/24", "dataDir": str(data)})
+        "type": "host-local", "subnet": "10.96.0.0/24"})
     kept_ip = add(runtime, conf, kept)["ips"][0]["address"].split("/")[0]
     add(runtime, conf, stale)
     valid = [{"containerID": kept.id, "ifname": "net1"}]
@@ -262,8 +264,9 @@ def test_status_answers_for_open_vswitch_and_the_bridge(runtime, bridge):
     assert runtime.ok("STATUS", runtime.netconf("1.1.0", bridge)).stdout == ""
     error = runtime.fails(50, "STATUS", runtime.netconf("1.1.0", "nosuchbr0"))
     assert "nosuchbr0" in error["msg"]
-    error = runtime.fails(50, "STATUS", runtime.netconf("1.1.0", bridge, vlanpipe={
-        "timeouts": {"ovs": 1}}), env={"OVS_RUNDIR": str(runtime.root)})
+    runtime.configure(timeouts={"ovs": 1})
+    error = runtime.fails(50, "STATUS", runtime.netconf("1.1.0", bridge),
+                          env={"OVS_RUNDIR": str(runtime.root)})
     assert "Open vSwitch" in error["msg"]
 
 
@@ -348,11 +351,11 @@ def test_container_docker_does_not_know_is_unknown(runtime, bridge, container_id
     ({"vlanpipe": {"bridge": "br"}}, "vlanpipe.bridge"),
     ({"vlanpipe": {"state_dirr": "/x"}}, "state_dirr"),
     ({"args": {"cni": {"vlan": "abc"}}}, "args.cni.vlan"),
+    ({"args": {"cni": {"vlan": "²"}}}, "args.cni.vlan"),
+    ({"prevResult": {"interfaces": None, "ips": 5}}, "prevResult.ips"),
 ])
 def test_invalid_network_config(runtime, bridge, container, keys, needle):
     conf = {**runtime.netconf("1.0.0", bridge, vlan=22), **keys}
-    if "vlanpipe" in keys:
-        conf["vlanpipe"] = {**runtime.netconf("1.0.0", bridge)["vlanpipe"], **keys["vlanpipe"]}
     error = runtime.fails(7, "ADD", conf, container, args=pod_args(NS, "web", container.id))
     assert needle in error["msg"]
     assert our_ports(bridge) == {}
@@ -373,11 +376,58 @@ def test_ipam_plugin_missing_from_cni_path(runtime, bridge, container):
 
 def test_stdout_holds_only_the_result(runtime, bridge, container):
     """Debug logging on: everything still goes to the log file, stdout stays one document."""
-    conf = runtime.netconf("1.0.0", bridge, vlan=22, vlanpipe={"log": {
-        "file": runtime.log_file, "debug": True}})
+    runtime.configure(log={"file": runtime.log_file, "debug": True})
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
     reply: Reply = runtime.ok("ADD", conf, container)
     assert reply.stdout.count("\n") == 1 and reply.body is not None
     with open(runtime.log_file, encoding="utf-8") as handle:
         assert "pipework" in handle.read()
     runtime.ok("DEL", conf, container)
     assert_gone(runtime, bridge, container)
+
+
+def test_a_network_config_cannot_make_root_write_a_file(runtime, bridge, container, tmp_path):
+    """The issue's repro: a CHECK whose network config names a log file. Nothing is written,
+    and the error names the key."""
+    victim = tmp_path / "victim"
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, vlanpipe={"log": {"file": str(victim)}})
+    error = runtime.fails(7, "CHECK", conf, env={"CNI_CONTAINERID": "abc", "CNI_NETNS": "/x"})
+    assert "'vlanpipe.log'" in error["msg"] and "node-level setting" in error["msg"]
+    assert not victim.exists()
+    hostile = runtime.netconf("1.0.0", bridge, vlan=22, **{"$(id>/tmp/x)": 1})
+    runtime.ok("ADD", hostile, container)
+    logged = [r for r in runtime.log_records() if r["command"] == "cni-add"][-1]
+    assert any("unknown key '$(id>/tmp/x)' ignored" == w for w in logged["warnings"])
+    runtime.ok("DEL", hostile, container)
+    assert_gone(runtime, bridge, container)
+
+
+def test_a_pod_cannot_take_an_address_outside_the_pool_or_one_already_held(runtime, bridge,
+                                                                          make_container):
+    first, second = make_container("a"), make_container("b")
+    conf = runtime.netconf("1.0.0", bridge, vlan=22, runtimeConfig={"ips": ["10.97.0.9/24"]})
+    add(runtime, conf, first, pod="a")
+    error = runtime.fails(1002, "ADD", conf, second, args=pod_args(NS, "b", second.id))
+    assert "requested address 10.97.0.9 of network pods is held by pod default/a" in error["msg"]
+    outside = runtime.netconf("1.0.0", bridge, vlan=22,
+                              runtimeConfig={"ips": ["192.168.1.1/24"]})
+    error = runtime.fails(7, "ADD", outside, second, args=pod_args(NS, "b", second.id))
+    assert "is outside subnet 10.97.0.0/24" in error["msg"]
+    assert leases(runtime) == ["10.97.0.9"]
+    runtime.ok("DEL", conf, first)
+    assert_gone(runtime, bridge, first)
+
+
+def test_vlans_and_bridges_outside_the_nodes_allow_lists_are_refused(runtime, bridge, container):
+    runtime.configure(cni={"bridges": [bridge], "vlans": ["20-29"], "ipam": []})
+    for conf, code, needle in [
+            (runtime.netconf("1.0.0", bridge, vlan=30), 7, "'vlan' = 30"),
+            (runtime.netconf("1.0.0", bridge, args={"cni": {"vlan": 31}}), 7, "VLAN 31"),
+            ({**runtime.netconf("1.0.0", bridge, vlan=22), "bridge": "br-int"}, 7, "br-int"),
+            (runtime.netconf("1.0.0", bridge, vlan=22,
+                             ipam={"type": "host-local", "subnet": "10.96.0.0/24"}), 7,
+             "'ipam.type' = 'host-local' is not an IPAM plugin this node lets")]:
+        error = runtime.fails(code, "ADD", conf, container, args=pod_args(NS, "30-web",
+                                                                          container.id))
+        assert needle in error["msg"], error
+    assert our_ports(bridge) == {} and leases(runtime) == []

@@ -13,7 +13,7 @@ import pytest
 from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
-from plugin.ipam.model import Pin
+from plugin.ipam.model import Pin, Request
 from plugin.ipam.networks import parse_etcd
 from plugin.ipam.pooled import PROBES, PoolAllocator
 from plugin.ipam.stores.etcd import EtcdStore
@@ -224,7 +224,7 @@ def test_a_dead_first_endpoint_fails_over_to_the_next(etcd_config):
 
 def test_pinned_address_is_handed_out_exactly(etcd_config):
     source = store(etcd_config, range={"start": "10.22.0.100"})
-    pinned = ipaddress.ip_address("10.22.0.50")
+    pinned = Request(ipaddress.ip_address("10.22.0.50"), pinned=True)
     assert str(source.allocate(owner(1), pinned).address) == "10.22.0.50/24"
     assert str(source.allocate(owner(1), pinned).address) == "10.22.0.50/24"
     with pytest.raises(AllocationError, match="10.22.0.50 of network net is held by pod "
@@ -233,7 +233,7 @@ def test_pinned_address_is_handed_out_exactly(etcd_config):
     with pytest.raises(AllocationError, match="it is excluded"):
         store(etcd_config, exclude=["10.22.0.60"]).allocate(owner(2),
                                                             ipaddress.ip_address("10.22.0.60"))
-    moved = source.allocate(owner(1), ipaddress.ip_address("10.22.0.51"))
+    moved = source.allocate(owner(1), Request(ipaddress.ip_address("10.22.0.51"), pinned=True))
     assert str(moved.address.ip) == "10.22.0.51" and held(source) == ["10.22.0.51"]
 
 
@@ -291,9 +291,9 @@ def test_a_pin_moves_the_pod_to_its_vlan_and_address(tmp_path, etcd_config):
     pin = ipam.pinned(me.namespace, me.pod)
     assert pin == Pin(30, ipaddress.ip_interface("10.30.0.77/24"))
     assert pin is not None and pin.address is not None
-    lease = ipam.allocate(me, pin.vlan, pin.address.ip)  # the name says 22; the pin says 30
+    lease = ipam.allocate(me, pin.vlan, Request(pin.address.ip, pinned=True))  # the name says 22; the pin says 30
     assert (lease.network, str(lease.address)) == ("v30", "10.30.0.77/24")
-    assert ipam.allocate(me, pin.vlan, pin.address.ip) == lease  # again: the same lease
+    assert ipam.allocate(me, pin.vlan, Request(pin.address.ip, pinned=True)) == lease  # again: the same lease
     assert ipam.release(me, "v30") is True
 
 

@@ -242,3 +242,18 @@ def _leftovers(scope, plugin, bridge, survivors) -> list[str]:
     if len(leases(plugin)) != len(survivors):
         problems.append(f"{len(leases(plugin))} leases for {len(survivors)} pods")
     return problems
+
+
+def test_a_config_another_user_owns_and_a_foreign_state_dir_are_refused(plugin, bridge,
+                                                                        container):
+    """uid 1000 owning config.yaml could choose the binary root runs as `pipework`."""
+    os.chown(plugin.config_path, 1000, 1000)
+    call = plugin("setup", NS, "22-x", container.id)
+    assert call.code == 3 and "belongs to uid 1000" in call.output and len(call.lines) == 1
+    os.chown(plugin.config_path, 0, 0)
+    os.makedirs(plugin.state_dir, mode=0o700, exist_ok=True)
+    os.chown(plugin.state_dir, 1000, 1000)
+    call = plugin("setup", NS, "22-x", container.id)
+    assert call.code == 3 and "state_dir" in call.output and "uid 1000" in call.output
+    os.chown(plugin.state_dir, 0, 0)
+    assert our_ports(bridge) == {}

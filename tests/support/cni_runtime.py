@@ -13,8 +13,10 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+
+import yaml
 
 from tests.support import pluginstate
 from tests.support.hostnet import Container
@@ -47,7 +49,15 @@ def pod_args(namespace: str, pod: str, infra_id: str) -> str:
 
 @dataclass
 class Runtime:
+    """A CNI runtime on a node whose config (root's, found through $VLANPIPE_CONFIG) keeps
+    state and log in the test's folder; the network configs are the tenant's."""
+
     root: str
+    node: dict[str, Any] = field(default_factory=dict)  # the node config's keys beyond those
+
+    def __post_init__(self) -> None:
+        self.bridges: set[str] = set()
+        self.configure(**self.node)
 
     @property
     def state_dir(self) -> str:
@@ -57,20 +67,41 @@ class Runtime:
     def log_file(self) -> str:
         return os.path.join(self.root, "log", "vlanpipe.log")
 
-    def netconf(self, version: str, bridge: str, **keys: Any) -> dict[str, Any]:
-        """A network config whose state and log stay in the test's folder."""
-        plugin = {"state_dir": self.state_dir, "log": {"file": self.log_file},
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.root, "node", "config.yaml")
+
+    @property
+    def ipam_data_dir(self) -> str:
+        return os.path.join(self.root, "host-local")
+
+    def configure(self, **keys: Any) -> None:
+        """Write the node config: its defaults for a test, with `keys` over them. The bridges
+        the test's network configs name are allowed unless `cni` says otherwise."""
+        self.node = keys
+        cni = {"bridges": sorted(self.bridges | {"k8s_br"}), "ipam_data_dir": self.ipam_data_dir}
+        config = {"state_dir": self.state_dir, "log": {"file": self.log_file},
                   "networks": [{"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24"}],
-                  **keys.pop("vlanpipe", {})}
+                  **keys, "cni": {**cni, **keys.get("cni", {})}}
+        os.makedirs(os.path.dirname(self.config_path), mode=0o755, exist_ok=True)
+        with open(self.config_path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(config, handle)
+
+    def netconf(self, version: str, bridge: str, **keys: Any) -> dict[str, Any]:
+        """A network config, as a namespace user writes it."""
+        if bridge not in self.bridges:
+            self.bridges.add(bridge)
+            self.configure(**self.node)
         return {"cniVersion": version, "name": "vlan-net", "type": "vlanpipe", "bridge": bridge,
-                **keys, "vlanpipe": plugin}
+                **keys}
 
     def __call__(self, command: str, conf: Mapping[str, Any] | bytes,
                  container: Container | None = None, ifname: str = "net1", args: str = "",
                  env: Mapping[str, str] | None = None, drop: Sequence[str] = (),
                  timeout: float = 120) -> Reply:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-        environment.update({"CNI_COMMAND": command, "CNI_IFNAME": ifname, "CNI_PATH": CNI_PATH})
+        environment.update({"CNI_COMMAND": command, "CNI_IFNAME": ifname, "CNI_PATH": CNI_PATH,
+                            "VLANPIPE_CONFIG": self.config_path})
         if container is not None:
             environment["CNI_CONTAINERID"] = container.id
             environment["CNI_NETNS"] = f"/proc/{container.pid}/ns/net"

@@ -6,6 +6,7 @@ import pytest
 
 from plugin.frontends.cni import netconf
 from plugin.frontends.cni.errors import CniError, code_for
+from plugin.config.schema import parse
 from plugin.errors import Failure
 
 BASE = {"cniVersion": "1.0.0", "name": "vlan-net", "type": "vlanpipe"}
@@ -20,9 +21,9 @@ def parsed_from(keys):
     return netconf.parse(document, json.dumps(document).encode())
 
 
-def code_of(call, *args):
+def code_of(call, *args, **kwargs):
     with pytest.raises(Failure) as err:
-        call(*args)
+        call(*args, **kwargs)
     return code_for(err.value), err.value.line()
 
 
@@ -40,39 +41,72 @@ def primary(config):
     return next(a for a in config.attachments if a.primary)
 
 
-def test_a_minimal_config_uses_the_projects_own_allocators():
+def node(**keys):
+    """The node's config (root's), as the CNI front-end loads it."""
+    return parse({"networks": [{"name": "pods", "vlans": "all", "subnet": "10.1.0.0/24"},
+                               {"name": "storage", "vlans": [300], "subnet": "10.3.0.0/24"}],
+                  **keys}, "node.yaml")
+
+
+def test_a_minimal_config_uses_the_nodes_bridge_rule_and_networks():
     conf = parsed()
     assert conf.ipam_type is None and conf.warnings == () and conf.bridge is None
-    config = netconf.plugin_config(conf, "net1")
+    config = netconf.bind(conf, node(), "net1")
     assert config.bridge == "k8s_br" and primary(config).interface == "net1"
     assert primary(config).vlan.kind == "pod-name-prefix"
+    assert [n.name for n in config.networks] == ["pods", "storage"]
 
 
 def test_vlan_tag_becomes_a_fixed_rule_and_rules_pass_through():
-    assert primary(netconf.plugin_config(parsed(vlan=22), "net1")).vlan.tag_for("ns", "p") == 22
-    rule = netconf.plugin_config(parsed(vlan={"rule": "namespace-map",
-                                              "namespaces": {"team-a": 30}}), "net1")
+    assert primary(netconf.bind(parsed(vlan=22), node(), "net1")).vlan.tag_for("ns", "p") == 22
+    rule = netconf.bind(parsed(vlan={"rule": "namespace-map", "namespaces": {"team-a": 30}}),
+                        node(), "net1")
     assert primary(rule).vlan.tag_for("team-a", "x") == 30
 
 
-def test_plugin_object_is_validated_as_config_yaml_is(tmp_path):
-    config = netconf.plugin_config(parsed(bridge="br1", vlanpipe={
-        "state_dir": str(tmp_path), "log": {"file": str(tmp_path / "log")},
-        "datapath_type": "system", "docker_url": "unix:///x.sock", "pipework": "/opt/pipework",
-        "timeouts": {"ovs": 2}}), "net1")
-    assert (config.bridge, config.state_dir, config.datapath_type, config.docker_url,
-            config.pipework, config.ovs_timeout) == ("br1", str(tmp_path), "system",
-                                                     "unix:///x.sock", "/opt/pipework", 2.0)
-    code, line = code_of(netconf.plugin_config, parsed(vlanpipe={"colour": "red"}), "net1")
-    assert code == 7 and "colour" in line
+def test_a_network_may_name_one_of_the_nodes_networks_for_every_vlan():
+    config = netconf.bind(parsed(vlanpipe={"network": "storage"}), node(), "net1")
+    assert [(n.name, n.vlans) for n in config.networks] == [("storage", None)]
+    code, line = code_of(netconf.bind, parsed(vlanpipe={"network": "other"}), node(), "net1")
+    assert code == 7 and "'vlanpipe.network' = 'other' is not a network of this node" in line
 
 
-def test_mtu_is_the_default_of_every_network_without_its_own():
-    config = netconf.plugin_config(parsed(mtu=1400, vlanpipe={"networks": [
-        {"name": "a", "vlans": [22], "subnet": "10.1.0.0/24"},
-        {"name": "b", "vlans": [23], "subnet": "10.2.0.0/24", "mtu": 9000}]}), "net1")
-    assert [n.mtu for n in config.networks] == [1400, 9000]
-    assert [n.mtu for n in netconf.plugin_config(parsed(mtu=1400), "n").networks] == [1400]
+@pytest.mark.parametrize("key,value", [
+    ("log", {"file": "/tmp/victim"}), ("pipework", "/tmp/evil"), ("state_dir", "/tmp/x"),
+    ("docker_url", "unix:///tmp/d.sock"), ("etcd", {"endpoints": ["http://10.0.0.1:2379"]}),
+    ("networks", []), ("timeouts", {"ovs": 1}), ("datapath_type", "system"),
+    ("node_name", "n"), ("cni", {}), ("bridge", "br"), ("interface", "x")])
+def test_a_node_level_key_in_the_plugin_object_is_refused_with_code_7(key, value):
+    """A namespace user writes the network config (Multus): it must not steer root."""
+    code, line = code_of(parsed, vlanpipe={key: value})
+    assert code == 7 and f"'vlanpipe.{key}'" in line and "node-level setting" in line
+
+
+def test_an_unknown_key_in_the_plugin_object_is_code_7_and_shown_escaped():
+    code, line = code_of(parsed, vlanpipe={"$(id>/tmp/x)\n" + "x" * 200: 1})
+    assert code == 7 and "is not a setting" in line and "\\n" in line and len(line) < 400
+
+
+@pytest.mark.parametrize("keys,needle", [
+    ({"bridge": "other_br"}, "'bridge' = 'other_br' is not a bridge this node lets"),
+    ({"vlan": 99}, "'vlan' = 99 is not a VLAN this node lets"),
+    ({"ipam": {"type": "dhcp"}}, "'ipam.type' = 'dhcp' is not an IPAM plugin this node lets"),
+])
+def test_choices_outside_the_nodes_allow_lists_are_code_7(keys, needle):
+    policy = {"cni": {"bridges": ["k8s_br", "br1"], "vlans": ["20-30"], "ipam": ["host-local"]}}
+    assert netconf.bind(parsed(bridge="br1", vlan=22), node(**policy), "net1").bridge == "br1"
+    code, line = code_of(netconf.bind, parsed(**keys), node(**policy), "net1")
+    assert code == 7 and needle in line
+
+
+@pytest.mark.parametrize("ipam,needle", [
+    ({"dataDir": "/etc"}, "ipam.dataDir"), ({"dataDir": "relative"}, "ipam.dataDir"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24", "x": "/var/run/evil"}]]}, "ipam.ranges[0][0].x"),
+    ({"daemonSocketPath": "sock"}, "ipam.daemonSocketPath"),
+    ({"server": "http://10.0.0.1:80"}, "ipam.server"), ({"s": "unix:/run/x"}, "ipam.s")])
+def test_ipam_settings_that_name_a_path_or_endpoint_are_code_7(ipam, needle):
+    code, line = code_of(parsed, ipam={"type": "host-local", "subnet": "10.0.0.0/24", **ipam})
+    assert code == 7 and needle in line and "only the node config may choose" in line
 
 
 @pytest.mark.parametrize("keys,needle", [
@@ -82,6 +116,9 @@ def test_mtu_is_the_default_of_every_network_without_its_own():
     ({"ipam": {"subnet": "10.0.0.0/24"}}, "ipam.type"),
     ({"ipam": {"type": "../bin/sh"}}, "ipam.type"), ({"dns": []}, "'dns'"),
     ({"args": {"cni": []}}, "'args'"), ({"prevResult": []}, "prevResult"),
+    ({"prevResult": {"interfaces": None, "ips": {}}}, "prevResult.ips"),
+    ({"prevResult": {"interfaces": [1]}}, "prevResult.interfaces"),
+    ({"prevResult": {"dns": []}}, "prevResult.dns"),
     ({"cni.dev/valid-attachments": [{"containerID": 1}]}, "valid-attachments"),
     ({"vlanpipe": []}, "vlanpipe")])
 def test_invalid_keys_are_code_7(keys, needle):
@@ -89,22 +126,15 @@ def test_invalid_keys_are_code_7(keys, needle):
     assert code == 7 and needle in line
 
 
-@pytest.mark.parametrize("key", sorted(netconf.NOT_IN_PLUGIN_OBJECT))
-def test_keys_cni_sets_elsewhere_are_refused_in_the_plugin_object(key):
-    code, line = code_of(netconf.plugin_config, parsed(vlanpipe={key: "x"}), "net1")
-    assert code == 7 and f"vlanpipe.{key}" in line
-
-
-def test_bad_bridge_fails_through_the_shared_config_validation():
-    code, line = code_of(netconf.plugin_config, parsed(bridge="no spaces allowed"), "net1")
-    assert code == 7 and "bridge" in line
-
-
 def test_reference_and_unknown_keys_are_warnings_never_errors():
     conf = parsed(bridge="br0", mtu=1400, isGateway=True, isDefaultGateway="yes",
-                  forceAddress=True, ipMasq=True, hairpinMode=True, promiscMode=True)
+                  forceAddress=True, ipMasq=True, hairpinMode=True, promiscMode=True,
+                  **{"$(id>/tmp/x)\n" + "y" * 500: 1})
     assert [w.split()[0] for w in conf.warnings] == [
-        "forceAddress", "hairpinMode", "ipMasq", "isGateway", "unknown", "isDefaultGateway"]
+        "unknown", "forceAddress", "hairpinMode", "ipMasq", "isGateway", "unknown",
+        "isDefaultGateway"]
+    odd = next(w for w in conf.warnings if "id>" in w)
+    assert odd.startswith("unknown key '$(id>/tmp/x)\\n") and len(odd) < 100
     assert conf.default_gateway is False and conf.bridge == "br0" and conf.mtu == 1400
     assert parsed(isDefaultGateway=True).default_gateway is True
 

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from plugin.config import schema as cfg
+from plugin.config import loader as cfg
+from plugin.config.schema import parse
 from plugin.errors import ConfigError
 
 
@@ -67,10 +68,46 @@ def test_missing_file_is_a_config_error(tmp_path):
         cfg.load(str(tmp_path / "absent.yaml"))
 
 
-def test_world_writable_config_is_refused(tmp_path):
-    path = write(tmp_path, "bridge: k8s_br\n", 0o666)
-    with pytest.raises(ConfigError, match="writable by everyone"):
+@pytest.mark.parametrize("mode", [0o666, 0o664, 0o646])
+def test_a_config_others_can_write_is_refused(tmp_path, mode):
+    path = write(tmp_path, "bridge: k8s_br\n", mode)
+    with pytest.raises(ConfigError, match="writable by users other than its owner; run chmod"):
         cfg.load(path)
+
+
+def test_a_config_owned_by_another_user_is_refused(tmp_path):
+    """uid 1000 could otherwise choose `pipework:`, the binary root runs."""
+    path = write(tmp_path, "pipework: /home/user/evil\n", 0o644)
+    os.chown(path, 1000, 1000)
+    with pytest.raises(ConfigError, match=f"config {path} belongs to uid 1000, not to uid 0"):
+        cfg.load(path)
+
+
+def test_a_config_in_a_folder_others_can_write_is_refused(tmp_path):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = write(folder, "bridge: k8s_br\n")
+    folder.chmod(0o777)
+    with pytest.raises(ConfigError, match="config directory .* writable by users other"):
+        cfg.load(path)
+
+
+def test_the_state_directory_must_be_a_private_real_directory(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg.check_private_dir(str(state), "state_dir")
+    cfg.check_private_dir(str(tmp_path / "absent"), "state_dir")  # made later, 0700
+    link = tmp_path / "link"
+    link.symlink_to(state)
+    with pytest.raises(ConfigError, match="state_dir .*/link is a symlink"):
+        cfg.check_private_dir(str(link), "state_dir")
+    os.chown(state, 1000, 1000)
+    with pytest.raises(ConfigError, match="belongs to uid 1000"):
+        cfg.check_private_dir(str(state), "state_dir")
+    os.chown(state, 0, 0)
+    state.chmod(0o770)
+    with pytest.raises(ConfigError, match="writable by users other than its owner"):
+        cfg.check_private_dir(str(state), "state_dir")
 
 
 def test_search_order(tmp_path, monkeypatch):
@@ -85,7 +122,7 @@ def test_search_order(tmp_path, monkeypatch):
 
 
 def test_attachments_give_several_interfaces():
-    config = cfg.parse({"attachments": [
+    config = parse({"attachments": [
         {"interface": "eth1", "primary": True},
         {"interface": "eth2", "bridge": "br_b", "vlan": {"rule": "fixed", "tag": 30}},
     ]}, "test")

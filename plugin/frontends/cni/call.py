@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from plugin.calllog import CallLog
+from plugin.frontends.cni.delegate import Delegate
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.netconf import NetConf
 from plugin.config.schema import Config
@@ -17,6 +18,12 @@ class Call:
     config: Config
     log: CallLog
     warnings: list[str] = field(default_factory=list)
+
+    def delegate(self) -> Delegate | None:
+        """The delegated IPAM plugin, if the network config names one."""
+        if not self.conf.ipam_type:
+            return None
+        return Delegate(self.conf, self.env, self.config.cni.ipam_data_dir)
 
     def warn(self, text: str) -> None:
         """Something accepted but not done as asked: said in the log, never on stdout."""

@@ -24,7 +24,7 @@ from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
 from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Request
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
@@ -45,11 +45,12 @@ class IpamResult:
 
 
 class Delegate:
-    def __init__(self, conf: NetConf, env: Environment) -> None:
+    def __init__(self, conf: NetConf, env: Environment, data_dir: str = "") -> None:
         assert conf.ipam_type is not None
         self.kind = conf.ipam_type
         self.conf = conf
         self.env = env
+        self.data_dir = data_dir
 
     def add(self) -> IpamResult:
         return parse_result(self.kind, self._run("ADD", self._version()))
@@ -74,7 +75,6 @@ class Delegate:
         if versions.at_least(version, "1.1.0"):
             self._run("GC", version)
 
-
     def _version(self) -> str:
         answer = self._exec("VERSION", json.dumps({"cniVersion": self.conf.cni_version}).encode(),
                             {})
@@ -89,8 +89,15 @@ class Delegate:
 
     def _run(self, command: str, version: str,
              overrides: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-        stdin = self.conf.raw if version == self.conf.cni_version else \
-            json.dumps({**self.conf.document, "cniVersion": version}).encode()
+        """The network config as the runtime sent it, in the version the plugin speaks, with
+        the node's choice of where the plugin keeps its state (never the network's)."""
+        document = dict(self.conf.document)
+        if self.data_dir:
+            document["ipam"] = {**self.conf.ipam, "dataDir": self.data_dir}
+        if version == self.conf.cni_version and document == self.conf.document:
+            stdin = self.conf.raw
+        else:
+            stdin = json.dumps({**document, "cniVersion": version}).encode()
         return self._exec(command, stdin, overrides or {})
 
     def _exec(self, cni_command: str, stdin: bytes,
@@ -140,7 +147,7 @@ class DelegatedAddresses:
     def network_name(self, vlan: int) -> str:
         return self.delegate.conf.name
 
-    def allocate(self, owner: Owner, vlan: int, requested: IPAddress | None = None) -> Lease:
+    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
         conf = self.delegate.conf
         self.answer = self.delegate.add()
         return self.answer.lease(conf.name, conf.mtu, conf.default_gateway)

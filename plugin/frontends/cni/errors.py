@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
+from plugin.errors import (AddressRefused, AllocationError, BackendError, ConfigError, ContainerError,
                            ContainerNotFound, DockerUnavailable, Failure, InputError, NotReady,
                            ToolFailed)
 
@@ -36,7 +36,7 @@ EXIT_STATUS = 1
 
 # The one place failures become CNI codes; the first matching class wins.
 _BY_TYPE: tuple[tuple[type[Failure] | tuple[type[Failure], ...], int], ...] = (
-    (ConfigError, INVALID_CONFIG),
+    ((ConfigError, AddressRefused), INVALID_CONFIG),
     (InputError, INVALID_ENVIRONMENT),
     ((DockerUnavailable, NotReady), TRY_AGAIN_LATER),
     ((ContainerError, ContainerNotFound), UNKNOWN_CONTAINER),

@@ -14,7 +14,7 @@ from plugin.core.attach import Core
 from plugin.core.policy import PodRef
 from plugin.errors import Failure
 from plugin.frontends.cni.call import Call
-from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses
+from plugin.frontends.cni.delegate import DelegatedAddresses
 from plugin.frontends.cni.errors import CniError, code_for
 
 
@@ -34,7 +34,7 @@ def gc(call: Call) -> None:
     Keeps going past a failure, as the spec asks, and reports them all at the end.
     """
     conf = call.conf
-    delegate = Delegate(conf, call.env) if conf.ipam_type else None
+    delegate = call.delegate()
     core = Core(call.config, call.log,
                 allocators=DelegatedAddresses(delegate) if delegate else None)
     ports = Ovs(call.config.ovs_timeout).ports(**marks.of_cni_network(conf.name))

@@ -2,7 +2,8 @@
 
 The only place where errors become CNI error JSON. Nothing else is ever
 written to stdout (the runtime parses it whole); the call is logged to the
-configured log file. Modules that need plumbum or the Docker SDK are imported
+log file the node config names. The node config is found as the exec
+front-end finds it; the network config on stdin only chooses within it. Modules that need plumbum or the Docker SDK are imported
 only by the commands that use them: VERSION needs neither.
 """
 
@@ -15,6 +16,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from plugin.calllog import CallLog
+from plugin.config import loader
 from plugin.frontends.cni import env as cni_env
 from plugin.frontends.cni import netconf, versions
 from plugin.frontends.cni.call import Call
@@ -37,12 +39,12 @@ def main() -> int:
         requested = netconf.version_of(parsed)
         versions.require(env.command, requested)
         version = requested
+        node = loader.load(loader.find(None, sys.argv[0]))  # root's: the same search as exec
+        log = CallLog(node.log_file, f"cni-{env.command.lower()}", node.debug)
+        log.set(container_id=env.container_id[:12], ifname=env.ifname, netns=env.netns)
         conf = netconf.parse(parsed, stdin)
-        config = netconf.plugin_config(conf, env.ifname)
-        log = CallLog(config.log_file, f"cni-{env.command.lower()}", config.debug)
-        log.set(network=conf.name, cni_version=version, container_id=env.container_id[:12],
-                ifname=env.ifname, netns=env.netns)
-        call = Call(env, conf, config, log)
+        log.set(network=conf.name, cni_version=version)
+        call = Call(env, conf, netconf.bind(conf, node, env.ifname), log)
         for warning in conf.warnings:
             call.warn(warning)
         output = _handler(env.command)(call)

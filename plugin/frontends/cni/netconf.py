@@ -1,27 +1,32 @@
-"""The network configuration on stdin: decoded, validated once, then trusted.
+"""The network configuration on stdin: decoded, validated once, then held to the node's rules.
 
-Top-level keys are the CNI ones plus this plugin's (`bridge`, `vlan`, `mtu`,
-`ipam`) and those of the reference bridge-style variant, which are accepted
-and, where they mean nothing on an OVS port made by pipework, logged as
-ignored: a config written for the reference must not fail here. Keys this
-plugin does not know are logged too, never fatal (Multus and runtimes add
-their own). The `vlanpipe` object carries the plugin's own settings (state,
-log, allocators, timeouts) and goes through `plugin.config.parse`, so it is
-validated exactly as config.yaml is.
+Who writes it: on a plain node root (a file in /etc/cni/net.d), but with Multus
+anyone who may create a NetworkAttachmentDefinition in a namespace. So it may
+choose only what a network is: its bridge and VLAN (within the node config's
+`cni` allow-lists), MTU, and its addresses: a delegated IPAM plugin of the
+allowed types whose settings name no path or endpoint, or one of the node's
+networks by name (`vlanpipe.network`). Node-level settings (binaries, paths,
+endpoints, timeouts, pools) come from the node config only; one in the
+`vlanpipe` object is refused with code 7, naming it.
+
+Other top-level keys are the spec's, Multus's or the reference bridge-style
+variant's: accepted and logged as ignored (escaped, cut short), never fatal.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from plugin import names
-from plugin.config import schema as config_module
+from plugin.config import schema
+from plugin.config.reader import Section
+from plugin.config.schema import Config, InterfaceSpec
+from plugin.core.policy import VlanRule
 from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
 from plugin.frontends.cni.podargs import PodRequest, pod_request
-from plugin.config.schema import Config
-from plugin.ipam.networks import DEFAULT_NETWORK, MTU_MAX, MTU_MIN
+from plugin.ipam.networks import MTU_MAX, MTU_MIN
 
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
@@ -34,15 +39,10 @@ IGNORED = {
     "ipMasq": "vlanpipe sets up no NAT; the VLAN is layer 2",
     "hairpinMode": "a Linux-bridge setting; Open vSwitch ports have no hairpin mode",
 }
-# Keys of the vlanpipe object that CNI sets elsewhere, or that only the exec front-end reads.
-NOT_IN_PLUGIN_OBJECT = {
-    "bridge": "set bridge at the top level of the network config",
-    "vlan": "set vlan at the top level of the network config",
-    "interface": "the runtime names the interface (CNI_IFNAME)",
-    "attachments": "one network config is one attachment; list one per network",
-    "status": "the kubelet's exec status is not part of CNI",
-    "gc_on_init": "CNI has GC; there is no init",
-}
+PLUGIN_OBJECT_KEYS = ("network",)  # all a network config may set in its `vlanpipe` object
+SHOWN = 60  # characters of a value or key shown in a message or the log
+# Settings in a delegated IPAM config that name places on the node, whatever their value.
+IPAM_PLACES = frozenset({"dataDir", "daemonSocketPath", "resolvConf"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class NetConf:
     request: PodRequest = PodRequest()
     prev_result: Mapping[str, Any] | None = None
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
-    plugin: Mapping[str, Any] = field(default_factory=dict)
+    network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -106,37 +106,39 @@ def parse(document: Mapping[str, Any], raw: bytes) -> NetConf:
         default_gateway=document.get("isDefaultGateway") is True,
         request=pod_request(_typed(document, "runtimeConfig", dict, "a mapping") or {},
                             _args_cni(document.get("args"))),
-        prev_result=_typed(document, "prevResult", dict, "a CNI result"),
+        prev_result=_prev_result(document.get("prevResult")),
         valid_attachments=_valid_attachments(document.get(VALID_ATTACHMENTS)),
-        plugin=_typed(document, "vlanpipe", dict, "a mapping of vlanpipe settings") or {},
+        network=_plugin_object(document.get("vlanpipe")),
         warnings=tuple(_warnings(document)),
     )
 
 
-def plugin_config(conf: NetConf, ifname: str) -> Config:
-    """The core's Config: the vlanpipe object, with the CNI-level keys put where it reads them."""
-    for key, why in NOT_IN_PLUGIN_OBJECT.items():
-        if key in conf.plugin:
-            raise _invalid(f"vlanpipe.{key}", conf.plugin[key], f"is not read here: {why}")
-    data: dict[str, Any] = dict(conf.plugin)
-    if conf.bridge is not None:
-        data["bridge"] = conf.bridge
-    if ifname:
-        data["interface"] = ifname
+def bind(conf: NetConf, node: Config, ifname: str) -> Config:
+    """The call's Config: the node's, with what this network chose, where the node allows it."""
+    policy = node.cni
+    bridge = conf.bridge or node.bridge
+    if bridge not in policy.bridges:
+        raise _refused("bridge", bridge, "is not a bridge this node lets networks use "
+                       f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
+    if isinstance(conf.vlan, int) and not policy.allows_vlan(conf.vlan):
+        raise _refused("vlan", conf.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    if conf.ipam_type and conf.ipam_type not in policy.ipam_types:
+        raise _refused("ipam.type", conf.ipam_type, "is not an IPAM plugin this node lets "
+                       f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
+    networks = node.networks
+    if conf.network is not None:
+        named = next((n for n in node.networks if n.name == conf.network), None)
+        if named is None:
+            raise _refused("vlanpipe.network", conf.network, "is not a network of this node "
+                           f"(networks: {', '.join(n.name for n in node.networks)})")
+        networks = (replace(named, vlans=None),)  # serves every VLAN of this network config
+    rule = next(a.vlan for a in node.attachments if a.primary)
     if isinstance(conf.vlan, int):
-        data["vlan"] = {"rule": "fixed", "tag": conf.vlan}
+        rule = VlanRule("fixed", tag=conf.vlan)
     elif conf.vlan is not None:
-        data["vlan"] = conf.vlan
-    if conf.mtu is not None:
-        data["networks"] = _with_mtu(data.get("networks") or [DEFAULT_NETWORK], conf.mtu)
-    return config_module.parse(data, f"CNI network '{conf.name}'")
-
-
-def _with_mtu(networks: Any, mtu: int) -> Any:
-    """The top-level mtu is the default of every network that sets none itself."""
-    if not isinstance(networks, list):
-        return networks  # parse rejects it, naming the key
-    return [{**n, "mtu": mtu} if isinstance(n, dict) and "mtu" not in n else n for n in networks]
+        rule = schema.vlan_rule(Section(f"CNI network '{conf.name}'", conf.vlan, "vlan"))
+    return replace(node, bridge=bridge, networks=networks,
+                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
 
 
 def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
@@ -175,8 +177,62 @@ def _ipam(value: Any) -> Mapping[str, Any]:
     kind = value.get("type")
     if not isinstance(kind, str) or not names.plaintext(kind):
         raise _invalid("ipam.type", kind, "must name an IPAM plugin on CNI_PATH (host-local, "
-                       "static, dhcp); leave ipam out to use vlanpipe.networks")
+                       "static); leave ipam out to use the node's networks")
+    for key, found in _leaves(value, "ipam"):
+        if key.rsplit(".", 1)[-1] in IPAM_PLACES or _names_a_place(found):
+            raise _refused(key, found, "names a path or an endpoint on the node, which only "
+                           "the node config may choose (cni.ipam_data_dir)")
     return value
+
+
+def _leaves(value: Any, key: str) -> list[tuple[str, Any]]:
+    """Every (dotted key, value) below a JSON value."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{key}[{i}]")]
+    return [(key, value)]
+
+
+def _names_a_place(value: Any) -> bool:
+    return isinstance(value, str) and (value.startswith(("/", "~", ".")) or "://" in value
+                                       or value.startswith("unix:"))
+
+
+def _plugin_object(value: Any) -> str | None:
+    """The `vlanpipe` object: the name of a node network, and nothing node-level."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("vlanpipe", value, 'must be a mapping like {"network": "pods"}')
+    for key in value:
+        if key in schema.top_level_keys():
+            raise _refused(f"vlanpipe.{key}", value[key], "is a node-level setting: only the "
+                           "node's config (root's) may set it")
+        if key not in PLUGIN_OBJECT_KEYS:
+            raise _invalid(f"vlanpipe.{_cut(key)}", value[key],
+                           f"is not a setting (a network config may set: "
+                           f"{', '.join(PLUGIN_OBJECT_KEYS)})")
+    network = value.get("network")
+    if network is not None and (not isinstance(network, str) or not names.plaintext(network)):
+        raise _invalid("vlanpipe.network", network, "must name one of the node's networks")
+    return network
+
+
+def _prev_result(value: Any) -> Mapping[str, Any] | None:
+    """A previous result: its lists are lists (a chained result is passed through)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("prevResult", value, "must be a CNI result")
+    for key in ("interfaces", "ips", "routes"):
+        if value.get(key) is not None and not isinstance(value[key], list):
+            raise _invalid(f"prevResult.{key}", value[key], "must be a list")
+        if any(not isinstance(item, dict) for item in value.get(key) or []):
+            raise _invalid(f"prevResult.{key}", value[key], "must be a list of objects")
+    if value.get("dns") is not None and not isinstance(value["dns"], dict):
+        raise _invalid("prevResult.dns", value["dns"], "must be a mapping")
+    return {**value, **{key: value.get(key) or [] for key in ("interfaces", "ips", "routes")}}
 
 
 def _args_cni(value: Any) -> Mapping[str, Any]:
@@ -204,13 +260,25 @@ def _warnings(document: Mapping[str, Any]) -> list[str]:
         if key in IGNORED:
             found.append(f"{key} ignored: {IGNORED[key]}")
         elif key not in KNOWN:
-            found.append(f"unknown key {key} ignored")
+            found.append(f"unknown key {_cut(key)} ignored")
     if "isDefaultGateway" in document and not isinstance(document["isDefaultGateway"], bool):
         found.append("isDefaultGateway is not true or false: taken as false")
     return found
 
 
+def _cut(value: Any) -> str:
+    """A value from the network config as it may be shown: escaped, on one line, bounded."""
+    text = ascii(value)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
+
+
 def _invalid(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {value!r} {why}",
+    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
                     "fix the network config (the file in /etc/cni/net.d or the "
                     "NetworkAttachmentDefinition)")
+
+
+def _refused(key: str, value: Any, why: str) -> CniError:
+    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
+                    "change the network config, or ask the node's administrator (the node "
+                    "config's cni section)")

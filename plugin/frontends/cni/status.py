@@ -5,7 +5,6 @@ from __future__ import annotations
 from plugin.core.plumbing import plumbers
 from plugin.errors import BackendError, NotReady, ToolFailed
 from plugin.frontends.cni.call import Call
-from plugin.frontends.cni.delegate import Delegate
 from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError
 
 
@@ -19,5 +18,6 @@ def status(call: Call) -> None:
     except (BackendError, ToolFailed) as exc:
         raise CniError(NOT_AVAILABLE, f"Open vSwitch does not answer: {exc.message}",
                        exc.hint) from None
-    if call.conf.ipam_type:
-        Delegate(call.conf, call.env).status()
+    delegate = call.delegate()
+    if delegate:
+        delegate.status()

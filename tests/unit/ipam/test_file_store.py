@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from plugin.ipam.model import Request
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
@@ -162,19 +163,19 @@ def test_a_crash_between_index_and_record_leaves_nothing_held(tmp_path, monkeypa
 
 def test_pinned_address_is_handed_out_exactly(tmp_path):
     store = source(tmp_path, range={"start": "10.0.0.100"})
-    pinned = ipaddress.ip_address("10.0.0.50")
+    pinned = Request(ipaddress.ip_address("10.0.0.50"), pinned=True)
     assert str(store.allocate(owner(1), pinned).address) == "10.0.0.50/24"
     assert str(store.allocate(owner(1), pinned).address) == "10.0.0.50/24"
     with pytest.raises(AllocationError, match="pinned address 10.0.0.50 .* is held by pod ns/22-pod-1"):
         store.allocate(owner(2), pinned)
     with pytest.raises(AllocationError, match="cannot be used on network net: it is the gateway"):
-        store.allocate(owner(2), ipaddress.ip_address("10.0.0.1"))
+        store.allocate(owner(2), Request(ipaddress.ip_address("10.0.0.1"), pinned=True))
 
 
 def test_a_new_pin_moves_the_owner_and_frees_its_old_address(tmp_path):
     store = source(tmp_path)
     store.allocate(owner(1))
-    assert str(store.allocate(owner(1), ipaddress.ip_address("10.0.0.99")).address.ip) == "10.0.0.99"
+    assert str(store.allocate(owner(1), Request(ipaddress.ip_address("10.0.0.99"), pinned=True)).address.ip) == "10.0.0.99"
     assert addresses(store) == ["10.0.0.99"]
 
 

@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from plugin.errors import AllocationError
+from plugin.ipam.model import Request
+from plugin.errors import AddressRefused, AllocationError
 from plugin.ipam.leaserecord import new_record
 from plugin.ipam.pooled import PROBES, RETRIES, PoolAllocator
 from tests.support.ipamdata import network, owner
@@ -72,7 +73,7 @@ def test_a_taken_candidate_moves_on_and_racing_stores_try_every_candidate_once()
 
 def test_a_pinned_address_is_claimed_exactly_or_refused_with_its_holder():
     alloc = allocator("10.0.0.0/24")
-    pinned = ipaddress.ip_address("10.0.0.200")
+    pinned = Request(ipaddress.ip_address("10.0.0.200"), pinned=True)
     assert ip(alloc.allocate(owner(1), pinned)) == "10.0.0.200"
     with pytest.raises(AllocationError, match=r"10.0.0.200 of network net is held by pod "
                                               r"ns/22-pod-1 on node node-x"):
@@ -82,12 +83,28 @@ def test_a_pinned_address_is_claimed_exactly_or_refused_with_its_holder():
     for bad, why in (("10.0.1.5", "outside subnet"), ("10.0.0.1", "the gateway"),
                      ("10.0.0.255", "broadcast")):
         with pytest.raises(AllocationError, match=why):
-            alloc.allocate(owner(3), ipaddress.ip_address(bad))
+            alloc.allocate(owner(3), Request(ipaddress.ip_address(bad), pinned=True))
 
 
 def test_a_pin_moves_the_owner_and_frees_its_old_address():
     alloc = allocator("10.0.0.0/24")
     old = ip(alloc.allocate(owner(1)))
-    assert ip(alloc.allocate(owner(1), ipaddress.ip_address("10.0.0.77"))) == "10.0.0.77"
+    assert ip(alloc.allocate(owner(1), Request(ipaddress.ip_address("10.0.0.77"), pinned=True))) == "10.0.0.77"
     assert old not in alloc.store.records
     assert [ip(lease) for _, lease in alloc.leases()] == ["10.0.0.77"]
+
+
+def test_a_pods_request_is_reserved_in_the_range_and_refused_outside_it():
+    alloc = allocator("10.0.0.0/24", range={"start": "10.0.0.10", "end": "10.0.0.20"})
+    assert ip(alloc.allocate(owner(1), Request(ipaddress.ip_address("10.0.0.15")))) == "10.0.0.15"
+    assert "10.0.0.15" in alloc.store.records  # reserved: nobody else gets it
+    with pytest.raises(AddressRefused, match=r"requested address 10.0.0.5 cannot be used on "
+                                             r"network net: it is outside the range "
+                                             r"10.0.0.10-10.0.0.20"):
+        alloc.allocate(owner(2), Request(ipaddress.ip_address("10.0.0.5")))
+    # An operator's pin may sit outside the range: that is where pins are kept.
+    assert ip(alloc.allocate(owner(3), Request(ipaddress.ip_address("10.0.0.5"), True))) \
+        == "10.0.0.5"
+    with pytest.raises(AllocationError, match="requested address 10.0.0.15 of network net is "
+                                              "held by pod ns/22-pod-1"):
+        alloc.allocate(owner(4), Request(ipaddress.ip_address("10.0.0.15")))

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from plugin.errors import AllocationError
+from plugin.ipam.model import Request
+from plugin.errors import AddressRefused, AllocationError
 from plugin.ipam.static import StaticAllocator
 from tests.support.ipamdata import network, owner
 
@@ -33,10 +34,10 @@ def test_pod_missing_from_the_map_is_a_clear_error():
 
 def test_pinned_address_takes_the_block_prefix():
     source = StaticAllocator(network(vlans=[22], address="10.5.0.9/24"))
-    lease = source.allocate(owner(1), ipaddress.ip_address("10.5.0.77"))
+    lease = source.allocate(owner(1), Request(ipaddress.ip_address("10.5.0.77"), pinned=True))
     assert str(lease.address) == "10.5.0.77/24"
     with pytest.raises(AllocationError, match="is not on network net"):
-        source.allocate(owner(1), ipaddress.ip_address("10.6.0.77"))
+        source.allocate(owner(1), Request(ipaddress.ip_address("10.6.0.77"), pinned=True))
 
 
 def test_nothing_is_stored():
@@ -44,3 +45,12 @@ def test_nothing_is_stored():
     source.allocate(owner(1))
     assert source.release(owner(1)) is False
     assert source.leases() == [] and source.damaged() == []
+
+
+def test_a_pod_may_ask_only_for_an_address_the_config_gives():
+    source = StaticAllocator(network(vlans=[22], pods={"ns/other": "10.5.0.2/24"},
+                                     address="10.5.0.9/24"))
+    assert str(source.allocate(owner(1), Request(ipaddress.ip_address("10.5.0.9"))).address) \
+        == "10.5.0.9/24"
+    with pytest.raises(AddressRefused, match="requested address 10.5.0.77 is not one network"):
+        source.allocate(owner(1), Request(ipaddress.ip_address("10.5.0.77")))
