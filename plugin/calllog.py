@@ -5,7 +5,11 @@ operator sees what happened: time, command, pod, infra id, VLAN, address,
 port, duration, where the time went (start-up, config, and each outside party:
 ovs-vsctl, pipework, ip, Docker, etcd) and the outcome, as one JSON object per line.
 Logging never fails a call, and never writes to stdout or stderr (status must
-print nothing else).
+print nothing else, and the kubelet reads both streams as one): warnings of any
+module (an unreadable lease, say) land in the call's line, under `warnings`.
+
+The file is opened by name for every line, so logrotate can move it away at any
+time (no copytruncate needed): the next call creates a new one.
 """
 
 from __future__ import annotations
@@ -26,11 +30,21 @@ class CallLog:
         self.started = time.monotonic() if started is None else started
         self.fields: dict[str, Any] = {"command": command}
         self.phases: dict[str, float] = {}
+        self.warnings: list[str] = []
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, _Collector)]:
+            root.removeHandler(handler)  # one call's log at a time
+        root.addHandler(_Collector(self))
+        root.setLevel(logging.WARNING)
         if debug:
             self._enable_debug()
 
     def set(self, **fields: Any) -> None:
         self.fields.update({k: v for k, v in fields.items() if v not in (None, "")})
+
+    def warn(self, text: str) -> None:
+        """Something the operator should know that did not fail the call."""
+        self.warnings.append(text)
 
     def write(self, outcome: str, error: str = "", startup_ms: float | None = None) -> None:
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **self.fields,
@@ -41,6 +55,8 @@ class CallLog:
         self.phases.update(timing.spent_ms)
         if self.phases:
             record["phases_ms"] = self.phases
+        if self.warnings:
+            record["warnings"] = self.warnings
         if error:
             record["error"] = error
         self._append(json.dumps(record, sort_keys=False))
@@ -64,6 +80,18 @@ class CallLog:
         except OSError:
             return
         handler.setFormatter(logging.Formatter("%(asctime)s debug %(name)s: %(message)s"))
-        root = logging.getLogger("vlanpipe")
+        handler.setLevel(logging.DEBUG)
+        root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
+
+
+class _Collector(logging.Handler):
+    """Warnings of every module, into the call's log line: never onto stderr."""
+
+    def __init__(self, log: CallLog) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.warn(f"{record.name}: {record.getMessage()}")

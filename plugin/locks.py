@@ -104,6 +104,35 @@ def pod_lock(state_dir: str, container_id: str, timeout: float) -> Iterator[PodL
             return
 
 
+def sweep_unused(directory: str, keep: Callable[[str], bool], dry_run: bool) -> list[str]:
+    """Remove the lock files of killed calls: not held now, and not `keep(key)` (the pod
+    still has records). Each is removed under its own lock, as `discard` does."""
+    removed = []
+    try:
+        names_ = sorted(n for n in os.listdir(directory) if n.endswith(".lock"))
+    except FileNotFoundError:
+        return []
+    for name in names_:
+        path = os.path.join(directory, name)
+        if keep(name[:-len(".lock")]):
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path) and not keep(name[:-len(".lock")]):
+                if not dry_run:
+                    os.unlink(path)
+                removed.append(path)
+        except BlockingIOError:
+            pass  # in use: a call (or its children) holds it
+        finally:
+            os.close(fd)
+    return removed
+
+
 def holder_of(path: str) -> Holder | None:
     try:
         with open(path, encoding="utf-8") as handle:

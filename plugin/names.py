@@ -62,6 +62,14 @@ def ifname(value: str) -> str:
     return value
 
 
+def node(value: str) -> str:
+    """A node's name: it goes into ownership marks and etcd keys (empty: the host name)."""
+    if value and (len(value) > 253 or not plaintext(value)):
+        raise InputError(f"node name {value!r} is not usable",
+                         "use at most 253 letters, digits, '_', '.' or '-'")
+    return value
+
+
 def plaintext(value: str) -> bool:
     """The CNI spec's rule for identifiers: alphanumeric, then alphanumerics, '_', '.', '-'."""
     return bool(_PLAINTEXT.match(value))

@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
@@ -75,9 +76,26 @@ class Section:
 
     def number(self, name: str, default: Any = _MISSING, lo: float = 0.0) -> float:
         value = self.typed(name, (int, float), default)
+        if value is not None and not math.isfinite(value):
+            raise self.error(self.key(name), value, "must be a finite number")
         if value is not None and value <= lo:
             raise self.error(self.key(name), value, f"must be greater than {lo}")
         return float(value) if value is not None else value
+
+    def absolute_path(self, name: str, default: Any = _MISSING) -> str:
+        """An absolute path: a relative one would depend on the caller's working directory."""
+        value = self.string(name, default)
+        if not value.startswith("/") or "\0" in value:
+            raise self.error(self.key(name), value, "must be an absolute path")
+        return value
+
+    def program(self, name: str, default: Any = _MISSING) -> str:
+        """An absolute path, or a bare name looked up on the PATH."""
+        value = self.string(name, default)
+        if not value or "\0" in value or ("/" in value and not value.startswith("/")):
+            raise self.error(self.key(name), value,
+                             "must be an absolute path or a name looked up on the PATH")
+        return value
 
     def choice(self, name: str, choices: Iterable[str], default: Any = _MISSING) -> str:
         value = self.string(name, default)

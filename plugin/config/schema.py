@@ -96,7 +96,7 @@ def _parse(top: Section) -> Config:
     report = status.choice("report", STATUS_REPORTS, "docker")
     status.done()
     log = top.section("log")
-    log_file = log.string("file", Config.log_file)
+    log_file = log.absolute_path("file", Config.log_file)
     debug = log.boolean("debug", False)
     log.done()
     timeouts = top.section("timeouts")
@@ -116,10 +116,10 @@ def _parse(top: Section) -> Config:
         status_report=report,
         log_file=log_file,
         debug=debug,
-        state_dir=top.string("state_dir", Config.state_dir),
-        node_name=top.string("node_name", "") or socket.gethostname(),
+        state_dir=top.absolute_path("state_dir", Config.state_dir),
+        node_name=top.convert("node_name", names.node, "a node name", "") or socket.gethostname(),
         docker_url=top.string("docker_url", Config.docker_url),
-        pipework=top.string("pipework", Config.pipework),
+        pipework=top.program("pipework", Config.pipework),
         ovs_timeout=ovs_timeout,
         docker_timeout=docker_timeout,
         pipework_timeout=pipework_timeout,
@@ -199,9 +199,7 @@ def _cni_policy(section: Section, bridge: str) -> CniPolicy:
     for i, kind in enumerate(types):
         if not isinstance(kind, str) or not names.plaintext(kind):
             raise section.error(f"{section.key('ipam')}[{i}]", kind, "is not a plugin name")
-    data_dir = section.string("ipam_data_dir", "")
-    if data_dir and not data_dir.startswith("/"):
-        raise section.error(section.key("ipam_data_dir"), data_dir, "must be an absolute path")
+    data_dir = section.string("ipam_data_dir", "") and section.absolute_path("ipam_data_dir")
     section.done()
     return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
                      tuple(types), data_dir)

@@ -34,6 +34,9 @@ operator commands:
   list [--json]                       one row per attachment, with its state
   doctor [--json]                     check this node; exit 1 if a check fails"""
 POD_COMMANDS = ("setup", "teardown", "status")
+# The kubelet asks for status on every pod sync: it is logged only when it fails (or with
+# log.debug), so the log of a node that runs for months stays small.
+QUIET_WHEN_OK = ("status",)
 # The one place failures become exit codes; the first matching class wins.
 EXIT_CODES: tuple[tuple[type[Failure], int], ...] = (
     (UsageError, 2),
@@ -98,7 +101,8 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
             log.write("crash", "".join(traceback.format_exception(exc)), _startup_ms(started))
         return _fail(Failure(f"internal error: {type(exc).__name__}: {exc}",
                                  "this is a bug; the traceback is in the plugin log"))
-    log.write("ok", startup_ms=_startup_ms(started))
+    if command not in QUIET_WHEN_OK or config.debug or log.warnings:
+        log.write("ok", startup_ms=_startup_ms(started))
     return 0
 
 

@@ -302,6 +302,10 @@ def _parse_endpoint(s: Section, index: int, value: Any) -> str:
     if not isinstance(value, str):
         raise s.error(key, value, "must be a URL like http://127.0.0.1:2379")
     url = urlsplit(value.strip())
+    if url.username is not None or url.password is not None:
+        shown = url._replace(netloc=f"***@{url.netloc.rsplit('@', 1)[1]}").geturl()
+        raise s.error(key, shown, "must carry no credentials (they would go unused and "
+                      "show in logs): authenticate with a TLS client certificate (cert, key)")
     try:
         port = url.port
     except ValueError:

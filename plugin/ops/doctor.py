@@ -14,6 +14,7 @@ from typing import Callable
 
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
+from plugin.core.records import RecordStore
 from plugin.errors import Failure
 
 
@@ -40,7 +41,10 @@ def run_checks(config: Config, executable: str) -> list[Check]:
         ("log directory", lambda: _writable(os.path.dirname(config.log_file) or "."),
          f"create {os.path.dirname(config.log_file)} writable by root"),
         ("state directory", lambda: _private(config.state_dir), f"run chmod go-w {config.state_dir}"),
-        ("allocators", lambda: _allocators(config), "check the etcd section"),
+        ("records", lambda: _records(config),
+         "read the damaged files it names; remove them once their pods are torn down"),
+        ("allocators", lambda: _allocators(config),
+         "check the etcd section; a damaged lease names its file or key"),
     ]
     results = []
     for name, probe, fix in checks:
@@ -79,7 +83,20 @@ def _docker(config: Config) -> str:
 def _allocators(config: Config) -> str:
     from plugin.ipam.allocators import Allocators
 
-    return f"{len(Allocators.for_config(config).leases())} leases in use"
+    allocators = Allocators.for_config(config)
+    damaged = allocators.damaged()
+    if damaged:
+        raise Failure(f"{len(damaged)} damaged lease(s): " + "; ".join(
+            f"{d.where}: {d.reason}" for d in damaged[:3]))
+    return f"{len(allocators.leases())} leases in use"
+
+
+def _records(config: Config) -> str:
+    found, damaged = RecordStore(config.state_dir).all()
+    if damaged:
+        raise Failure(f"{len(damaged)} damaged record(s): " + "; ".join(
+            f"{d.path}: {d.reason}" for d in damaged[:3]))
+    return f"{sum(map(len, found.values()))} attachments of {len(found)} pods recorded"
 
 
 def _pipework(program: str) -> str:

@@ -9,20 +9,25 @@ again, so a pod set up while gc ran is never touched.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 from pipework_wrapper import iproute
 from pipework_wrapper.docker_lookup import inspect, running_ids
 from pipework_wrapper.ovs import Ovs
-from plugin import names
+from plugin import locks, names
 from plugin.calllog import CallLog
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.attach import Core
+from plugin.core.records import RecordStore
 from plugin.core.policy import PodRef
 from plugin.errors import ContainerNotFound, Failure
 from plugin.ops.listing import rows
+
+
+STALE_TEMP_SECONDS = 60.0
 
 
 @dataclass
@@ -69,6 +74,21 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
         actions.append(f"remove dangling {iproute.netns_link(pid)}")
         if not dry_run:
             iproute.remove_netns_link(pid)
+    return actions + _leftover_files(config, dry_run)
+
+
+def _leftover_files(config: Config, dry_run: bool) -> list[str]:
+    """Files killed calls left in the state directory: unused pod locks, half-written records."""
+    records = RecordStore(config.state_dir)
+    actions = [f"remove unused lock {path}" for path in locks.sweep_unused(
+        os.path.join(config.state_dir, "locks"), records.has, dry_run)]
+    for path in records.stale_temp_files(older_than=STALE_TEMP_SECONDS):
+        actions.append(f"remove half-written {path}")
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
     return actions
 
 

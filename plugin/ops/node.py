@@ -1,7 +1,8 @@
 """`init`: make this node ready for pods, once, when the kubelet starts.
 
 The kubelet treats a failed init as fatal, so only what pods cannot do
-without (the bridges) makes it fail.
+without (the bridges) makes it fail; the sweep of `gc_on_init` is best
+effort, and what it could not do is logged.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pipework_wrapper.ovs import Ovs
 from plugin.calllog import CallLog
 from plugin.config.schema import Config
+from plugin.errors import Failure
 
 
 def init(config: Config, log: CallLog) -> None:
@@ -18,4 +20,7 @@ def init(config: Config, log: CallLog) -> None:
     if config.gc_on_init:
         from plugin.ops.gc import sweep
 
-        log.set(gc=sweep(config, log))
+        try:
+            log.set(gc=sweep(config, log))
+        except Failure as exc:
+            log.warn(f"gc at init skipped: {exc.line()}")

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 from plugin import names
-from tests.support import hostnet
+from tests.support import etcd_server, hostnet
 from tests.support.kubelet import make_plugin
 from tests.support.pluginstate import our_ports
 
 from .test_exec_plugin import NS, base_config, leases
+from .test_ipam_e2e import etcd_keys
 
 
 def stand_in(directory: Path, name: str, body: str) -> str:
@@ -108,3 +109,108 @@ def test_the_pod_lock_has_a_deadline_and_names_its_holder(tmp_path, bridge, cont
     plugin.ok("teardown", NS, "22-x", container.id)
     assert our_ports(bridge) == {} and leases(plugin) == []
     assert json.dumps(plugin.log_records()[-1]).count('"outcome": "ok"') == 1
+
+
+def test_a_claim_applied_in_etcd_whose_reply_was_lost_is_undone(tmp_path, bridge, container):
+    """etcd applies the claim transaction; its reply never arrives. The setup fails, and the
+    address and owner keys it wrote are removed at once, not left for a gc."""
+    server = etcd_server.start(str(tmp_path / "etcd"))
+    proxy = etcd_server.DroppingProxy(server.client_port, b"request_put")
+    try:
+        plugin = make_plugin(str(tmp_path), base_config(bridge, etcd={
+            "endpoints": [proxy.url], "timeout": 2, "prefix": "/lost"}, networks=[
+                {"name": "pods", "vlans": "all", "subnet": "10.98.0.0/24",
+                 "allocator": "etcd"}]))
+        call = plugin("setup", NS, "22-x", container.id)
+        assert call.code == 6 and "etcd" in call.output, call.output
+        assert proxy.dropped == 1
+        assert etcd_keys(server, "/lost/ipam/") in ([], ["/lost/ipam/pods/last_reserved"])
+        plugin.ok("setup", NS, "22-x", container.id)  # and the next attempt works
+        plugin.ok("teardown", NS, "22-x", container.id)
+        assert etcd_keys(server, "/lost/ipam/") in ([], ["/lost/ipam/pods/last_reserved"])
+    finally:
+        proxy.close()
+        etcd_server.stop(server)
+
+
+def test_an_etcd_outage_does_not_block_a_pod_of_a_local_network(tmp_path, bridge,
+                                                                 make_container):
+    server = etcd_server.start(str(tmp_path / "etcd"))
+    try:
+        plugin = make_plugin(str(tmp_path), base_config(bridge, etcd={
+            "endpoints": [server.url], "timeout": 1, "prefix": "/two"}, networks=[
+                {"name": "local22", "vlans": [22], "subnet": "10.97.0.0/24"},
+                {"name": "cluster30", "vlans": [30], "subnet": "10.98.0.0/24",
+                 "allocator": "etcd"}]))
+        local, cluster = make_container("l"), make_container("c")
+        plugin.ok("setup", NS, "22-l", local.id)
+        plugin.ok("setup", NS, "30-c", cluster.id)
+        etcd_server.stop(server)
+        plugin.ok("teardown", NS, "22-l", local.id)  # its record names local22 alone
+        failed = plugin("teardown", NS, "30-c", cluster.id)  # its own network is down
+        assert failed.code == 6 and "etcd" in failed.output
+        assert names.host_veth(cluster.id, "eth1") not in our_ports(bridge)  # port gone anyway
+    finally:
+        etcd_server.stop(server)
+
+
+def test_a_routine_status_writes_nothing_to_the_log(tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    plugin.ok("setup", NS, "22-x", container.id)
+    before = len(plugin.log_records())
+    for _ in range(3):
+        plugin.ok("status", NS, "22-x", container.id)
+    assert len(plugin.log_records()) == before
+    assert plugin("status", NS, "bad_name", container.id).code == 4
+    assert plugin.log_records()[-1]["outcome"] == "error"  # a failing one is logged
+    plugin.ok("teardown", NS, "22-x", container.id)
+
+
+def test_warnings_go_to_the_log_not_to_the_kubelets_output(tmp_path, bridge, make_container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    first, second = make_container("a"), make_container("b")
+    plugin.ok("setup", NS, "22-a", first.id)
+    rotation = Path(plugin.state_dir) / "ipam" / "pods" / "last_reserved"
+    rotation.write_bytes(b"\xffnot an address")
+    assert plugin.ok("setup", NS, "22-b", second.id).output == ""
+    logged = plugin.log_records()[-1]
+    assert any("ignoring unreadable" in w and "last_reserved" in w for w in logged["warnings"])
+    for pod, c in (("22-a", first), ("22-b", second)):
+        plugin.ok("teardown", NS, pod, c.id)
+
+
+def test_a_damaged_record_shows_in_list_and_doctor_and_gc_sweeps_leftover_files(
+        tmp_path, bridge, container):
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    plugin.ok("init")
+    plugin.ok("setup", NS, "22-x", container.id)
+    records = Path(plugin.state_dir) / "attachments"
+    damaged = records / ("0" * 40 + ".json")
+    damaged.write_text("{not json")
+    rows = json.loads(plugin.ok("list", "--json").output)
+    assert any(r["state"] == "damaged record: not JSON" and r["port"] == str(damaged)
+               for r in rows)
+    doctor = plugin("doctor")
+    assert doctor.code == 1 and "1 damaged record(s)" in doctor.output
+    damaged.unlink()
+    old_temp = records / ".tmp-killed"
+    old_temp.write_text("half")
+    os.utime(old_temp, (time.time() - 3600, time.time() - 3600))
+    lock = Path(plugin.state_dir) / "locks" / ("1" * 40 + ".lock")
+    lock.write_text("")
+    swept = plugin.ok("gc").output
+    assert f"remove unused lock {lock}" in swept and f"remove half-written {old_temp}" in swept
+    assert not lock.exists() and not old_temp.exists()
+    assert names.host_veth(container.id, "eth1") in our_ports(bridge)  # the live pod stays
+    kept = [p.name for p in (Path(plugin.state_dir) / "locks").iterdir()]
+    assert kept == [f"{names.state_key(container.id)}.lock"]  # the live pod's, with records
+    plugin.ok("teardown", NS, "22-x", container.id)
+
+
+def test_gc_at_init_is_best_effort(tmp_path, bridge):
+    plugin = make_plugin(str(tmp_path), base_config(bridge, gc_on_init=True,
+                                                    docker_url=f"unix://{tmp_path}/none.sock"))
+    assert plugin.ok("init").output == ""
+    logged = plugin.log_records()[-1]
+    assert logged["outcome"] == "ok"
+    assert any("gc at init skipped: Docker does not answer" in w for w in logged["warnings"])

@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -138,3 +139,61 @@ def restart(server: EtcdServer) -> None:
     stop(server)
     server.process = start(server.data_dir, server.client_port, server.peer_port,
                            tls=server.tls).process
+
+
+class DroppingProxy:
+    """An HTTP proxy in front of etcd that forwards every request, but for the first one
+    whose body holds `marker` it closes the connection after etcd applied it, before the
+    reply: the lost reply of a transaction that did happen."""
+
+    def __init__(self, upstream_port: int, marker: bytes) -> None:
+        self.upstream_port, self.marker = upstream_port, marker
+        self.dropped = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        import http.client
+
+        reader = client.makefile("rb")
+        with client:
+            while True:
+                request = reader.readline()
+                if not request:
+                    return
+                headers, length = [], 0
+                while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+                    headers.append(line)
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = reader.read(length)
+                method, path = request.split()[:2]
+                upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=10)
+                upstream.request(method.decode(), path.decode(), body,
+                                 {"Content-Type": "application/json"})
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                if self.marker in body and not self.dropped:
+                    self.dropped += 1
+                    return  # applied upstream; the reply is lost
+                client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n%s" % (
+                                   answer.status, answer.reason.encode(), len(data), data))
+
+    def close(self) -> None:
+        self.server.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from plugin.calllog import CallLog
 from plugin.frontends.cni.delegate import Delegate
@@ -17,7 +17,6 @@ class Call:
     conf: NetConf
     config: Config
     log: CallLog
-    warnings: list[str] = field(default_factory=list)
 
     def delegate(self) -> Delegate | None:
         """The delegated IPAM plugin, if the network config names one."""
@@ -27,5 +26,4 @@ class Call:
 
     def warn(self, text: str) -> None:
         """Something accepted but not done as asked: said in the log, never on stdout."""
-        self.warnings.append(text)
-        self.log.set(warnings=list(self.warnings))
+        self.log.warn(text)

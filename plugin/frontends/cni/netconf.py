@@ -73,6 +73,9 @@ class NetConf:
 def decode(stdin: bytes) -> dict[str, Any]:
     try:
         document = json.loads(stdin)
+    except RecursionError:
+        raise CniError(DECODE_FAILURE, "network config on stdin is not JSON (nested too deep)",
+                       "the runtime must send the network config as one JSON object") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CniError(DECODE_FAILURE, f"network config on stdin is not JSON ({exc})",
                        "the runtime must send the network config as one JSON object") from None

@@ -1,0 +1,220 @@
+"""A corpus of bad input, fed to every entry the way its caller feeds it: the kubelet's argv,
+a CNI runtime's environment and stdin (prevResult included), and the node's config values.
+
+Each must give one line that names the input (exec) or one CNI error document (CNI), the
+exit code of its class (exec: 2 usage, 3 config, 4 input; CNI: a spec code below 100),
+nothing created, and never "internal error". No daemon is needed: every case fails before
+the plugin would ask one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ID = "c" * 64
+POD = ("default", "22-web", ID)
+EXEC = (sys.executable, "-I", "-c", "from plugin.frontends.exec_cli import run; run()")
+CNI = (sys.executable, "-I", "-c", "import sys; from plugin.frontends.cni.main import main; "
+                                   "sys.exit(main())")
+NETCONF = {"cniVersion": "1.0.0", "name": "vlan-net", "type": "vlanpipe", "vlan": 22}
+
+EXEC_CASES = [  # argv after the program name, exit code, text the line must hold
+    ([], 2, "no command given"),
+    (["setup"], 2, "setup takes NAMESPACE POD INFRA_CONTAINER_ID, got 0"),
+    (["setup", "default", "22-web"], 2, "got 2 arguments"),
+    (["teardown", *POD, "extra"], 2, "got 4 arguments"),
+    (["frobnicate"], 2, "unknown command 'frobnicate'"),
+    (["init", "now"], 2, "init takes no arguments"),
+    (["--config"], 2, "--config needs a path"),
+    (["gc", "--everything"], 2, "unknown option '--everything'"),
+    (["list", "--yaml"], 2, "unknown option '--yaml'"),
+    (["install", "--name", ".hidden"], 2, "plugin name '.hidden' cannot be used"),
+    (["install", "--dir"], 2, "install takes [--dir DIR] [--name NAME]"),
+    (["setup", "Bad_NS", "22-web", ID], 4, "namespace 'Bad_NS'"),
+    (["setup", "default", "22_web", ID], 4, "pod name '22_web'"),
+    (["setup", "default", "2" * 254, ID], 4, "is not a valid Kubernetes pod name"),
+    (["setup", "default", "nginx-abc", ID], 4, "pod name 'nginx-abc' has no VLAN prefix"),
+    (["setup", "default", "0-web", ID], 4, "gives VLAN 0"),
+    (["setup", "default", "4095-web", ID], 4, "gives VLAN 4095"),
+    (["setup", "default", "\u0662\u0662-web", ID], 4, "pod name"),
+    (["setup", "default", "22-web", "abc"], 4, "infra container id 'abc'"),
+    (["setup", "default", "22-web", "A" * 64], 4, "is not a 64-hex Docker container id"),
+    (["status", "default", "22-web", "../../etc/passwd"], 4, "infra container id"),
+    (["teardown", "default", "22-web", "f" * 300], 4, "infra container id"),
+    (["teardown", "default", "22-web\udcff", ID], 4, "pod name"),
+]
+
+CONFIG_CASES = [  # config.yaml text, argv, exit code, text
+    ("timeouts: {ovs: .nan}\n", POD, 3, "timeouts.ovs"),
+    ("timeouts: {pipework: .inf}\n", POD, 3, "timeouts.pipework"),
+    ("timeouts: {lock: 1e400}\n", POD, 3, "timeouts.lock"),
+    ("vlan: {rule: regex, pattern: '(?P<vlan>[a-z]+)-'}\n", ("default", "abc-web", ID), 4,
+     "gives VLAN abc"),
+    ("vlan: {rule: regex, pattern: '(?P<vlan>\\d+'}\n", POD, 3, "vlan.pattern"),
+    ("state_dir: relative/state\n", POD, 3, "state_dir"),
+    ("log: {file: logs/vlanpipe.log}\n", POD, 3, "log.file"),
+    ("pipework: bin/pipework\n", POD, 3, "pipework"),
+    ("node_name: 'node one'\n", POD, 3, "node_name"),
+    ("bridge: a_very_long_bridge_name\n", POD, 3, "bridge"),
+    ("interface: 'eth 1'\n", POD, 3, "interface"),
+    ("networks: [{name: '../up', subnet: 10.0.0.0/24}]\n", POD, 3, "networks[0].name"),
+    ("networks: [{name: n, subnet: 10.0.0.1/24}]\n", POD, 3, "networks[0].subnet"),
+    ("networks: [{name: n, subnet: 10.0.0.0/24, gateway: 10.1.0.1}]\n", POD, 3, "gateway"),
+    ("etcd: {endpoints: ['http://u:secret@127.0.0.1']}\n", POD, 3, "etcd.endpoints[0]"),
+    ("cni: {bridges: ['has space']}\n", POD, 3, "cni.bridges[0]"),
+    ("cni: {ipam_data_dir: relative}\n", POD, 3, "cni.ipam_data_dir"),
+    ("[unclosed\n", POD, 3, "not valid YAML"),
+    ("- a list\n", POD, 3, "must be a mapping"),
+    ("\xff\xfe: 1\n", POD, 3, "config"),
+]
+
+CNI_ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": ID, "CNI_NETNS": "/proc/1/ns/net",
+           "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni"}
+CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
+    ({"CNI_COMMAND": None}, 4, "CNI_COMMAND is not set"),
+    ({"CNI_COMMAND": "SETUP"}, 4, "CNI_COMMAND 'SETUP'"),
+    ({"CNI_CONTAINERID": None}, 4, "CNI_CONTAINERID"),
+    ({"CNI_CONTAINERID": "-x"}, 4, "CNI_CONTAINERID"),
+    ({"CNI_CONTAINERID": "a;b"}, 4, "CNI_CONTAINERID"),
+    ({"CNI_CONTAINERID": "a/../b"}, 4, "CNI_CONTAINERID"),
+    ({"CNI_NETNS": None}, 4, "CNI_NETNS"),
+    ({"CNI_IFNAME": None}, 4, "CNI_IFNAME"),
+    ({"CNI_IFNAME": "a/b"}, 4, "CNI_IFNAME"),
+    ({"CNI_IFNAME": "x" * 16}, 4, "CNI_IFNAME"),
+    ({"CNI_IFNAME": ".."}, 4, "CNI_IFNAME"),
+    ({"CNI_ARGS": "K8S_POD_NAME"}, 4, "CNI_ARGS item"),
+    ({"CNI_ARGS": "K8S_POD_NAMESPACE=Bad_NS"}, 4, "K8S_POD_NAMESPACE"),
+    ({"CNI_ARGS": "K8S_POD_NAME=" + "x" * 300}, 4, "K8S_POD_NAME"),
+]
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text in msg
+    ("ADD", b"", 6, "not JSON"),
+    ("ADD", b"{", 6, "not JSON"),
+    ("ADD", b"\xff\xfe", 6, "not JSON"),
+    ("ADD", b"[1, 2]", 6, "not a JSON object"),
+    ("ADD", DEEP, 6, "not JSON"),
+    ("ADD", {"cniVersion": 1}, 7, "cniVersion"),
+    ("ADD", {"cniVersion": "9.9.9"}, 1, "incompatible CNI version '9.9.9'"),
+    ("CHECK", {"cniVersion": "0.3.1"}, 1, "does not allow CHECK"),
+    ("ADD", {"name": "bad name"}, 7, "'name'"),
+    ("ADD", {"type": ""}, 7, "'type'"),
+    ("ADD", {"vlan": 0}, 7, "'vlan'"),
+    ("ADD", {"vlan": 4095}, 7, "'vlan'"),
+    ("ADD", {"vlan": "22"}, 7, "'vlan'"),
+    ("ADD", {"vlan": True}, 7, "'vlan'"),
+    ("ADD", {"vlan": {"rule": "magic"}}, 7, "vlan.rule"),
+    ("ADD", {"vlan": {"rule": "regex", "pattern": "(?P<vlan>"}}, 7, "vlan.pattern"),
+    ("ADD", {"mtu": 100}, 7, "'mtu'"),
+    ("ADD", {"mtu": 1500.5}, 7, "'mtu'"),
+    ("ADD", {"bridge": "x" * 16}, 7, "'bridge'"),
+    ("ADD", {"ipam": []}, 7, "'ipam'"),
+    ("ADD", {"ipam": {"type": "../../bin/sh"}}, 7, "ipam.type"),
+    ("ADD", {"ipam": {"type": "host-local", "dataDir": "/etc"}}, 7, "ipam.dataDir"),
+    ("ADD", {"ipam": {"type": "dhcp"}}, 7, "'ipam.type' = 'dhcp' is not an IPAM plugin"),
+    ("ADD", {"args": {"cni": []}}, 7, "'args'"),
+    ("ADD", {"args": {"cni": {"vlan": "abc"}}}, 7, "args.cni.vlan"),
+    ("ADD", {"args": {"cni": {"vlan": "\u00b2"}}}, 7, "args.cni.vlan"),
+    ("ADD", {"runtimeConfig": {"ips": ["not-an-ip"]}}, 7, "runtimeConfig.ips"),
+    ("ADD", {"runtimeConfig": {"ips": ["10.0.0.5"]}}, 7, "prefix length"),
+    ("ADD", {"runtimeConfig": {"ips": ["10.0.0.5/24", "10.0.0.6/24"]}}, 2, "more than one"),
+    ("ADD", {"runtimeConfig": {"mac": "ff:ff:ff:ff:ff:ff"}}, 7, "runtimeConfig.mac"),
+    ("ADD", {"runtimeConfig": []}, 7, "'runtimeConfig'"),
+    ("ADD", {"dns": "8.8.8.8"}, 7, "'dns'"),
+    ("ADD", {"vlanpipe": []}, 7, "'vlanpipe'"),
+    ("ADD", {"vlanpipe": {"log": {"file": "/tmp/victim"}}}, 7, "node-level setting"),
+    ("ADD", {"vlanpipe": {"pipework": "/tmp/evil"}}, 7, "node-level setting"),
+    ("ADD", {"vlanpipe": {"network": "nowhere"}}, 7, "is not a network of this node"),
+    ("GC", {"cniVersion": "1.1.0", "cni.dev/valid-attachments": [{"containerID": 1}]}, 7,
+     "valid-attachments"),
+    ("CHECK", {"prevResult": []}, 7, "prevResult"),
+    ("CHECK", {"prevResult": {"interfaces": None, "ips": {}}}, 7, "prevResult.ips"),
+    ("CHECK", {"prevResult": {"interfaces": [1], "ips": []}}, 7, "prevResult.interfaces"),
+    ("CHECK", {"prevResult": {"interfaces": [], "ips": [], "dns": []}}, 7, "prevResult.dns"),
+    ("CHECK", {}, 7, "CHECK needs prevResult"),
+]
+
+
+@pytest.fixture
+def node(tmp_path) -> Path:
+    """A node config (root's) keeping state and log in the test's folder."""
+    path = tmp_path / "etc" / "config.yaml"
+    path.parent.mkdir(mode=0o755)
+    path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
+                                    "log": {"file": str(tmp_path / "log" / "vlanpipe.log")}}))
+    return path
+
+
+def nothing_created(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    made = [str(p.relative_to(state)) for p in state.rglob("*") if p.is_file()] \
+        if state.exists() else []
+    assert made == [] and not Path("/tmp/victim").exists()
+
+
+@pytest.mark.parametrize("argv,code,needle", EXEC_CASES)
+def test_exec_arguments(tmp_path, node, argv, code, needle):
+    prefix = [] if argv[:1] == ["--config"] else ["--config", str(node)]
+    proc = subprocess.run([*EXEC, *prefix, *argv], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="surrogateescape", timeout=60, cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == code, proc.stdout
+    assert needle in lines[0] and "internal error" not in proc.stdout
+    assert code == 2 or len(lines) == 1  # a usage error adds the usage text
+    nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("text,argv,code,needle", CONFIG_CASES)
+def test_config_values(tmp_path, node, text, argv, code, needle):
+    node.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text
+                     else b"\xff\xfe: 1\n")
+    proc = subprocess.run([*EXEC, "--config", str(node), "setup", *argv],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == code, proc.stdout
+    assert len(proc.stdout.splitlines()) == 1 and needle in proc.stdout, proc.stdout
+    assert "internal error" not in proc.stdout and "secret" not in proc.stdout
+    nothing_created(tmp_path)
+
+
+def cni(tmp_path: Path, node: Path, env: dict, stdin: bytes) -> tuple[int, dict]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    environment.update({k: v for k, v in env.items() if v is not None},
+                       VLANPIPE_CONFIG=str(node))
+    proc = subprocess.run(CNI, input=stdin, capture_output=True, env=environment, timeout=60,
+                          cwd=tmp_path)
+    assert proc.stdout.count(b"\n") == 1, proc.stdout  # one document, nothing else
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("overrides,code,needle", CNI_ENV_CASES)
+def test_cni_environment(tmp_path, node, overrides, code, needle):
+    status, error = cni(tmp_path, node, {**CNI_ENV, **overrides}, json.dumps(NETCONF).encode())
+    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert set(error) == {"cniVersion", "code", "msg", "details"}
+    nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("command,stdin,code,needle", CNI_STDIN_CASES)
+def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
+    data = stdin if isinstance(stdin, bytes) else json.dumps({**NETCONF, **stdin}).encode()
+    status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_COMMAND": command}, data)
+    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert "\n" not in error["msg"] and len(error["msg"]) < 500
+    nothing_created(tmp_path)
+
+
+def test_a_container_id_of_any_length_the_spec_allows_is_not_an_input_error(tmp_path, node):
+    """300 characters (ENAMETOOLONG as a file name): it gets past validation (here to the
+    Docker lookup, which this namespace cannot reach: try again later)."""
+    status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_CONTAINERID": "x" * 300},
+                        json.dumps(NETCONF).encode())
+    assert status == 1 and error["code"] not in (4, 999), error
