@@ -231,8 +231,8 @@ def test_pinned_address_is_handed_out_exactly(etcd_config):
                                               "ns/22-pod-1 on node"):
         source.allocate(owner(2), pinned)
     with pytest.raises(AllocationError, match="it is excluded"):
-        store(etcd_config, exclude=["10.22.0.60"]).allocate(owner(2),
-                                                            ipaddress.ip_address("10.22.0.60"))
+        store(etcd_config, exclude=["10.22.0.60"]).allocate(
+            owner(2), Request(ipaddress.ip_address("10.22.0.60"), pinned=True))
     moved = source.allocate(owner(1), Request(ipaddress.ip_address("10.22.0.51"), pinned=True))
     assert str(moved.address.ip) == "10.22.0.51" and held(source) == ["10.22.0.51"]
 
