@@ -17,6 +17,26 @@ def link_exists(name: str) -> bool:
     return os.path.exists(os.path.join("/sys/class/net", name))
 
 
+def is_up(name: str) -> bool:
+    """The link is administratively up (IFF_UP in sysfs flags)."""
+    try:
+        with open(os.path.join("/sys/class/net", name, "flags"), encoding="ascii") as handle:
+            return bool(int(handle.read(), 16) & 1)
+    except (OSError, ValueError):
+        return False
+
+
+def set_up(name: str, timeout: float = 10.0) -> None:
+    run("ip", ["link", "set", "dev", name, "up"], timeout=timeout)
+
+
+def host_addresses(name: str, timeout: float = 10.0) -> list[str]:
+    """The addresses on a host link that the host itself uses (link-local ones aside)."""
+    result = run("ip", ["-j", "addr", "show", "dev", name, "scope", "global"], timeout=timeout)
+    return [f"{a['local']}/{a['prefixlen']}"
+            for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])]
+
+
 def delete_link(name: str, timeout: float = 10.0) -> bool:
     """Delete a host link (a veth takes its peer with it); False if it was not there."""
     if not link_exists(name):

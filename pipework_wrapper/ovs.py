@@ -23,6 +23,7 @@ class Port:
     tag: int | None
     external_ids: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    trunks: tuple[int, ...] = ()  # the VLANs a trunk port carries (none listed: all)
 
 
 class Ovs:
@@ -52,7 +53,8 @@ class Ovs:
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
         out = self.vsctl(
             "--format=json",
-            "--", "--columns=_uuid,name,tag,external_ids,interfaces", "find", "Port", *conditions,
+            "--", "--columns=_uuid,name,tag,trunks,external_ids,interfaces", "find", "Port",
+            *conditions,
             "--", "--columns=name,ports", "list", "Bridge",
             "--", "--columns=_uuid,error", "list", "Interface",
         )
@@ -68,8 +70,22 @@ class Ovs:
                 tag=_scalar(row["tag"]),
                 external_ids=_map(row["external_ids"]),
                 error=_scalar(iface.get("error", ["set", []])),
+                trunks=tuple(sorted(_set(row["trunks"]))),
             ))
         return found
+
+    def port(self, name: str) -> Port | None:
+        """The port named `name`, marked or not."""
+        return next((p for p in self.ports() if p.name == name), None)
+
+    def plug_trunk(self, bridge: str, port: str, vlans: list[int],
+                   external_ids: Mapping[str, str]) -> None:
+        """Make `port` a trunk of `bridge` carrying `vlans` (none: every VLAN), marked, in
+        one transaction; run again, it corrects the VLAN list."""
+        marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
+        self.vsctl("--", "--may-exist", "add-port", bridge, port,
+                   "--", "set", "Port", port, "vlan_mode=trunk",
+                   f"trunks=[{','.join(map(str, vlans))}]", "tag=[]", *marks)
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> None:
         """Make `port` a member of `bridge` with `tag` and our marks, in one transaction.
@@ -133,6 +149,13 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, list) and value and value[0] == "set":
         return value[1][0] if value[1] else None
     return value
+
+
+def _set(value: Any) -> list[Any]:
+    """OVSDB encodes a set of one as the atom, of several as ["set", [...]]."""
+    if isinstance(value, list) and value and value[0] == "set":
+        return list(value[1])
+    return [value]
 
 
 def _map(value: Any) -> dict[str, str]:

@@ -18,17 +18,15 @@ def argv(bridge: str, container_id: str, ifname: str, host_ifname: str, address:
     return [bridge, "-i", ifname, "-l", host_ifname, container_id, ip, f"{mac or ''}@{vlan}"]
 
 
-def attach(program: str, args: list[str], timeout: float, quiet_dir: str | None = None) -> Result:
-    """Run pipework; with `quiet_dir`, without its gratuitous ARP.
+def attach(program: str, args: list[str], timeout: float, quiet_dir: str) -> Result:
+    """Run pipework without its gratuitous ARP.
 
     pipework ends with `arping -c 1 -A`, which waits a full second after its one
-    packet: most of a setup's time. When the MAC is derived from the address, no
-    neighbour can hold a stale entry for it, so the announcement tells nobody
-    anything; `arping` then resolves, on pipework's PATH, to `true` in `quiet_dir`.
+    packet: most of a setup's time. The plugin announces the pod itself, at once
+    (`pipework_wrapper.announce`); `arping` resolves, on pipework's PATH, to `true`
+    in `quiet_dir`.
     """
-    env = None
-    if quiet_dir is not None:
-        env = {"PATH": f"{_quiet_arping(quiet_dir)}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    env = {"PATH": f"{_quiet_arping(quiet_dir)}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
     return run(program, args, timeout=timeout, env=env,
                hint="see the plugin log for pipework's output; check the bridge and the container")
 

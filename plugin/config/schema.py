@@ -34,6 +34,15 @@ class InterfaceSpec:
 
 
 @dataclass(frozen=True)
+class Uplink:
+    """The host interface that carries the bridge's VLANs to the physical network (a trunk)."""
+
+    interface: str
+    bridge: str
+    vlans: frozenset[int] | None = None  # None: every VLAN
+
+
+@dataclass(frozen=True)
 class CniPolicy:
     """What a CNI network config (written by a namespace user, through Multus) may choose."""
 
@@ -67,8 +76,8 @@ class Config:
     pipework_timeout: float = 60.0
     lock_timeout: float = 90.0
     gc_on_init: bool = False
-    announce_arp: bool = False
     cni: CniPolicy = CniPolicy()
+    uplink: Uplink | None = None
 
 
 def parse(data: Any, source: str) -> Config:
@@ -125,8 +134,8 @@ def _parse(top: Section) -> Config:
         pipework_timeout=pipework_timeout,
         lock_timeout=lock_timeout,
         gc_on_init=top.boolean("gc_on_init", False),
-        announce_arp=top.boolean("announce_arp", False),
         cni=_cni_policy(top.section("cni"), bridge),
+        uplink=_uplink(top.section("uplink"), bridge),
     )
     top.done()
     if pins and etcd is None:
@@ -183,6 +192,18 @@ def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> t
     if len({s.interface for s in specs}) != len(specs):
         raise top.error("attachments", [s.interface for s in specs], "must name each interface once")
     return tuple(specs)
+
+
+def _uplink(section: Section, bridge: str) -> Uplink | None:
+    if not section.data:
+        section.done()
+        return None
+    interface = section.convert("interface", names.ifname, "an interface name")
+    on = section.convert("bridge", names.ifname, "a bridge name", bridge)
+    vlans = section.convert("vlans", parse_vlans,
+                            'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', "all")
+    section.done()
+    return Uplink(interface, on, None if vlans in (None, "all") else vlans)
 
 
 def _cni_policy(section: Section, bridge: str) -> CniPolicy:

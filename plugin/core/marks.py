@@ -45,10 +45,23 @@ class Marks:
 
     @classmethod
     def read(cls, external_ids: Mapping[str, str]) -> "Marks | None":
-        """The marks of a port, or None if the port is not the plugin's."""
-        if external_ids.get(OWNER_KEY) != OWNER:
+        """The marks of a pod's port, or None if the port is not one (not the plugin's, or
+        its uplink)."""
+        if external_ids.get(OWNER_KEY) != OWNER or external_ids.get(ROLE_KEY):
             return None
         return cls(**{name: external_ids.get(key, "") for name, key in KEYS.items()})
+
+
+ROLE_KEY, UPLINK = "vlanpipe-role", "uplink"
+
+
+def uplink() -> dict[str, str]:
+    """The marks of the node's uplink: the plugin's, but no pod's."""
+    return {OWNER_KEY: OWNER, ROLE_KEY: UPLINK}
+
+
+def is_uplink(external_ids: Mapping[str, str]) -> bool:
+    return external_ids.get(OWNER_KEY) == OWNER and external_ids.get(ROLE_KEY) == UPLINK
 
 
 def owned() -> dict[str, str]:

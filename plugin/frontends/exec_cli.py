@@ -31,7 +31,10 @@ kubelet commands:
 operator commands:
   install [--dir DIR] [--name NAME]   put the plugin where the kubelet looks (DIR/NAME/NAME)
   gc [--dry-run] [--json]             remove ports, veths and leases of gone containers
+  gc --node NAME [--force] [--dry-run] [--json]
+                                      free the etcd leases of a node gone for good
   list [--json]                       one row per attachment, with its state
+  list --cluster [--json]             every lease in etcd, its node, when it was last seen
   doctor [--json]                     check this node; exit 1 if a check fails"""
 POD_COMMANDS = ("setup", "teardown", "status")
 # The kubelet asks for status on every pod sync: it is logged only when it fails (or with
@@ -186,6 +189,16 @@ def _install(rest: list[str]) -> int:
     return 0
 
 
+def _option(rest: list[str], name: str) -> tuple[str | None, list[str]]:
+    """The value of `name VALUE` in `rest`, and the rest without it."""
+    if name not in rest:
+        return None, rest
+    at = rest.index(name)
+    if at + 1 >= len(rest) or rest[at + 1].startswith("--"):
+        raise UsageError(f"{name} needs a value")
+    return rest[at + 1], rest[:at] + rest[at + 2:]
+
+
 def _flags(rest: list[str], allowed: set[str]) -> set[str]:
     unknown = set(rest) - allowed
     if unknown:
@@ -206,6 +219,18 @@ def _print(rows: list, as_json: bool, columns: tuple[str, ...]) -> None:
 
 
 def cmd_gc(config, log, rest: list[str]) -> None:
+    node, rest = _option(rest, "--node")
+    if node is not None:
+        from plugin.ops.cluster import free_node
+
+        flags = _flags(rest, {"--force", "--dry-run", "--json"})
+        actions = free_node(config, node, "--force" in flags, "--dry-run" in flags)
+        log.set(node=node, actions=actions, dry_run="--dry-run" in flags)
+        if "--json" in flags:
+            print(json.dumps(actions, indent=1))
+        else:
+            print("\n".join(actions) if actions else f"node {node} holds no lease in etcd")
+        return
     from plugin.ops.gc import sweep
 
     flags = _flags(rest, {"--dry-run", "--json"})
@@ -218,9 +243,15 @@ def cmd_gc(config, log, rest: list[str]) -> None:
 
 
 def cmd_list(config, log, rest: list[str]) -> None:
+    flags = _flags(rest, {"--json", "--cluster"})
+    if "--cluster" in flags:
+        from plugin.ops.cluster import leases
+
+        _print(leases(config), "--json" in flags, ("network", "address", "node", "node_seen",
+                                                   "namespace", "pod", "interface"))
+        return
     from plugin.ops.listing import rows as listed
 
-    flags = _flags(rest, {"--json"})
     try:
         from pipework_wrapper.docker_lookup import running_ids
 

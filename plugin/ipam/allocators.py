@@ -64,7 +64,7 @@ class Allocators:
         if self.etcd is None or not namespace or not pod:
             return None
         if (namespace, pod) not in self._pins:
-            from plugin.ipam.pins import read_pin
+            from plugin.ipam.cluster import read_pin
 
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
@@ -98,6 +98,19 @@ class Allocators:
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]
 
+    def cluster_leases(self) -> list[tuple[Owner, Lease]]:
+        """Every lease in etcd, of every node."""
+        return [item for network in self.networks if network.allocator == "etcd"
+                for item in self._source(network).leases()]
+
+    def nodes_seen(self) -> dict[str, float]:
+        """When each node last claimed or released an address in etcd (unix time)."""
+        if self.etcd is None:
+            return {}
+        from plugin.ipam.cluster import nodes_seen
+
+        return nodes_seen(self._etcd(), self.etcd.prefix)
+
     def collectable(self, alive: Callable[[str], bool]) -> list[tuple[Owner, Lease]]:
         """The leases of this node whose infra container is not `alive`.
 
@@ -125,7 +138,8 @@ class Allocators:
         from plugin.ipam.stores.etcd import EtcdStore
 
         assert self.etcd is not None  # checked in __init__
-        return PoolAllocator(network, EtcdStore(network, self._etcd(), self.etcd.prefix))
+        return PoolAllocator(network, EtcdStore(network, self._etcd(), self.etcd.prefix,
+                                                self.node))
 
     def _etcd(self) -> EtcdConnection:
         if self._connection is None:

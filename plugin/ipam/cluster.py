@@ -1,6 +1,7 @@
-"""The operator's pins, kept in etcd: a pod's VLAN, and maybe its address.
+"""What operators keep in etcd beside the leases: pins, and when each node was last seen.
 
     P/pins/<namespace>/<pod>    {"vlan": 22, "address": "10.22.0.50/24"}
+    P/nodes/<node>              {"seen": 1796000000}  (written with each claim and release)
 
 A pin lets an operator move a pod to another VLAN (the article's "complex
 scenario") without renaming it, or give it a known address that survives a
@@ -51,3 +52,16 @@ def _decode_pin(value: bytes) -> Pin:
     if not isinstance(address, str):
         raise ValueError(f"address {address!r} is not a string")
     return Pin(vlan, ipaddress.ip_interface(address.strip()))
+
+
+def nodes_seen(etcd: EtcdConnection, prefix: str) -> dict[str, float]:
+    """When each node was last seen; an unreadable entry counts as not seen."""
+    base = f"{prefix}/nodes/"
+    seen = {}
+    for entry in etcd.scan(base):
+        try:
+            seen[entry.key[len(base):]] = float(json.loads(entry.value)["seen"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return seen
+

@@ -33,6 +33,9 @@ def run_checks(config: Config, executable: str) -> list[Check]:
         ("open vswitch", lambda: _ovs(ovs), "start ovsdb-server and ovs-vswitchd (scripts/host-setup)"),
         *[(f"bridge {b}", (lambda b=b: _bridge(ovs, b, config.datapath_type)), "run the plugin's init command")
           for b in sorted({a.bridge for a in config.attachments})],
+        *([(f"uplink {config.uplink.interface}", lambda: _uplink(ovs, config),
+            "run the plugin's init command; see the README's multi-node section")]
+          if config.uplink else []),
         ("docker", lambda: _docker(config), "start dockerd or set docker_url"),
         ("pipework", lambda: _pipework(config.pipework),
          "install pipework on the PATH or set pipework: to its path"),
@@ -71,6 +74,17 @@ def _bridge(ovs: Ovs, bridge: str, wanted: str) -> str:
         raise Failure(f"bridge {bridge} has datapath_type {row['datapath_type']!r}, "
                           f"config says {wanted!r}")
     return f"exists, datapath_type {row['datapath_type'] or 'system'}"
+
+
+def _uplink(ovs: Ovs, config: Config) -> str:
+    from plugin.ops import uplink
+
+    assert config.uplink is not None
+    found = uplink.problems(ovs, config.uplink)
+    if found:
+        raise Failure("; ".join(found))
+    return (f"up, on bridge {config.uplink.bridge}, trunks "
+            f"{uplink.describe(ovs.port(config.uplink.interface))}")  # type: ignore[arg-type]
 
 
 def _docker(config: Config) -> str:

@@ -1,7 +1,9 @@
 """`list`: one row per attachment the plugin owns, found in OVSDB or in its records.
 
-Ports are found by the ownership marks (`owner=vlanpipe`), never by name: a
-port the plugin did not mark is never listed as its own.
+Ports are found by the ownership marks (`owner=vlanpipe` and this node's name),
+never by name: a port the plugin did not mark is never listed as its own, and
+neither is one another node's plugin marked on a shared Open vSwitch (gc works
+from this list, so it never touches those either).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.records import RecordStore
+from plugin.ops import uplink
 from plugin.ipam.mac import mac_for
 
 
@@ -35,9 +38,16 @@ def rows(config: Config, alive: set[str] | None) -> list[Row]:
     """One row per attachment found in OVSDB or in the records, with its state
     (`alive` None: Docker did not answer, so no container can be called gone)."""
     rows = {}
+    uplinks = []
     for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
         found = marks.Marks.read(port.external_ids)
-        assert found is not None  # the query asked for owned ports only
+        if found is None:  # the uplink: no pod's
+            if config.uplink and port.name == config.uplink.interface:
+                uplinks.append(Row("", "(uplink)", "", port.name, port.name, port.bridge, None,
+                                   "", "", f"uplink, trunks {uplink.describe(port)}"))
+            continue
+        if found.node != config.node_name:
+            continue  # another node's (a second plugin on this Open vSwitch): not ours to list
         state = _state(found.infra_id, alive,
                        broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
@@ -52,8 +62,9 @@ def rows(config: Config, alive: set[str] | None) -> list[Row]:
                                         record.port, record.bridge, record.vlan, record.address,
                                         record.mac, state)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
-    return listed + [Row("", "", "", "", path, "", None, "", "", f"damaged record: {reason}")
-                     for path, reason in ((d.path, d.reason) for d in damaged)]
+    return listed + uplinks + [
+        Row("", "", "", "", d.path, "", None, "", "", f"damaged record: {d.reason}")
+        for d in damaged]
 
 
 def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:

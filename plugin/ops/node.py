@@ -1,7 +1,8 @@
 """`init`: make this node ready for pods, once, when the kubelet starts.
 
 The kubelet treats a failed init as fatal, so only what pods cannot do
-without (the bridges) makes it fail; the sweep of `gc_on_init` is best
+without (the bridges, and the uplink that joins them to the other nodes)
+makes it fail; the sweep of `gc_on_init` is best
 effort, and what it could not do is logged.
 """
 
@@ -11,12 +12,16 @@ from pipework_wrapper.ovs import Ovs
 from plugin.calllog import CallLog
 from plugin.config.schema import Config
 from plugin.errors import Failure
+from plugin.ops import uplink
 
 
 def init(config: Config, log: CallLog) -> None:
     ovs = Ovs(config.ovs_timeout)
-    for bridge in sorted({a.bridge for a in config.attachments}):
+    for bridge in sorted({a.bridge for a in config.attachments}
+                         | ({config.uplink.bridge} if config.uplink else set())):
         ovs.ensure_bridge(bridge, config.datapath_type)
+    if config.uplink is not None:
+        uplink.ensure(ovs, config.uplink)
     if config.gc_on_init:
         from plugin.ops.gc import sweep
 

@@ -81,6 +81,7 @@ class Runtime:
         self.node = keys
         cni = {"bridges": sorted(self.bridges | {"k8s_br"}), "ipam_data_dir": self.ipam_data_dir}
         config = {"state_dir": self.state_dir, "log": {"file": self.log_file},
+                  "node_name": f"test-{os.path.basename(self.root)}",
                   "networks": [{"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24"}],
                   **keys, "cni": {**cni, **keys.get("cni", {})}}
         os.makedirs(os.path.dirname(self.config_path), mode=0o755, exist_ok=True)

@@ -88,7 +88,7 @@ class FakeHost:
     failure, after the effects of the steps before it (pipework has `set -e` and
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
-    "pipework:veth", "pipework:port", "pipework:address".
+    "pipework:veth", "pipework:port", "pipework:address", "announce".
     """
 
     def __init__(self) -> None:
@@ -100,6 +100,7 @@ class FakeHost:
         self.peers: dict[str, tuple[int, str]] = {}  # host end of a veth -> (PID, pod ifname)
         self.containers: dict[str, int] = {}  # Docker id -> PID, as pipework finds them
         self.calls: list[str] = []
+        self.announced: list[tuple[str, str, list[str]]] = []
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ip = FakeIp(self)
@@ -112,6 +113,10 @@ class FakeHost:
         self.calls.append(name)
         if self._failures.get(name) == self.calls.count(name):
             raise ToolFailed(f"injected failure at {name}")
+
+    def announce(self, netns: str, ifname: str, addresses: list[str]) -> None:
+        self.step("announce")
+        self.announced.append((netns, ifname, list(addresses)))
 
     def leftovers(self) -> list[str]:
         """Everything a pod's attachment leaves on the host (bridges aside)."""
@@ -196,8 +201,7 @@ class FakePipework:
         self.host = host
         self.runs: list[list[str]] = []
 
-    def attach(self, program: str, args: list[str], timeout: float,
-               quiet_dir: str | None = None) -> None:
+    def attach(self, program: str, args: list[str], timeout: float, quiet_dir: str) -> None:
         self.runs.append(list(args))
         bridge, _, ifname, _, host_if, container, address, mac_vlan = args
         pid = self.host.containers[container]

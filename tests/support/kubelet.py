@@ -11,7 +11,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import yaml
@@ -35,6 +36,8 @@ class Plugin:
     config_path: str
     state_dir: str
     log_file: str
+    # A node of its own: list and gc see only this plugin's ports, whatever else runs beside.
+    node_name: str = field(default_factory=lambda: f"test-{secrets.token_hex(4)}")
 
     def __call__(self, *argv: str, env: Mapping[str, str] | None = None,
                  timeout: float = 120) -> Call:
@@ -52,7 +55,8 @@ class Plugin:
 
     def configure(self, config: Mapping[str, Any]) -> None:
         """Rewrite config.yaml beside the plugin; state and log stay in the test's folder."""
-        full = {"state_dir": self.state_dir, "log": {"file": self.log_file}, **config}
+        full = {"state_dir": self.state_dir, "log": {"file": self.log_file},
+                "node_name": self.node_name, **config}
         with open(self.config_path, "w", encoding="utf-8") as handle:
             yaml.safe_dump(full, handle)
 

@@ -38,7 +38,8 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     settings = {"bridge": "br0", "state_dir": str(tmp_path / "state"), "node_name": "n1",
                 "log": {"file": str(tmp_path / "log")}, "networks": [NETWORK], **config}
     parsed = parse(settings, "test")
-    plumber = PipeworkPlumber(parsed, ovs=host.ovs, ip=host.ip, runner=host.pipework)
+    plumber = PipeworkPlumber(parsed, ovs=host.ovs, ip=host.ip, runner=host.pipework,
+                              announcer=host.announce)
     return Core(parsed, CallLog(parsed.log_file, "test"), plumbing={"pipework": plumber})
 
 
@@ -59,6 +60,8 @@ def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
     assert host.addresses[(PID, "eth1")] == [record.address] == leases(c)
     assert c.records.load(ID) == [record]
     assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:route") == 1
+    assert host.announced == [(SANDBOX.netns, "eth1", [record.address])]  # once, at the end
+    assert host.calls[-1] == "announce"
 
 
 def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
@@ -69,7 +72,8 @@ def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
 
 
 @pytest.mark.parametrize("step", ["pipework:veth", "pipework:port", "pipework:address",
-                                  "ovs:plug", "ip:mtu", "ip:route", "ip:addresses"])
+                                  "ovs:plug", "ip:mtu", "ip:route", "ip:addresses",
+                                  "announce"])
 def test_a_failure_at_any_step_leaves_nothing(tmp_path, host, step):
     c = core(tmp_path, host)
     host.fail_at(step)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from pipework_wrapper import iproute
+from pipework_wrapper.announce import announce
 from pipework_wrapper.docker_lookup import inspect
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
@@ -51,11 +52,13 @@ class Plumber:
 
     name: ClassVar[str]
 
-    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute) -> None:
-        """`ovs` and `ip` are the wrappers (the unit tests pass fakes of the same shape)."""
+    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
+                 announcer: Callable[[str, str, list[str]], None] = announce) -> None:
+        """`ovs`, `ip` and `announcer` are the wrappers (unit tests pass fakes of their shape)."""
         self.config = config
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
+        self.announce = announcer
 
     def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
              stale: bool) -> None:

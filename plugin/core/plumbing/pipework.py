@@ -16,7 +16,6 @@ from pipework_wrapper import iproute, pipework
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core.plumbing.base import Plumber, Sandbox, Undo
 from plugin.core.records import Attachment
-from plugin.ipam.mac import mac_for
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -27,8 +26,8 @@ class PipeworkPlumber(Plumber):
     name = "pipework"
 
     def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
-                 runner: Any = pipework) -> None:
-        super().__init__(config, ovs, ip)
+                 runner: Any = pipework, **wrappers: Any) -> None:
+        super().__init__(config, ovs, ip, **wrappers)
         self.pipework = runner
 
     def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
@@ -44,16 +43,15 @@ class PipeworkPlumber(Plumber):
         push(lambda: self.ip.delete_link(port))
         if not netns_existed:
             push(lambda: self.ip.remove_netns_link(sandbox.pid))
-        derived_mac = record.mac == mac_for(lease.address.ip)
-        quiet = os.path.join(self.config.state_dir, "quiet-arping")
         self.pipework.attach(self.config.pipework, pipework.argv(
             record.bridge, sandbox.container, record.interface, port, record.address,
             record.vlan, gateway=record.gateway or None, mac=record.mac),
             self.config.pipework_timeout,
-            quiet_dir=quiet if derived_mac and not self.config.announce_arp else None)
+            quiet_dir=os.path.join(self.config.state_dir, "quiet-arping"))
         self.ovs.plug(record.bridge, port, record.vlan,
                       record.marks(self.config.node_name).external_ids())
         self._finish(sandbox, record, lease)
+        self.announce(sandbox.netns, record.interface, [record.address])
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
         return self._remove(infra_id, ports, only)

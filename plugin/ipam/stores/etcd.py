@@ -5,6 +5,8 @@ Keys, under the configured prefix P:
     P/ipam/<network>/addr/<address>              lease record (JSON, leaserecord.py)
     P/ipam/<network>/owner/<infra_id>/<iface>    the address it holds, as "10.0.0.5/24"
     P/ipam/<network>/last_reserved               rotation point, shared by every node
+    P/nodes/<node>                               {"seen": <unix time>}: the node's last claim
+                                                 or release, in the same transaction
 
 A claim is one transaction: the address key and the owner key must both be
 as the caller read them (absent, or the owner's at its revision), then both
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
+import time
 from contextlib import AbstractContextManager
 
 from plugin.ipam.leaserecord import Record, decode, encode
@@ -36,10 +40,12 @@ RETRIES = 8  # releases lost to a concurrent change of the same owner
 class EtcdStore:
     spread = 8  # nodes race for the same candidates: after a miss, pick among 8 at random
 
-    def __init__(self, network: NetworkConfig, etcd: EtcdConnection, prefix: str) -> None:
+    def __init__(self, network: NetworkConfig, etcd: EtcdConnection, prefix: str,
+                 node: str = "") -> None:
         self.network = network
         self.etcd = etcd
         self.base = f"{prefix}/ipam/{network.name}/"
+        self.node_key = f"{prefix}/nodes/{node}" if node else ""
 
     def _address_key(self, address: IPAddress) -> str:
         return f"{self.base}addr/{address}"
@@ -74,6 +80,7 @@ class EtcdStore:
             puts.append(put_op(self.base + "last_reserved", str(address).encode()))
         if held.record is not None:  # a pin moved this owner: free its old address too
             puts.append(delete_op(self._address_key(held.record.address.ip)))
+        puts += self._seen()
         won, responses = self.etcd.txn([absent(self._address_key(address)), owner_check], puts,
                                        [range_op(owner_key)])
         if won:
@@ -107,7 +114,8 @@ class EtcdStore:
             if address is not None:
                 address_key = self._address_key(address)
                 won, _ = self.etcd.txn(checks + [unchanged(address_key, entry.mod_revision)],
-                                       [delete_op(owner_key), delete_op(address_key)])
+                                       [delete_op(owner_key), delete_op(address_key),
+                                        *self._seen()])
                 if won:
                     return True
             won, _ = self.etcd.txn(checks, [delete_op(owner_key)])
@@ -116,6 +124,13 @@ class EtcdStore:
                             "kept the address record", owner_key, address)
                 return False
         return False
+
+    def _seen(self) -> list[dict]:
+        """This node's sign of life, put in a transaction the call makes anyway: no extra
+        round trip, and nothing that could fail the call on its own."""
+        if not self.node_key:
+            return []
+        return [put_op(self.node_key, json.dumps({"seen": round(time.time())}).encode())]
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         found: list[tuple[int, Record]] = []

@@ -1,0 +1,69 @@
+"""Operators' view of the cluster's leases in etcd, and freeing those of a node gone for good.
+
+Each node's gc judges only its own leases: another node's containers cannot
+be seen from here. A node that is gone for good therefore keeps its addresses
+until an operator says it is gone (`gc --node NAME`). Nothing is freed on
+silence alone (an exec plugin has no daemon, so a quiet node is not a dead
+one), but the command refuses when the node showed a recent sign of life (a
+claim or release in etcd, which stamps `nodes/<name>`), unless forced.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from plugin.config.schema import Config
+from plugin.errors import InputError
+from plugin.ipam.allocators import Allocators
+
+RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
+
+
+@dataclass(frozen=True)
+class ClusterLease:
+    network: str
+    address: str
+    node: str
+    namespace: str
+    pod: str
+    infra_id: str
+    interface: str
+    node_seen: str  # when the node last claimed or released an address, or "never"
+
+
+def leases(config: Config) -> list[ClusterLease]:
+    """Every lease in etcd, with its node and when that node was last seen."""
+    allocators = Allocators.for_config(config)
+    seen = allocators.nodes_seen()
+    return [ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
+                         owner.pod, owner.infra_id, owner.interface,
+                         _when(seen.get(owner.node)))
+            for owner, lease in allocators.cluster_leases()]
+
+
+def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str]:
+    """Release every etcd lease of `node`; refuse if it was seen recently (or is this one)."""
+    allocators = Allocators.for_config(config)
+    if node == config.node_name and not force:
+        raise InputError(f"node {node} is this node", "run gc without --node to sweep it")
+    last = allocators.nodes_seen().get(node)
+    if last is not None and time.time() - last < RECENT_SECONDS and not force:
+        raise InputError(f"node {node} was seen {round(time.time() - last)} s ago "
+                         f"({_when(last)}): it may be alive",
+                         "make sure it is gone for good, then add --force")
+    freed = []
+    for owner, lease in allocators.cluster_leases():
+        if owner.node != node:
+            continue
+        if not dry_run:
+            allocators.release(owner, lease.network)
+        freed.append(f"free {lease.address} on {lease.network} of {owner.namespace}/"
+                     f"{owner.pod} ({owner.infra_id[:12]} {owner.interface}) on node {node}")
+    return freed
+
+
+def _when(seen: float | None) -> str:
+    if seen is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen))

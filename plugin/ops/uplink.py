@@ -1,0 +1,70 @@
+"""The node's uplink: the host interface that carries the bridge's VLANs to the switches.
+
+A VLAN spans nodes through the physical network: each node's bridge has one
+trunk port to it. `init` plugs it in (idempotent, corrected when the VLAN list
+changes), marked as the plugin's; a port of that name the plugin did not mark
+is never touched. An interface that carries the host's own address is
+refused: once it is a bridge port, the host would lose that address's traffic.
+"""
+
+from __future__ import annotations
+
+from pipework_wrapper import iproute
+from pipework_wrapper.ovs import Ovs, Port
+from plugin.config.schema import Uplink
+from plugin.core import marks
+from plugin.errors import BackendError, NotReady
+
+
+def ensure(ovs: Ovs, uplink: Uplink) -> None:
+    """Plug the uplink into its bridge as a trunk of its VLANs, or say why not."""
+    name = uplink.interface
+    if not iproute.link_exists(name):
+        raise NotReady(f"uplink {name} does not exist on this node",
+                       "fix uplink.interface in the config, or bring the interface up first")
+    used = iproute.host_addresses(name)
+    if used:
+        raise BackendError(f"uplink {name} carries the host's address {', '.join(used)}: as a "
+                           "bridge port it would cut the host off that network",
+                           f"move the address off {name} (to another interface, or to the "
+                           "bridge's own port) or choose another uplink")
+    found = ovs.port(name)
+    if found is not None and not marks.is_uplink(found.external_ids):
+        raise BackendError(f"port {name} on bridge {found.bridge or '(none)'} is not "
+                           "vlanpipe's uplink; the plugin leaves it alone",
+                           f"remove it (ovs-vsctl del-port {name}) or choose another uplink")
+    if found is not None and found.bridge != uplink.bridge:
+        raise BackendError(f"uplink {name} is on bridge {found.bridge}, not {uplink.bridge}",
+                           f"run ovs-vsctl del-port {name}, then init again")
+    ovs.plug_trunk(uplink.bridge, name, sorted(uplink.vlans or ()), marks.uplink())
+    if not iproute.is_up(name):
+        iproute.set_up(name)
+
+
+def problems(ovs: Ovs, uplink: Uplink) -> list[str]:
+    """How the uplink differs from the config (empty: as configured)."""
+    name = uplink.interface
+    if not iproute.link_exists(name):
+        return [f"uplink {name} does not exist"]
+    found: list[str] = []
+    if not iproute.is_up(name):
+        found.append(f"uplink {name} is down")
+    port = ovs.port(name)
+    if port is None:
+        return found + [f"uplink {name} is not on bridge {uplink.bridge}"]
+    if not marks.is_uplink(port.external_ids):
+        found.append(f"port {name} is not marked as vlanpipe's uplink")
+    if port.bridge != uplink.bridge:
+        found.append(f"uplink {name} is on bridge {port.bridge}, not {uplink.bridge}")
+    if set(port.trunks) != set(uplink.vlans or ()):
+        found.append(f"uplink {name} trunks {describe(port)}, the config says "
+                     f"{_vlans(sorted(uplink.vlans or ()))}")
+    return found
+
+
+def describe(port: Port) -> str:
+    return _vlans(list(port.trunks))
+
+
+def _vlans(vlans: list[int]) -> str:
+    return "every VLAN" if not vlans else "VLANs " + ",".join(map(str, vlans))
