@@ -1,5 +1,8 @@
-"""Links on the host and inside a container, through `ip` and `nsenter`.
+"""Links on the host and inside a pod's network namespace, through `ip` and `nsenter`.
 
+A pod's namespace is named by a path (`/proc/<PID>/ns/net` for a Docker
+container, `/var/run/netns/cni-<uuid>` from a CRI runtime): `nsenter --net=PATH`
+reaches both. Several changes inside a pod go to one `ip -batch` process.
 Existence checks read /sys/class/net directly: no process for the common case.
 """
 
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 from pipework_wrapper.command import run
 
@@ -47,28 +51,68 @@ def delete_link(name: str, timeout: float = 10.0) -> bool:
     return True
 
 
-def container_addresses(pid: int, ifname: str, timeout: float = 10.0) -> list[str]:
-    """Addresses (with prefix) on `ifname` inside the network namespace of `pid`."""
-    result = run("nsenter", ["-t", str(pid), "-n", "ip", "-j", "addr", "show", "dev", ifname],
+@dataclass(frozen=True)
+class PodLink:
+    """A link inside a pod, as `ip -j addr show` gives it."""
+
+    mac: str
+    addresses: tuple[str, ...]  # "10.0.0.5/24", global scope only
+
+
+def pod_link(netns: str, ifname: str, timeout: float = 10.0) -> PodLink | None:
+    """`ifname` inside the namespace at `netns`; None if it is not there."""
+    result = run("nsenter", [f"--net={netns}", "ip", "-j", "addr", "show", "dev", ifname],
                  timeout=timeout, ok=(0, 1))
-    if result.code:
-        return []
-    return [f"{a['local']}/{a['prefixlen']}"
-            for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])]
+    links = json.loads(result.stdout or "[]") if not result.code else []
+    if not links:
+        return None
+    return PodLink(links[0].get("address", ""),
+                   tuple(f"{a['local']}/{a['prefixlen']}" for a in links[0].get("addr_info", [])
+                         if a.get("scope") == "global"))
 
 
-def set_mtu(pid: int, ifname: str, host_ifname: str, mtu: int, timeout: float = 10.0) -> None:
+def container_addresses(netns: str, ifname: str, timeout: float = 10.0) -> list[str]:
+    """Addresses (with prefix) on `ifname` inside the namespace at `netns`."""
+    found = pod_link(netns, ifname, timeout)
+    return list(found.addresses) if found else []
+
+
+def set_mtu(netns: str, ifname: str, host_ifname: str, mtu: int, timeout: float = 10.0) -> None:
     run("ip", ["link", "set", "dev", host_ifname, "mtu", str(mtu)], timeout=timeout)
-    run("nsenter", ["-t", str(pid), "-n", "ip", "link", "set", "dev", ifname, "mtu", str(mtu)],
-        timeout=timeout)
+    in_pod(netns, [f"link set dev {ifname} mtu {mtu}"], timeout)
 
 
-def add_route(pid: int, ifname: str, destination: str, gateway: str | None,
+def add_route(netns: str, ifname: str, destination: str, gateway: str | None,
               timeout: float = 10.0) -> None:
-    """A route of the pod's network inside the container (`replace`: idempotent)."""
-    via = ["via", gateway] if gateway else []
-    run("nsenter", ["-t", str(pid), "-n", "ip", "route", "replace", destination, *via,
-                    "dev", ifname], timeout=timeout)
+    """A route of the pod's network inside the pod (`replace`: idempotent)."""
+    via = f" via {gateway}" if gateway else ""
+    in_pod(netns, [f"route replace {destination}{via} dev {ifname}"], timeout)
+
+
+def in_pod(netns: str, commands: list[str], timeout: float = 10.0) -> None:
+    """`ip` commands run inside the namespace at `netns`, all in one process (`ip -batch`).
+    Each is one line of words the plugin built from validated values: no shell."""
+    run("nsenter", [f"--net={netns}", "ip", "-batch", "-"], timeout=timeout,
+        input="".join(f"{command}\n" for command in commands).encode())
+
+
+def add_veth(host_ifname: str, netns: str, ifname: str, mac: str, mtu: int | None,
+             timeout: float = 10.0) -> None:
+    """A veth pair whose peer is made directly inside the pod's namespace, with its final
+    name and MAC: nothing is left half-named if this process is killed."""
+    size = ["mtu", str(mtu)] if mtu else []
+    run("ip", ["link", "add", host_ifname, *size, "type", "veth", "peer", "name", ifname,
+               *size, "address", mac, "netns", netns], timeout=timeout)
+    run("ip", ["link", "set", "dev", host_ifname, "up"], timeout=timeout)
+
+
+def namespace_id(netns: str) -> tuple[int, int] | None:
+    """(device, inode) of a namespace path: together they name one namespace while it lives."""
+    try:
+        st = os.stat(netns)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def netns_link(pid: int) -> str:

@@ -42,9 +42,14 @@ def pod(value: str) -> str:
     return value
 
 
+def is_docker_id(value: str) -> bool:
+    """A full Docker container id: 64 hex digits (a CRI sandbox id has the same shape)."""
+    return bool(_INFRA_ID.match(value))
+
+
 def infra_id(value: str) -> str:
     """The kubelet passes the infra container's full 64-hex Docker id."""
-    if not _INFRA_ID.match(value):
+    if not is_docker_id(value):
         raise InputError(
             f"infra container id {value!r} is not a 64-hex Docker container id",
             "pass the full id, as the kubelet does (docker inspect --format '{{.Id}}')",

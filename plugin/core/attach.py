@@ -180,7 +180,8 @@ class Core:
             interface=want.interface, bridge=want.bridge,
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
-            cni_network=want.cni_network, plumber=sandbox.plumber)
+            cni_network=want.cni_network, plumber=sandbox.plumber,
+            netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id)
 
     def _claim(self, ref: PodRef, want: Want, intent: Attachment,
                undo: Undo) -> tuple[Attachment, Lease]:

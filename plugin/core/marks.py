@@ -21,6 +21,9 @@ KEYS = {
     "network": "vlanpipe-network",
     "node": "vlanpipe-node",
     "cni_network": "vlanpipe-cni-network",
+    "plumber": "vlanpipe-plumber",
+    "netns": "vlanpipe-netns",
+    "netns_id": "vlanpipe-netns-id",
 }
 
 
@@ -36,6 +39,9 @@ class Marks:
     network: str = ""
     node: str = ""
     cni_network: str = ""  # the CNI network (config name) whose GC may collect the port
+    plumber: str = ""  # which plumber made it (gc judges a netns attachment without Docker)
+    netns: str = ""  # the namespace path the netns plumber was given
+    netns_id: str = ""  # "device:inode" of that path at ADD: the path alone may be reused
 
     def external_ids(self) -> dict[str, str]:
         ids = {OWNER_KEY: OWNER}
@@ -55,9 +61,9 @@ class Marks:
 ROLE_KEY, UPLINK = "vlanpipe-role", "uplink"
 
 
-def uplink() -> dict[str, str]:
-    """The marks of the node's uplink: the plugin's, but no pod's."""
-    return {OWNER_KEY: OWNER, ROLE_KEY: UPLINK}
+def uplink(node: str) -> dict[str, str]:
+    """The marks of a node's uplink: the plugin's, but no pod's."""
+    return {OWNER_KEY: OWNER, ROLE_KEY: UPLINK, KEYS["node"]: node}
 
 
 def is_uplink(external_ids: Mapping[str, str]) -> bool:

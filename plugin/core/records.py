@@ -42,6 +42,8 @@ class Attachment:
     primary: bool = True
     cni_network: str = ""  # set for CNI attachments: the network config's name
     plumber: str = "pipework"
+    netns: str = ""  # the netns plumber's namespace path, and its "device:inode" at ADD
+    netns_id: str = ""
 
     @property
     def ip(self) -> str:
@@ -51,7 +53,8 @@ class Attachment:
         """The marks on this attachment's OVS port."""
         return Marks(namespace=self.namespace, pod=self.pod, infra_id=self.infra_id,
                      interface=self.interface, address=self.address, network=self.network,
-                     node=node, cni_network=self.cni_network)
+                     node=node, cni_network=self.cni_network, plumber=self.plumber,
+                     netns=self.netns, netns_id=self.netns_id)
 
 
 @dataclass(frozen=True)

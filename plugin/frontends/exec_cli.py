@@ -251,14 +251,9 @@ def cmd_list(config, log, rest: list[str]) -> None:
                                                    "namespace", "pod", "interface"))
         return
     from plugin.ops.listing import rows as listed
+    from plugin.ops.liveness import Liveness
 
-    try:
-        from pipework_wrapper.docker_lookup import running_ids
-
-        alive = running_ids(config.docker_url, config.docker_timeout)
-    except Failure:
-        alive = None
-    rows = listed(config, alive)
+    rows = listed(config, Liveness(config))
     _print([_short_id(r) for r in rows], "--json" in flags,
            ("namespace", "pod", "infra_id", "interface", "port", "bridge", "vlan", "address",
             "mac", "state"))

@@ -80,7 +80,7 @@ def _uplink(ovs: Ovs, config: Config) -> str:
     from plugin.ops import uplink
 
     assert config.uplink is not None
-    found = uplink.problems(ovs, config.uplink)
+    found = uplink.problems(ovs, config.uplink, config.node_name)
     if found:
         raise Failure("; ".join(found))
     return (f"up, on bridge {config.uplink.bridge}, trunks "

@@ -1,10 +1,12 @@
-"""`gc`: sweep what belongs to gone containers or broken interfaces.
+"""`gc`: sweep what belongs to gone pods or broken interfaces.
 
 It starts from the ownership marks in OVSDB, the plugin's records and the
-allocators' leases, never from names, and it needs Docker: without it,
-nothing can be known to be gone. What it finds is only a candidate: under the
-pod's lock, just before anything is removed, the container is asked about
-again, so a pod set up while gc ran is never touched.
+allocators' leases, never from names. A pod's sandbox is judged the way its
+plumber reaches it (`liveness.py`): Docker for a container, the namespace
+itself for a CRI runtime's. What it finds is only a candidate: under the
+pod's lock, just before anything is removed, it is asked about again, so a
+pod set up while gc ran is never touched. Without Docker, Docker's containers
+are not judged (and gc says so, with Docker's exit code, after doing the rest).
 """
 
 from __future__ import annotations
@@ -14,18 +16,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pipework_wrapper import iproute
-from pipework_wrapper.docker_lookup import inspect, running_ids
 from pipework_wrapper.ovs import Ovs
 from plugin import locks, names
 from plugin.calllog import CallLog
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.attach import Core
-from plugin.core.records import RecordStore
 from plugin.core.policy import PodRef
-from plugin.errors import ContainerNotFound, Failure
-from plugin.ops.listing import rows
-
+from plugin.core.records import RecordStore
+from plugin.errors import DockerUnavailable, Failure
+from plugin.ops.listing import Row, rows
+from plugin.ops.liveness import Liveness
 
 STALE_TEMP_SECONDS = 60.0
 
@@ -34,47 +35,102 @@ STALE_TEMP_SECONDS = 60.0
 class Candidate:
     namespace: str
     pod: str
+    check: Callable[[], bool]  # asked under the pod's lock: still to be collected?
     interfaces: set[str] = field(default_factory=set)
-    broken_only: bool = True  # collected for broken ports only: the container lives
 
 
 def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
-    """Remove what belongs to gone containers or broken interfaces; return what was (or
-    would be) done."""
-    alive = running_ids(config.docker_url, config.docker_timeout)
+    """Remove what belongs to gone pods or broken interfaces; return what was (or would
+    be) done."""
+    liveness = Liveness(config)
     core = Core(config, log)
     actions: list[str] = []
     candidates: dict[str, Candidate] = {}
+    unjudged = 0
 
     def propose(namespace: str, pod: str, infra: str, interface: str, what: str,
-                broken: bool = False) -> None:
+                check: Callable[[], bool]) -> None:
         if not names.plaintext(infra):
             actions.append(f"skip {what}: its container id {infra!r} is malformed")
             return
-        found = candidates.setdefault(infra, Candidate(namespace, pod))
-        found.interfaces.add(interface)
-        found.broken_only = found.broken_only and broken
+        candidates.setdefault(infra, Candidate(namespace, pod, check)).interfaces.add(interface)
         actions.append(f"remove {what}")
 
-    for row in rows(config, alive):
-        if row.state in ("container gone", "interface error"):
-            propose(row.namespace, row.pod, row.infra_id, row.interface,
-                    f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
-                    f"{row.address}", broken=row.state == "interface error")
-    # The allocators' own judgement of which leases are this node's to collect (in etcd,
-    # another node's containers are invisible here); detach then releases them.
-    for owner, lease in core.allocators.collectable(lambda infra: infra in alive):
+    listed = rows(config, liveness)
+    for row in listed:
+        what = (f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
+                f"{row.address}")
+        if row.state == "container gone":
+            propose(row.namespace, row.pod, row.infra_id, row.interface, what,
+                    _gone(liveness, row))
+        elif row.state == "interface error":
+            propose(row.namespace, row.pod, row.infra_id, row.interface, what,
+                    _broken(config, row.infra_id, row.interface))
+        elif row.state == "docker down":
+            unjudged += 1
+    # Leases the allocators hold for this node (in etcd, another node's containers cannot
+    # be seen from here): a lease with no attachment of its pod left, or whose pod is gone.
+    by_pod = {r.infra_id: r for r in listed if r.infra_id}
+    for owner, lease in core.allocators.collectable(lambda infra: _lease_alive(
+            liveness, by_pod.get(infra), infra) is not False):
+        row = by_pod.get(owner.infra_id)
         propose(owner.namespace, owner.pod, owner.infra_id, owner.interface,
                 f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
-                f"({owner.infra_id[:12]} {owner.interface})")
+                f"({owner.infra_id[:12]} {owner.interface})",
+                _gone(liveness, row) if row else _unattached(core, owner.infra_id))
     if not dry_run:
         for infra, found in candidates.items():
-            actions += _collect(core, config, infra, found)
+            actions += _collect(core, infra, found)
     for pid in iproute.dangling_netns_links():
         actions.append(f"remove dangling {iproute.netns_link(pid)}")
         if not dry_run:
             iproute.remove_netns_link(pid)
-    return actions + _leftover_files(config, dry_run)
+    actions += _leftover_files(config, dry_run)
+    if unjudged:
+        log.set(actions=actions)
+        raise DockerUnavailable(f"Docker does not answer at {config.docker_url}: {unjudged} "
+                                "attachment(s) of Docker containers were not judged",
+                                "start dockerd and run gc again (the rest was swept)")
+    return actions
+
+
+def _collect(core: Core, infra: str, found: Candidate) -> list[str]:
+    """Detach one candidate if, under its lock, it is still to be collected."""
+    verdict: list[bool] = []
+    try:
+        core.detach(PodRef(found.namespace, found.pod, infra), found.interfaces,
+                    only_if=lambda: verdict.append(found.check()) or verdict[-1])
+    except Failure as exc:
+        return [f"failed on {infra[:12]}: {exc.line()}"]
+    return [] if all(verdict) else [f"kept {infra[:12]}: it is in use again"]
+
+
+def _lease_alive(liveness: Liveness, row: Row | None, infra: str) -> bool | None:
+    if row is not None:
+        return liveness.alive(infra, row.plumber, row.netns, row.netns_id, row.port)
+    if names.is_docker_id(infra):
+        return liveness.alive(infra, "pipework")
+    return False  # no port, no record, and Docker cannot be its runtime: nothing holds it
+
+
+def _gone(liveness: Liveness, row: Row) -> Callable[[], bool]:
+    return lambda: not liveness.alive_now(row.infra_id, row.plumber, row.netns, row.netns_id,
+                                          row.port)
+
+
+def _unattached(core: Core, infra: str) -> Callable[[], bool]:
+    """A lease whose pod has neither record nor port: still none under the lock."""
+    return lambda: not core.records.load(infra) and not Ovs(
+        core.config.ovs_timeout).ports(**marks.of_container(infra))
+
+
+def _broken(config: Config, infra: str, interface: str) -> Callable[[], bool]:
+    """Asked under the pod's lock: the port is still in error or without its veth."""
+    def broken() -> bool:
+        ports = [p for p in Ovs(config.ovs_timeout).ports(**marks.of_container(infra))
+                 if (m := marks.Marks.read(p.external_ids)) and m.interface == interface]
+        return all(p.error or not iproute.link_exists(p.name) for p in ports)
+    return broken
 
 
 def _leftover_files(config: Config, dry_run: bool) -> list[str]:
@@ -90,36 +146,3 @@ def _leftover_files(config: Config, dry_run: bool) -> list[str]:
             except FileNotFoundError:
                 pass
     return actions
-
-
-def _collect(core: Core, config: Config, infra: str, found: Candidate) -> list[str]:
-    """Detach one candidate if, under its lock, it is still to be collected."""
-    check = _still_broken(config, infra, found.interfaces) if found.broken_only \
-        else _still_gone(config, infra)
-    verdict: list[bool] = []
-    try:
-        core.detach(PodRef(found.namespace, found.pod, infra), found.interfaces,
-                    only_if=lambda: verdict.append(check()) or verdict[-1])
-    except Failure as exc:
-        return [f"failed on {infra[:12]}: {exc.line()}"]
-    return [] if all(verdict) else [f"kept {infra[:12]}: it is in use again"]
-
-
-def _still_gone(config: Config, infra: str) -> Callable[[], bool]:
-    """Asked under the pod's lock: Docker says the container is gone or stopped now."""
-    def gone() -> bool:
-        try:
-            return not inspect(infra, config.docker_url, config.docker_timeout).running
-        except ContainerNotFound:
-            return True
-    return gone
-
-
-def _still_broken(config: Config, infra: str, interfaces: set[str]) -> Callable[[], bool]:
-    """Asked under the pod's lock: every one of these ports is still in error or veth-less."""
-    def broken() -> bool:
-        ports = {m.interface: p for p in Ovs(config.ovs_timeout).ports(**marks.of_container(infra))
-                 if (m := marks.Marks.read(p.external_ids))}
-        return all(i not in ports or ports[i].error or not iproute.link_exists(ports[i].name)
-                   for i in interfaces)
-    return broken

@@ -17,6 +17,7 @@ from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.records import RecordStore
 from plugin.ops import uplink
+from plugin.ops.liveness import Liveness
 from plugin.ipam.mac import mac_for
 
 
@@ -32,11 +33,13 @@ class Row:
     address: str
     mac: str
     state: str  # ok, container gone, port missing, interface error, docker down, damaged record
+    plumber: str = ""
+    netns: str = ""
+    netns_id: str = ""
 
 
-def rows(config: Config, alive: set[str] | None) -> list[Row]:
-    """One row per attachment found in OVSDB or in the records, with its state
-    (`alive` None: Docker did not answer, so no container can be called gone)."""
+def rows(config: Config, liveness: Liveness) -> list[Row]:
+    """One row per attachment found in OVSDB or in the records, with its state."""
     rows = {}
     uplinks = []
     for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
@@ -48,27 +51,31 @@ def rows(config: Config, alive: set[str] | None) -> list[Row]:
             continue
         if found.node != config.node_name:
             continue  # another node's (a second plugin on this Open vSwitch): not ours to list
-        state = _state(found.infra_id, alive,
-                       broken=bool(port.error) or not iproute.link_exists(port.name))
+        alive = liveness.alive(found.infra_id, found.plumber, found.netns, found.netns_id,
+                               port.name)
+        state = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
                               port.name, port.bridge, port.tag, found.address,
-                              _mac(found.address), state)
+                              _mac(found.address), state, found.plumber, found.netns,
+                              found.netns_id)
     records, damaged = RecordStore(config.state_dir).all()
     for infra, attached in records.items():
         for record in attached:
             if record.port not in rows:
-                state = _state(infra, alive, broken=False, missing=True)
+                alive = liveness.alive(infra, record.plumber, record.netns, record.netns_id,
+                                       record.port)
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
                                         record.port, record.bridge, record.vlan, record.address,
-                                        record.mac, state)
+                                        record.mac, _state(alive, broken=False, missing=True),
+                                        record.plumber, record.netns, record.netns_id)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
     return listed + uplinks + [
         Row("", "", "", "", d.path, "", None, "", "", f"damaged record: {d.reason}")
         for d in damaged]
 
 
-def _state(infra: str, alive: set[str] | None, broken: bool, missing: bool = False) -> str:
-    if alive is not None and infra not in alive:
+def _state(alive: bool | None, broken: bool, missing: bool = False) -> str:
+    if alive is False:
         return "container gone"
     if missing:
         return "port missing"

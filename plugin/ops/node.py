@@ -21,7 +21,7 @@ def init(config: Config, log: CallLog) -> None:
                          | ({config.uplink.bridge} if config.uplink else set())):
         ovs.ensure_bridge(bridge, config.datapath_type)
     if config.uplink is not None:
-        uplink.ensure(ovs, config.uplink)
+        uplink.ensure(ovs, config.uplink, config.node_name)
     if config.gc_on_init:
         from plugin.ops.gc import sweep
 

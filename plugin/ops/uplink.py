@@ -16,8 +16,9 @@ from plugin.core import marks
 from plugin.errors import BackendError, NotReady
 
 
-def ensure(ovs: Ovs, uplink: Uplink) -> None:
-    """Plug the uplink into its bridge as a trunk of its VLANs, or say why not."""
+def ensure(ovs: Ovs, uplink: Uplink, node: str) -> None:
+    """Plug the uplink into its bridge as a trunk of its VLANs, or say why not; unplug an
+    uplink this node had before (two trunks into one network could make a loop)."""
     name = uplink.interface
     if not iproute.link_exists(name):
         raise NotReady(f"uplink {name} does not exist on this node",
@@ -36,17 +37,24 @@ def ensure(ovs: Ovs, uplink: Uplink) -> None:
     if found is not None and found.bridge != uplink.bridge:
         raise BackendError(f"uplink {name} is on bridge {found.bridge}, not {uplink.bridge}",
                            f"run ovs-vsctl del-port {name}, then init again")
-    ovs.plug_trunk(uplink.bridge, name, sorted(uplink.vlans or ()), marks.uplink())
+    ovs.plug_trunk(uplink.bridge, name, sorted(uplink.vlans or ()), marks.uplink(node))
     if not iproute.is_up(name):
         iproute.set_up(name)
+    ovs.delete_ports([p.name for p in former(ovs, uplink, node)])
 
 
-def problems(ovs: Ovs, uplink: Uplink) -> list[str]:
+def former(ovs: Ovs, uplink: Uplink, node: str) -> list[Port]:
+    """This node's marked uplinks other than the configured one (the config changed)."""
+    return [p for p in ovs.ports(**marks.uplink(node)) if p.name != uplink.interface]
+
+
+def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[str]:
     """How the uplink differs from the config (empty: as configured)."""
     name = uplink.interface
+    found = [f"former uplink {p.name} is still on bridge {p.bridge}"
+             for p in former(ovs, uplink, node)]
     if not iproute.link_exists(name):
-        return [f"uplink {name} does not exist"]
-    found: list[str] = []
+        return found + [f"uplink {name} does not exist"]
     if not iproute.is_up(name):
         found.append(f"uplink {name} is down")
     port = ovs.port(name)

@@ -336,10 +336,20 @@ def test_netns_of_another_process_is_refused(runtime, bridge, container):
 
 
 @pytest.mark.parametrize("container_id", ["f" * 64, "containerd-sandbox-1"])
-def test_container_docker_does_not_know_is_unknown(runtime, bridge, container_id):
-    error = runtime.fails(3, "ADD", runtime.netconf("1.0.0", bridge, vlan=22),
-                          env={"CNI_CONTAINERID": container_id, "CNI_NETNS": "/proc/1/ns/net"})
-    assert "CNI_CONTAINERID" in error["msg"] and "cri-dockerd" in error["details"]
+def test_a_container_docker_does_not_know_goes_by_its_namespace_never_the_hosts(
+        runtime, bridge, container_id):
+    """Not Docker's: the netns plumber takes CNI_NETNS, and refuses the host's own."""
+    error = runtime.fails(4, "ADD", runtime.netconf("1.0.0", bridge, vlan=22),
+                          env={"CNI_CONTAINERID": container_id,
+                               "CNI_NETNS": f"/proc/{os.getpid()}/ns/net"})
+    assert "is the host's own network namespace" in error["msg"]
+    assert our_ports(bridge) == {}
+
+
+def test_a_stopped_docker_container_is_unknown(runtime, bridge, container):
+    hostnet.stop_container(container.id)
+    error = runtime.fails(3, "ADD", runtime.netconf("1.0.0", bridge, vlan=22), container)
+    assert "CNI_CONTAINERID" in error["msg"] and "not running" in error["msg"]
 
 
 @pytest.mark.parametrize("keys,needle", [

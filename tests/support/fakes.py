@@ -88,16 +88,17 @@ class FakeHost:
     failure, after the effects of the steps before it (pipework has `set -e` and
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
-    "pipework:veth", "pipework:port", "pipework:address", "announce".
+    "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
+    "announce".
     """
 
     def __init__(self) -> None:
         self.bridges: set[str] = set()
         self.links: set[str] = set()
         self.ports: dict[str, Port] = {}
-        self.addresses: dict[tuple[int, str], list[str]] = {}
+        self.addresses: dict[tuple[str, str], list[str]] = {}  # (netns path, ifname) -> addresses
         self.netns_links: set[int] = set()
-        self.peers: dict[str, tuple[int, str]] = {}  # host end of a veth -> (PID, pod ifname)
+        self.peers: dict[str, tuple[str, str]] = {}  # host end of a veth -> (netns, pod ifname)
         self.containers: dict[str, int] = {}  # Docker id -> PID, as pipework finds them
         self.calls: list[str] = []
         self.announced: list[tuple[str, str, list[str]]] = []
@@ -122,8 +123,8 @@ class FakeHost:
         """Everything a pod's attachment leaves on the host (bridges aside)."""
         return ([f"link {n}" for n in sorted(self.links)]
                 + [f"port {n}" for n in sorted(self.ports)]
-                + [f"address {a} in {pid}/{ifname}"
-                   for (pid, ifname), found in sorted(self.addresses.items()) for a in found]
+                + [f"address {a} in {netns} {ifname}"
+                   for (netns, ifname), found in sorted(self.addresses.items()) for a in found]
                 + [f"netns link {pid}" for pid in sorted(self.netns_links)])
 
 
@@ -182,15 +183,31 @@ class FakeIp:
         self.host.netns_links.discard(pid)
         return present
 
-    def container_addresses(self, pid: int, ifname: str) -> list[str]:
+    def container_addresses(self, netns: str, ifname: str) -> list[str]:
         self.host.step("ip:addresses")
-        return list(self.host.addresses.get((pid, ifname), []))
+        return list(self.host.addresses.get((netns, ifname), []))
 
-    def set_mtu(self, pid: int, ifname: str, host_ifname: str, mtu: int) -> None:
+    def set_mtu(self, netns: str, ifname: str, host_ifname: str, mtu: int) -> None:
         self.host.step("ip:mtu")
 
-    def add_route(self, pid: int, ifname: str, destination: str, gateway: str | None) -> None:
+    def add_route(self, netns: str, ifname: str, destination: str,
+                  gateway: str | None) -> None:
         self.host.step("ip:route")
+
+    def add_veth(self, host_ifname: str, netns: str, ifname: str, mac: str,
+                 mtu: int | None) -> None:
+        self.host.step("ip:veth")
+        if (netns, ifname) in self.host.peers.values():
+            raise ToolFailed(f"{ifname} exists in {netns}")
+        self.host.links.add(host_ifname)
+        self.host.peers[host_ifname] = (netns, ifname)
+
+    def in_pod(self, netns: str, commands: list[str]) -> None:
+        self.host.step("ip:batch")
+        for command in commands:
+            words = command.split()
+            if words[:2] == ["addr", "add"]:
+                self.host.addresses[(netns, words[4])] = [words[2]]
 
 
 class FakePipework:
@@ -207,12 +224,12 @@ class FakePipework:
         pid = self.host.containers[container]
         self.host.step("pipework:veth")
         self.host.links.add(host_if)
-        self.host.peers[host_if] = (pid, ifname)
+        self.host.peers[host_if] = (f"/proc/{pid}/ns/net", ifname)
         self.host.netns_links.add(pid)
         self.host.step("pipework:port")
         if host_if not in self.host.ports:
             tag = int(mac_vlan.rsplit("@", 1)[1])
             self.host.ports[host_if] = Port(host_if, bridge, tag, {})
         self.host.step("pipework:address")
-        self.host.addresses[(pid, ifname)] = [address.split("@", 1)[0]]
+        self.host.addresses[(f"/proc/{pid}/ns/net", ifname)] = [address.split("@", 1)[0]]
         self.host.netns_links.discard(pid)  # removed at its end, when nothing failed

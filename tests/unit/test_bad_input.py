@@ -92,6 +92,10 @@ CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
     ({"CNI_ARGS": "K8S_POD_NAME"}, 4, "CNI_ARGS item"),
     ({"CNI_ARGS": "K8S_POD_NAMESPACE=Bad_NS"}, 4, "K8S_POD_NAMESPACE"),
     ({"CNI_ARGS": "K8S_POD_NAME=" + "x" * 300}, 4, "K8S_POD_NAME"),
+    ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/nonexistent/ns"}, 4,
+     "CNI_NETNS /nonexistent/ns does not exist"),
+    ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/etc/hostname"}, 4,
+     "is not a network namespace"),
 ]
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -213,8 +217,10 @@ def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
 
 
 def test_a_container_id_of_any_length_the_spec_allows_is_not_an_input_error(tmp_path, node):
-    """300 characters (ENAMETOOLONG as a file name): it gets past validation (here to the
-    Docker lookup, which this namespace cannot reach: try again later)."""
-    status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_CONTAINERID": "x" * 300},
+    """300 characters (ENAMETOOLONG as a file name): it gets past validation, to the
+    namespace, which here is the caller's own and refused."""
+    status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_CONTAINERID": "x" * 300,
+                                         "CNI_NETNS": "/proc/self/ns/net"},
                         json.dumps(NETCONF).encode())
-    assert status == 1 and error["code"] not in (4, 999), error
+    assert status == 1 and error["code"] == 4 and "CNI_CONTAINERID" not in error["msg"]
+    assert "CNI_NETNS /proc/self/ns/net is the host's own network namespace" in error["msg"]

@@ -13,6 +13,7 @@ from plugin.config.schema import parse
 from plugin.core import marks
 from plugin.core.attach import Core
 from plugin.core.plumbing import Sandbox
+from plugin.core.plumbing.netns import NetnsPlumber
 from plugin.core.plumbing.pipework import PipeworkPlumber
 from plugin.core.policy import PodRef, Want
 from plugin.errors import AllocationError, BackendError, Failure
@@ -38,9 +39,10 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     settings = {"bridge": "br0", "state_dir": str(tmp_path / "state"), "node_name": "n1",
                 "log": {"file": str(tmp_path / "log")}, "networks": [NETWORK], **config}
     parsed = parse(settings, "test")
-    plumber = PipeworkPlumber(parsed, ovs=host.ovs, ip=host.ip, runner=host.pipework,
-                              announcer=host.announce)
-    return Core(parsed, CallLog(parsed.log_file, "test"), plumbing={"pipework": plumber})
+    wrappers = {"ovs": host.ovs, "ip": host.ip, "announcer": host.announce}
+    return Core(parsed, CallLog(parsed.log_file, "test"), plumbing={
+        "pipework": PipeworkPlumber(parsed, runner=host.pipework, **wrappers),
+        "netns": NetnsPlumber(parsed, **wrappers)})
 
 
 def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:
@@ -57,7 +59,7 @@ def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
     port = host.ports[names.host_veth(ID, "eth1")]
     assert (port.bridge, port.tag) == ("br0", 22)
     assert marks.Marks.read(port.external_ids) == record.marks("n1")
-    assert host.addresses[(PID, "eth1")] == [record.address] == leases(c)
+    assert host.addresses[(SANDBOX.netns, "eth1")] == [record.address] == leases(c)
     assert c.records.load(ID) == [record]
     assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:route") == 1
     assert host.announced == [(SANDBOX.netns, "eth1", [record.address])]  # once, at the end
@@ -95,7 +97,8 @@ def test_no_address_left_creates_nothing(tmp_path, host):
     others = [PodRef("default", f"22-o{i}", f"{i:064x}") for i in range(5)]
     for i, other in enumerate(others):
         host.containers[other.infra_id] = 100 + i
-        c.attach(other, [want()], Sandbox("pipework", "", other.infra_id, 100 + i))
+        c.attach(other, [want()], Sandbox("pipework", f"/proc/{100 + i}/ns/net", other.infra_id,
+                                             100 + i))
     before = host.leftovers()
     with pytest.raises(AllocationError, match="exhausted"):
         c.attach(POD, [want()], SANDBOX)
@@ -167,3 +170,33 @@ def test_failures_are_failures_not_crashes(tmp_path, host):
     host.fail_at("ovs:plug")
     with pytest.raises(Failure):
         c.attach(POD, [want()], SANDBOX)
+
+
+NETNS = Sandbox("netns", "/var/run/netns/cni-1234", netns_id="4:4026532999")
+CRI = PodRef("", "", "k8s-sandbox-1")  # a CRI runtime's id: no Docker, no pod name
+
+
+def test_the_netns_plumber_builds_the_same_port_and_records_the_namespace(tmp_path, host):
+    c = core(tmp_path, host)
+    (record,) = c.attach(CRI, [want("eth0")], NETNS)
+    port = host.ports[names.host_veth(CRI.infra_id, "eth0")]
+    assert (port.bridge, port.tag) == ("br0", 22)
+    found = marks.Marks.read(port.external_ids)
+    assert found == record.marks("n1") and (found.plumber, found.netns, found.netns_id) == (
+        "netns", NETNS.netns, NETNS.netns_id)
+    assert host.addresses[(NETNS.netns, "eth0")] == [record.address]
+    assert host.pipework.runs == [] and host.announced == [(NETNS.netns, "eth0",
+                                                           [record.address])]
+    assert c.attach(CRI, [want("eth0")], NETNS) == [record]  # idempotent
+    assert c.detach(CRI) == [port.name] and host.leftovers() == [] and leases(c) == []
+
+
+@pytest.mark.parametrize("step", ["ip:veth", "ip:batch", "ovs:plug", "ip:addresses",
+                                  "announce"])
+def test_the_netns_plumber_leaves_nothing_when_a_step_fails(tmp_path, host, step):
+    c = core(tmp_path, host)
+    host.fail_at(step)
+    with pytest.raises(ToolFailed, match=step):
+        c.attach(CRI, [want("eth0")], NETNS)
+    assert host.leftovers() == [] and leases(c) == [] and c.records.load(CRI.infra_id) == []
+

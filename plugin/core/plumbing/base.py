@@ -36,6 +36,14 @@ class Sandbox:
     netns: str          # a path to the namespace, e.g. /proc/<PID>/ns/net
     container: str = ""  # the Docker id pipework finds the container by
     pid: int = 0
+    netns_id: str = ""  # "device:inode" of `netns` when it was chosen (netns plumber)
+
+
+def still_there(netns: str, netns_id: str) -> bool:
+    """The namespace a record names is still the one at its path: device and inode are
+    both the same (a path comes back with a reused PID, and inodes are reused too)."""
+    found = iproute.namespace_id(netns) if netns else None
+    return found is not None and f"{found[0]}:{found[1]}" == netns_id
 
 
 def docker_sandbox(config: "Config", container_id: str) -> Sandbox:
@@ -141,15 +149,10 @@ class Plumber:
                 self.ip.delete_link(name)
         return marked
 
-    def _finish(self, sandbox: Sandbox, record: Attachment, lease: "Lease") -> None:
-        """What pipework does not do (MTU, extra routes), then a check of what was done."""
+    def _check(self, sandbox: Sandbox, record: Attachment, lease: "Lease") -> None:
+        """After plugging: the address is on the pod's interface, the host veth exists."""
         ifname, port = record.interface, record.port
-        if lease.mtu:
-            self.ip.set_mtu(sandbox.pid, ifname, port, lease.mtu)
-        for route in lease.routes:
-            self.ip.add_route(sandbox.pid, ifname, str(route.destination),
-                              str(route.gateway) if route.gateway else None)
-        found = self.ip.container_addresses(sandbox.pid, ifname)
+        found = self.ip.container_addresses(sandbox.netns, ifname)
         if str(lease.address) not in found:
             raise BackendError(
                 f"after plugging, {ifname} in the container has {found or 'no address'}, "

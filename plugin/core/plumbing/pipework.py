@@ -50,7 +50,12 @@ class PipeworkPlumber(Plumber):
             quiet_dir=os.path.join(self.config.state_dir, "quiet-arping"))
         self.ovs.plug(record.bridge, port, record.vlan,
                       record.marks(self.config.node_name).external_ids())
-        self._finish(sandbox, record, lease)
+        if lease.mtu:  # what pipework does not do: MTU, the network's routes
+            self.ip.set_mtu(sandbox.netns, record.interface, port, lease.mtu)
+        for route in lease.routes:
+            self.ip.add_route(sandbox.netns, record.interface, str(route.destination),
+                              str(route.gateway) if route.gateway else None)
+        self._check(sandbox, record, lease)
         self.announce(sandbox.netns, record.interface, [record.address])
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipework_wrapper import iproute
 from plugin.core.attach import Core
+from plugin.core.plumbing import Sandbox
 from plugin.core.policy import PodRef, Want, plan
 from plugin.frontends.cni import result
 from plugin.frontends.cni.call import Call
@@ -29,8 +30,8 @@ def add(call: Call) -> dict[str, Any]:
     delegate = call.delegate()
     delegated = DelegatedAddresses(delegate) if delegate else None
     core = Core(call.config, call.log, allocators=delegated)
-    sandbox = locate(call.config, env.container_id, env.netns)
-    ref = PodRef(who.namespace, who.pod, sandbox.container)
+    sandbox = _sandbox(call)
+    ref = PodRef(who.namespace, who.pod, env.container_id)
     record = core.attach(ref, [_want(call, ref)], sandbox)[0]
     answer = delegated.answer if delegated else None
     gateway = str(answer.gateway or "") if answer else record.gateway
@@ -50,15 +51,20 @@ def check(call: Call) -> None:
     expected = result.expected(conf.prev_result, env.ifname)
     who = _identity(call)
     core = Core(call.config, call.log)
-    sandbox = locate(call.config, env.container_id, env.netns)
-    ref = PodRef(who.namespace, who.pod, sandbox.container)
+    sandbox = _sandbox(call)
+    ref = PodRef(who.namespace, who.pod, env.container_id)
     problems = core.differences(ref, _want(call, ref))
     record = next((r for r in core.records.load(ref.infra_id) if r.interface == env.ifname), None)
     if record is not None:
-        found = iproute.container_addresses(sandbox.pid, env.ifname)
-        if record.address not in found:
-            problems.append(f"{env.ifname} in the container has {found or 'no address'}, "
-                            f"not {record.address}")
+        inside = iproute.pod_link(sandbox.netns, env.ifname)
+        if inside is None:
+            problems.append(f"{sandbox.netns} has no interface {env.ifname}")
+        elif record.address not in inside.addresses or inside.mac != record.mac:
+            problems.append(f"{env.ifname} in the pod has {list(inside.addresses) or 'no address'}"
+                            f" and MAC {inside.mac}, not {record.address} and {record.mac}")
+        if record.plumber != sandbox.plumber:
+            problems.append(f"ADD used the {record.plumber} plumber, this namespace the "
+                            f"{sandbox.plumber} one")
         if record.address not in expected.addresses:
             problems.append(f"prevResult gives {env.ifname} {list(expected.addresses)}, "
                             f"the attachment has {record.address}")
@@ -71,6 +77,12 @@ def check(call: Call) -> None:
     delegate = call.delegate()
     if delegate:
         delegate.check()
+
+
+def _sandbox(call: Call) -> Sandbox:
+    sandbox, why = locate(call.config, call.env.container_id, call.env.netns)
+    call.log.set(plumber=why)
+    return sandbox
 
 
 def _identity(call: Call) -> PodIdentity:

@@ -1,0 +1,202 @@
+"""The CNI front-end for containerd and CRI-O: a namespace path, no Docker, the netns plumber.
+
+Called by a real runtime (a foreground `ctr run --rm --cni`: containerd's own go-cni runs
+the first conflist of /etc/cni/net.d with the binaries of /opt/cni/bin, both the test's
+own in a private mount namespace), and in the CRI order by hand (a named namespace, ADD,
+then a container joining it). Real containerd, Open vSwitch and Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from plugin import names
+from plugin.core.marks import KEYS
+from plugin.frontends.cni.versions import SUPPORTED
+from tests.support import containerd as C
+from tests.support import hostnet, pluginstate
+from tests.support.cni_runtime import Runtime, pod_args
+from tests.support.pluginstate import our_ports
+
+CTR_VERSIONS = ("0.3.1", "0.4.0", "1.0.0")  # containerd 1.6's go-cni knows no 1.1.0 result
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    missing = C.preflight()
+    if missing:
+        pytest.fail("containerd not ready: " + "; ".join(missing), pytrace=False)
+    return C.import_image()
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Runtime:
+    return Runtime(str(tmp_path))
+
+
+@pytest.fixture
+def cri(scope, image):
+    """Named namespaces and containerd tasks this test makes; all removed after it."""
+    made: list = []
+
+    class Cri:
+        def netns(self) -> C.NetNS:
+            ns = C.add_netns()
+            scope.netns.add(ns.path)
+            made.append(ns)
+            return ns
+
+        def join(self, ns: C.NetNS) -> C.Task:
+            task = C.run_in_netns(ns)
+            made.append(task)
+            return task
+
+    yield Cri()
+    for thing in reversed(made):
+        thing.remove() if isinstance(thing, C.Task) else C.delete_netns(thing)
+
+
+def cri_env(container_id: str, netns: str) -> dict[str, str]:
+    return {"CNI_CONTAINERID": container_id, "CNI_NETNS": netns}
+
+
+def inside(netns: str, *argv: str):
+    return hostnet.run(["nsenter", f"--net={netns}", *argv], check=False)
+
+
+def addresses_in(netns: str, ifname: str) -> list[str]:
+    out = inside(netns, "ip", "-o", "-4", "addr", "show", "dev", ifname).stdout.split()
+    return [out[i + 1] for i, word in enumerate(out) if word == "inet"]
+
+
+@pytest.mark.parametrize("version", CTR_VERSIONS)
+def test_a_real_runtime_calls_the_plugin(tmp_path, scope, runtime, bridge, image, version):
+    """`ctr run --rm --cni`: ADD with CNI_NETNS=/proc/<pid>/ns/net, CNI_IFNAME=eth0, the id
+    <namespace>-<name> and no pod name; DEL with an empty CNI_NETNS when the task ends."""
+    dirs = C.make_cni_dirs(str(tmp_path / "cni"))
+    dirs.install("vlanpipe", source=shutil.which("vlanpipe-cni", path=os.path.dirname(
+        sys.executable)))
+    conf = runtime.netconf(version, bridge, vlan=22)
+    dirs.write_conflist({"cniVersion": version, "name": conf["name"],
+                         "plugins": [{k: v for k, v in conf.items()
+                                      if k not in ("cniVersion", "name")}]})
+    run = C.start_cni_run(dirs, env={"VLANPIPE_CONFIG": runtime.config_path})
+    try:
+        scope.containers[run.container_id] = run.pid
+        port = names.host_veth(run.container_id, "eth0")
+        found = our_ports(bridge)[port]
+        assert found["tag"] == 22 and found["external_ids"][KEYS["plumber"]] == "netns"
+        assert found["external_ids"][KEYS["infra_id"]] == run.container_id
+        (address,) = addresses_in(f"/proc/{run.pid}/ns/net", "eth0")
+        assert pluginstate.leases(runtime.state_dir) == [address.split("/")[0]]
+        add = [r for r in runtime.log_records() if r["command"] == "cni-add"][-1]
+        assert add["outcome"] == "ok" and "netns" in add["plumber"]
+    finally:
+        assert run.stop() == 137, run.output()
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+    dels = [r for r in runtime.log_records() if r["command"] == "cni-del"]
+    assert dels and dels[-1]["outcome"] == "ok" and not dels[-1].get("netns")
+
+
+def test_the_cri_order_and_a_ping_to_a_docker_pod(scope, runtime, bridge, cri, container,
+                                                  make_container):
+    """A namespace first, ADD with its path and a fresh 64-hex id before any process is in
+    it, then a container that joins it; it talks to a Docker pod of its VLAN, not of
+    another."""
+    ns = cri.netns()
+    sandbox = C.random_container_id()
+    scope.containers[sandbox] = 0
+    conf22 = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = runtime.ok("ADD", conf22, env=cri_env(sandbox, ns.path), ifname="eth0").body
+    assert result["interfaces"][1] == {"name": "eth0", "mac": result["interfaces"][1]["mac"],
+                                       "sandbox": ns.path}
+    task = cri.join(ns)
+    assert C.ns_inode(f"/proc/{task.pid}/ns/net") == ns.inode()
+    mine = result["ips"][0]["address"]
+    assert addresses_in(ns.path, "eth0") == [mine]
+    docker22, docker23 = container, make_container("v23")
+    runtime.ok("ADD", conf22, docker22, args=pod_args("default", "d22", docker22.id))
+    conf23 = runtime.netconf("1.0.0", bridge, vlan=23)
+    runtime.ok("ADD", conf23, docker23, args=pod_args("default", "d23", docker23.id))
+    assert hostnet.ping(docker22.id, mine.split("/")[0])
+    assert not hostnet.ping(docker23.id, mine.split("/")[0])
+    runtime.ok("CHECK", {**conf22, "prevResult": result}, env=cri_env(sandbox, ns.path),
+               ifname="eth0")
+    for conf, c in ((conf22, docker22), (conf23, docker23)):
+        runtime.ok("DEL", conf, c)
+    task.remove()
+    C.delete_netns(ns)  # the container and the namespace are gone; DEL still works, twice
+    for _ in range(2):
+        runtime.ok("DEL", conf22, env=cri_env(sandbox, ""), ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_every_spec_version_by_direct_calls(scope, runtime, bridge, cri, version):
+    ns = cri.netns()
+    sandbox = C.random_container_id()
+    scope.containers[sandbox] = 0
+    env = cri_env(sandbox, ns.path)
+    conf = runtime.netconf(version, bridge, vlan=22)
+    result = runtime.ok("ADD", conf, env=env, ifname="eth0").body
+    assert result["cniVersion"] == version and len(result["ips"]) == 1
+    if version != "0.3.1":
+        runtime.ok("CHECK", {**conf, "prevResult": result}, env=env, ifname="eth0")
+    if version == "1.1.0":
+        runtime.ok("STATUS", conf)
+        runtime.ok("GC", {**conf, "cni.dev/valid-attachments": [
+            {"containerID": sandbox, "ifname": "eth0"}]})
+        assert len(our_ports(bridge)) == 1  # listed as valid: kept
+        runtime.ok("GC", {**conf, "cni.dev/valid-attachments": []})
+        assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+    runtime.ok("DEL", conf, env=env, ifname="eth0")
+    assert our_ports(bridge) == {} and addresses_in(ns.path, "eth0") == []
+
+
+def test_check_finds_a_changed_mac_and_a_missing_interface(scope, runtime, bridge, cri):
+    ns = cri.netns()
+    sandbox = C.random_container_id()
+    scope.containers[sandbox] = 0
+    env = cri_env(sandbox, ns.path)
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = runtime.ok("ADD", conf, env=env, ifname="eth0").body
+    inside(ns.path, "ip", "link", "set", "dev", "eth0", "address", "0a:58:99:99:99:99")
+    error = runtime.fails(1003, "CHECK", {**conf, "prevResult": result}, env=env,
+                          ifname="eth0")
+    assert "MAC 0a:58:99:99:99:99" in error["msg"]
+    runtime.ok("DEL", conf, env=env, ifname="eth0")
+
+
+def test_gc_judges_a_namespace_attachment_without_docker(scope, runtime, bridge, cri, tmp_path):
+    """The namespace is deleted under a live attachment (its veth dies with it): gc collects
+    it, with Docker unreachable; a live one is kept."""
+    live, doomed = cri.netns(), cri.netns()
+    ids = {ns.name: C.random_container_id() for ns in (live, doomed)}
+    for ns in (live, doomed):
+        scope.containers[ids[ns.name]] = 0
+        runtime.ok("ADD", runtime.netconf("1.0.0", bridge, vlan=22),
+                   env=cri_env(ids[ns.name], ns.path), ifname="eth0")
+    C.delete_netns(doomed)
+    runtime.configure(docker_url=f"unix://{tmp_path}/no-docker.sock")
+    plugin = [sys.executable, "-m", "plugin.frontends.exec_cli", "--config",
+              runtime.config_path, "gc"]
+    swept = hostnet.run(plugin, check=False)
+    assert swept.returncode == 0, swept.stdout + swept.stderr  # no Docker pod to judge
+    assert "remove container gone" in swept.stdout and ids[doomed.name][:12] not in str(
+        our_ports(bridge))
+    assert [p for p in our_ports(bridge)] == [names.host_veth(ids[live.name], "eth0")]
+    runtime.ok("DEL", runtime.netconf("1.0.0", bridge), env=cri_env(ids[live.name], live.path),
+               ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
+def test_a_namespace_path_that_does_not_exist_is_a_clean_error(runtime, bridge):
+    error = runtime.fails(4, "ADD", runtime.netconf("1.0.0", bridge, vlan=22),
+                          env=cri_env(C.random_container_id(), "/var/run/netns/cni-none"),
+                          ifname="eth0")
+    assert "CNI_NETNS /var/run/netns/cni-none does not exist" in error["msg"]
+    assert our_ports(bridge) == {}
