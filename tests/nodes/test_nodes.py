@@ -1,0 +1,423 @@
+"""The PLUGIN across two nodes (tests.support.nodebed): installed once with its own command,
+each node with its own config.yaml, state dir and log, called INSIDE the node exactly as that
+node's kubelet calls it (stdin /dev/null, stdout and stderr read together).
+
+Every test runs `init` on both nodes itself (the kubelet does at start): it plugs each
+node's uplink into its bridge as a trunk, so VLANs span the nodes through the switch. Each
+test has its own etcd prefix and namespace; the ``cluster`` fixture tears down what is still
+attached, removes containers and uplinks, and fails the test if a port, veth, netns link,
+record or lease is left.
+
+Run with ``-s`` to see the measurements (RTTs, how soon a moved pod answers). Times are
+printed, never asserted: the host is shared and has two cores.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tests.nodes.conftest import Cluster, PodRef, records
+from tests.support import hostnet, nodebed
+
+MAC_77 = "0a:58:0a:42:00:4d"  # 10.66.0.77: the MAC follows from the address
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def as_list(value: Any) -> list[Any]:
+    """An OVSDB set column decoded: one element comes as the bare atom."""
+    return value if isinstance(value, list) else [value]
+
+
+def eth1(pod: PodRef) -> tuple[list[str], str | None]:
+    """(addresses as a/len, MAC) of eth1 inside the pod; ([], None) when it has none."""
+    proc = hostnet.in_netns(pod.pid, "ip", "-j", "addr", "show", "dev", "eth1", check=False)
+    if proc.returncode != 0:
+        return [], None
+    link = json.loads(proc.stdout)[0]
+    return ([f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+             if a.get("family") == "inet"], link.get("address"))
+
+
+def ping(src: PodRef, address: str, **kwargs: Any) -> nodebed.PingResult:
+    return nodebed.ping(src.pid, address.split("/")[0], **kwargs)
+
+
+def rtt_ms(src: PodRef, address: str) -> float:
+    """Median of 5 echo round trips, after one that resolves ARP and warms the flows."""
+    assert ping(src, address).ok, f"{src.name} -> {address}: no reply"
+    result = ping(src, address, count=5, interval=0.2)
+    assert result.ok and len(result.rtt_ms) == 5, result.output
+    return statistics.median(result.rtt_ms)
+
+
+def switch_port_of(cluster: Cluster, mac: str, vlan: int) -> str | None:
+    for entry in cluster.bed.switch.fdb(cluster.bed.switch.bridge):
+        if entry["mac"] == mac and entry["vlan"] == vlan:
+            return entry["port"]
+    return None
+
+
+def check(cluster: Cluster, node: str, name: str) -> dict[str, Any]:
+    """One doctor check of `node`, by name (doctor --json; it exits 1 when a check fails)."""
+    call = cluster[node]("doctor", "--json")
+    found = {c["name"]: c for c in call.json()}
+    failed = [n for n, c in found.items() if not c["ok"]]
+    assert (call.code == 0) == (not failed), call.output
+    return found[name]
+
+
+def uplink_listed(cluster: Cluster, node: str) -> list[dict[str, Any]]:
+    return [row for row in cluster[node].listed() if row["pod"] == "(uplink)"]
+
+
+def first_replies(sources: dict[str, PodRef], address: str, since: float
+                  ) -> dict[str, tuple[nodebed.PingResult, float]]:
+    """One `ping -c 1 -W 2` from each source at once; (result, seconds from `since` until
+    that ping process had its answer) per source."""
+    out: dict[str, tuple[nodebed.PingResult, float]] = {}
+
+    def one(label: str, pod: PodRef) -> None:
+        result = ping(pod, address, count=1, timeout=2)
+        out[label] = (result, time.monotonic() - since)
+
+    threads = [threading.Thread(target=one, args=item) for item in sources.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return out
+
+
+# --- 1. the uplink ----------------------------------------------------------------------------
+
+
+def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
+    for name, plugin in cluster.plugins.items():
+        assert plugin.node.uplink not in plugin.ports()
+        assert plugin.ok("init").output == ""
+        port = plugin.ports()["uplink0"]
+        assert as_list(port["trunks"]) == [22, 23], port
+        assert port["vlan_mode"] == "trunk" and port["tag"] == [], port
+        assert port["external_ids"] == {"owner": "vlanpipe", "vlanpipe-role": "uplink",
+                                        "vlanpipe-node": name}, port
+
+        # init twice changes nothing: the same row, the same columns
+        plugin.ok("init")
+        assert plugin.ports() == {"uplink0": port}
+
+        uplink = check(cluster, name, "uplink uplink0")
+        assert uplink["ok"] and "22,23" in uplink["detail"], uplink
+        rows = uplink_listed(cluster, name)
+        assert len(rows) == 1 and rows[0]["port"] == "uplink0", rows
+        assert rows[0]["bridge"] == "k8s_br" and "22,23" in rows[0]["state"], rows
+
+    # A new VLAN list: doctor sees the drift, init corrects the trunks in place.
+    a = cluster["a"]
+    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23, 30]})
+    drift = check(cluster, "a", "uplink uplink0")
+    assert not drift["ok"] and "30" in drift["detail"], drift
+    uuid = a.ports()["uplink0"]["_uuid"]
+    a.ok("init")
+    port = a.ports()["uplink0"]
+    assert as_list(port["trunks"]) == [22, 23, 30] and port["_uuid"] == uuid, port
+    assert port["external_ids"] == {"owner": "vlanpipe", "vlanpipe-role": "uplink",
+                                    "vlanpipe-node": "a"}
+    assert check(cluster, "a", "uplink uplink0")["ok"]
+    assert "22,23,30" in uplink_listed(cluster, "a")[0]["state"]
+    assert as_list(cluster["b"].ports()["uplink0"]["trunks"]) == [22, 23]  # b's own config
+
+    # Another interface as the uplink: init plugs it and unplugs the former one (two trunks
+    # into one network could loop); doctor names a former one left on the bridge.
+    a.node.run(["ip", "link", "add", "uplink1", "type", "veth", "peer", "name", "uplink1p"],
+               check=True)
+    try:
+        a.configure(uplink={"interface": "uplink1", "vlans": [22, 23]})
+        stale = check(cluster, "a", "uplink uplink1")
+        assert not stale["ok"] and "former uplink uplink0" in stale["detail"], stale
+        a.ok("init")
+        assert list(a.ports()) == ["uplink1"] and check(cluster, "a", "uplink uplink1")["ok"]
+    finally:
+        a.node.ovs("--if-exists", "del-port", "k8s_br", "uplink1")
+        a.node.run(["ip", "link", "del", "uplink1"])
+    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
+    a.ok("init")
+
+    # An uplink that does not exist: init fails with one line naming it; doctor says so.
+    a.configure(uplink={"interface": "nosuch0", "vlans": [22, 23]})
+    failed = a("init")
+    assert failed.code != 0 and len(failed.lines) == 1 and "nosuch0" in failed.output, failed
+    assert a.last_log("init")["outcome"] == "error"
+    missing = check(cluster, "a", "uplink nosuch0")
+    assert not missing["ok"] and "nosuch0" in missing["detail"], missing
+    assert "does not exist" in missing["detail"], missing
+
+    # A port of that name the plugin did not make: init refuses and leaves it untouched.
+    b = cluster["b"]
+    b.node.ovs("del-port", "k8s_br", "uplink0")
+    b.node.ovs("add-port", "k8s_br", "uplink0")
+    by_hand = b.ports()["uplink0"]
+    refused = b("init")
+    assert refused.code != 0 and len(refused.lines) == 1, refused
+    assert "uplink0" in refused.output and "not vlanpipe's" in refused.output, refused
+    assert b.ports() == {"uplink0": by_hand}
+    assert by_hand["external_ids"] == {} and by_hand["trunks"] == [] and by_hand["tag"] == []
+    assert not check(cluster, "b", "uplink uplink0")["ok"]
+    print(f"\nnodes: init with a missing uplink: {failed.output.strip()!r}"
+          f"\nnodes: init with a hand-made uplink port: {refused.output.strip()!r}")
+
+
+# --- 2. VLANs across nodes -------------------------------------------------------------------
+
+
+def test_same_vlan_spans_nodes_and_vlans_stay_apart(cluster: Cluster) -> None:
+    cluster.init_all()
+    a1 = cluster.pod("a", "22-a")
+    b1 = cluster.pod("b", "22-b")
+    a2 = cluster.pod("a", "22-a2")
+    ip = {}
+    for node, pod in (("a", a1), ("b", b1), ("a", a2)):
+        ip[pod.name] = cluster.status_ip(node, pod)
+        addresses, mac = eth1(pod)
+        assert addresses == [f"{ip[pod.name]}/24"], (pod.name, addresses)
+        octets = [int(o) for o in ip[pod.name].split(".")]
+        assert mac == "0a:58:" + ":".join(f"{o:02x}" for o in octets), mac
+    assert len(set(ip.values())) == 3
+
+    assert ping(a1, ip["22-b"]).ok, "a -> b on VLAN 22: no reply"
+    assert ping(b1, ip["22-a"]).ok, "b -> a on VLAN 22: no reply"
+    same_node, cross_node = rtt_ms(a1, ip["22-a2"]), rtt_ms(a1, ip["22-b"])
+    print(f"\nnodes: plugin pods, VLAN 22 ping RTT (median of 5): same node {same_node:.3f} ms,"
+          f" across nodes {cross_node:.3f} ms")
+    # The echo really crossed the switch: it learned each pod on its node's port.
+    assert switch_port_of(cluster, eth1(a1)[1], 22) == cluster.bed.switch.ports["a"]
+    assert switch_port_of(cluster, eth1(b1)[1], 22) == cluster.bed.switch.ports["b"]
+
+    x = cluster.pod("a", "22-x")
+    y = cluster.pod("b", "23-y")
+    z = cluster.pod("a", "23-z")  # control: VLAN 23 itself crosses the switch
+    y_ip, x_ip = cluster.status_ip("b", y), cluster.status_ip("a", x)
+    assert ping(z, y_ip).ok, "control failed: a -> b on VLAN 23 gives no reply"
+    assert not ping(x, y_ip).ok, "VLAN 22 on a reached VLAN 23 on b"
+    assert not ping(y, x_ip).ok, "VLAN 23 on b reached VLAN 22 on a"
+    tags = {p["external_ids"]["vlanpipe-pod"]: p["tag"]
+            for n in "ab" for p in cluster[n].ports().values() if p["name"] != "uplink0"}
+    assert tags == {"22-a": 22, "22-b": 22, "22-a2": 22, "22-x": 22, "23-y": 23, "23-z": 23}
+
+
+# --- 3. unique addresses under parallel setups on both nodes ---------------------------------
+
+
+def test_addresses_unique_across_nodes_under_parallel_setups(cluster: Cluster) -> None:
+    cluster.init_all()
+    per_node = 12
+    plan = [(node, f"{22 + i % 2}-par{i:02d}{node}") for i in range(per_node) for node in "ab"]
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(lambda np: cluster.container(f"{np[0]}-{np[1]}"), plan))
+    pods = [(node, PodRef(cluster.namespace, name, c)) for (node, name), c in zip(plan, made)]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(pods)) as pool:  # all at once, both nodes
+        list(pool.map(lambda np: cluster.setup(*np), pods))
+    setup_s = time.monotonic() - started
+
+    leases = cluster.leases()
+    assert len(leases) == 2 * per_node, sorted(leases)
+    by_pod = {record["pod"]: (address, record) for address, record in leases.items()}
+    assert len(by_pod) == 2 * per_node
+    inside = set()
+    for node, pod in pods:
+        address, record = by_pod[pod.name]
+        assert (record["node"], record["infra_id"], record["namespace"]) == \
+            (node, pod.container.id, cluster.namespace), record
+        addresses, _ = eth1(pod)
+        assert addresses == [f"{address}/24"], (pod.name, addresses, address)
+        inside.add(address)
+        logged = cluster[node].last_log("setup", pod.name)
+        assert logged["outcome"] == "ok" and logged["address"] == f"{address}/24", logged
+    assert len(inside) == 2 * per_node
+    for node in "ab":
+        assert len([p for p in cluster[node].ports() if p != "uplink0"]) == per_node
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(pods)) as pool:
+        list(pool.map(lambda np: cluster.teardown(*np), pods))
+    teardown_s = time.monotonic() - started
+    assert cluster.leases() == {}
+    assert all(eth1(pod) == ([], None) for _, pod in pods)
+    print(f"\nnodes: {len(pods)} setups at once on two nodes: {setup_s:.1f} s, "
+          f"{len(inside)} distinct addresses; {len(pods)} teardowns at once: {teardown_s:.1f} s")
+
+
+# --- 4. a pod moves to another node -----------------------------------------------------------
+
+
+def _pinned_pod_seen_from_both(cluster: Cluster, name: str, address: str
+                               ) -> tuple[PodRef, PodRef, PodRef]:
+    """Pin `name` to `address` on VLAN 22, set it up on node b, and have X (node a) and
+    Y (node b) talk to it so their ARP caches and every bridge know where it is."""
+    cluster.pin(name, 22, address)
+    p = cluster.pod("b", name)
+    assert eth1(p)[0] == [address]
+    x, y = cluster.pod("a", "22-x"), cluster.pod("b", "22-y")
+    for peer in (x, y):
+        assert ping(peer, address).ok, f"{peer.name} -> {name} before the move: no reply"
+    assert switch_port_of(cluster, eth1(p)[1], 22) == cluster.bed.switch.ports["b"]
+    return p, x, y
+
+
+def _move_to_a(cluster: Cluster, p: PodRef) -> PodRef:
+    """The kubelet on b tears the pod down and kills its infra container; the one on a
+    starts a new infra container for it. Returns the new pod (not set up yet)."""
+    cluster.teardown("b", p)
+    cluster.bed.remove_container(p.container)
+    return PodRef(p.namespace, p.name, cluster.container(f"a-{p.name}-moved"))
+
+
+def test_moved_pod_keeps_address_and_mac_and_answers_at_once(cluster: Cluster) -> None:
+    cluster.init_all()
+    p, x, y = _pinned_pod_seen_from_both(cluster, "22-p", "10.66.0.77/24")
+    assert eth1(p) == (["10.66.0.77/24"], MAC_77)
+    old_port = cluster["b"].last_log("setup", "22-p")["port"]
+    assert old_port in cluster["b"].ports()
+    old_pid = p.pid
+
+    moved = _move_to_a(cluster, p)
+    cluster.setup("a", moved)
+    returned = time.monotonic()
+    replies = first_replies({"X (node a)": x, "Y (node b)": y}, "10.66.0.77", returned)
+    for label, (result, _) in replies.items():
+        assert result.ok, f"first echo from {label} after the move got no reply:\n{result.output}"
+
+    assert eth1(moved) == (["10.66.0.77/24"], MAC_77)
+    logged = cluster["a"].last_log("setup", "22-p")
+    assert logged["outcome"] == "ok" and "announce" in logged["phases_ms"], logged
+    assert switch_port_of(cluster, MAC_77, 22) == cluster.bed.switch.ports["a"]
+
+    # Node b keeps nothing of P: no port, no veth, no netns link, no record, no lease.
+    b = cluster["b"]
+    assert old_port not in b.ports() and old_port not in b.node.links()
+    assert not any(pt["external_ids"].get("vlanpipe-pod") == "22-p" for pt in b.ports().values())
+    assert str(old_pid) not in set(b.node.run(["ls", "-A", nodebed.NETNS_RUN]).stdout.split())
+    assert [row["pod"] for row in b.listed() if row["pod"] != "(uplink)"] == ["22-y"]
+    assert len(records(b.state_dir)) == 1  # Y's alone
+    leases = cluster.leases()
+    assert [r["node"] for r in leases.values() if r["pod"] == "22-p"] == ["a"]
+    assert (leases["10.66.0.77"]["node"], leases["10.66.0.77"]["infra_id"]) == \
+        ("a", moved.container.id), leases["10.66.0.77"]
+    shown = ", ".join(f"from {label} {seconds * 1000:.0f} ms (RTT {result.rtt_ms[0]:.3f} ms)"
+                      for label, (result, seconds) in replies.items())
+    print(f"\nnodes: pod moved b -> a by the plugin (setup {logged['duration_ms']:.0f} ms, "
+          f"announce {logged['phases_ms']['announce']:.1f} ms); first echo after setup "
+          f"returned answered: {shown}")
+
+
+def test_moved_pod_without_its_announcement_is_unreachable(cluster: Cluster) -> None:
+    """The contrast, without touching the plugin: node a's bridge drops the moved pod's
+    gratuitous ARP (an OpenFlow rule matching only that frame), so no switch learns the
+    move. The rule's counter also shows the plugin did send it from the pod's port."""
+    cluster.init_all()
+    address = "10.66.0.78"
+    q, x, y = _pinned_pod_seen_from_both(cluster, "22-q", f"{address}/24")
+    mac = eth1(q)[1]
+    moved = _move_to_a(cluster, q)
+    a = cluster["a"].node
+    cookie = "0x7e57"
+    a.run(["ovs-ofctl", "add-flow", a.bridge,
+           f"cookie={cookie},priority=100,arp,dl_src={mac},arp_op=1,arp_spa={address},"
+           f"arp_tpa={address},actions=drop"], check=True)
+    try:
+        cluster.setup("a", moved)
+        returned = time.monotonic()
+        replies = first_replies({"X (node a)": x, "Y (node b)": y}, address, returned)
+        stats = a.run(["ovs-ofctl", "dump-flows", a.bridge, f"cookie={cookie}/-1"],
+                      check=True).stdout
+    finally:
+        a.run(["ovs-ofctl", "del-flows", a.bridge, f"cookie={cookie}/-1"], check=True)
+    dropped = sum(int(n) for n in re.findall(r"n_packets=(\d+)", stats))
+    assert dropped >= 1, f"the plugin's gratuitous ARP never reached node a's bridge:\n{stats}"
+    assert not replies["X (node a)"][0].ok, "moved pod answered X with its announcement dropped"
+
+    # One announcement (the bed's, as the plugin's would be) and it answers.
+    nodebed.announce(moved.pid, "eth1", address)
+    assert ping(x, address).ok and ping(y, address).ok
+    print("\nnodes: pod moved b -> a with its gratuitous ARP dropped "
+          f"({dropped} frame dropped): first echo after setup "
+          + ", ".join(f"from {label}: {'answered' if r.ok else 'no reply'} "
+                      f"({s * 1000:.0f} ms)" for label, (r, s) in replies.items()))
+
+
+# --- 5. the leases of a node gone for good ----------------------------------------------------
+
+
+def test_gc_frees_the_leases_of_a_dead_node(cluster: Cluster) -> None:
+    cluster.init_all()
+    keep = cluster.pod("a", "22-keep")
+    lost = [cluster.pod("b", name) for name in ("22-lost1", "23-lost2", "22-lost3")]
+    leases = cluster.leases()
+    by_pod = {r["pod"]: address for address, r in leases.items()}
+    b_addresses = {by_pod[p.name] for p in lost}
+    assert len(leases) == 4 and len(b_addresses) == 3
+    stamp = cluster.keys("nodes/")["nodes/b"]  # b's setups stamped its sign of life
+    assert time.time() - json.loads(stamp)["seen"] < 120, stamp
+    # Node b dies here: nothing more is run on it until the cleanup.
+    a = cluster["a"]
+
+    listed = a.ok("list", "--cluster", "--json").json()
+    assert {(r["address"].split("/")[0], r["node"], r["pod"]) for r in listed} == \
+        {(address, r["node"], r["pod"]) for address, r in leases.items()}
+    for row in listed:
+        seen = calendar.timegm(time.strptime(row["node_seen"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert time.time() - seen < 120, row  # "when that node was last seen": just now
+    table = a.ok("list", "--cluster").lines
+    assert table[0].split()[:4] == ["network", "address", "node", "node_seen"], table
+    assert len(table) == 5
+
+    refused = a("gc", "--node", "b")
+    assert refused.code != 0 and len(refused.lines) == 1, refused
+    assert "node b" in refused.output and "--force" in refused.output, refused
+    assert cluster.leases() == leases
+
+    dry = a.ok("gc", "--node", "b", "--force", "--dry-run")
+    assert len(dry.lines) == 3 and cluster.leases() == leases, dry.output
+    # The refusal is about time: once b has been silent for more than ten minutes (its
+    # stamp set back an hour here), the same command needs no --force.
+    cluster.etcd.put(f"{cluster.prefix}/nodes/b", json.dumps({"seen": round(time.time()) - 3600}))
+    quiet = a.ok("gc", "--node", "b", "--dry-run")
+    assert len(quiet.lines) == 3 and cluster.leases() == leases, quiet.output
+    cluster.etcd.put(f"{cluster.prefix}/nodes/b", stamp)  # seen just now again: --force needed
+    assert a("gc", "--node", "b").code != 0
+
+    forced = a.ok("gc", "--node", "b", "--force")
+    assert len(forced.lines) == 3, forced.output
+    printed = {word for line in forced.lines for word in line.split()}
+    assert {f"{address}/24" for address in b_addresses} <= printed, forced.output
+    assert all("node b" in line for line in forced.lines), forced.output
+    left = cluster.leases()
+    assert list(left) == [by_pod["22-keep"]] and left[by_pod["22-keep"]]["node"] == "a"
+    after = a.ok("list", "--cluster", "--json").json()
+    assert [(r["pod"], r["node"]) for r in after] == [("22-keep", "a")]
+    # gc on a touched only etcd: b's ports are still there for b to tear down.
+    assert len([p for p in cluster["b"].ports() if p != "uplink0"]) == 3
+    assert a.ok("gc", "--node", "b", "--force").output.strip() == "node b holds no lease in etcd"
+    print(f"\nnodes: gc --node b refused: {refused.output.strip()!r}\n"
+          f"nodes: gc --node b --force:\n  " + "\n  ".join(forced.lines))
+
+    # Node b comes back (or is wiped): its kubelet tears its pods down; the leases are gone
+    # already, which teardown takes in its stride.
+    for pod in lost:
+        cluster.teardown("b", pod)
+        logged = cluster["b"].last_log("teardown", pod.name)
+        assert logged["outcome"] == "ok", logged
+        if logged.get("warnings"):
+            print(f"nodes: teardown on b after gc --node b, log warnings: {logged['warnings']}")
+    cluster.teardown("a", keep)
+    assert cluster.leases() == {}
