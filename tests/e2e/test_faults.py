@@ -207,10 +207,18 @@ def test_a_damaged_record_shows_in_list_and_doctor_and_gc_sweeps_leftover_files(
     plugin.ok("teardown", NS, "22-x", container.id)
 
 
-def test_gc_at_init_is_best_effort(tmp_path, bridge):
-    plugin = make_plugin(str(tmp_path), base_config(bridge, gc_on_init=True,
-                                                    docker_url=f"unix://{tmp_path}/none.sock"))
+def test_gc_at_init_is_best_effort(tmp_path, bridge, container):
+    """Docker down at init: the bridge is still made, init succeeds, and the pods of Docker
+    containers that cannot be judged are kept and named in a warning."""
+    plugin = make_plugin(str(tmp_path), base_config(bridge, gc_on_init=True))
+    plugin.ok("setup", NS, "22-x", container.id)
+    plugin.configure(base_config(bridge, gc_on_init=True,
+                                 docker_url=f"unix://{tmp_path}/none.sock"))
     assert plugin.ok("init").output == ""
     logged = plugin.log_records()[-1]
     assert logged["outcome"] == "ok"
-    assert any("gc at init skipped: Docker does not answer" in w for w in logged["warnings"])
+    assert any("gc at init skipped: Docker does not answer" in w and "1 attachment" in w
+               for w in logged["warnings"]), logged
+    assert names.host_veth(container.id, "eth1") in our_ports(bridge)
+    plugin.configure(base_config(bridge))
+    plugin.ok("teardown", NS, "22-x", container.id)
