@@ -89,7 +89,7 @@ class Bench:
             who = owner(self.next_owner)
         start = time.perf_counter()
         self.ipam.allocate(who, 22)
-        self.ipam.release(who)
+        self.ipam.release(who, self.network.name)
         return time.perf_counter() - start
 
 

@@ -82,11 +82,6 @@ def set_mtu(netns: str, ifname: str, host_ifname: str, mtu: int, timeout: float 
     in_pod(netns, [f"link set dev {ifname} mtu {mtu}"], timeout)
 
 
-def add_route(netns: str, ifname: str, destination: str, gateway: str | None,
-              timeout: float = 10.0) -> None:
-    """A route of the pod's network inside the pod (`replace`: idempotent)."""
-    via = f" via {gateway}" if gateway else ""
-    in_pod(netns, [f"route replace {destination}{via} dev {ifname}"], timeout)
 
 
 def in_pod(netns: str, commands: list[str], timeout: float = 10.0) -> None:
@@ -94,6 +89,28 @@ def in_pod(netns: str, commands: list[str], timeout: float = 10.0) -> None:
     Each is one line of words the plugin built from validated values: no shell."""
     run("nsenter", [f"--net={netns}", "ip", "-batch", "-"], timeout=timeout,
         input="".join(f"{command}\n" for command in commands).encode())
+
+
+def enable_ipv6(netns: str, ifname: str, timeout: float = 10.0) -> None:
+    """IPv6 on `ifname` inside the pod, without duplicate address detection (an address
+    must be usable when setup returns, not tentative). Docker turns IPv6 off in its
+    containers; the pod's other interfaces keep what they have."""
+    conf = f"net/ipv6/conf/{ifname}"
+    run("nsenter", [f"--net={netns}", "sysctl", "-q", "-w", f"{conf}/accept_dad=0",
+                    f"{conf}/disable_ipv6=0"], timeout=timeout)
+
+
+def ipv6_defaults(netns: str, values: tuple[str, str] | None = None,
+                  timeout: float = 10.0) -> tuple[str, str]:
+    """The pod's defaults for new interfaces: (disable_ipv6, accept_dad); with `values`,
+    set them first (and return the former ones)."""
+    keys = ("net/ipv6/conf/default/disable_ipv6", "net/ipv6/conf/default/accept_dad")
+    before = run("nsenter", [f"--net={netns}", "sysctl", "-n", *keys],
+                 timeout=timeout).stdout.split()
+    if values is not None:  # accept_dad first: an address must never start tentative
+        run("nsenter", [f"--net={netns}", "sysctl", "-q", "-w", f"{keys[1]}={values[1]}",
+                        f"{keys[0]}={values[0]}"], timeout=timeout)
+    return before[0], before[1]
 
 
 def add_veth(host_ifname: str, netns: str, ifname: str, mac: str, mtu: int | None,

@@ -1,8 +1,12 @@
-"""pipework, called with the argument shape both its 2014 and 2024 versions accept.
+"""pipework, called with the argument shape both its generations accept.
 
-`pipework BRIDGE -i IF -l HOSTIF GUEST ADDR/PREFIX[@GW] [MAC]@VLAN`: options in
-that order only, the VLAN in the MAC slot (`ADDR/24@22` would silently make 22
+`pipework BRIDGE -i IF -l HOSTIF [-a 6] GUEST ADDR/PREFIX[@GW] [MAC]@VLAN`: options
+in that order only, the VLAN in the MAC slot (`ADDR/24@22` would silently make 22
 a gateway), the host-side name chosen by us rather than derived from the PID.
+
+Two generations are in use: the copy in PyPI's docker-executor (upstream as of
+2015) and upstream's current one, which runs `ip -4` unless told `-a 6` (the older
+copy takes `-a` for a container name). Their usage texts tell them apart.
 """
 
 from __future__ import annotations
@@ -12,10 +16,27 @@ import os
 from pipework_wrapper.command import Result, run
 
 
+UPSTREAM_MARK = "[-a addressfamily]"  # in the usage of upstream's current pipework only
+
+
 def argv(bridge: str, container_id: str, ifname: str, host_ifname: str, address: str,
-         vlan: int, gateway: str | None = None, mac: str | None = None) -> list[str]:
+         vlan: int, gateway: str | None = None, mac: str | None = None,
+         family: int | None = None) -> list[str]:
+    """`family` 6 adds `-a 6`: only for upstream's current pipework (see `generation`)."""
     ip = f"{address}@{gateway}" if gateway else address
-    return [bridge, "-i", ifname, "-l", host_ifname, container_id, ip, f"{mac or ''}@{vlan}"]
+    options = ["-a", "6"] if family == 6 else []
+    return [bridge, "-i", ifname, "-l", host_ifname, *options, container_id, ip,
+            f"{mac or ''}@{vlan}"]
+
+
+def usage(program: str, timeout: float = 10.0) -> str:
+    """What pipework prints when run with no arguments (its syntax; exit 1, in both)."""
+    return run(program, [], timeout=timeout, ok=(0, 1)).output
+
+
+def generation(program: str, timeout: float = 10.0) -> str:
+    """"upstream" (takes -a) or "2015" (the docker-executor copy), from its usage text."""
+    return "upstream" if UPSTREAM_MARK in usage(program, timeout) else "2015"
 
 
 def attach(program: str, args: list[str], timeout: float, quiet_dir: str) -> Result:

@@ -87,8 +87,8 @@ class Core:
                             for want, record in zip(wants, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
-                for record, lease in prepared:
-                    plumber.plug(sandbox, record, lease, undo.push,
+                for record, leases in prepared:
+                    plumber.plug(sandbox, record, leases, undo.push,
                                  stale=record.interface in recorded)
             except BaseException as exc:
                 problems = undo.run()
@@ -184,18 +184,19 @@ class Core:
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id)
 
     def _claim(self, ref: PodRef, want: Want, intent: Attachment,
-               undo: Undo) -> tuple[Attachment, Lease]:
-        """The lease of one interface, and its full record."""
+               undo: Undo) -> tuple[Attachment, list[Lease]]:
+        """The leases of one interface (one per family, all or none), and its full record."""
         owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
         # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
-        # allocate may still have taken an address.
+        # allocate may still have taken an address; the release frees every family.
         undo.push(lambda: self.allocators.release(owner, intent.network))
-        lease = self.allocators.allocate(owner, want.vlan, Request(want.address.ip, want.pinned)
-                                         if want.address else None)
+        leases = self.allocators.allocate(owner, want.vlan, tuple(
+            Request(address.ip, want.pinned) for address in want.addresses))
         if want.mtu:
-            lease = replace(lease, mtu=want.mtu)
-        record = replace(intent, address=str(lease.address), network=lease.network,
-                         mac=want.mac or mac_for(lease.address.ip),
-                         gateway=str(lease.gateway or ""))
-        self.log.set(vlan=record.vlan, address=record.address, port=record.port)
-        return record, lease
+            leases = [replace(lease, mtu=want.mtu) for lease in leases]
+        addresses = tuple(str(lease.address) for lease in leases)
+        record = replace(intent, addresses=addresses, network=leases[0].network,
+                         mac=want.mac or mac_for(*addresses),
+                         gateways=tuple(str(lease.gateway or "") for lease in leases))
+        self.log.set(vlan=record.vlan, address=",".join(addresses), port=record.port)
+        return record, leases

@@ -39,17 +39,17 @@ class PodRef:
 class Want:
     """One interface a front-end asks the core for.
 
-    `address` is an address the allocator must reserve exactly (an operator's pin,
-    or what a pod asks for), `mac` a MAC the pod asks for, `mtu` the CNI network's
-    MTU (else its allocator network's), `cni_network` the CNI network of the attachment.
+    `addresses` are what the allocator must reserve exactly, at most one per family
+    (an operator's pin, or what a pod asks for), `mac` a MAC the pod asks for, `mtu`
+    the CNI network's MTU (else its allocator network's), `cni_network` the CNI network.
     """
 
     interface: str
     bridge: str
     vlan: int
     primary: bool = True
-    address: IPInterface | None = None
-    pinned: bool = False  # `address` is an operator's pin, not the pod's request
+    addresses: tuple[IPInterface, ...] = ()
+    pinned: bool = False  # `addresses` are an operator's pin, not the pod's request
     mac: str | None = None
     mtu: int | None = None
     cni_network: str = ""
@@ -91,8 +91,8 @@ def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]
     `pinned` is asked once, and only when pins are on: it reads etcd.
     """
     pin = pinned(ref.namespace, ref.pod) if config.vlan_pins else None
-    return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary, address=pin.address,
-                 pinned=True)
+    return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary,
+                 addresses=(pin.address,) if pin.address else (), pinned=True)
             if pin and spec.primary else
             Want(spec.interface, spec.bridge, spec.vlan.tag_for(ref.namespace, ref.pod),
                  spec.primary)

@@ -36,14 +36,25 @@ class Attachment:
     port: str
     vlan: int
     network: str          # whose allocator holds the lease (or the CNI network, if delegated)
-    address: str = ""     # empty while only intended: no address claimed yet
+    # One per family (the network's order, so the first is the one status reports); none
+    # while only intended. gateways[i] is addresses[i]'s default route ("" for none).
+    addresses: tuple[str, ...] = ()
     mac: str = ""
-    gateway: str = ""
+    gateways: tuple[str, ...] = ()
     primary: bool = True
     cni_network: str = ""  # set for CNI attachments: the network config's name
     plumber: str = "pipework"
     netns: str = ""  # the netns plumber's namespace path, and its "device:inode" at ADD
     netns_id: str = ""
+
+    @property
+    def address(self) -> str:
+        """The first address ("" if none yet)."""
+        return self.addresses[0] if self.addresses else ""
+
+    @property
+    def gateway(self) -> str:
+        return self.gateways[0] if self.gateways else ""
 
     @property
     def ip(self) -> str:
@@ -52,7 +63,8 @@ class Attachment:
     def marks(self, node: str) -> Marks:
         """The marks on this attachment's OVS port."""
         return Marks(namespace=self.namespace, pod=self.pod, infra_id=self.infra_id,
-                     interface=self.interface, address=self.address, network=self.network,
+                     interface=self.interface, address=",".join(self.addresses),
+                     network=self.network,
                      node=node, cni_network=self.cni_network, plumber=self.plumber,
                      netns=self.netns, netns_id=self.netns_id)
 
@@ -166,6 +178,8 @@ def _read(path: str) -> tuple[str, list[Attachment]]:
             isinstance(i, dict) and set(i) <= known for i in items):
         raise ValueError("malformed attachments")
     try:
-        return infra_id, [Attachment(**item) for item in items]
+        return infra_id, [Attachment(**{**item, "addresses": tuple(item.get("addresses", ())),
+                                        "gateways": tuple(item.get("gateways", ()))})
+                          for item in items]
     except TypeError as exc:
         raise ValueError(f"malformed attachment ({exc})") from None

@@ -13,7 +13,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
-from plugin.errors import AllocationError, ConfigError, Failure
+from plugin.errors import AddressRefused, AllocationError, ConfigError, Failure
 from plugin.ipam.model import Allocator, Damaged, Lease, Owner, Pin, Request
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
@@ -39,8 +39,13 @@ class Allocators:
         self.etcd = etcd
         self.state_dir = state_dir
         self.node = node
-        self._by_vlan = {vlan: n for n in networks for vlan in (n.vlans or ())}
-        self._fallback = next((n for n in networks if n.vlans is None), None)
+        self._by_vlan: dict[int, list[NetworkConfig]] = {}
+        self._fallback: list[NetworkConfig] = []
+        for network in networks:  # a dual-stack network's two families follow each other
+            for vlan in network.vlans or ():
+                self._by_vlan.setdefault(vlan, []).append(network)
+            if network.vlans is None:
+                self._fallback.append(network)
         self._sources: dict[str, Allocator] = {}
         self._connection: EtcdConnection | None = None
         self._pins: dict[tuple[str, str], Pin | None] = {}
@@ -49,15 +54,16 @@ class Allocators:
     def for_config(cls, config: "Config") -> "Allocators":
         return cls(config.networks, config.etcd, config.state_dir, config.node_name)
 
-    def network_for(self, vlan: int) -> NetworkConfig:
-        network = self._by_vlan.get(vlan, self._fallback)
-        if network is None:
+    def families_for(self, vlan: int) -> list[NetworkConfig]:
+        """The network serving `vlan`: one family, or two (dual-stack)."""
+        found = self._by_vlan.get(vlan, self._fallback)
+        if not found:
             raise AllocationError(f"no network serves VLAN {vlan}",
                                   'add the VLAN to a network\'s vlans, or give one network vlans: "all"')
-        return network
+        return found
 
     def network_name(self, vlan: int) -> str:
-        return self.network_for(vlan).name
+        return self.families_for(vlan)[0].name
 
     def pinned(self, namespace: str, pod: str) -> Pin | None:
         """The operator's pin for a pod (read once per process), or None without etcd."""
@@ -69,17 +75,32 @@ class Allocators:
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
 
-    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
-        """The owner's lease on the network of `vlan`; `requested` (an operator's pin, or the
-        address a pod asks for) is reserved exactly or refused."""
-        network = self.network_for(vlan)
-        return self._source(network).allocate(self._stamped(owner), requested)
+    def allocate(self, owner: Owner, vlan: int,
+                 requested: tuple[Request, ...] = ()) -> list[Lease]:
+        """The owner's leases on the network of `vlan`, one per family, all or none (the
+        caller releases the network if a later family fails). `requested` (an operator's
+        pin, or what a pod asks for, at most one per family) is reserved exactly or refused."""
+        families = self.families_for(vlan)
+        versions = {f.subnet.version if f.subnet else 0 for f in families}
+        for request in requested:
+            if request.address.version not in versions and families[0].allocator != "static":
+                raise AddressRefused(f"{request.what} is IPv{request.address.version}; network "
+                                     f"{families[0].name} has no such subnet",
+                                     "ask for an address of the network's families")
+        leases = []
+        for family in families:
+            mine = next((r for r in requested if family.allocator == "static" or (
+                family.subnet and r.address.version == family.subnet.version)), None)
+            leases.append(self._source(family).allocate(self._stamped(owner), mine))
+        return leases
 
     def release(self, owner: Owner, network: str) -> bool:
-        """Free the owner's lease on `network` (the one its record names); True if one was
-        held. A failure is raised: only this network's pods are affected."""
-        found = next((n for n in self.networks if n.name == network), None)
-        return found is not None and self._source(found).release(owner)
+        """Free the owner's leases on `network` (the one its record names), every family;
+        True if one was held. A failure is raised: only this network's pods are affected."""
+        released = False
+        for family in (n for n in self.networks if n.name == network):
+            released = self._source(family).release(owner) or released
+        return released
 
     def release_anywhere(self, owner: Owner) -> list[str]:
         """Free the owner's lease on every network, best effort, when no record names one;
@@ -126,9 +147,9 @@ class Allocators:
         return owner if owner.node else replace(owner, node=self.node)
 
     def _source(self, network: NetworkConfig) -> Allocator:
-        if network.name not in self._sources:
-            self._sources[network.name] = self._new_source(network)
-        return self._sources[network.name]
+        if network.key not in self._sources:
+            self._sources[network.key] = self._new_source(network)
+        return self._sources[network.key]
 
     def _new_source(self, network: NetworkConfig) -> Allocator:
         if network.allocator == "static":

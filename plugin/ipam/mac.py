@@ -13,12 +13,21 @@ import ipaddress
 PREFIX = (0x0A, 0x58)
 
 
-def mac_for(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
-            | ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
-    """`0a:58:` and the IPv4 bytes; for IPv6 the last four bytes of the address."""
+Address = (str | ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Interface
+           | ipaddress.IPv6Interface)
+
+
+def mac_for(*addresses: Address) -> str:
+    """`0a:58:` and the pod's IPv4 bytes; for an IPv6-only pod, its address's last four
+    bytes (unique on a VLAN: an IPv6 network's range lies within one /96)."""
+    found = [_ip(a) for a in addresses]
+    address = next((a for a in found if a.version == 4), found[0])
+    return ":".join(f"{byte:02x}" for byte in (*PREFIX, *address.packed[-4:]))
+
+
+def _ip(address: Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(address, str):
         address = ipaddress.ip_interface(address)
     if isinstance(address, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        address = address.ip
-    tail = address.packed[-4:]
-    return ":".join(f"{byte:02x}" for byte in (*PREFIX, *tail))
+        return address.ip
+    return address

@@ -109,8 +109,10 @@ class Addresses(Protocol):
     def network_name(self, vlan: int) -> str:
         """The network a lease on `vlan` would come from (recorded before the claim)."""
 
-    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
-        """The owner's lease; `requested` reserved exactly or refused."""
+    def allocate(self, owner: Owner, vlan: int,
+                 requested: tuple[Request, ...] = ()) -> list[Lease]:
+        """The owner's leases, one per family of the network; `requested` reserved exactly
+        or refused."""
 
     def release(self, owner: Owner, network: str) -> bool:
         """Free the owner's lease on `network`."""

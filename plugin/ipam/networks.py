@@ -33,8 +33,11 @@ DEFAULT_NETWORK = {"name": "default", "vlans": ALL_VLANS, "subnet": "192.168.255
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """One network: the VLANs it serves and where its addresses come from.
+    """One network's addresses of one family: the VLANs it serves and where they come from.
 
+    A dual-stack network (`subnets: [v4, v6]`) is two of these with the same name, claimed
+    together; each keeps its leases under its own `store` name (the IPv4 family under the
+    network's name, so a network that gains IPv6 keeps its leases).
     `vlans` None means "every VLAN no other network claims" (config "all").
     For dynamic allocators `range_start`/`range_end` are always resolved.
     """
@@ -51,6 +54,11 @@ class NetworkConfig:
     mtu: int | None = None
     address: IPInterface | None = None
     pods: Mapping[str, IPInterface] = field(default_factory=lambda: MappingProxyType({}))
+    store: str = ""  # where its leases are kept ("": under the name)
+
+    @property
+    def key(self) -> str:
+        return self.store or self.name
 
     def lease(self, address: IPInterface) -> Lease:
         """What a pod holding `address` on this network needs to configure it."""
@@ -77,34 +85,72 @@ def parse_networks(sections: list[Section]) -> tuple[NetworkConfig, ...]:
     """Every network of the config, or the built-in default when there is none."""
     if not sections:
         sections = [Section("(built-in default)", DEFAULT_NETWORK, "networks[0]")]
-    networks = tuple(_parse_network(section) for section in sections)
-    _check_together(networks, sections)
-    return networks
+    families = [_parse_network(section) for section in sections]
+    _check_together(families, sections)
+    return tuple(family for found in families for family in found)
 
 
-def _parse_network(s: Section) -> NetworkConfig:
+def _parse_network(s: Section) -> list[NetworkConfig]:
+    """A network's families: one, or an IPv4 and an IPv6 one (dual-stack)."""
     name = s.string("name")
     if not NAME.fullmatch(name):
         raise s.error(s.key("name"), name, "must be letters, digits, '_', '.', '-' (a file name)")
     vlans = s.convert("vlans", parse_vlans,
                       'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', None)
-    subnet = s.convert("subnet", parse_subnet, "an IP subnet like 10.22.0.0/24", None)
-    allocator = s.choice("allocator", ALLOCATORS, "local" if subnet else "static")
-    gateway = s.convert("gateway", parse_address, "an IP address", None)
+    dual = s.has("subnets")
+    if dual:
+        for key in ("subnet", "range", "gateway", "exclude"):
+            if s.has(key):
+                raise s.error(s.key(key), s.raw(key), "goes inside each item of subnets when "
+                              "a network has subnets")
+    subnet = None if dual else s.convert("subnet", parse_subnet,
+                                         "an IP subnet like 10.22.0.0/24", None)
+    allocator = s.choice("allocator", ALLOCATORS, "local" if subnet or dual else "static")
     routes = tuple(_parse_route(r) for r in s.sections("routes"))
     mtu = s.integer("mtu", None, MTU_MIN, MTU_MAX)
-    if allocator == "static":
-        network = _parse_static(s, name, vlans, subnet, gateway)
+    if dual:
+        if allocator == "static":
+            raise s.error(s.key("subnets"), s.raw("subnets"), "applies to allocator local or "
+                          "etcd only")
+        families = _parse_families(s, name, vlans, allocator)
+    elif allocator == "static":
+        families = [_parse_static(s, name, vlans, subnet,
+                                  s.convert("gateway", parse_address, "an IP address", None))]
     else:
-        network = _parse_dynamic(s, name, vlans, allocator, subnet, gateway)
+        families = [_parse_dynamic(s, name, vlans, allocator, subnet)]
     s.done()
-    # A dynamic network has a subnet; a static one at least one address (both checked).
-    version = (network.subnet or network.static_addresses()[0]).version
+    # A dynamic family has a subnet; a static network at least one address (both checked).
+    versions = {(f.subnet or f.static_addresses()[0]).version for f in families}
     for i, route in enumerate(routes):
-        if route.destination.version != version:
+        if route.destination.version not in versions:
             raise s.error(f"{s.key('routes')}[{i}].dst", str(route.destination),
-                          f"is not IPv{version} like the network")
-    return replace(network, vlans=vlans, routes=routes, mtu=mtu)
+                          f"is IPv{route.destination.version}, a family the network has not")
+    return [replace(f, routes=tuple(r for r in routes if r.destination.version ==
+                                    (f.subnet or f.static_addresses()[0]).version), mtu=mtu)
+            for f in families]
+
+
+def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,
+                    allocator: str) -> list[NetworkConfig]:
+    """`subnets`: one IPv4 and one IPv6 item, each a CIDR or {subnet, range, gateway,
+    exclude}, claimed together for every pod (dual-stack)."""
+    items = s.typed("subnets", list)
+    if not 1 <= len(items) <= 2:
+        raise s.error(s.key("subnets"), items, "must list one subnet, or one IPv4 and one IPv6")
+    families = []
+    for i, item in enumerate(items):
+        section = Section(s.source, {"subnet": item} if isinstance(item, str) else item,
+                          f"{s.key('subnets')}[{i}]")
+        subnet = section.convert("subnet", parse_subnet, "an IP subnet like 10.22.0.0/24")
+        families.append(_parse_dynamic(section, name, vlans, allocator, subnet))
+        section.done()
+    if len({f.subnet.version for f in families if f.subnet}) != len(families):
+        raise s.error(s.key("subnets"), items, "has two subnets of one family: a pod gets one "
+                      "address per family")
+    if len(families) == 1:
+        return families
+    return [replace(f, store="" if f.subnet and f.subnet.version == 4 else f"{name}@6")
+            for f in families]
 
 
 def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
@@ -156,10 +202,11 @@ def _check_inside(s: Section, key: str, value: IPInterface, subnet: IPNetwork | 
 
 
 def _parse_dynamic(s: Section, name: str, vlans: frozenset[int] | None, allocator: str,
-                   subnet: IPNetwork | None, gateway: IPAddress | None) -> NetworkConfig:
+                   subnet: IPNetwork | None) -> NetworkConfig:
     for key in ("address", "pods"):
         if s.has(key):
             raise s.error(s.key(key), s.raw(key), "applies to allocator static only")
+    gateway = s.convert("gateway", parse_address, "an IP address", None)
     if subnet is None:
         raise ConfigError(f"config {s.source}: key '{s.key('subnet')}' is required "
                           f"for allocator {allocator}", "add the subnet the network allocates from")
@@ -205,16 +252,22 @@ def _parse_range(s: Section, subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
             raise r.error(r.key(key), str(value), f"is outside subnet {subnet}")
     if int(start) > int(end):
         raise r.error(r.key("start"), str(start), f"is after range end {end}")
+    if subnet.version == 6 and int(start) >> 32 != int(end) >> 32:
+        raise r.error(r.key("end"), str(end), f"is not in the same /96 as {start}: an IPv6 "
+                      "pod's MAC comes from its address's last 32 bits, which must not repeat")
     return start, end
 
 
 def _hosts_span(subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    """The subnet's hosts; for IPv6, those of its first /96 at most (an IPv6 pod's MAC
+    comes from its address's last 32 bits: within one /96 they do not repeat)."""
     first, last = subnet.network_address, subnet.broadcast_address
     if subnet.num_addresses <= 2:
         return first, last
     if subnet.version == 4:
         return first + 1, last - 1
-    return first + 1, last  # IPv6 has no broadcast; the subnet-router anycast is skipped
+    # No broadcast in IPv6; the subnet-router anycast address (the first) is skipped.
+    return first + 1, min(last, first + (1 << 32) - 1)
 
 
 def _parse_route(s: Section) -> Route:
@@ -226,13 +279,13 @@ def _parse_route(s: Section) -> Route:
     return Route(destination=destination, gateway=gateway)
 
 
-def _check_together(networks: tuple[NetworkConfig, ...], sections: list[Section]) -> None:
+def _check_together(families: list[list[NetworkConfig]], sections: list[Section]) -> None:
     """Rules across networks: unique names, one network per VLAN, disjoint subnets."""
     source = sections[0].source
     fallback: str | None = None
     owner_of: dict[int, str] = {}
     names: set[str] = set()
-    for network, section in zip(networks, sections):
+    for network in (found[0] for found in families):
         if network.name in names:
             raise _clash(source, f"two networks are named '{network.name}'", "rename one")
         names.add(network.name)
@@ -246,8 +299,9 @@ def _check_together(networks: tuple[NetworkConfig, ...], sections: list[Section]
                 raise _clash(source, f"VLAN {vlan} is claimed by networks '{owner_of[vlan]}' "
                              f"and '{network.name}'", "give each VLAN to one network")
             owner_of[vlan] = network.name
-    for i, one in enumerate(networks):
-        for other in networks[i + 1:]:
+    flat = [family for found in families for family in found]
+    for i, one in enumerate(flat):
+        for other in flat[i + 1:]:
             _check_disjoint(source, one, other)
             _check_disjoint(source, other, one)
 

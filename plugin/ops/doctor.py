@@ -44,6 +44,8 @@ def run_checks(config: Config, executable: str) -> list[Check]:
         ("log directory", lambda: _writable(os.path.dirname(config.log_file) or "."),
          f"create {os.path.dirname(config.log_file)} writable by root"),
         ("state directory", lambda: _private(config.state_dir), f"run chmod go-w {config.state_dir}"),
+        ("macs", lambda: _macs(config),
+         "give each VLAN's IPv6 network a range within one /96 (config.yaml: networks)"),
         ("records", lambda: _records(config),
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),
@@ -105,6 +107,28 @@ def _allocators(config: Config) -> str:
     return f"{len(allocators.leases())} leases in use"
 
 
+def _macs(config: Config) -> str:
+    """No two pods of one network (one VLAN set) with one MAC, on this node or in etcd: a
+    VLAN is one segment across nodes. An IPv6-only pod's MAC is its address's last 32 bits."""
+    from plugin.ipam.allocators import Allocators
+    from plugin.ipam.mac import mac_for
+
+    allocators = Allocators.for_config(config)
+    seen: dict[tuple[str, str], str] = {}
+    by_pod: dict[tuple[str, str], list[str]] = {}
+    for owner, lease in allocators.leases():
+        by_pod.setdefault((owner.key, lease.network), []).append(str(lease.address))
+    clashes = []
+    for (pod, network), addresses in by_pod.items():
+        mac = mac_for(*addresses)
+        other = seen.setdefault((network, mac), pod)
+        if other != pod:
+            clashes.append(f"{mac} of {pod} and {other} on network {network}")
+    if clashes:
+        raise Failure(f"{len(clashes)} MAC(s) shared on a VLAN: " + "; ".join(clashes[:3]))
+    return f"{len(by_pod)} pods, each MAC once on its network"
+
+
 def _records(config: Config) -> str:
     found, damaged = RecordStore(config.state_dir).all()
     if damaged:
@@ -114,16 +138,18 @@ def _records(config: Config) -> str:
 
 
 def _pipework(program: str) -> str:
-    """pipework run with no arguments prints its syntax and exits 1, in every version."""
-    from pipework_wrapper.command import run
+    """Which pipework: its usage text says whether it knows VLANs, and its generation."""
+    from pipework_wrapper import pipework
 
     path = shutil.which(program)
     if path is None:
         raise Failure(f"{program} not found")
-    result = run(path, [], timeout=10, ok=(0, 1))
-    if "Syntax" not in result.output or "@vlan" not in result.output.lower():
+    text = pipework.usage(path)
+    if "Syntax" not in text or "@vlan" not in text.lower():
         raise Failure(f"{path} does not print the expected syntax (VLAN support missing?)")
-    return f"found at {path}, supports VLANs"
+    if pipework.UPSTREAM_MARK in text:
+        return f"found at {path}, supports VLANs; upstream's current generation (-a 6 for IPv6)"
+    return f"found at {path}, supports VLANs; the 2015 generation (no -a)"
 
 
 def _tools() -> str:

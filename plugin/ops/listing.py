@@ -8,7 +8,6 @@ from this list, so it never touches those either).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from pipework_wrapper import iproute
@@ -65,7 +64,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
                 alive = liveness.alive(infra, record.plumber, record.netns, record.netns_id,
                                        record.port)
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
-                                        record.port, record.bridge, record.vlan, record.address,
+                                        record.port, record.bridge, record.vlan,
+                                        ",".join(record.addresses),
                                         record.mac, _state(alive, broken=False, missing=True),
                                         record.plumber, record.netns, record.netns_id)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
@@ -84,8 +84,9 @@ def _state(alive: bool | None, broken: bool, missing: bool = False) -> str:
     return "docker down" if alive is None else "ok"
 
 
-def _mac(address: str) -> str:
+def _mac(addresses: str) -> str:
+    """The MAC that follows from a port's address marks ("a/len,b/len")."""
     try:
-        return mac_for(ipaddress.ip_interface(address).ip)
-    except ValueError:
+        return mac_for(*addresses.split(","))
+    except (ValueError, IndexError):
         return ""

@@ -103,7 +103,7 @@ def _allocate_on_node(config, index, barrier, node, results):
                                                          "end": "10.22.0.57"}}),
                 config, f"/nonexistent/{node}", node)
     barrier.wait()
-    lease = ipam.allocate(owner(index if node == "node-a" else 100 + index), 22)
+    (lease,) = ipam.allocate(owner(index if node == "node-a" else 100 + index), 22)
     results.put((node, index, str(lease.address.ip)))
 
 
@@ -291,9 +291,10 @@ def test_a_pin_moves_the_pod_to_its_vlan_and_address(tmp_path, etcd_config):
     pin = ipam.pinned(me.namespace, me.pod)
     assert pin == Pin(30, ipaddress.ip_interface("10.30.0.77/24"))
     assert pin is not None and pin.address is not None
-    lease = ipam.allocate(me, pin.vlan, Request(pin.address.ip, pinned=True))  # the name says 22; the pin says 30
+    asked = (Request(pin.address.ip, pinned=True),)
+    (lease,) = ipam.allocate(me, pin.vlan, asked)  # the name says 22; the pin says 30
     assert (lease.network, str(lease.address)) == ("v30", "10.30.0.77/24")
-    assert ipam.allocate(me, pin.vlan, Request(pin.address.ip, pinned=True)) == lease  # again: the same lease
+    assert ipam.allocate(me, pin.vlan, asked) == [lease]  # again: the same lease
     assert ipam.release(me, "v30") is True
 
 

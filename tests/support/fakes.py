@@ -102,6 +102,7 @@ class FakeHost:
         self.containers: dict[str, int] = {}  # Docker id -> PID, as pipework finds them
         self.calls: list[str] = []
         self.announced: list[tuple[str, str, list[str]]] = []
+        self.ipv6_defaults: dict[str, tuple[str, str]] = {}  # pod netns -> (disable, dad)
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ip = FakeIp(self)
@@ -190,9 +191,6 @@ class FakeIp:
     def set_mtu(self, netns: str, ifname: str, host_ifname: str, mtu: int) -> None:
         self.host.step("ip:mtu")
 
-    def add_route(self, netns: str, ifname: str, destination: str,
-                  gateway: str | None) -> None:
-        self.host.step("ip:route")
 
     def add_veth(self, host_ifname: str, netns: str, ifname: str, mac: str,
                  mtu: int | None) -> None:
@@ -202,12 +200,23 @@ class FakeIp:
         self.host.links.add(host_ifname)
         self.host.peers[host_ifname] = (netns, ifname)
 
+    def enable_ipv6(self, netns: str, ifname: str) -> None:
+        self.host.step("ip:ipv6")
+
+    def ipv6_defaults(self, netns: str, values: tuple[str, str] | None = None
+                      ) -> tuple[str, str]:
+        self.host.step("ip:ipv6-defaults")
+        before = self.host.ipv6_defaults.get(netns, ("1", "1"))
+        if values is not None:
+            self.host.ipv6_defaults[netns] = values
+        return before
+
     def in_pod(self, netns: str, commands: list[str]) -> None:
         self.host.step("ip:batch")
         for command in commands:
             words = command.split()
             if words[:2] == ["addr", "add"]:
-                self.host.addresses[(netns, words[4])] = [words[2]]
+                self.host.addresses.setdefault((netns, words[4]), []).append(words[2])
 
 
 class FakePipework:
@@ -217,10 +226,18 @@ class FakePipework:
     def __init__(self, host: FakeHost) -> None:
         self.host = host
         self.runs: list[list[str]] = []
+        self.upstream = False  # which generation's usage text it prints
+
+    def generation(self, program: str) -> str:
+        return "upstream" if self.upstream else "2015"
 
     def attach(self, program: str, args: list[str], timeout: float, quiet_dir: str) -> None:
         self.runs.append(list(args))
-        bridge, _, ifname, _, host_if, container, address, mac_vlan = args
+        bridge, _, ifname, _, host_if, *rest = args
+        container, address, mac_vlan = rest[-3:]
+        if "/" in address and ":" in address.split("/")[0]:  # IPv6: its defaults must be on
+            assert self.host.ipv6_defaults.get(f"/proc/{self.host.containers[container]}"
+                                               "/ns/net") == ("0", "0"), "IPv6 is off"
         pid = self.host.containers[container]
         self.host.step("pipework:veth")
         self.host.links.add(host_if)

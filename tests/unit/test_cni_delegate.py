@@ -10,7 +10,7 @@ import pytest
 from plugin.frontends.cni import env as cni_env
 from plugin.frontends.cni import netconf
 from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses, parse_result
-from plugin.ipam.model import Owner
+from plugin.ipam.model import Owner, Route
 from plugin.frontends.cni.errors import CniError
 
 FAKE = """#!{python}
@@ -61,9 +61,10 @@ def test_add_speaks_the_newest_version_the_plugin_knows_with_the_same_environmen
     make, calls = fake
     make()
     answer = delegate(tmp_path, CNI_ARGS="K8S_POD_NAME=web").add()
-    assert answer.address == ipaddress.ip_interface("10.5.0.2/24")
+    assert answer.addresses == ((ipaddress.ip_interface("10.5.0.2/24"),
+                                 ipaddress.ip_address("10.5.0.1")),)
     assert answer.dns == {"nameservers": ["10.5.0.53"]}
-    assert answer.routes == ({"dst": "10.6.0.0/16"},)
+    assert answer.routes == (Route(ipaddress.ip_network("10.6.0.0/16")),)
     version, add = calls()
     assert version["env"]["CNI_COMMAND"] == "VERSION"
     assert add["stdin"]["cniVersion"] == "1.0.0" and add["stdin"]["ipam"] == {"type": "fake-ipam"}
@@ -72,9 +73,20 @@ def test_add_speaks_the_newest_version_the_plugin_knows_with_the_same_environmen
 
 def test_the_lease_carries_the_gateway_only_as_a_default_route_asked_for(tmp_path, fake):
     answer = parse_result("x", ADDED)
-    assert answer.lease("n", 1400, default_gateway=False).gateway is None
-    lease = answer.lease("n", 1400, default_gateway=True)
+    assert answer.leases("n", 1400, default_gateway=False)[0].gateway is None
+    (lease,) = answer.leases("n", 1400, default_gateway=True)
     assert str(lease.gateway) == "10.5.0.1" and lease.mtu == 1400 and lease.network == "n"
+    assert lease.routes == answer.routes  # the IPAM plugin's routes are installed
+
+
+def test_one_address_per_family_each_with_its_routes():
+    answer = parse_result("x", {"ips": [{"address": "10.0.0.2/24", "gateway": "10.0.0.1"},
+                                        {"address": "fd00::2/64", "gateway": "fd00::1"}],
+                                "routes": [{"dst": "10.9.0.0/16"}, {"dst": "fd09::/48"}]})
+    v4, v6 = answer.leases("n", None, default_gateway=False)
+    assert (str(v4.address), str(v6.address)) == ("10.0.0.2/24", "fd00::2/64")
+    assert [str(r.destination) for r in v6.routes] == ["fd09::/48"]
+    assert answer.gateways() == ("10.0.0.1", "fd00::1")
 
 
 def test_plugin_errors_keep_their_code(tmp_path, fake):
@@ -87,7 +99,8 @@ def test_plugin_errors_keep_their_code(tmp_path, fake):
 
 @pytest.mark.parametrize("add,status,code", [
     ("Traceback: boom", 2, 1004), ("not json", 0, 1004), ("{}", 0, 1004),
-    (json.dumps({"ips": [{"address": "10.0.0.2/24"}, {"address": "fd00::2/64"}]}), 0, 2),
+    (json.dumps({"ips": [{"address": "10.0.0.2/24"}, {"address": "10.0.0.3/24"}]}), 0, 2),
+    (json.dumps({"ips": [{"address": "10.0.0.2/24"}], "routes": [{"dst": "x"}]}), 0, 1004),
     (json.dumps({"ips": [{"address": "nonsense"}]}), 0, 1004)])
 def test_unusable_answers(tmp_path, fake, add, status, code):
     make, _ = fake

@@ -61,7 +61,7 @@ def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
     assert marks.Marks.read(port.external_ids) == record.marks("n1")
     assert host.addresses[(SANDBOX.netns, "eth1")] == [record.address] == leases(c)
     assert c.records.load(ID) == [record]
-    assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:route") == 1
+    assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:batch") == 1  # routes
     assert host.announced == [(SANDBOX.netns, "eth1", [record.address])]  # once, at the end
     assert host.calls[-1] == "announce"
 
@@ -74,7 +74,7 @@ def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
 
 
 @pytest.mark.parametrize("step", ["pipework:veth", "pipework:port", "pipework:address",
-                                  "ovs:plug", "ip:mtu", "ip:route", "ip:addresses",
+                                  "ovs:plug", "ip:mtu", "ip:batch", "ip:addresses",
                                   "announce"])
 def test_a_failure_at_any_step_leaves_nothing(tmp_path, host, step):
     c = core(tmp_path, host)
@@ -200,3 +200,53 @@ def test_the_netns_plumber_leaves_nothing_when_a_step_fails(tmp_path, host, step
         c.attach(CRI, [want("eth0")], NETNS)
     assert host.leftovers() == [] and leases(c) == [] and c.records.load(CRI.infra_id) == []
 
+
+
+DUAL = {"name": "pods", "vlans": "all", "subnets": [
+    {"subnet": "10.9.0.0/29", "gateway": "10.9.0.1"}, "fd00:9::/64"]}
+V6 = {"name": "pods6", "vlans": "all", "subnet": "fd00:6::/64", "gateway": "fd00:6::1"}
+
+
+def test_a_dual_stack_pod_gets_ipv4_from_pipework_and_ipv6_from_the_plugin(tmp_path, host):
+    c = core(tmp_path, host, networks=[DUAL])
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    assert record.addresses == ("10.9.0.2/29", "fd00:9::1/64")  # no IPv6 gateway
+    assert record.mac == "0a:58:0a:09:00:02"  # from the IPv4 address
+    (run,) = host.pipework.runs
+    assert run[-2:] == ["10.9.0.2/29@10.9.0.1", "0a:58:0a:09:00:02@22"] and "-a" not in run
+    assert host.addresses[(SANDBOX.netns, "eth1")] == ["10.9.0.2/29", "fd00:9::1/64"]
+    assert "ip:ipv6" in host.calls and host.ipv6_defaults == {}  # the interface, not defaults
+    assert host.announced == [(SANDBOX.netns, "eth1", ["10.9.0.2/29", "fd00:9::1/64"])]
+    assert c.detach(POD) and leases(c) == [] and host.leftovers() == []
+
+
+@pytest.mark.parametrize("upstream", [False, True])
+def test_an_ipv6_only_pod_gets_ipv6_defaults_for_the_pipework_call_only(tmp_path, host,
+                                                                        upstream):
+    host.pipework.upstream = upstream
+    c = core(tmp_path, host, networks=[V6])
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    assert record.addresses == ("fd00:6::2/64",) and record.mac == "0a:58:00:00:00:02"
+    (run,) = host.pipework.runs
+    assert run[-2:] == ["fd00:6::2/64@fd00:6::1", "0a:58:00:00:00:02@22"]
+    assert (run[5:7] == ["-a", "6"]) == upstream  # only upstream's pipework takes -a
+    assert host.ipv6_defaults == {SANDBOX.netns: ("1", "1")}  # put back as they were
+    c.detach(POD)
+
+
+def test_ipv6_defaults_are_put_back_when_pipework_fails(tmp_path, host):
+    c = core(tmp_path, host, networks=[V6])
+    host.fail_at("pipework:address")
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want()], SANDBOX)
+    assert host.ipv6_defaults == {SANDBOX.netns: ("1", "1")}
+    assert host.leftovers() == [] and leases(c) == []
+
+
+def test_the_netns_plumber_gives_both_families_in_one_batch(tmp_path, host):
+    c = core(tmp_path, host, networks=[DUAL])
+    (record,) = c.attach(CRI, [want("eth0")], NETNS)
+    assert host.addresses[(NETNS.netns, "eth0")] == list(record.addresses)
+    assert host.calls.count("ip:batch") == 1 and "ip:ipv6" in host.calls
+    c.detach(CRI)
+    assert host.leftovers() == [] and leases(c) == []

@@ -91,7 +91,7 @@ def test_a_pin_gives_the_primary_interface_its_vlan_and_address_only():
     pin = Pin(30, ipaddress.ip_interface("10.30.0.7/24"))
     asked = []
     wants = plan(config, pod, lambda ns, name: asked.append((ns, name)) or pin)
-    assert [(w.interface, w.vlan, w.address) for w in wants] == [
-        ("eth1", 30, pin.address), ("eth2", 300, None)]
+    assert [(w.interface, w.vlan, w.addresses, w.pinned) for w in wants] == [
+        ("eth1", 30, (pin.address,), True), ("eth2", 300, (), False)]
     assert asked == [("ns", "22-web")]  # read once per setup
     assert [w.vlan for w in plan(config, pod, lambda ns, name: None)] == [22, 300]

@@ -39,6 +39,27 @@ class Sandbox:
     netns_id: str = ""  # "device:inode" of `netns` when it was chosen (netns plumber)
 
 
+def addressing(ifname: str, leases: list["Lease"], gateways: tuple[str, ...]) -> list[str]:
+    """`ip` commands (run inside the pod) that give `ifname` these addresses, and each
+    family's default route where a gateway is given (as pipework's ADDR@GATEWAY does).
+    IPv6 addresses skip duplicate address detection: usable when setup returns."""
+    commands = []
+    for lease, gateway in zip(leases, gateways):
+        nodad = " nodad" if lease.address.version == 6 else ""
+        commands.append(f"addr add {lease.address} dev {ifname}{nodad}")
+        if gateway:
+            default = "default" if lease.address.version == 4 else "::/0"
+            commands.append(f"route replace {default} via {gateway} dev {ifname}")
+    return commands
+
+
+def routing(ifname: str, leases: list["Lease"]) -> list[str]:
+    """`ip` commands for the networks' own routes (after the addresses: on-link gateways)."""
+    return [f"route replace {route.destination}"
+            f"{f' via {route.gateway}' if route.gateway else ''} dev {ifname}"
+            for lease in leases for route in lease.routes]
+
+
 def still_there(netns: str, netns_id: str) -> bool:
     """The namespace a record names is still the one at its path: device and inode are
     both the same (a path comes back with a reused PID, and inodes are reused too)."""
@@ -68,9 +89,10 @@ class Plumber:
         self.ip = ip
         self.announce = announcer
 
-    def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
+    def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
-        """Attach `record` in `sandbox`; every step pushes its undo before it runs.
+        """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step
+        pushes its undo before it runs.
 
         `stale`: an earlier attempt for this container recorded this interface, so a
         port of that name may be left in OVSDB.
@@ -149,14 +171,15 @@ class Plumber:
                 self.ip.delete_link(name)
         return marked
 
-    def _check(self, sandbox: Sandbox, record: Attachment, lease: "Lease") -> None:
-        """After plugging: the address is on the pod's interface, the host veth exists."""
+    def _check(self, sandbox: Sandbox, record: Attachment) -> None:
+        """After plugging: the addresses are on the pod's interface, the host veth exists."""
         ifname, port = record.interface, record.port
         found = self.ip.container_addresses(sandbox.netns, ifname)
-        if str(lease.address) not in found:
+        missing = [a for a in record.addresses if a not in found]
+        if missing:
             raise BackendError(
-                f"after plugging, {ifname} in the container has {found or 'no address'}, "
-                f"not {lease.address}", "see the plugin log for the commands' output")
+                f"after plugging, {ifname} in the pod has {found or 'no address'}, "
+                f"not {', '.join(missing)}", "see the plugin log for the commands' output")
         if not self.ip.link_exists(port):
             raise BackendError(f"after plugging, host veth {port} does not exist",
                                "see the plugin log for the commands' output")

@@ -5,18 +5,17 @@ bind-mounted before the sandbox has any process, and a container id Docker has
 never seen; pipework needs a container name or a PID, so it cannot serve them.
 This plumber builds the same result through the same wrappers: the veth pair
 with the same host-side name, its peer made directly inside the namespace with
-the pod's interface name and MAC, the address, routes and link up in one `ip`
-process inside, the OVS port with its tag and marks in one transaction, the
-announcement.
+the pod's interface name and MAC, the addresses (IPv6 without duplicate address
+detection), routes and link up in one `ip` process inside, the OVS port with its
+tag and marks in one transaction, the announcement.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
 
 from pipework_wrapper.ovs import Port
-from plugin.core.plumbing.base import Plumber, Sandbox, Undo
+from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, routing
 from plugin.core.records import Attachment
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 class NetnsPlumber(Plumber):
     name = "netns"
 
-    def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
+    def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
         port, ifname = record.port, record.interface
         if stale or self.ip.link_exists(port):  # named from this container: ours to clear
@@ -34,26 +33,16 @@ class NetnsPlumber(Plumber):
             self.ip.delete_link(port)
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the peer inside goes with it
-        self.ip.add_veth(port, sandbox.netns, ifname, record.mac, lease.mtu)
-        self.ip.in_pod(sandbox.netns, _inside(record, lease))
+        self.ip.add_veth(port, sandbox.netns, ifname, record.mac, leases[0].mtu)
+        if any(lease.address.version == 6 for lease in leases):
+            self.ip.enable_ipv6(sandbox.netns, ifname)
+        self.ip.in_pod(sandbox.netns, [f"link set dev {ifname} up",
+                                       *addressing(ifname, leases, record.gateways),
+                                       *routing(ifname, leases)])
         self.ovs.plug(record.bridge, port, record.vlan,
                       record.marks(self.config.node_name).external_ids())
-        self._check(sandbox, record, lease)
-        self.announce(sandbox.netns, ifname, [record.address])
+        self._check(sandbox, record)
+        self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
         return self._remove(infra_id, ports, only)
-
-
-def _inside(record: Attachment, lease: "Lease") -> list[str]:
-    """The `ip` commands that finish the pod's side: address, link up, routes. A gateway
-    makes the default route, as pipework's ADDR@GATEWAY does."""
-    ifname = record.interface
-    nodad = " nodad" if ipaddress.ip_interface(record.address).version == 6 else ""
-    commands = [f"addr add {record.address} dev {ifname}{nodad}", f"link set dev {ifname} up"]
-    if record.gateway:
-        commands.append(f"route replace default via {record.gateway} dev {ifname}")
-    for route in lease.routes:
-        via = f" via {route.gateway}" if route.gateway else ""
-        commands.append(f"route replace {route.destination}{via} dev {ifname}")
-    return commands

@@ -5,6 +5,12 @@ it, addresses it and adds the OVS port with its tag; the plugin chooses the
 host-side name (hashed from the container and interface, so a reused PID or
 pipework's substring match of port names cannot hand the pod a stale port),
 then marks the port in one OVSDB transaction and checks the result.
+
+pipework gives an interface one address. A dual-stack pod's IPv4 address goes
+to pipework and the plugin adds the IPv6 one itself (IPv6 turned on for that
+interface, without duplicate address detection); for an IPv6-only pod the
+plugin turns IPv6 on, and detection off, as the pod's defaults for the pipework
+call only (Docker turns IPv6 off in its containers), and puts them back.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipework_wrapper import iproute, pipework
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core.plumbing.base import Plumber, Sandbox, Undo
+from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, routing
 from plugin.core.records import Attachment
 
 if TYPE_CHECKING:
@@ -30,9 +36,9 @@ class PipeworkPlumber(Plumber):
         super().__init__(config, ovs, ip, **wrappers)
         self.pipework = runner
 
-    def plug(self, sandbox: Sandbox, record: Attachment, lease: "Lease", push: Undo,
+    def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
-        port = record.port
+        port, ifname = record.port, record.interface
         if stale or self.ip.link_exists(port):
             # Named from this container's id: nothing else can own it. Left in place it
             # would make pipework refuse ("exists and is up") or skip add-port.
@@ -43,20 +49,45 @@ class PipeworkPlumber(Plumber):
         push(lambda: self.ip.delete_link(port))
         if not netns_existed:
             push(lambda: self.ip.remove_netns_link(sandbox.pid))
-        self.pipework.attach(self.config.pipework, pipework.argv(
-            record.bridge, sandbox.container, record.interface, port, record.address,
-            record.vlan, gateway=record.gateway or None, mac=record.mac),
-            self.config.pipework_timeout,
-            quiet_dir=os.path.join(self.config.state_dir, "quiet-arping"))
+        first = next((i for i, lease in enumerate(leases) if lease.address.version == 4), 0)
+        self._pipework(sandbox, record, leases[first].address.version, push,
+                       record.addresses[first], record.gateways[first])
         self.ovs.plug(record.bridge, port, record.vlan,
                       record.marks(self.config.node_name).external_ids())
-        if lease.mtu:  # what pipework does not do: MTU, the network's routes
-            self.ip.set_mtu(sandbox.netns, record.interface, port, lease.mtu)
-        for route in lease.routes:
-            self.ip.add_route(sandbox.netns, record.interface, str(route.destination),
-                              str(route.gateway) if route.gateway else None)
-        self._check(sandbox, record, lease)
-        self.announce(sandbox.netns, record.interface, [record.address])
+        if leases[0].mtu:  # what pipework does not do: MTU, the other family, routes
+            self.ip.set_mtu(sandbox.netns, ifname, port, leases[0].mtu)
+        rest = [i for i in range(len(leases)) if i != first]
+        if rest:
+            self.ip.enable_ipv6(sandbox.netns, ifname)
+        commands = addressing(ifname, [leases[i] for i in rest],
+                              tuple(record.gateways[i] for i in rest)) + routing(ifname, leases)
+        if commands:
+            self.ip.in_pod(sandbox.netns, commands)
+        self._check(sandbox, record)
+        self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
         return self._remove(infra_id, ports, only)
+
+    def _pipework(self, sandbox: Sandbox, record: Attachment, family: int, push: Undo,
+                  address: str, gateway: str) -> None:
+        """pipework with one address; for an IPv6 one, under the pod's IPv6 defaults turned
+        on for the call (and `-a 6` for upstream's pipework, which otherwise runs ip -4)."""
+        args = pipework.argv(
+            record.bridge, sandbox.container, record.interface, record.port, address,
+            record.vlan, gateway=gateway or None, mac=record.mac,
+            family=6 if family == 6 and self.pipework.generation(
+                self.config.pipework) == "upstream" else None)
+        quiet = os.path.join(self.config.state_dir, "quiet-arping")
+        if family == 4:
+            self.pipework.attach(self.config.pipework, args, self.config.pipework_timeout,
+                                 quiet_dir=quiet)
+            return
+        before = self.ip.ipv6_defaults(sandbox.netns, ("0", "0"))
+        push(lambda: self.ip.ipv6_defaults(sandbox.netns, before))
+        try:
+            self.pipework.attach(self.config.pipework, args, self.config.pipework_timeout,
+                                 quiet_dir=quiet)
+        finally:
+            self.ip.ipv6_defaults(sandbox.netns, before)
+

@@ -34,8 +34,8 @@ def add(call: Call) -> dict[str, Any]:
     ref = PodRef(who.namespace, who.pod, env.container_id)
     record = core.attach(ref, [_want(call, ref)], sandbox)[0]
     answer = delegated.answer if delegated else None
-    gateway = str(answer.gateway or "") if answer else record.gateway
-    return result.success(conf.cni_version, record, env.netns, host_link(record.port), gateway,
+    return result.success(conf.cni_version, record, env.netns, host_link(record.port),
+                          answer.gateways() if answer else record.gateways,
                           (answer.dns if answer else None) or conf.dns, conf.prev_result)
 
 
@@ -59,15 +59,16 @@ def check(call: Call) -> None:
         inside = iproute.pod_link(sandbox.netns, env.ifname)
         if inside is None:
             problems.append(f"{sandbox.netns} has no interface {env.ifname}")
-        elif record.address not in inside.addresses or inside.mac != record.mac:
+        elif not set(record.addresses) <= set(inside.addresses) or inside.mac != record.mac:
             problems.append(f"{env.ifname} in the pod has {list(inside.addresses) or 'no address'}"
-                            f" and MAC {inside.mac}, not {record.address} and {record.mac}")
+                            f" and MAC {inside.mac}, not {', '.join(record.addresses)} and "
+                            f"{record.mac}")
         if record.plumber != sandbox.plumber:
             problems.append(f"ADD used the {record.plumber} plumber, this namespace the "
                             f"{sandbox.plumber} one")
-        if record.address not in expected.addresses:
+        if set(record.addresses) != set(expected.addresses):
             problems.append(f"prevResult gives {env.ifname} {list(expected.addresses)}, "
-                            f"the attachment has {record.address}")
+                            f"the attachment has {list(record.addresses)}")
         if expected.mac and expected.mac != record.mac:
             problems.append(f"prevResult gives MAC {expected.mac}, the attachment has "
                             f"{record.mac}")
@@ -108,11 +109,11 @@ def _want(call: Call, ref: PodRef) -> Want:
     else:
         # Pins come from vlanpipe's allocators even when an IPAM plugin gives the address.
         want = plan(call.config, ref, Allocators.for_config(call.config).pinned)[0]
-    if want.address is None and not call.config.cni.allows_vlan(want.vlan):
+    if not want.pinned and not call.config.cni.allows_vlan(want.vlan):
         raise CniError(INVALID_CONFIG, f"VLAN {want.vlan} (from the "
                        f"{'pod' if conf.request.vlan is not None else 'network config'}) is not "
                        "one this node lets networks use",
                        "use another VLAN, or ask the node's administrator (cni.vlans)")
-    address = want.address or (None if conf.ipam_type else conf.request.address)
-    return replace(want, address=address, mac=conf.request.mac, mtu=conf.mtu,
+    addresses = want.addresses or (() if conf.ipam_type else conf.request.addresses)
+    return replace(want, addresses=addresses, mac=conf.request.mac, mtu=conf.mtu,
                    cni_network=conf.name)

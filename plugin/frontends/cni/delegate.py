@@ -24,24 +24,31 @@ from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
 from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Request
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Request, Route
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
 
 @dataclass(frozen=True)
 class IpamResult:
-    address: IPInterface
-    gateway: IPAddress | None
-    routes: tuple[Mapping[str, Any], ...]
+    """What an IPAM plugin gave: one address per family, each with its gateway; routes."""
+
+    addresses: tuple[tuple[IPInterface, IPAddress | None], ...]
+    routes: tuple[Route, ...]
     dns: Mapping[str, Any]
 
-    def lease(self, network: str, mtu: int | None, default_gateway: bool) -> Lease:
-        """The lease the core plugs in. pipework makes any gateway it is given the pod's
-        default route, so the gateway goes along only when the config asks for that
-        (isDefaultGateway), as the reference bridge plugin does."""
-        return Lease(network=network, address=self.address,
-                     gateway=self.gateway if default_gateway else None, mtu=mtu)
+    def gateways(self) -> tuple[str, ...]:
+        return tuple(str(gateway or "") for _, gateway in self.addresses)
+
+    def leases(self, network: str, mtu: int | None, default_gateway: bool) -> list[Lease]:
+        """The leases the core plugs in, with the routes of each family. A gateway becomes
+        the pod's default route only when the config asks (isDefaultGateway), as the
+        reference bridge plugin does."""
+        return [Lease(network=network, address=address,
+                      gateway=gateway if default_gateway else None, mtu=mtu,
+                      routes=tuple(r for r in self.routes
+                                   if r.destination.version == address.version))
+                for address, gateway in self.addresses]
 
 
 class Delegate:
@@ -147,10 +154,11 @@ class DelegatedAddresses:
     def network_name(self, vlan: int) -> str:
         return self.delegate.conf.name
 
-    def allocate(self, owner: Owner, vlan: int, requested: Request | None = None) -> Lease:
+    def allocate(self, owner: Owner, vlan: int,
+                 requested: tuple[Request, ...] = ()) -> list[Lease]:
         conf = self.delegate.conf
         self.answer = self.delegate.add()
-        return self.answer.lease(conf.name, conf.mtu, conf.default_gateway)
+        return self.answer.leases(conf.name, conf.mtu, conf.default_gateway)
 
     def release(self, owner: Owner, network: str = "") -> bool:
         self.delegate.delete(owner.infra_id, owner.interface)
@@ -162,27 +170,44 @@ class DelegatedAddresses:
 
 
 def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
-    """The one address an IPAM result holds, with its gateway, routes and DNS."""
+    """The addresses an IPAM result holds (one per family), with gateways, routes and DNS."""
     answer = answer or {}
     ips = answer.get("ips")
     if not isinstance(ips, list) or not ips:
         raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned no address",
                        "check its configuration (ranges, subnet)")
-    if len(ips) > 1:
-        given = ", ".join(str(ip.get("address")) for ip in ips if isinstance(ip, dict))
+    addresses = []
+    for ip in ips:
+        try:
+            address = ipaddress.ip_interface(ip["address"])
+            gateway = ipaddress.ip_address(ip["gateway"]) if ip.get("gateway") else None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
+                           f"address {ip!r}", "check the IPAM plugin") from None
+        addresses.append((address, gateway))
+    if len({a.version for a, _ in addresses}) != len(addresses):
+        given = ", ".join(str(a) for a, _ in addresses)
         raise CniError(UNSUPPORTED_FIELD, f"IPAM plugin {kind} returned {len(ips)} addresses "
-                       f"({given})",
-                       "vlanpipe gives an interface one address: configure one range in ipam")
-    try:
-        address = ipaddress.ip_interface(ips[0]["address"])
-        gateway = ipaddress.ip_address(ips[0]["gateway"]) if ips[0].get("gateway") else None
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable address "
-                       f"{ips[0]!r}", "check the IPAM plugin") from None
+                       f"({given})", "vlanpipe gives an interface one address per family: "
+                       "configure one range of each family in ipam")
     routes, dns = answer.get("routes") or [], answer.get("dns") or {}
-    return IpamResult(address, gateway,
-                      tuple(r for r in routes if isinstance(r, dict)) if isinstance(routes, list)
-                      else (), dns if isinstance(dns, dict) else {})
+    return IpamResult(tuple(addresses), _routes(kind, routes),
+                      dns if isinstance(dns, dict) else {})
+
+
+def _routes(kind: str, routes: Any) -> tuple[Route, ...]:
+    if not isinstance(routes, list):
+        return ()
+    found = []
+    for route in routes:
+        try:
+            gateway = route.get("gw")
+            found.append(Route(ipaddress.ip_network(route["dst"], strict=False),
+                               ipaddress.ip_address(gateway) if gateway else None))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
+                           f"route {route!r}", "check the IPAM plugin") from None
+    return tuple(found)
 
 
 def _failure(kind: str, command: str, status: int, answer: Mapping[str, Any] | None,

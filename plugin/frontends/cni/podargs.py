@@ -24,7 +24,7 @@ _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 @dataclass(frozen=True)
 class PodRequest:
     vlan: int | None = None
-    address: IPInterface | None = None
+    addresses: tuple[IPInterface, ...] = ()
     mac: str | None = None
 
 
@@ -35,7 +35,7 @@ def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) 
                 return f"{where}.{key}", source[key]
         return key, None
 
-    return PodRequest(vlan=_vlan(*pick("vlan")), address=_address(*pick("ips")),
+    return PodRequest(vlan=_vlan(*pick("vlan")), addresses=_addresses(*pick("ips")),
                       mac=_mac(*pick("mac")))
 
 
@@ -48,20 +48,24 @@ def _vlan(key: str, value: Any) -> int | None:
         raise _invalid(key, value, str(exc)) from None
 
 
-def _address(key: str, value: Any) -> IPInterface | None:
+def _addresses(key: str, value: Any) -> tuple[IPInterface, ...]:
+    """Addresses asked for: at most one per family (a dual-stack network gives both)."""
     if value is None or value == []:
-        return None
+        return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _invalid(key, value, 'must be a list of addresses like ["10.0.0.5/24"]')
-    if len(value) > 1:
-        raise CniError(UNSUPPORTED_FIELD, f"{key} = {value!r} lists more than one address",
-                       "vlanpipe gives an interface one address: ask for one")
-    if "/" not in value[0]:
-        raise _invalid(key, value, "needs a prefix length, as in 10.0.0.5/24")
-    try:
-        return ipaddress.ip_interface(value[0].strip())
-    except ValueError:
-        raise _invalid(key, value, "is not an address with a prefix length") from None
+    found = []
+    for text in value:
+        if "/" not in text:
+            raise _invalid(key, value, "needs a prefix length, as in 10.0.0.5/24")
+        try:
+            found.append(ipaddress.ip_interface(text.strip()))
+        except ValueError:
+            raise _invalid(key, value, "is not an address with a prefix length") from None
+    if len({a.version for a in found}) != len(found):
+        raise CniError(UNSUPPORTED_FIELD, f"{key} = {value!r} lists more than one address "
+                       "of a family", "vlanpipe gives an interface one address per family")
+    return tuple(found)
 
 
 def _mac(key: str, value: Any) -> str | None:

@@ -27,30 +27,33 @@ class Expected:
     mac: str
 
 
-def success(version: str, record: Attachment, sandbox: str, host: HostLink, gateway: str,
-            dns: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def success(version: str, record: Attachment, sandbox: str, host: HostLink,
+            gateways: tuple[str, ...], dns: Mapping[str, Any],
+            previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ADD result: `previous` (a chained prevResult) passed through, ours appended.
 
-    `gateway` is the subnet's gateway as the IPAM reported it; a default route
-    is listed only when pipework set one (the record has a gateway).
+    One IP per address of the record (one per family), each with the subnet's gateway
+    as the IPAM reported it (`gateways`); a default route is listed for a family only
+    where the plugin set one (the record has a gateway for it).
     """
     previous = previous or {}
     with_mtu = versions.at_least(version, "1.1.0") and host.mtu is not None
     interfaces = [*previous.get("interfaces", []),
                   _interface(host.name, host.mac, None, host.mtu if with_mtu else None),
                   _interface(record.interface, record.mac, sandbox, host.mtu if with_mtu else None)]
-    address = ipaddress.ip_interface(record.address)
-    ip: dict[str, Any] = {"address": record.address}
-    if versions.has_ip_version(version):
-        ip = {"version": str(address.version), **ip}
-    if gateway:
-        ip["gateway"] = gateway
-    ip["interface"] = len(interfaces) - 1
-    routes = list(previous.get("routes", []))
-    if record.gateway:
-        routes.append({"dst": DEFAULT_ROUTE[address.version], "gw": record.gateway})
-    return {"cniVersion": version, "interfaces": interfaces,
-            "ips": [*previous.get("ips", []), ip], "routes": routes,
+    ips, routes = list(previous.get("ips", [])), list(previous.get("routes", []))
+    for text, gateway, default in zip(record.addresses, gateways, record.gateways):
+        family = ipaddress.ip_interface(text).version
+        ip: dict[str, Any] = {"address": text}
+        if versions.has_ip_version(version):
+            ip = {"version": str(family), **ip}
+        if gateway:
+            ip["gateway"] = gateway
+        ip["interface"] = len(interfaces) - 1
+        ips.append(ip)
+        if default:
+            routes.append({"dst": DEFAULT_ROUTE[family], "gw": default})
+    return {"cniVersion": version, "interfaces": interfaces, "ips": ips, "routes": routes,
             "dns": dict(previous.get("dns") or dns)}
 
 

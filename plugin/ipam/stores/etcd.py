@@ -44,7 +44,7 @@ class EtcdStore:
                  node: str = "") -> None:
         self.network = network
         self.etcd = etcd
-        self.base = f"{prefix}/ipam/{network.name}/"
+        self.base = f"{prefix}/ipam/{network.key}/"
         self.node_key = f"{prefix}/nodes/{node}" if node else ""
 
     def _address_key(self, address: IPAddress) -> str:

@@ -40,7 +40,7 @@ class FileStore:
     def __init__(self, network: NetworkConfig, state_dir: str, lock_timeout: float = 10.0) -> None:
         self.network = network
         self.top = os.path.join(state_dir, "ipam")
-        self.root = os.path.join(self.top, network.name)
+        self.root = os.path.join(self.top, network.key)
         self.lock_timeout = lock_timeout
 
     def _path(self, *parts: str) -> str:

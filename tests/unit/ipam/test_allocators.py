@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from plugin.errors import AllocationError, ConfigError
+from plugin.errors import AddressRefused, AllocationError, ConfigError
 from plugin.ipam.allocators import Allocators
+from plugin.ipam.model import Request
 from tests.support.ipamdata import networks, owner
 
 LOCAL22 = {"name": "v22", "vlans": [22, "24-25"], "subnet": "10.22.0.0/24", "gateway": "10.22.0.1"}
@@ -20,12 +23,32 @@ ETCD30 = {"name": "v30", "vlans": [30], "subnet": "10.30.0.0/24", "allocator": "
 def test_each_vlan_goes_to_its_network(tmp_path):
     ipam = Allocators(networks(LOCAL22, STATIC23, {"name": "rest", "vlans": "all",
                                              "subnet": "10.99.0.0/24"}), None, str(tmp_path), "n1")
-    assert [ipam.network_for(v).name for v in (22, 24, 23, 99)] == ["v22", "v22", "v23", "rest"]
-    assert str(ipam.allocate(owner(1), 22).address) == "10.22.0.2/24"
-    assert str(ipam.allocate(owner(2), 23).address) == "10.23.0.5/24"
-    assert str(ipam.allocate(owner(3), 99).address) == "10.99.0.1/24"
+    assert [ipam.network_name(v) for v in (22, 24, 23, 99)] == ["v22", "v22", "v23", "rest"]
+    assert str(ipam.allocate(owner(1), 22)[0].address) == "10.22.0.2/24"
+    assert str(ipam.allocate(owner(2), 23)[0].address) == "10.23.0.5/24"
+    assert str(ipam.allocate(owner(3), 99)[0].address) == "10.99.0.1/24"
     assert [lease.address for _, lease in ipam.leases() if _.infra_id == owner(1).infra_id] \
-        == [ipam.allocate(owner(1), 22).address]
+        == [ipam.allocate(owner(1), 22)[0].address]
+
+
+DUAL = {"name": "dual", "vlans": [40], "subnets": [
+    "10.40.0.0/24", {"subnet": "fd00:40::/64", "gateway": "fd00:40::1"}]}
+
+
+def test_a_dual_stack_network_gives_one_address_per_family_all_or_none(tmp_path):
+    ipam = Allocators(networks(DUAL), None, str(tmp_path), "n1")
+    v4, v6 = ipam.allocate(owner(1), 40)
+    assert (str(v4.address), str(v6.address)) == ("10.40.0.1/24", "fd00:40::2/64")
+    assert (v4.network, v6.network, str(v6.gateway)) == ("dual", "dual", "fd00:40::1")
+    asked = ipam.allocate(owner(2), 40, (Request(ipaddress.ip_address("fd00:40::99")),))
+    assert [str(lease.address) for lease in asked] == ["10.40.0.2/24", "fd00:40::99/64"]
+    assert sorted(os.listdir(tmp_path / "ipam")) == ["dual", "dual@6"]  # IPv4 keeps its store
+    with pytest.raises(AddressRefused, match="is IPv6; network v22 has no such subnet"):
+        Allocators(networks(LOCAL22), None, str(tmp_path), "n1").allocate(
+            owner(3), 22, (Request(ipaddress.ip_address("fd00::1")),))
+    assert ipam.release(owner(1), "dual") is True
+    assert [str(lease.address) for _, lease in ipam.leases()] == ["10.40.0.2/24",
+                                                                  "fd00:40::99/64"]
 
 
 def test_a_vlan_no_network_serves_is_a_clear_error(tmp_path):

@@ -105,7 +105,7 @@ def test_rules_across_networks(items, expected):
     ({"name": "a b"}, "a file name"),
     ({"name": "../x"}, "a file name"),
     ({"address": "10.22.0.5/24"}, "applies to allocator static only"),
-    ({"routes": [{"dst": "fd00::/8"}]}, "is not IPv4 like the network"),
+    ({"routes": [{"dst": "fd00::/8"}]}, "is IPv6, a family the network has not"),
     ({"routes": [{"dst": "10.0.0.0/8", "via": "10.22.0.1"}]}, "unknown key 'networks[0].routes[0].via'"),
     ({"gatway": "10.22.0.1"}, "unknown key 'networks[0].gatway'"),
     ({"subnet": "10.22.0.0/30", "gateway": "10.22.0.1", "exclude": ["10.22.0.2"]},
