@@ -16,7 +16,7 @@ from typing import Callable
 
 from plugin import names
 from plugin.calllog import CallLog
-from plugin.config.loader import check_private_dir
+from plugin.config.files import check_private_dir
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.plumbing import Plumber, Sandbox, plumbers

@@ -20,10 +20,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 
-from plugin import names
+from plugin.core import recordfile
 from plugin.core.marks import Marks
-
-KIND, VERSION = "vlanpipe.attachments", 1
+from plugin.core.recordfile import KIND, VERSION
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,11 @@ class RecordStore:
     """One file per container under `<state_dir>/attachments`, replaced atomically."""
 
     def __init__(self, state_dir: str) -> None:
-        self.directory = os.path.join(state_dir, "attachments")
+        self.state_dir = state_dir
+        self.directory = recordfile.directory(state_dir)
 
     def path(self, infra_id: str) -> str:
-        return os.path.join(self.directory, f"{names.state_key(infra_id)}.json")
+        return recordfile.path(self.state_dir, infra_id)
 
     def load(self, infra_id: str) -> list[Attachment]:
         """The container's records; none if there is no file or it cannot be read (which
@@ -163,19 +163,9 @@ class RecordStore:
 
 def _read(path: str) -> tuple[str, list[Attachment]]:
     """(container id, records) of one file; ValueError says why it cannot be used."""
-    with open(path, encoding="utf-8") as handle:
-        try:
-            body = json.load(handle)
-        except ValueError:
-            raise ValueError("not JSON") from None
-    if not isinstance(body, dict) or body.get("kind") != KIND:
-        raise ValueError(f"not a {KIND} record")
-    if body.get("version") != VERSION:
-        raise ValueError(f"version {body.get('version')!r}, this plugin reads {VERSION}")
-    infra_id, items = body.get("infra_id"), body.get("attachments")
+    infra_id, items = recordfile.read(path)
     known = {f.name for f in fields(Attachment)}
-    if not isinstance(infra_id, str) or not isinstance(items, list) or not all(
-            isinstance(i, dict) and set(i) <= known for i in items):
+    if not all(set(i) <= known for i in items):
         raise ValueError("malformed attachments")
     try:
         return infra_id, [Attachment(**{**item, "addresses": tuple(item.get("addresses", ())),

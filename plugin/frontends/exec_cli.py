@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
                            ContainerNotFound, DockerUnavailable, Failure, InputError, ToolFailed,
@@ -74,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(UsageError("init takes no arguments"))
     if command == "install":
         return _install(rest)
+    if command == "status":
+        from plugin.config.files import find
+        from plugin.frontends.status import answer_from_cache
+
+        if answer_from_cache(find(config_path, executable), rest):
+            return 0
     handler = COMMANDS.get(command)
     if handler is None:
         return _fail(UsageError(f"unknown command {command!r}"))
@@ -85,9 +91,9 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
     log = None
     try:
         from plugin.calllog import CallLog
-        from plugin.config import loader
+        from plugin.config import files, loader
 
-        config = loader.load(loader.find(config_path, executable))
+        config = loader.load(files.find(config_path, executable))
         log = CallLog(config.log_file, command, config.debug, started)
         log.phases["config"] = round((time.monotonic() - started) * 1000, 2)
         if command in POD_COMMANDS:
@@ -166,13 +172,13 @@ def cmd_teardown(config, log, rest: list[str]) -> None:
 
 
 def cmd_status(config, log, rest: list[str]) -> None:
+    from plugin.config.cache import facts
     from plugin.frontends import status
 
-    ip = status.pod_ip(config, *rest)
+    ip = status.pod_ip(facts(config), *rest)
     if ip:
         log.set(address=ip)
-        sys.stdout.write(json.dumps({"apiVersion": "v1beta1", "kind": "PodNetworkStatus",
-                                     "ip": ip}) + "\n")
+    status.answer(ip)
 
 
 def _install(rest: list[str]) -> int:

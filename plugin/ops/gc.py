@@ -19,6 +19,7 @@ from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs
 from plugin import locks, names
 from plugin.calllog import CallLog
+from plugin.config import cache
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.attach import Core
@@ -134,7 +135,8 @@ def _broken(config: Config, infra: str, interface: str) -> Callable[[], bool]:
 
 
 def _leftover_files(config: Config, dry_run: bool) -> list[str]:
-    """Files killed calls left in the state directory: unused pod locks, half-written records."""
+    """Files killed calls left: unused pod locks, half-written records and config cache
+    entries."""
     records = RecordStore(config.state_dir)
     actions = [f"remove unused lock {path}" for path in locks.sweep_unused(
         os.path.join(config.state_dir, "locks"), records.has, dry_run)]
@@ -145,4 +147,4 @@ def _leftover_files(config: Config, dry_run: bool) -> list[str]:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-    return actions
+    return actions + cache.sweep_half_written(dry_run, STALE_TEMP_SECONDS)

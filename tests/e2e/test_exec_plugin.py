@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -118,6 +119,27 @@ def test_status_prints_nothing_when_docker_reports_the_ip(tmp_path, bridge, cont
     assert plugin.ok("status", NS, "22-quiet", container.id).output == ""
     plugin.ok("teardown", NS, "22-quiet", container.id)
     assert plugin.ok("status", NS, "22-quiet", container.id).output == ""
+
+
+def test_status_reads_no_yaml_while_the_config_is_unchanged_and_sees_an_edit_at_once(
+        tmp_path, bridge, container):
+    """The kubelet's most frequent call: with config.yaml as a call last validated it,
+    status imports neither PyYAML nor the plugin's dataclasses, Docker SDK or plumbum."""
+    plugin = make_plugin(str(tmp_path), base_config(bridge))
+    plugin.ok("setup", NS, "22-fast", container.id)
+    with open(plugin.path, encoding="utf-8") as launcher:
+        interpreter = launcher.readline()[2:].split()[0]
+    proc = subprocess.run([interpreter, "-I", "-X", "importtime", plugin.path, "status", NS,
+                           "22-fast", container.id], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert proc.returncode == 0 and status_ip(proc.stdout), proc.stdout + proc.stderr
+    assert "plugin.frontends.status" in imported  # the hook saw the plugin's own imports
+    assert not imported & {"yaml", "dataclasses", "docker", "plumbum", "plugin.config.schema"}
+    plugin.configure({**base_config(bridge), "status": {"report": "docker"}})
+    assert plugin.ok("status", NS, "22-fast", container.id).output == ""
+    plugin.ok("teardown", NS, "22-fast", container.id)
 
 
 def test_stale_ports_named_like_ours_do_not_keep_their_tag(plugin, bridge, container):

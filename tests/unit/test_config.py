@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from plugin.config import files
 from plugin.config import loader as cfg
 from plugin.config.schema import parse
 from plugin.errors import ConfigError
@@ -95,30 +96,30 @@ def test_a_config_in_a_folder_others_can_write_is_refused(tmp_path):
 def test_the_state_directory_must_be_a_private_real_directory(tmp_path):
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
-    cfg.check_private_dir(str(state), "state_dir")
-    cfg.check_private_dir(str(tmp_path / "absent"), "state_dir")  # made later, 0700
+    files.check_private_dir(str(state), "state_dir")
+    files.check_private_dir(str(tmp_path / "absent"), "state_dir")  # made later, 0700
     link = tmp_path / "link"
     link.symlink_to(state)
     with pytest.raises(ConfigError, match="state_dir .*/link is a symlink"):
-        cfg.check_private_dir(str(link), "state_dir")
+        files.check_private_dir(str(link), "state_dir")
     os.chown(state, 1000, 1000)
     with pytest.raises(ConfigError, match="belongs to uid 1000"):
-        cfg.check_private_dir(str(state), "state_dir")
+        files.check_private_dir(str(state), "state_dir")
     os.chown(state, 0, 0)
     state.chmod(0o770)
     with pytest.raises(ConfigError, match="writable by users other than its owner"):
-        cfg.check_private_dir(str(state), "state_dir")
+        files.check_private_dir(str(state), "state_dir")
 
 
 def test_search_order(tmp_path, monkeypatch):
     beside = write(tmp_path, "bridge: beside\n")
     exe = str(tmp_path / "myplugin")
-    monkeypatch.delenv(cfg.ENV_VAR, raising=False)
-    monkeypatch.setattr(cfg, "SYSTEM_PATH", str(tmp_path / "none.yaml"))
-    assert cfg.find(None, exe) == beside
-    monkeypatch.setenv(cfg.ENV_VAR, "/from/env.yaml")
-    assert cfg.find(None, exe) == "/from/env.yaml"
-    assert cfg.find("/explicit.yaml", exe) == "/explicit.yaml"
+    monkeypatch.delenv(files.ENV_VAR, raising=False)
+    monkeypatch.setattr(files, "SYSTEM_PATH", str(tmp_path / "none.yaml"))
+    assert files.find(None, exe) == beside
+    monkeypatch.setenv(files.ENV_VAR, "/from/env.yaml")
+    assert files.find(None, exe) == "/from/env.yaml"
+    assert files.find("/explicit.yaml", exe) == "/explicit.yaml"
 
 
 def test_attachments_give_several_interfaces():

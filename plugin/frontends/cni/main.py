@@ -16,7 +16,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from plugin.calllog import CallLog
-from plugin.config import loader
+from plugin.config import files, loader
 from plugin.frontends.cni import env as cni_env
 from plugin.frontends.cni import netconf, versions
 from plugin.frontends.cni.call import Call
@@ -39,7 +39,7 @@ def main() -> int:
         requested = netconf.version_of(parsed)
         versions.require(env.command, requested)
         version = requested
-        node = loader.load(loader.find(None, sys.argv[0]))  # root's: the same search as exec
+        node = loader.load(files.find(None, sys.argv[0]))  # root's: the same search as exec
         log = CallLog(node.log_file, f"cni-{env.command.lower()}", node.debug)
         log.set(container_id=env.container_id[:12], ifname=env.ifname, netns=env.netns)
         conf = netconf.parse(parsed, stdin)

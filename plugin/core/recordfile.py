@@ -1,0 +1,56 @@
+"""Where a container's attachment records live and how one file is read, without the
+dataclasses: `status` answers from this alone, on every pod sync, so it imports only
+the standard library's json (`plugin.core.records` builds `Attachment`s on top).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from plugin import names
+
+KIND, VERSION = "vlanpipe.attachments", 1
+
+
+def directory(state_dir: str) -> str:
+    return os.path.join(state_dir, "attachments")
+
+
+def path(state_dir: str, infra_id: str) -> str:
+    return os.path.join(directory(state_dir), f"{names.state_key(infra_id)}.json")
+
+
+def read(file: str) -> tuple[str, list[dict]]:
+    """(container id, attachments as stored) of one file; ValueError says why it cannot be
+    used, FileNotFoundError that there is none."""
+    with open(file, encoding="utf-8") as handle:
+        try:
+            body = json.load(handle)
+        except ValueError:
+            raise ValueError("not JSON") from None
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise ValueError(f"not a {KIND} record")
+    if body.get("version") != VERSION:
+        raise ValueError(f"version {body.get('version')!r}, this plugin reads {VERSION}")
+    infra_id, items = body.get("infra_id"), body.get("attachments")
+    if not isinstance(infra_id, str) or not isinstance(items, list) or not all(
+            isinstance(i, dict) for i in items):
+        raise ValueError("malformed attachments")
+    return infra_id, items
+
+
+def primary_ip(state_dir: str, infra_id: str) -> str | None:
+    """The primary attachment's first address, without its prefix; None if the container
+    has no record (or one that cannot be read: `list` and `doctor` report those)."""
+    try:
+        found_id, items = read(path(state_dir, infra_id))
+    except (FileNotFoundError, ValueError):
+        return None
+    if found_id != infra_id:
+        return None
+    primary = next((i for i in items if i.get("primary", True)), None)
+    addresses = primary.get("addresses") if primary else None
+    if not addresses or not isinstance(addresses, list) or not isinstance(addresses[0], str):
+        return None
+    return addresses[0].split("/")[0]
