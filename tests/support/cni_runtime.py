@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Runtime:
 
     root: str
     node: dict[str, Any] = field(default_factory=dict)  # the node config's keys beyond those
+    # A node of its own, unique across test sessions: gc and list see only this one's ports.
+    node_name: str = field(default_factory=lambda: f"test-{secrets.token_hex(4)}")
 
     def __post_init__(self) -> None:
         self.bridges: set[str] = set()
@@ -81,7 +84,7 @@ class Runtime:
         self.node = keys
         cni = {"bridges": sorted(self.bridges | {"k8s_br"}), "ipam_data_dir": self.ipam_data_dir}
         config = {"state_dir": self.state_dir, "log": {"file": self.log_file},
-                  "node_name": f"test-{os.path.basename(self.root)}",
+                  "node_name": self.node_name,
                   "networks": [{"name": "pods", "vlans": "all", "subnet": "10.97.0.0/24"}],
                   **keys, "cni": {**cni, **keys.get("cni", {})}}
         os.makedirs(os.path.dirname(self.config_path), mode=0o755, exist_ok=True)
