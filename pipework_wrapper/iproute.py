@@ -21,13 +21,28 @@ def link_exists(name: str) -> bool:
     return os.path.exists(os.path.join("/sys/class/net", name))
 
 
+IFF_UP, IFF_PROMISC = 0x1, 0x100
+
+
 def is_up(name: str) -> bool:
     """The link is administratively up (IFF_UP in sysfs flags)."""
+    return bool(_flags(name) & IFF_UP)
+
+
+def in_datapath(name: str) -> bool:
+    """Open vSwitch's datapath has the link: both datapaths put a port's device in
+    promiscuous mode when they add it (the userspace one once it reads from it), and
+    nothing else here does, so the flag says "traffic from this link is switched"
+    without asking OVSDB."""
+    return bool(_flags(name) & IFF_PROMISC)
+
+
+def _flags(name: str) -> int:
     try:
         with open(os.path.join("/sys/class/net", name, "flags"), encoding="ascii") as handle:
-            return bool(int(handle.read(), 16) & 1)
+            return int(handle.read(), 16)
     except (OSError, ValueError):
-        return False
+        return 0
 
 
 def set_up(name: str, timeout: float = 10.0) -> None:

@@ -77,7 +77,7 @@ class Core:
             if current:
                 self.log.set(result="already attached")
                 return current
-            plumber.bridges_ready(w.bridge for w in wants)
+            plumber.bridges_ready((w.bridge for w in wants), ask_ovsdb=False)
             others = [r for r in previous if r.interface not in {w.interface for w in wants}]
             intended = [self._intent(ref, want, sandbox) for want in wants]
             undo = Undo()

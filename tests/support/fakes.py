@@ -103,6 +103,7 @@ class FakeHost:
         self.calls: list[str] = []
         self.announced: list[tuple[str, str, list[str]]] = []
         self.ipv6_defaults: dict[str, tuple[str, str]] = {}  # pod netns -> (disable, dad)
+        self.datapath_stuck = False  # ovs-vswitchd never takes a port into its datapath
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ip = FakeIp(self)
@@ -142,6 +143,8 @@ class FakeOvs:
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> None:
         self.host.step("ovs:plug")
+        if bridge not in self.host.bridges:
+            raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
         old = self.host.ports.get(port)
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
@@ -165,6 +168,11 @@ class FakeIp:
 
     def link_exists(self, name: str) -> bool:
         return name in self.host.links or name in self.host.bridges
+
+    def in_datapath(self, name: str) -> bool:
+        """ovs-vswitchd takes a port's link once both the port and the link exist."""
+        return not self.host.datapath_stuck and name in self.host.links \
+            and name in self.host.ports
 
     def delete_link(self, name: str) -> bool:
         if name not in self.host.links:

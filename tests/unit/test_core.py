@@ -112,6 +112,33 @@ def test_a_missing_bridge_is_said_before_anything_is_made(tmp_path, host):
     assert host.calls == [] and leases(c) == []
 
 
+def test_the_port_is_made_before_pipework_so_no_call_waits_for_its_add_port(tmp_path, host):
+    core(tmp_path, host).attach(POD, [want()], SANDBOX)
+    assert host.calls.index("ovs:plug") < host.calls.index("pipework:veth")
+    assert host.calls.count("ovs:plug") == 1
+
+
+def test_a_device_named_like_the_bridge_that_ovsdb_lacks_fails_plainly(tmp_path, host):
+    host.links.add("lonely")  # say, a Linux bridge: pipework would plug the pod into it
+    c = core(tmp_path, host)
+    with pytest.raises(BackendError, match="bridge lonely does not exist"):
+        c.attach(POD, [want(bridge="lonely")], SANDBOX)
+    assert "pipework:veth" not in host.calls
+    host.links.discard("lonely")
+    assert host.leftovers() == [] and leases(c) == [] and c.records.load(ID) == []
+
+
+@pytest.mark.parametrize("sandbox", ["pipework", "netns"])
+def test_a_port_the_datapath_never_takes_fails_in_bounded_time_unannounced(tmp_path, host,
+                                                                           sandbox):
+    c = core(tmp_path, host, timeouts={"ovs": 0.1})
+    host.datapath_stuck = True
+    with pytest.raises(BackendError, match="did not take port .* into its datapath"):
+        c.attach(POD, [want()], SANDBOX if sandbox == "pipework" else NETNS)
+    assert host.announced == []
+    assert host.leftovers() == [] and leases(c) == [] and c.records.load(ID) == []
+
+
 def test_a_stuck_undo_step_does_not_stop_the_others(tmp_path, host):
     c = core(tmp_path, host)
     host.fail_at("pipework:address")

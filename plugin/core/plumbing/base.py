@@ -7,6 +7,7 @@ OVS port are named from (container id, interface), and the marks name the rest.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
@@ -16,7 +17,7 @@ from pipework_wrapper.docker_lookup import inspect
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
 from plugin.core.records import Attachment
-from plugin.errors import BackendError, ContainerError, NotReady
+from plugin.errors import BackendError, ContainerError, NotReady, ToolFailed
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -106,15 +107,20 @@ class Plumber:
 
     # --- shared by the plumbers -------------------------------------------------------
 
-    def bridges_ready(self, wanted: Iterable[str]) -> None:
-        """Before anything is created: a missing bridge or an unreachable OVS, said plainly
-        (pipework's own message, "I do not know how to setup interface", says neither).
+    def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
+        """A missing bridge or an unreachable OVS, said plainly (pipework's own message,
+        "I do not know how to setup interface", says neither).
 
         A bridge row without a device is what a stopped ovs-vswitchd, or a `system`
         bridge without the kernel module, leaves: the port could not pass traffic.
+        Setup (`ask_ovsdb=False`) asks OVSDB only when a device is missing: its port
+        transaction (`_plug_port`) is its OVSDB check.
         """
+        bridges = sorted(set(wanted))
+        if not ask_ovsdb and all(self.ip.link_exists(b) for b in bridges):
+            return
         known = self.ovs.bridges()
-        for bridge in sorted(set(wanted)):
+        for bridge in bridges:
             if bridge not in known:
                 raise NotReady(f"Open vSwitch bridge {bridge} does not exist", BRIDGE_HINT)
             if not self.ip.link_exists(bridge):
@@ -170,6 +176,36 @@ class Plumber:
             for name in leftovers:
                 self.ip.delete_link(name)
         return marked
+
+    def _plug_port(self, record: Attachment) -> None:
+        """The port with its tag and marks, in one OVSDB transaction, made before its link.
+
+        pipework adds a port only when `list-ports` lacks it, so with the port already
+        there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
+        wait that grows with the ports); ovs-vswitchd takes the device as it appears.
+        The transaction fails on a bridge OVSDB does not have: said plainly.
+        """
+        try:
+            self.ovs.plug(record.bridge, record.port, record.vlan,
+                          record.marks(self.config.node_name).external_ids())
+        except ToolFailed:
+            if record.bridge not in self.ovs.bridges():
+                raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",
+                               BRIDGE_HINT) from None
+            raise
+
+    def _wait_in_datapath(self, port: str) -> None:
+        """Until the datapath switches the port's traffic (read from the link's flags, no
+        process), so that the announcement that follows is not dropped; bounded by the
+        OVS timeout."""
+        deadline = time.monotonic() + self.config.ovs_timeout
+        while not self.ip.in_datapath(port):
+            if time.monotonic() > deadline:
+                raise BackendError(
+                    f"Open vSwitch did not take port {port} into its datapath within "
+                    f"{self.config.ovs_timeout:g} s", "check ovs-vswitchd (its log, "
+                    "ovs-vsctl get Interface PORT error)")
+            time.sleep(0.002)
 
     def _check(self, sandbox: Sandbox, record: Attachment) -> None:
         """After plugging: the addresses are on the pod's interface, the host veth exists."""

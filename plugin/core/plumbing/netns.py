@@ -7,7 +7,8 @@ This plumber builds the same result through the same wrappers: the veth pair
 with the same host-side name, its peer made directly inside the namespace with
 the pod's interface name and MAC, the addresses (IPv6 without duplicate address
 detection), routes and link up in one `ip` process inside, the OVS port with its
-tag and marks in one transaction, the announcement.
+tag and marks in one transaction (made first, as for pipework), the announcement
+once the datapath has the port.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ class NetnsPlumber(Plumber):
             self.ip.delete_link(port)
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the peer inside goes with it
+        self._plug_port(record)
         self.ip.add_veth(port, sandbox.netns, ifname, record.mac, leases[0].mtu)
         if any(lease.address.version == 6 for lease in leases):
             self.ip.enable_ipv6(sandbox.netns, ifname)
         self.ip.in_pod(sandbox.netns, [f"link set dev {ifname} up",
                                        *addressing(ifname, leases, record.gateways),
                                        *routing(ifname, leases)])
-        self.ovs.plug(record.bridge, port, record.vlan,
-                      record.marks(self.config.node_name).external_ids())
         self._check(sandbox, record)
+        self._wait_in_datapath(port)
         self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:

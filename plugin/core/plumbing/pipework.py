@@ -1,10 +1,12 @@
 """The pipework plumber: a Docker container's interface made by pipework, as the card asks.
 
-pipework creates the veth, moves it into the container found by id, names
-it, addresses it and adds the OVS port with its tag; the plugin chooses the
-host-side name (hashed from the container and interface, so a reused PID or
-pipework's substring match of port names cannot hand the pod a stale port),
-then marks the port in one OVSDB transaction and checks the result.
+The plugin makes the OVS port, with its tag and marks, in one OVSDB
+transaction; pipework, finding it listed, skips its own add-port, and creates
+the veth, moves it into the container found by id, names and addresses it.
+The plugin chooses the host-side name (hashed from the container and
+interface, so a reused PID or pipework's substring match of port names cannot
+hand the pod a stale port), checks the result and announces the pod once the
+datapath has the port.
 
 pipework gives an interface one address. A dual-stack pod's IPv4 address goes
 to pipework and the plugin adds the IPv6 one itself (IPv6 turned on for that
@@ -49,11 +51,10 @@ class PipeworkPlumber(Plumber):
         push(lambda: self.ip.delete_link(port))
         if not netns_existed:
             push(lambda: self.ip.remove_netns_link(sandbox.pid))
+        self._plug_port(record)
         first = next((i for i, lease in enumerate(leases) if lease.address.version == 4), 0)
         self._pipework(sandbox, record, leases[first].address.version, push,
                        record.addresses[first], record.gateways[first])
-        self.ovs.plug(record.bridge, port, record.vlan,
-                      record.marks(self.config.node_name).external_ids())
         if leases[0].mtu:  # what pipework does not do: MTU, the other family, routes
             self.ip.set_mtu(sandbox.netns, ifname, port, leases[0].mtu)
         rest = [i for i in range(len(leases)) if i != first]
@@ -64,6 +65,7 @@ class PipeworkPlumber(Plumber):
         if commands:
             self.ip.in_pod(sandbox.netns, commands)
         self._check(sandbox, record)
+        self._wait_in_datapath(port)
         self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
