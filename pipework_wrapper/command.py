@@ -40,6 +40,8 @@ _heritage: dict[str, object] = {"fds": (), "env": {}}
 
 @dataclass(frozen=True)
 class Result:
+    """A finished outside program: its argv, exit code and output."""
+
     argv: tuple[str, ...]
     code: int
     stdout: str

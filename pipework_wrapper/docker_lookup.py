@@ -21,6 +21,8 @@ DOCKER_HINT = "start dockerd or set docker_url in the config"
 
 @dataclass(frozen=True)
 class InfraContainer:
+    """What pipework and the plugin need of a Docker container: its id, name and PID."""
+
     id: str
     name: str
     pid: int

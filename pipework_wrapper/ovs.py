@@ -18,6 +18,8 @@ HINT = "start Open vSwitch (ovsdb-server and ovs-vswitchd; see scripts/host-setu
 
 @dataclass(frozen=True)
 class Port:
+    """An OVS port as the plugin reads it: bridge, tag, marks and its interface's error."""
+
     name: str
     bridge: str
     tag: int | None
@@ -103,20 +105,23 @@ class Ovs:
     def delete_ports(self, ports: list[str]) -> None:
         """Delete every named port that exists, in one transaction; absent ones are fine."""
         if ports:
-            self.vsctl(*_del_ports(ports))
+            self.vsctl("--no-wait", *_del_ports(ports))
 
     def find_then_delete(self, ports: list[str], **match: str) -> list[Port]:
         """List the ports marked with `match`, then delete the named ones, in one
         transaction: one process for teardown's common case, where the marked ports are
         the named ones."""
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
-        out = self.vsctl("--format=json",
+        out = self.vsctl("--no-wait", "--format=json",
                          "--", "--columns=name,external_ids", "find", "Port", *conditions,
                          *_del_ports(ports))
         return [Port(row["name"], "", None, _map(row["external_ids"])) for row in _rows(out)]
 
 
 def _del_ports(ports: list[str]) -> list[str]:
+    """Why deletions pass `--no-wait`: OVSDB is the truth; ovs-vswitchd lets go
+    of the devices right after, and waiting for it costs more the more ports the bridge
+    has. The veths are deleted beside, so their traffic ends with them."""
     return [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import signal
 import time
 from contextlib import contextmanager
@@ -57,7 +56,7 @@ class Holder:
 
     @classmethod
     def me(cls) -> "Holder":
-        return cls(os.getpid(), _start_time(os.getpid()) or 0, secrets.token_hex(8))
+        return cls(os.getpid(), _start_time(os.getpid()) or 0, os.urandom(8).hex())
 
     def alive(self) -> bool:
         return _start_time(self.pid) == self.start

@@ -57,6 +57,8 @@ class CniPolicy:
 
 @dataclass(frozen=True)
 class Config:
+    """The node's validated configuration: what runs, where it writes, what pods get."""
+
     source: str
     bridge: str = "k8s_br"
     datapath_type: str = "netdev"

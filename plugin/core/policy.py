@@ -57,6 +57,8 @@ class Want:
 
 @dataclass(frozen=True)
 class VlanRule:
+    """How a pod's VLAN is chosen when no pin says otherwise."""
+
     kind: str = "pod-name-prefix"
     pattern: re.Pattern | None = None
     namespaces: Mapping[str, int] = field(default_factory=dict)

@@ -27,6 +27,8 @@ from plugin.core.recordfile import KIND, VERSION
 
 @dataclass(frozen=True)
 class Attachment:
+    """What the plugin attached (or set out to attach) for one interface of one pod."""
+
     namespace: str
     pod: str
     infra_id: str
@@ -70,6 +72,8 @@ class Attachment:
 
 @dataclass(frozen=True)
 class DamagedRecord:
+    """A record file that cannot be read, and why (list and doctor show it)."""
+
     path: str
     reason: str
 

@@ -21,6 +21,8 @@ OWNER_FIELDS = ("infra_id", "interface", "namespace", "pod", "node")
 
 @dataclass(frozen=True)
 class Record:
+    """A lease as a store keeps it: the address, its owner and when it was claimed."""
+
     network: str
     address: IPInterface
     owner: Owner

@@ -69,6 +69,8 @@ class Damaged:
 
 @dataclass(frozen=True)
 class Route:
+    """A route a network gives its pods (no gateway: on-link)."""
+
     destination: IPNetwork
     gateway: IPAddress | None = None
 

@@ -22,6 +22,8 @@ RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
 
 @dataclass(frozen=True)
 class ClusterLease:
+    """One lease in etcd as `list --cluster` shows it: whose, on which node, last seen when."""
+
     network: str
     address: str
     node: str

@@ -20,6 +20,8 @@ from plugin.errors import Failure
 
 @dataclass(frozen=True)
 class Check:
+    """One doctor finding: what was checked, whether it passed, and the fix if not."""
+
     name: str
     ok: bool
     detail: str

@@ -34,6 +34,8 @@ STALE_TEMP_SECONDS = 60.0
 
 @dataclass
 class Candidate:
+    """A pod gc would collect, and the check it must still pass under the pod's lock."""
+
     namespace: str
     pod: str
     check: Callable[[], bool]  # asked under the pod's lock: still to be collected?

@@ -22,6 +22,8 @@ from plugin.ipam.mac import mac_for
 
 @dataclass(frozen=True)
 class Row:
+    """One attachment as `list` shows it, with the state gc acts on."""
+
     namespace: str
     pod: str
     infra_id: str

@@ -15,6 +15,24 @@ def our_ports(bridge: str) -> dict[str, dict]:
     return {n: p for n, p in hostnet.ovs_ports().items() if p["bridge"] == bridge and n != bridge}
 
 
+def forget_config_cache(folder: str) -> None:
+    """Remove the config cache entries (in /run/vlanpipe) of config files under `folder`:
+    plugin calls made with a config there leave one each."""
+    from plugin.config import cache
+
+    mine = os.path.basename(cache.entry_path(folder))[:-len(".json")]
+    try:
+        names = os.listdir(cache.RUNTIME_DIR)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(mine):
+            try:
+                os.unlink(os.path.join(cache.RUNTIME_DIR, name))
+            except FileNotFoundError:
+                pass
+
+
 def leases(state_dir: str) -> list[str]:
     """Addresses leased on disk by the local allocator; its owner index must match them."""
     addresses, owners = [], []

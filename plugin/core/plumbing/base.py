@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from pipework_wrapper import iproute
-from pipework_wrapper.announce import announce
-from pipework_wrapper.docker_lookup import inspect
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
 from plugin.core.records import Attachment
@@ -70,11 +68,20 @@ def still_there(netns: str, netns_id: str) -> bool:
 
 def docker_sandbox(config: "Config", container_id: str) -> Sandbox:
     """The running Docker container `container_id`, reached through pipework."""
+    from pipework_wrapper.docker_lookup import inspect  # setup's, not teardown's
+
     found = inspect(container_id, config.docker_url, config.docker_timeout)
     if not found.running or found.pid <= 0:
         raise ContainerError(f"infra container {container_id[:12]} is not running",
                              "start the pod's infra container before setup")
     return Sandbox("pipework", f"/proc/{found.pid}/ns/net", found.id, found.pid)
+
+
+def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
+    """`pipework_wrapper.announce`, imported by the calls that plug (it loads ctypes)."""
+    from pipework_wrapper.announce import announce
+
+    announce(netns, ifname, addresses)
 
 
 class Plumber:
@@ -83,12 +90,13 @@ class Plumber:
     name: ClassVar[str]
 
     def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
-                 announcer: Callable[[str, str, list[str]], None] = announce) -> None:
+                 announcer: Callable[[str, str, list[str]], None] | None = None) -> None:
         """`ovs`, `ip` and `announcer` are the wrappers (unit tests pass fakes of their shape)."""
         self.config = config
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
-        self.announce = announcer
+        self.announce = announcer or _announce
+
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:

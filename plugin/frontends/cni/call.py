@@ -13,6 +13,8 @@ from plugin.config.schema import Config
 
 @dataclass
 class Call:
+    """One CNI invocation: its environment, the tenant's network config, the node's config."""
+
     env: Environment
     conf: NetConf
     config: Config

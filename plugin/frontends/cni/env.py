@@ -27,6 +27,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Environment:
+    """The CNI_* variables of one call, validated."""
+
     command: str
     container_id: str = ""
     netns: str = ""

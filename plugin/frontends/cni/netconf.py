@@ -47,6 +47,8 @@ IPAM_PLACES = frozenset({"dataDir", "daemonSocketPath", "resolvConf"})
 
 @dataclass(frozen=True)
 class NetConf:
+    """A tenant's network config, validated against the node's `cni` policy."""
+
     cni_version: str
     name: str
     type: str

@@ -23,6 +23,8 @@ _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
 @dataclass(frozen=True)
 class PodRequest:
+    """What the runtime asks for this pod beyond the network config (CNI_ARGS, capabilities)."""
+
     vlan: int | None = None
     addresses: tuple[IPInterface, ...] = ()
     mac: str | None = None

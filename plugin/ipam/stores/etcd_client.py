@@ -30,6 +30,8 @@ HINT = "check that etcd runs, and the endpoints and TLS files of the etcd sectio
 
 @dataclass(frozen=True)
 class Entry:
+    """A key read from etcd, with the revision a compare-and-swap checks."""
+
     key: str
     value: bytes
     mod_revision: int
