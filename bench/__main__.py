@@ -1,8 +1,8 @@
 """`python -m bench [--quick]`: the whole benchmark in one invocation.
 
-Contenders head to head, the plugin's own profile, scale, burst, memory;
-then the table, the targets, bench/results/latest.json, latest.md and
-latency.png. Whatever happens (end, exception, Ctrl-C, SIGTERM), the
+Contenders head to head with the card floors, the plugin's own profile,
+scale, burst, memory; then the tables, the targets, bench/results/latest.json,
+latest.md and latency.png. Whatever happens (end, exception, Ctrl-C, SIGTERM), the
 containers, the bridge and the temp folder it made are removed.
 """
 
@@ -20,11 +20,15 @@ from typing import Any, Sequence
 
 from bench import machine, probe, report, rounds, scale, setup_plugin
 from bench.contenders import (
+    BUSYBOX,
+    OVS_DOCKER,
+    CardFloorContender,
     FloorContender,
     OvsDockerContender,
     PipeworkContender,
     PluginContender,
     Target,
+    quiet_folder,
 )
 from bench.host import BenchHost, Quiet, sweep_stale
 from bench.sandbox import Sandbox
@@ -34,9 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VLAN, ADDRESS = 22, "10.77.0.5/24"
 IPAM_BENCH = os.path.join(HERE, "ipam_bench.py")
 FULL = {"rounds": 40, "status_calls": 3, "levels": "0,100,250", "scale_runs": 15, "burst": 32,
-        "fill_jobs": 8}
-QUICK = {"rounds": 3, "status_calls": 2, "levels": "0,6", "scale_runs": 2, "burst": 4,
-         "fill_jobs": 4}
+        "fill_jobs": 8, "probe_runs": 3}
+QUICK = {"rounds": 2, "status_calls": 2, "levels": "0,6", "scale_runs": 2, "burst": 4,
+         "fill_jobs": 4, "probe_runs": 1}
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,6 +54,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-runs", type=int, help="setups+teardowns of the probe per level")
     parser.add_argument("--burst", type=int, help=f"pods set up at once (default {FULL['burst']})")
     parser.add_argument("--fill-jobs", type=int, help="concurrent setups while attaching fill pods")
+    parser.add_argument("--probe-runs", type=int,
+                        help="calls per contender under /usr/bin/time and under strace")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
     parser.add_argument("--wait-quiet", type=float, default=0,
                         help="seconds to wait for running pytest processes to end first: they "
@@ -66,7 +72,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    missing = hostnet.preflight() + [f"{p} is missing" for p in ("/usr/bin/ovs-docker",)
+    missing = hostnet.preflight() + [f"{p} is missing" for p in (OVS_DOCKER, BUSYBOX)
                                      if not os.access(p, os.X_OK)]
     if missing:
         print("bench: host not ready (run scripts/host-setup):\n  " + "\n  ".join(missing),
@@ -123,8 +129,12 @@ def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: d
     plugin_install = setup_plugin.install(host.root, target)
     plugin = PluginContender(plugin_install.path, plugin_install.log_file, target)
     pod = host.start_pod("contender")
-    contenders = [plugin, PipeworkContender(target), OvsDockerContender(target),
-                  FloorContender(target)]
+    arping_is_true = quiet_folder(host.root)
+    pipework = PipeworkContender(target, arping_is_true)
+    card_floor = CardFloorContender(setup_plugin.interpreter(plugin.path), target, arping_is_true)
+    with_arping = PipeworkContender(target, None)
+    contenders = [plugin, pipework, with_arping, OvsDockerContender(target),
+                  FloorContender(target), card_floor]
     _say(f"contenders: {args.rounds} interleaved rounds on bridge {target.bridge}, "
          f"VLAN {VLAN}, {ADDRESS}")
     runs = rounds.run(contenders, pod, target, args.rounds, args.status_calls, quiet.watch)
@@ -133,9 +143,11 @@ def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: d
     results.update(probe.profile_plugin(plugin.path, plugin.target.pod_name, pod.id, host.root))
     plugin.log.new()
     _say("peak RSS (/usr/bin/time) and programs executed (strace) of every call")
-    results.update(rounds.probe_pass(contenders, pod, target, runs=3))
+    # Not pipework with arping: the programs of pipework at equal work, and a second longer.
+    results.update(rounds.probe_pass([c for c in contenders if c is not with_arping], pod,
+                                     target, args.probe_runs))
     plan = scale.Plan(args.levels, args.scale_runs, args.burst, args.fill_jobs)
-    results.update(scale.run(plan, host, plugin, pod, target, quiet.watch,
+    results.update(scale.run(plan, host, plugin, pipework, card_floor, pod, target, quiet.watch,
                              sandbox.vswitchd_cpu_s))
 
 
@@ -171,8 +183,6 @@ def _write(out: str, results: dict[str, Any]) -> None:
                      f"{m['python']}, Docker {m['docker']} (cgroup {m['cgroup']}), "
                      f"{m['openvswitch']} (userspace datapath, a private instance in the "
                      f"benchmark's own network namespace), pipework {m['pipework']}; "
-                     f"code {results['code']['commit']} with "
-                     f"{results['code']['uncommitted_files']} uncommitted plugin files; "
                      f"run took {results['duration_s']} s.\n\n{table}\n")
     chart.draw(results, os.path.join(out, "latency.png"))
     print(f"\nwrote {out}/latest.json, latest.md, latency.png")

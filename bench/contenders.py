@@ -1,11 +1,13 @@
-"""The four ways to give a pod its VLAN port, each as setup/teardown calls.
+"""The ways to give a pod its VLAN port, each as setup/teardown (and status) calls.
 
-Same container, bridge, VLAN and address for all of them; each call is one
-or more fresh processes timed by `bench.proc.timed`. A contender's setup or
-teardown is the sum of its processes (ovs-docker needs `add-port` and then
-`set-vlan`; bare pipework needs two commands to be undone). `verify_*` runs
-after each call, untimed, so that every contender is proven to have done the
-same work before its number counts.
+The plugin; its peers (pipework at equal work and pipework with its one-second
+arping, ovs-docker, floor.sh); and the card floor, the least a call can cost
+under the design card. Same container, bridge, VLAN and address for all of
+them; each call is one or more fresh processes timed by `bench.proc.timed`. A
+contender's setup or teardown is the sum of its processes (ovs-docker needs
+`add-port` and then `set-vlan`; bare pipework needs two commands to be undone).
+`verify_*` runs after each call, untimed, so that every contender is proven to
+have done the same work before its number counts.
 """
 
 from __future__ import annotations
@@ -13,18 +15,46 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bench.host import Pod
 from bench.proc import Sample, checked
+from pipework_wrapper import pipework
+from plugin import names
+from plugin.ipam.mac import mac_for
 from tests.support import hostnet
 
 NAMESPACE = "default"
 INTERFACE = "eth1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLOOR = os.path.join(HERE, "floor.sh")
+CARD_FLOOR = os.path.join(HERE, "card_floor.py")
 OVS_DOCKER = "/usr/bin/ovs-docker"
+BUSYBOX = "/bin/busybox"  # busybox-static, from scripts/host-setup
+ETH_P_ARP = 0x0806
+
+
+def port(pod: Pod) -> str:
+    """The host end of the veth: the plugin's name for it, which it also gives pipework."""
+    return names.host_veth(pod.id, INTERFACE)
+
+
+def pipework_argv(bridge: str, pod: Pod, address: str, vlan: int) -> list[str]:
+    """pipework and the arguments the plugin gives it: its host-side name, its MAC."""
+    program = shutil.which("pipework") or "/usr/local/bin/pipework"
+    return [program, *pipework.argv(bridge, pod.id, INTERFACE, port(pod), address, vlan,
+                                    mac=mac_for(address))]
+
+
+def quiet_folder(root: str) -> str:
+    """A folder whose `arping` is `true`: put first on pipework's PATH, as the plugin does."""
+    folder = os.path.join(root, "quiet-arping")
+    os.makedirs(folder, mode=0o700)
+    os.symlink(shutil.which("true") or "/bin/true", os.path.join(folder, "arping"))
+    return folder
 
 
 @dataclass(frozen=True)
@@ -48,11 +78,13 @@ class Step:
     samples: list[Sample]
     phases: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    phases_cpu: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, **labelled: Sample) -> "Step":
-        """A step of several processes; each one's wall time becomes a phase."""
-        return cls(list(labelled.values()), {k: round(v.wall_ms, 2) for k, v in labelled.items()})
+        """A step of several processes; each one is a phase, with its wall and CPU time."""
+        return cls(list(labelled.values()), {k: round(v.wall_ms, 2) for k, v in labelled.items()},
+                   phases_cpu={k: round(v.cpu_ms, 2) for k, v in labelled.items()})
 
     @property
     def wall_ms(self) -> float:
@@ -76,6 +108,8 @@ class Step:
 
 
 class Contender(Protocol):
+    """Also has `status(pod) -> Step` when it answers the kubelet's status call."""
+
     name: str
 
     def setup(self, pod: Pod) -> Step: ...
@@ -114,26 +148,72 @@ class PluginContender:
 
 
 class PipeworkContender:
-    """Bare pipework with the plugin's arguments, plus the cleanup pipework lacks."""
+    """pipework with the plugin's argv (`pipework_argv`), plus the cleanup pipework lacks.
 
-    name = "pipework"
+    At equal work (`quiet_dir` given) its `arping` resolves to `true`, as the plugin
+    arranges, and the pod is announced by a process of its own: busybox's arping, which
+    (unlike iputils', whose `-w` takes whole seconds and 0 means never) exits as soon as
+    its one unsolicited packet is out. Each announcement is checked to have reached the
+    host side of the veth, untimed. Without `quiet_dir`: pipework as shipped, whose
+    `arping -c 1 -A` waits a second after its packet.
+    """
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, quiet_dir: str | None) -> None:
         self.target = target
-        self.program = shutil.which("pipework") or "/usr/local/bin/pipework"
+        self.name = "pipework" if quiet_dir else "pipework+arping"
+        self.env = None if quiet_dir is None else {
+            **os.environ, "PATH": f"{quiet_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
 
     def setup(self, pod: Pod) -> Step:
         t = self.target
-        return Step.of(pipework=checked([self.program, t.bridge, "-i", INTERFACE, pod.id,
-                                         t.address, f"@{t.vlan}"]))
+        argv = pipework_argv(t.bridge, pod, t.address, t.vlan)
+        if self.env is None:
+            return Step.of(pipework=checked(argv))
+        made = checked(argv, env=self.env)
+        address = t.address.split("/")[0]
+        with ArpWatch(port(pod)) as watch:
+            sent = checked(["nsenter", "-t", str(pod.pid), "-n", BUSYBOX, "arping", "-q", "-U",
+                            "-c", "1", "-I", INTERFACE, address])
+            watch.expect(address)
+        return Step.of(pipework=made, announce=sent)
 
     def teardown(self, pod: Pod) -> Step:
-        port = f"v{INTERFACE}pl{pod.pid}"
         return Step.of(**{
-            "ip link del": checked(["ip", "link", "del", port]),
+            "ip link del": checked(["ip", "link", "del", port(pod)]),
             "ovs-vsctl del-port": checked(["ovs-vsctl", "--timeout=5", "del-port",
-                                           self.target.bridge, port]),
+                                           self.target.bridge, port(pod)]),
         })
+
+
+class CardFloorContender:
+    """The card floor (bench/card_floor.py) and a bare interpreter for status, both run by
+    the installed plugin's own interpreter with `-I`, as its launcher runs it."""
+
+    name = "card floor"
+
+    def __init__(self, interpreter: str, target: Target, quiet_dir: str) -> None:
+        self.python = [interpreter, "-I"]
+        self.target = target
+        self.quiet_dir = quiet_dir
+
+    def setup_argv(self, pod: Pod, address: str, vlan: int) -> list[str]:
+        """Also for the burst, where each pod has its own address."""
+        return [*self.python, CARD_FLOOR, "setup", self.quiet_dir, pod.id, INTERFACE,
+                address, self.target.bridge, port(pod), str(vlan),
+                *pipework_argv(self.target.bridge, pod, address, vlan)]
+
+    def teardown_argv(self, pod: Pod) -> list[str]:
+        return [*self.python, CARD_FLOOR, "teardown", self.target.bridge, port(pod)]
+
+    def setup(self, pod: Pod) -> Step:
+        t = self.target
+        return Step.of(**{"card_floor.py setup": checked(self.setup_argv(pod, t.address, t.vlan))})
+
+    def teardown(self, pod: Pod) -> Step:
+        return Step.of(**{"card_floor.py teardown": checked(self.teardown_argv(pod))})
+
+    def status(self, pod: Pod) -> Step:
+        return Step.of(**{"python -I -c pass": checked([*self.python, "-c", "pass"])})
 
 
 class OvsDockerContender:
@@ -201,6 +281,36 @@ class LogTail:
 
 
 # --- untimed checks ---------------------------------------------------------------
+
+
+class ArpWatch:
+    """ARP frames reaching the host end of a pod's veth, from before an announcement is sent:
+    proof that it really left the pod (there is no tcpdump on these machines)."""
+
+    def __init__(self, port_name: str) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        self.sock.bind((port_name, 0))
+        self.port = port_name
+
+    def __enter__(self) -> "ArpWatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def expect(self, address: str, timeout: float = 2.0) -> None:
+        """An ARP frame whose sender and target are both `address` (a gratuitous one)."""
+        packed = socket.inet_aton(address)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                frame = self.sock.recv(128)
+            except TimeoutError:
+                break
+            if frame[28:32] == packed and frame[38:42] == packed:
+                return
+        raise AssertionError(f"no gratuitous ARP for {address} reached {self.port}")
 
 
 def verify_attached(target: Target, pod: Pod, who: str) -> None:

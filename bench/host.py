@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from bench.proc import pmap
-from tests.support import hostnet
+from tests.support import hostnet, pluginstate
 
 LABEL_KEY = "vlanpipe-bench"
 PID_LABEL = "vlanpipe-bench-pid"
@@ -80,6 +80,7 @@ class BenchHost:
             except hostnet.CommandError as exc:
                 problems.append(str(exc))
         shutil.rmtree(self.root, ignore_errors=True)
+        pluginstate.forget_config_cache(self.root)
         left = hostnet.containers(self.label)
         if left:
             problems.append(f"{len(left)} containers labelled {self.label} remain")
@@ -99,6 +100,7 @@ def sweep_stale() -> int:
                if name.startswith(TMP_PREFIX) and not _alive(name[len(TMP_PREFIX):].split("-")[0])]
     for folder in folders:  # --one-file-system: never follow into a mount
         hostnet.run(["rm", "-rf", "--one-file-system", folder], check=False)
+        pluginstate.forget_config_cache(folder)
     return len(stale) + len(folders)
 
 

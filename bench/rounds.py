@@ -13,14 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Sequence
 
 from bench import stats
-from bench.contenders import (
-    Contender,
-    PluginContender,
-    Step,
-    Target,
-    verify_attached,
-    verify_detached,
-)
+from bench.contenders import Contender, Step, Target, verify_attached, verify_detached
 from bench.host import Pod
 from bench.proc import probe, probe_available
 
@@ -57,9 +50,8 @@ def run(contenders: Sequence[Contender], pod: Pod, target: Target, rounds: int,
 def _one(contender: Contender, pod: Pod, target: Target, status_calls: int) -> Runs:
     setup = contender.setup(pod)
     verify_attached(target, pod, contender.name)
-    status = []
-    if isinstance(contender, PluginContender):
-        status = [contender.status(pod) for _ in range(status_calls)]
+    status_call = getattr(contender, "status", None)
+    status = [status_call(pod) for _ in range(status_calls)] if status_call else []
     teardown = contender.teardown(pod)
     verify_detached(target, pod, contender.name)
     return Runs([setup], [teardown], status)
@@ -95,7 +87,8 @@ def probe_pass(contenders: Sequence[Contender], pod: Pod, target: Target,
 
 
 def summarize(runs: dict[str, Runs]) -> dict[str, Any]:
-    """Per contender: wall-time summaries, CPU, phase medians."""
+    """Per contender: wall-time summaries, CPU, phase medians (wall, and CPU where each
+    phase is a process of its own)."""
     out: dict[str, Any] = {}
     for name, r in runs.items():
         entry: dict[str, Any] = {}
@@ -107,6 +100,7 @@ def summarize(runs: dict[str, Runs]) -> dict[str, Any]:
                 "wall_ms": stats.summary(s.wall_ms for s in steps),
                 "cpu_ms": stats.median(s.cpu_ms for s in steps),
                 "phases_ms": stats.phase_medians(_phases(s) for s in steps),
+                "phases_cpu_ms": stats.phase_medians(s.phases_cpu for s in steps),
                 "samples_ms": [round(s.wall_ms, 2) for s in steps],
             }
         out[name] = entry

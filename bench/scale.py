@@ -1,15 +1,18 @@
 """The plugin under load: many pods already attached, and many setups at once.
 
-Scale: one probe pod is set up and torn down repeatedly while 0, 100, 250
-other pods (real containers, attached through the plugin itself) sit on the
-bridge; every container exists from the start, so only the number of
-*attached* pods changes between levels. Burst: N pods set up concurrently,
-as a kubelet starting a node's pods after a reboot would, against the same N
-set up one after another.
+Scale: one probe pod is set up and torn down repeatedly, by the plugin and by
+pipework at equal work in turn, while 0, 100, 250 other pods (real containers,
+attached through the plugin itself) sit on the bridge; every container exists
+from the start, so only the number of *attached* pods changes between levels.
+pipework's own growth is what the userspace switch makes any setup pay; the
+plugin's growth beyond it is the plugin's. Burst: N pods set up at once, as a
+kubelet starting a node's pods after a reboot would, by the plugin and then by
+N card floors at once.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import threading
@@ -18,14 +21,23 @@ from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Sequence
 
 from bench import machine, stats
-from bench.contenders import INTERFACE, NAMESPACE, PluginContender, Target
+from bench.contenders import (
+    INTERFACE,
+    NAMESPACE,
+    CardFloorContender,
+    Contender,
+    PluginContender,
+    Target,
+    port,
+)
 from bench.host import BenchHost, Pod
 from bench.proc import CallFailed, Sample, pmap, timed
 from bench.rounds import Runs, summarize
 from bench.setup_plugin import POOL_VLAN
-from plugin import names
 from tests.support import hostnet
 
+# The card floors' burst addresses: outside the plugin's pool, one per pod.
+FLOOR_BURST_NET = ipaddress.ip_network("10.79.0.0/20")
 MB_PER_POD = 40  # a busybox container with its shim, plus the plugin's share, with margin
 
 
@@ -37,7 +49,8 @@ class Plan:
     fill_jobs: int  # concurrent setups while attaching the fill pods
 
 
-def run(plan: Plan, host: BenchHost, plugin: PluginContender, probe: Pod, target: Target,
+def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contender,
+        card_floor: CardFloorContender, probe: Pod, target: Target,
         watch: Callable[[str], ContextManager[None]],
         vswitchd_cpu: Callable[[], float]) -> dict[str, Any]:
     """Every container first, then level by level: attach more, measure the probe pod."""
@@ -55,15 +68,15 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, probe: Pod, target
         check_attached(target.bridge, attached)
         cpu_before, wall_before = vswitchd_cpu(), time.perf_counter()
         with watch(f"scale level {attached}"):
-            measured = measure_level(plugin, probe, target, plan.runs)
+            measured = measure_level([plugin, pipework], probe, target, plan.runs)
         busy = (vswitchd_cpu() - cpu_before) / (time.perf_counter() - wall_before)
         check_attached(target.bridge, attached)
-        levels.append({**level_summary(attached, measured),
+        levels.append({"pods_attached": attached, **summarize(measured),
                        "vswitchd_cpu_pct": round(100 * busy, 1)})
         if attached == 0 and plan.burst:
-            _say(f"burst: {plan.burst} setups at once, then one after another")
+            _say(f"burst: {plan.burst} setups at once, by the plugin, then by card floors")
             with watch("burst"):
-                out["burst"] = burst(plugin, fill_pods[:plan.burst])
+                out["burst"] = burst(plugin, card_floor, fill_pods[:plan.burst])
     out["scale"] = {"levels": levels, "fill": fills}
     return out
 
@@ -84,7 +97,7 @@ def _say(message: str) -> None:
 def fill(plugin: PluginContender, pods: Sequence[Pod], jobs: int) -> dict[str, Any]:
     """Attach `pods` (VLAN 23 pool) through the plugin, `jobs` at a time; fail on any error."""
     started = time.perf_counter()
-    samples = pmap(lambda p: _call(plugin.path, "setup", p, "fill"), pods, jobs)
+    samples = pmap(lambda p: timed(_call(plugin.path, "setup", p, "fill")), pods, jobs)
     failed = [s for s in samples if not s.ok]
     if failed:
         raise CallFailed(failed[0])
@@ -99,97 +112,104 @@ def check_attached(bridge: str, expected: int) -> None:
         raise AssertionError(f"{len(ports)} ports on {bridge}, expected {expected} fill pods")
 
 
-def measure_level(plugin: PluginContender, probe: Pod, target: Target, runs: int) -> Runs:
-    """Setup and teardown of the probe pod, `runs` times, checked each time."""
-    result = Runs()
-    port = names.host_veth(probe.id, INTERFACE)
+def measure_level(contenders: Sequence[Contender], probe: Pod, target: Target,
+                  runs: int) -> dict[str, Runs]:
+    """Setup and teardown of the probe pod by each contender in turn, `runs` times, checked
+    each time (both name the port as the plugin does)."""
+    result = {c.name: Runs() for c in contenders}
     for _ in range(runs):
-        result.setup.append(plugin.setup(probe))
-        tag = hostnet.ovs("get", "Port", port, "tag").strip()
-        if tag != str(target.vlan):
-            raise AssertionError(f"scale probe port {port} has tag {tag}")
-        result.teardown.append(plugin.teardown(probe))
-        if port in hostnet.host_links():
-            raise AssertionError(f"scale probe teardown left {port}")
+        for contender in contenders:
+            result[contender.name].setup.append(contender.setup(probe))
+            tag = hostnet.ovs("get", "Port", port(probe), "tag").strip()
+            if tag != str(target.vlan):
+                raise AssertionError(f"scale probe port {port(probe)} has tag {tag} after "
+                                     f"{contender.name}")
+            result[contender.name].teardown.append(contender.teardown(probe))
+            if port(probe) in hostnet.host_links():
+                raise AssertionError(f"{contender.name}: scale probe teardown left {port(probe)}")
     return result
 
 
-def level_summary(pods_attached: int, runs: Runs) -> dict[str, Any]:
-    entry = summarize({"plugin": runs})["plugin"]
-    return {"pods_attached": pods_attached, **entry}
-
-
-def burst(plugin: PluginContender, pods: Sequence[Pod]) -> dict[str, Any]:
-    """N setups at once vs the same N one after another (teardowns likewise)."""
+def burst(plugin: PluginContender, card_floor: CardFloorContender,
+          pods: Sequence[Pod]) -> dict[str, Any]:
+    """N plugin setups at once, then N card floor setups at once (teardowns likewise)."""
     plugin.log.new()
-    together, samples = _concurrent(plugin.path, "setup", pods)
+    setup, samples = _concurrent(lambda p: _call(plugin.path, "setup", p), pods, "plugin setup")
     addresses = _check_burst(plugin, [p for p, s in zip(pods, samples) if s.ok])
     phases = stats.phase_medians(r.get("phases_ms", {}) for r in plugin.log.new()
                                  if r.get("command") == "setup")
-    apart, _ = _concurrent(plugin.path, "teardown", pods)
-    seq_setup = _sequential(plugin.path, "setup", pods)
-    seq_teardown = _sequential(plugin.path, "teardown", pods)
+    teardown, _ = _concurrent(lambda p: _call(plugin.path, "teardown", p), pods,
+                              "plugin teardown")
     plugin.log.new()
+    floor_address = {p.id: f"{FLOOR_BURST_NET[1 + i]}/{FLOOR_BURST_NET.prefixlen}"
+                     for i, p in enumerate(pods)}
+    floor_setup, samples = _concurrent(
+        lambda p: card_floor.setup_argv(p, floor_address[p.id], POOL_VLAN), pods,
+        "card floor setup")
+    _check_floor_burst([p for p, s in zip(pods, samples) if s.ok], floor_address)
+    floor_teardown, _ = _concurrent(card_floor.teardown_argv, pods, "card floor teardown")
     return {
         "pods": len(pods),
-        "setup": {**together, "sequential_wall_s": seq_setup["wall_s"],
-                  "sequential_failures": seq_setup["failures"],
-                  "sequential_errors": seq_setup["errors"],
-                  "ratio_to_sequential": stats.ratio(together["wall_s"], seq_setup["wall_s"]),
-                  "phases_ms": phases},
-        "teardown": {**apart, "sequential_wall_s": seq_teardown["wall_s"],
-                     "sequential_failures": seq_teardown["failures"],
-                     "sequential_errors": seq_teardown["errors"],
-                     "ratio_to_sequential": stats.ratio(apart["wall_s"], seq_teardown["wall_s"])},
+        "plugin": {"setup": {**setup, "phases_ms": phases}, "teardown": teardown},
+        "card floor": {"setup": floor_setup, "teardown": floor_teardown},
         "distinct_addresses": len(set(addresses)),
     }
 
 
-def _call(path: str, command: str, pod: Pod, kind: str) -> Sample:
-    return timed([path, command, NAMESPACE, f"{POOL_VLAN}-{kind}-{pod.name}", pod.id])
+def _call(path: str, command: str, pod: Pod, kind: str = "burst") -> list[str]:
+    """The kubelet's argv for a fill or burst pod: its pod name puts it on the pool VLAN."""
+    return [path, command, NAMESPACE, f"{POOL_VLAN}-{kind}-{pod.name}", pod.id]
 
 
-def _concurrent(path: str, command: str,
-                pods: Sequence[Pod]) -> tuple[dict[str, Any], list[Sample]]:
+def _concurrent(argv_of: Callable[[Pod], list[str]], pods: Sequence[Pod],
+                label: str) -> tuple[dict[str, Any], list[Sample]]:
     """All calls released at once by a barrier; wall time from release to the last exit."""
     released: list[float] = []
     gate = threading.Barrier(len(pods), action=lambda: released.append(time.perf_counter()))
 
     def one(pod: Pod) -> Sample:
+        argv = argv_of(pod)
         gate.wait(timeout=60)  # never hang: a missing thread breaks the barrier
-        return _call(path, command, pod, "burst")
+        return timed(argv)
 
     samples = pmap(one, pods, len(pods))
     wall = time.perf_counter() - released[0]
     failures = [s.output.strip()[:300] for s in samples if not s.ok]
-    print(f"  burst {command} x{len(pods)}: {wall:.2f} s, {len(failures)} failures",
+    print(f"  burst {label} x{len(pods)}: {wall:.2f} s, {len(failures)} failures",
           file=sys.stderr, flush=True)
     return {"wall_s": round(wall, 2), "failures": len(failures), "errors": failures[:5],
             "per_call_ms": stats.summary(s.wall_ms for s in samples),
             "per_call_cpu_ms": stats.summary(s.cpu_ms for s in samples)}, samples
 
 
-def _sequential(path: str, command: str, pods: Sequence[Pod]) -> dict[str, Any]:
-    started = time.perf_counter()
-    samples = [_call(path, command, pod, "burst") for pod in pods]
-    wall = time.perf_counter() - started
-    print(f"  sequential {command} x{len(pods)}: {wall:.2f} s", file=sys.stderr, flush=True)
-    failures = [s.output.strip()[:300] for s in samples if not s.ok]
-    return {"wall_s": round(wall, 2), "failures": len(failures), "errors": failures[:5],
-            "per_call_cpu_ms": stats.summary(s.cpu_ms for s in samples)}
+def _tags() -> dict[str, Any]:
+    """Every port's tag, in one ovs-vsctl."""
+    rows = json.loads(hostnet.ovs("--format=json", "--columns=name,tag", "list", "Port"))["data"]
+    return {name: tag for name, tag in rows}
 
 
 def _check_burst(plugin: PluginContender, pods: Sequence[Pod]) -> list[str]:
     """Every pod set up has its own port on VLAN 23 and its own address (from `status`)."""
-    rows = json.loads(hostnet.ovs("--format=json", "--columns=name,tag", "find", "Port",
-                                  "external_ids:owner=vlanpipe"))["data"]
-    tags = {name: tag for name, tag in rows}
+    tags = _tags()
     addresses = []
     for pod in pods:
-        port = names.host_veth(pod.id, INTERFACE)
-        if tags.get(port) != POOL_VLAN:
-            raise AssertionError(f"burst pod {pod.name}: port {port} has tag {tags.get(port)}")
-        answer = _call(plugin.path, "status", pod, "burst")
+        if tags.get(port(pod)) != POOL_VLAN:
+            raise AssertionError(f"burst pod {pod.name}: port {port(pod)} has tag "
+                                 f"{tags.get(port(pod))}")
+        answer = timed(_call(plugin.path, "status", pod))
         addresses.append(json.loads(answer.output)["ip"])
     return addresses
 
+
+def _check_floor_burst(pods: Sequence[Pod], address: dict[str, str]) -> None:
+    """The card floors did the same work: each pod's port on VLAN 23, its address in the pod."""
+    tags = _tags()
+    for pod in pods:
+        if tags.get(port(pod)) != POOL_VLAN:
+            raise AssertionError(f"card floor burst pod {pod.name}: port {port(pod)} has tag "
+                                 f"{tags.get(port(pod))}")
+        found = hostnet.in_netns(pod.pid, "ip", "-o", "-4", "addr", "show", "dev",
+                                 INTERFACE).stdout
+        if f"inet {address[pod.id]} " not in found:
+            raise AssertionError(f"card floor burst pod {pod.name}: {INTERFACE} has "
+                                 f"{found.strip()!r}, expected {address[pod.id]}")

@@ -3,7 +3,8 @@
 `vlanpipe install --dir DIR --name myplugin` writes DIR/myplugin/myplugin; its
 config.yaml beside it gives VLAN 22 one static address (the address every
 contender uses, as in the reference plugin) and VLAN 23 a node-local pool
-for the scale and burst pods, which need one address each.
+for the scale and burst pods, which need one address each. The card floor
+runs with the interpreter that launcher names.
 """
 
 from __future__ import annotations
@@ -34,3 +35,9 @@ def install(root: str, target: Target) -> Plugin:
     plugin = make_plugin(os.path.join(root, "plugin"), config(target))
     plugin.ok("init")
     return plugin
+
+
+def interpreter(launcher: str) -> str:
+    """The Python the installed launcher runs (its `#!` line names it, then `-I`)."""
+    with open(launcher, encoding="utf-8") as handle:
+        return handle.readline()[2:].split()[0]

@@ -16,4 +16,7 @@ def test_the_quick_benchmark_runs_and_writes_its_tables(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = (tmp_path / "latest.md").read_text()
     assert "Targets" in summary and "left behind" not in proc.stderr
+    for view in ("Against the card floors", "Against the peers at equal work",
+                 "pipework with its one-second arping", "Code measured: commit"):
+        assert view in summary
     assert (tmp_path / "latest.json").stat().st_size and (tmp_path / "latency.png").stat().st_size

@@ -1,0 +1,50 @@
+"""The card floor: the least one plugin call can cost under the design card.
+
+    python -I card_floor.py setup QUIET_DIR CONTAINER IFNAME ADDRESS BRIDGE PORT VLAN PIPEWORK ARG...
+    python -I card_floor.py teardown BRIDGE PORT
+
+The card makes setup find the container through the Docker SDK and run
+pipework and ovs-vsctl through plumbum, and teardown run ovs-vsctl through
+plumbum. So no setup costs less than a fresh interpreter importing those two
+packages, one inspect, pipework (its arping resolving to `true` in QUIET_DIR,
+as the plugin arranges), one announcement (the project's own, in-process) and
+one OVSDB transaction that sets the tag and the marks; no teardown less than
+importing plumbum, one del-port and one `ip link del`. Nothing is checked,
+logged or locked: whatever the plugin spends beyond this is its own.
+
+Run with the installed plugin's interpreter and `-I`, as its launcher is.
+"""
+
+import json
+import sys
+
+from plumbum import local
+
+DOCKER_URL, DOCKER_API = "unix:///var/run/docker.sock", "1.41"  # the plugin's defaults
+OVS_TIMEOUT = "--timeout=5"
+
+
+def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str, port: str,
+          vlan: str, program: str, *args: str) -> None:
+    import docker
+
+    from pipework_wrapper.announce import announce
+
+    with docker.APIClient(base_url=DOCKER_URL, version=DOCKER_API, timeout=10) as client:
+        pid = client.inspect_container(container)["State"]["Pid"]
+    local[program].with_env(PATH=f"{quiet_dir}:{local.env['PATH']}")(*args)
+    announce(f"/proc/{pid}/ns/net", ifname, [address])
+    marks = {"owner": "vlanpipe-card-floor", "vlanpipe-infra-id": container,
+             "vlanpipe-interface": ifname, "vlanpipe-address": address}
+    local["ovs-vsctl"](OVS_TIMEOUT, "--no-wait", "--", "--may-exist", "add-port", bridge, port,
+                       "--", "set", "Port", port, f"tag={vlan}",
+                       *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()))
+
+
+def teardown(bridge: str, port: str) -> None:
+    local["ovs-vsctl"](OVS_TIMEOUT, "del-port", bridge, port)
+    local["ip"]("link", "del", port)
+
+
+if __name__ == "__main__":
+    {"setup": setup, "teardown": teardown}[sys.argv[1]](*sys.argv[2:])
