@@ -116,7 +116,9 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
 
 
 def _fail(exc: Failure) -> int:
-    """One line on stderr; a usage error adds the usage text, as the reference plugin does."""
+    """One line on stderr; a usage error adds the usage text, as the reference plugin does.
+    What a command printed before it failed (doctor's table) comes first."""
+    sys.stdout.flush()
     if isinstance(exc, UsageError):
         print(f"{PROG}: {exc.message}\n{USAGE}", file=sys.stderr)
     else:

@@ -39,7 +39,7 @@ def run_checks(config: Config, executable: str) -> list[Check]:
             "run the plugin's init command; see the README's multi-node section")]
           if config.uplink else []),
         ("docker", lambda: _docker(config), "start dockerd or set docker_url"),
-        ("pipework", lambda: _pipework(config.pipework),
+        ("pipework", lambda: _pipework(config),
          "install pipework on the PATH or set pipework: to its path"),
         ("tools", _tools, "install iproute2 and util-linux"),
         ("kubelet install", lambda: _installed(executable), "run: vlanpipe install --dir DIR --name NAME"),
@@ -139,10 +139,15 @@ def _records(config: Config) -> str:
     return f"{sum(map(len, found.values()))} attachments of {len(found)} pods recorded"
 
 
-def _pipework(program: str) -> str:
-    """Which pipework: its usage text says whether it knows VLANs, and its generation."""
+def _pipework(config: Config) -> str:
+    """Which pipework: its usage text says whether it knows VLANs, and its generation.
+
+    Upstream's gives an address through `busybox ipcalc` when busybox is installed, and
+    busybox's cannot parse IPv6: a pod of an IPv6-only network (the only case where
+    pipework gets an IPv6 address) would fail setup."""
     from pipework_wrapper import pipework
 
+    program = config.pipework
     path = shutil.which(program)
     if path is None:
         raise Failure(f"{program} not found")
@@ -150,6 +155,17 @@ def _pipework(program: str) -> str:
     if "Syntax" not in text or "@vlan" not in text.lower():
         raise Failure(f"{path} does not print the expected syntax (VLAN support missing?)")
     if pipework.UPSTREAM_MARK in text:
+        families: dict[str, set[int]] = {}
+        for network in config.networks:
+            if network.subnet is not None:
+                families.setdefault(network.name, set()).add(network.subnet.version)
+        only6 = sorted(name for name, found in families.items() if found == {6})
+        if only6 and shutil.which("busybox"):
+            raise Failure(f"{path} is upstream's pipework and busybox is installed: its "
+                          "`busybox ipcalc` cannot parse IPv6, so pods of IPv6-only network(s) "
+                          f"{', '.join(only6)} would fail setup; use the 2015 pipework "
+                          "(scripts/host-setup installs it) or give those networks an IPv4 "
+                          "subnet too")
         return f"found at {path}, supports VLANs; upstream's current generation (-a 6 for IPv6)"
     return f"found at {path}, supports VLANs; the 2015 generation (no -a)"
 
