@@ -62,7 +62,11 @@ def bed_tools_ready() -> None:
 @pytest.fixture(scope="module")
 def bed(bed_tools_ready: None) -> Iterator[NodeBed]:
     """Nodes ``a`` and ``b`` with bridge ``k8s_br``, uplinks plugged as trunks, and etcd."""
-    with NodeBed(nodes=("a", "b"), bridge="k8s_br", plug_uplinks=True) as made:
+    yield from _two_nodes(plug_uplinks=True)
+
+
+def _two_nodes(plug_uplinks: bool) -> Iterator[NodeBed]:
+    with NodeBed(nodes=("a", "b"), bridge="k8s_br", plug_uplinks=plug_uplinks) as made:
         print(f"\nnodebed: two nodes + switch + etcd up in {made.started_s:.2f} s")
         yield made
         problems = made.close()
@@ -352,11 +356,7 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 def plugin_bed(bed_tools_ready: None) -> Iterator[NodeBed]:
     """Nodes ``a`` and ``b`` with bridge ``k8s_br`` and etcd; the uplinks are NOT plugged:
     the plugin's ``init`` plugs them (each test runs it and removes the uplink at its end)."""
-    with NodeBed(nodes=("a", "b"), bridge="k8s_br", plug_uplinks=False) as made:
-        print(f"\nnodebed: two nodes + switch + etcd up in {made.started_s:.2f} s")
-        yield made
-        problems = made.close()
-    assert not problems, f"bed close left: {problems}"
+    yield from _two_nodes(plug_uplinks=False)
 
 
 @pytest.fixture

@@ -13,15 +13,9 @@ from plugin.config import cache
 from plugin.config import loader
 from plugin.errors import ConfigError
 from plugin.frontends import status
+from tests.unit.test_config import write
 
 INFRA = "ab" * 32
-
-
-def write(tmp_path, text, mode=0o644):
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    os.chmod(path, mode)
-    return str(path)
 
 
 def no_yaml(monkeypatch):
