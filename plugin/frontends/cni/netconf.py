@@ -154,7 +154,15 @@ def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
 
 
 def _vlan(value: Any) -> int | Mapping[str, Any] | None:
-    """A tag for every pod (`22`), or a rule object as in config.yaml (`{"rule": "regex", ...}`)."""
+    """A tag for every pod (`22`), or a rule object as in config.yaml (`{"rule": "fixed", ...}`).
+
+    A regex rule is the node's alone: Python's matcher has no time limit, so a tenant's pattern
+    that backtracks would keep root busy for as long as the runtime lets the call run.
+    """
+    if isinstance(value, dict) and value.get("rule") == "regex":
+        raise _refused("vlan.rule", "regex", "is a rule only the node's config may set (a "
+                       "pattern's matching time has no bound); use pod-name-prefix, "
+                       "namespace-map or a tag, or set the regex in config.yaml's vlan")
     if value is None or isinstance(value, dict):
         return value
     try:
