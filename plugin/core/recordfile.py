@@ -21,6 +21,14 @@ def path(state_dir: str, infra_id: str) -> str:
     return os.path.join(directory(state_dir), f"{names.state_key(infra_id)}.json")
 
 
+def legacy_path(state_dir: str, infra_id: str) -> str | None:
+    """Where the first release kept a Docker container's records (`<id>.json`, a bare list):
+    a node upgraded with pods attached still has them. None for ids it never served."""
+    if not names.is_docker_id(infra_id):
+        return None
+    return os.path.join(directory(state_dir), f"{infra_id}.json")
+
+
 def read(file: str) -> tuple[str, list[dict]]:
     """(container id, attachments as stored) of one file; ValueError says why it cannot be
     used, FileNotFoundError that there is none."""
@@ -29,6 +37,8 @@ def read(file: str) -> tuple[str, list[dict]]:
             body = json.load(handle)
         except ValueError:
             raise ValueError("not JSON") from None
+    if isinstance(body, list):
+        return _first_release(file, body)
     if not isinstance(body, dict) or body.get("kind") != KIND:
         raise ValueError(f"not a {KIND} record")
     if body.get("version") != VERSION:
@@ -40,11 +50,34 @@ def read(file: str) -> tuple[str, list[dict]]:
     return infra_id, items
 
 
+def _first_release(file: str, items: list) -> tuple[str, list[dict]]:
+    """A record of the first release, in today's shape: its name is the container id, and
+    each attachment had one address and one gateway."""
+    infra_id = os.path.basename(file).removesuffix(".json")
+    if not names.is_docker_id(infra_id) or not all(isinstance(i, dict) for i in items):
+        raise ValueError("not a record: a list in a file not named by a container id")
+    return infra_id, [{**{k: v for k, v in item.items() if k not in ("address", "gateway")},
+                       "addresses": [item["address"]] if item.get("address") else [],
+                       "gateways": [item.get("gateway") or ""] if item.get("address") else []}
+                      for item in items]
+
+
+def find(state_dir: str, infra_id: str) -> tuple[str, list[dict]]:
+    """The container's file read, at today's name or else the first release's."""
+    try:
+        return read(path(state_dir, infra_id))
+    except FileNotFoundError:
+        legacy = legacy_path(state_dir, infra_id)
+        if legacy is None:
+            raise
+        return read(legacy)
+
+
 def primary_ip(state_dir: str, infra_id: str) -> str | None:
     """The primary attachment's first address, without its prefix; None if the container
     has no record (or one that cannot be read: `list` and `doctor` report those)."""
     try:
-        found_id, items = read(path(state_dir, infra_id))
+        found_id, items = find(state_dir, infra_id)
     except (FileNotFoundError, ValueError):
         return None
     if found_id != infra_id:

@@ -92,7 +92,7 @@ class RecordStore:
         """The container's records; none if there is no file or it cannot be read (which
         `damaged` reports)."""
         try:
-            found_id, records = _read(self.path(infra_id))
+            found_id, records = _parse(*recordfile.find(self.state_dir, infra_id))
         except FileNotFoundError:
             return []
         except ValueError:
@@ -114,12 +114,23 @@ class RecordStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        self._forget_first_release(infra_id)
 
     def delete(self, infra_id: str) -> None:
         try:
             os.unlink(self.path(infra_id))
         except FileNotFoundError:
             pass
+        self._forget_first_release(infra_id)
+
+    def _forget_first_release(self, infra_id: str) -> None:
+        """Drop the first release's file once today's holds the records (or none are left)."""
+        legacy = recordfile.legacy_path(self.state_dir, infra_id)
+        if legacy is not None:
+            try:
+                os.unlink(legacy)
+            except FileNotFoundError:
+                pass
 
     def has(self, key: str) -> bool:
         """Whether a record file exists under `names.state_key` `key`."""
@@ -167,7 +178,10 @@ class RecordStore:
 
 def _read(path: str) -> tuple[str, list[Attachment]]:
     """(container id, records) of one file; ValueError says why it cannot be used."""
-    infra_id, items = recordfile.read(path)
+    return _parse(*recordfile.read(path))
+
+
+def _parse(infra_id: str, items: list[dict]) -> tuple[str, list[Attachment]]:
     known = {f.name for f in fields(Attachment)}
     if not all(set(i) <= known for i in items):
         raise ValueError("malformed attachments")
