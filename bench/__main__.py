@@ -56,7 +56,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fill-jobs", type=int, help="concurrent setups while attaching fill pods")
     parser.add_argument("--probe-runs", type=int,
                         help="calls per contender under /usr/bin/time and under strace")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
+    parser.add_argument("--out", help="results folder (default bench/results; for --quick "
+                        "bench/results/quick, so a smoke run never replaces the full run's "
+                        "summary the README quotes)")
     parser.add_argument("--wait-quiet", type=float, default=0,
                         help="seconds to wait for running pytest processes to end first: they "
                         "share the CPU (default 0: do not wait, report them)")
@@ -66,6 +68,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.out is None:
+        args.out = os.path.join(HERE, "results", "quick") if args.quick else os.path.join(
+            HERE, "results")
     args.levels = sorted({int(x) for x in str(args.levels).split(",") if x.strip()})
     return args
 
