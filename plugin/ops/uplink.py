@@ -25,10 +25,8 @@ def ensure(ovs: Ovs, uplink: Uplink, node: str) -> None:
                        "fix uplink.interface in the config, or bring the interface up first")
     used = iproute.host_addresses(name)
     if used:
-        raise BackendError(f"uplink {name} carries the host's address {', '.join(used)}: as a "
-                           "bridge port it would cut the host off that network",
-                           f"move the address off {name} (to another interface, or to the "
-                           "bridge's own port) or choose another uplink")
+        raise BackendError(_carries(name, used), f"move the address off {name} (to another "
+                           "interface, or to the bridge's own port) or choose another uplink")
     found = ovs.port(name)
     if found is not None and not marks.is_uplink(found.external_ids):
         raise BackendError(f"port {name} on bridge {found.bridge or '(none)'} is not "
@@ -57,6 +55,9 @@ def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[str]:
         return found + [f"uplink {name} does not exist"]
     if not iproute.is_up(name):
         found.append(f"uplink {name} is down")
+    used = iproute.host_addresses(name)
+    if used:
+        found.append(_carries(name, used))
     port = ovs.port(name)
     if port is None:
         return found + [f"uplink {name} is not on bridge {uplink.bridge}"]
@@ -68,6 +69,11 @@ def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[str]:
         found.append(f"uplink {name} trunks {describe(port)}, the config says "
                      f"{_vlans(sorted(uplink.vlans or ()))}")
     return found
+
+
+def _carries(name: str, used: list[str]) -> str:
+    return (f"uplink {name} carries the host's address {', '.join(used)}: as a bridge port "
+            "it would cut the host off that network")
 
 
 def describe(port: Port) -> str:

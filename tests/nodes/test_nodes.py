@@ -140,7 +140,18 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     a.node.run(["ip", "link", "add", "uplink1", "type", "veth", "peer", "name", "uplink1p"],
                check=True)
     try:
+        # Carrying the host's own address, it is refused: as a bridge port it would cut the
+        # host off that network. Nothing changes; doctor names the address too.
+        a.node.run(["ip", "addr", "add", "192.0.2.1/24", "dev", "uplink1"], check=True)
         a.configure(uplink={"interface": "uplink1", "vlans": [22, 23]})
+        addressed = a("init")
+        assert addressed.code != 0 and len(addressed.lines) == 1, addressed
+        assert "192.0.2.1/24" in addressed.output and "move the address off uplink1" in \
+            addressed.output, addressed
+        assert list(a.ports()) == ["uplink0"]
+        flagged = check(cluster, "a", "uplink uplink1")
+        assert not flagged["ok"] and "192.0.2.1/24" in flagged["detail"], flagged
+        a.node.run(["ip", "addr", "del", "192.0.2.1/24", "dev", "uplink1"], check=True)
         stale = check(cluster, "a", "uplink uplink1")
         assert not stale["ok"] and "former uplink uplink0" in stale["detail"], stale
         a.ok("init")
