@@ -149,8 +149,9 @@ def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,
                       "address per family")
     if len(families) == 1:
         return families
+    # IPv4 first, whatever the config's order: status reports it, and pipework is given it.
     return [replace(f, store="" if f.subnet and f.subnet.version == 4 else f"{name}@6")
-            for f in families]
+            for f in sorted(families, key=lambda f: f.subnet.version if f.subnet else 0)]
 
 
 def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
@@ -217,8 +218,9 @@ def _parse_dynamic(s: Section, name: str, vlans: frozenset[int] | None, allocato
     network = NetworkConfig(name=name, vlans=vlans, allocator=allocator, subnet=subnet,
                             range_start=start, range_end=end, gateway=gateway, exclude=exclude)
     if Pool.of(network).size == 0:
-        raise ConfigError(f"config {s.source}: network '{name}' ({s.path}) has no address "
-                          "left to hand out once the gateway and exclusions are taken out",
+        raise ConfigError(f"config {s.source}: key '{s.key('subnet')}' = '{subnet}' of network "
+                          f"'{name}' has no address left to hand out once the gateway and "
+                          "exclusions are taken out",
                           "widen its range or subnet, or shorten its exclude list")
     return network
 

@@ -45,10 +45,11 @@ def test_an_ipv6_only_vlan(tmp_path, bridge, make_container):
               for k in ("disable_ipv6", "accept_dad")}
     for pod, container in (("22-a", a), ("22-b", b), ("23-c", c)):
         plugin.ok("setup", NS, pod, container.id)
+        assert not tentative(container), pod  # usable as setup returns: no DAD to wait for
     ips = {pod: status_ip(plugin.ok("status", NS, pod, cont.id).output)
            for pod, cont in (("22-a", a), ("22-b", b), ("23-c", c))}
     assert all(ip.startswith("fd00:22::") for ip in ips.values()) and len(set(ips.values())) == 3
-    assert addresses(a) == [f"{ips['22-a']}/64"] and not tentative(a)
+    assert addresses(a) == [f"{ips['22-a']}/64"]
     assert ipv6_off(a, "eth0") == "1"  # Docker's interface keeps IPv6 as Docker set it
     after = {k: hostnet.in_netns(a.pid, "sysctl", "-n", f"net.ipv6.conf.default.{k}").stdout
              for k in ("disable_ipv6", "accept_dad")}
@@ -68,10 +69,10 @@ def test_a_dual_stack_vlan(tmp_path, bridge, make_container):
     a, b = make_container("a"), make_container("b")
     for pod, container in (("22-a", a), ("22-b", b)):
         plugin.ok("setup", NS, pod, container.id)
+        assert not tentative(container), pod
     found = {name: addresses(c) for name, c in (("a", a), ("b", b))}
     for name, (v4, v6) in found.items():
         assert v4.startswith("10.95.0.") and v6.startswith("fd00:95::"), found
-    assert not tentative(a) and not tentative(b)
     assert status_ip(plugin.ok("status", NS, "22-a", a.id).output) == found["a"][0].split("/")[0]
     for target in found["b"]:
         assert hostnet.ping(a.id, target.split("/")[0])
@@ -132,12 +133,16 @@ def doctor_generation(plugin) -> str:
 
 @pytest.mark.parametrize("network,needle", [
     ({"name": "n", "subnet": "fd00::/127", "gateway": "fd00::1", "exclude": ["fd00::"]},
-     "no address left to hand out"),
-    ({"name": "n", "subnet": "fd00::/64", "gateway": "fd01::1"}, "is outside subnet"),
-    ({"name": "n", "subnets": ["10.0.0.0/24", "10.1.0.0/24"]}, "two subnets of one family"),
+     "key 'networks[0].subnet' = 'fd00::/127' of network 'n' has no address left"),
+    ({"name": "n", "subnet": "fd00::/64", "gateway": "fd01::1"},
+     "key 'networks[0].gateway' = 'fd01::1' is outside subnet fd00::/64"),
+    ({"name": "n", "subnets": ["10.0.0.0/24", "10.1.0.0/24"]},
+     "key 'networks[0].subnets' = ['10.0.0.0/24', '10.1.0.0/24'] has two subnets of one family"),
     ({"name": "n", "subnet": "fd00::/64", "range": {"start": "fd00::1",
-                                                     "end": "fd00::1:0:0"}}, "same /96"),
-    ({"name": "n", "subnets": ["fd00::/64"], "gateway": "fd00::1"}, "goes inside each item"),
+                                                     "end": "fd00::1:0:0"}},
+     "key 'networks[0].range.end' = 'fd00::1:0:0' is not in the same /96"),
+    ({"name": "n", "subnets": ["fd00::/64"], "gateway": "fd00::1"},
+     "key 'networks[0].gateway' = 'fd00::1' goes inside each item"),
 ])
 def test_ipv6_config_errors_name_file_key_and_value(tmp_path, bridge, container, network,
                                                     needle):

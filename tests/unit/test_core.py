@@ -4,6 +4,8 @@ daemons in tests/e2e; here each failure can be put at one exact step."""
 
 from __future__ import annotations
 
+from ipaddress import ip_interface
+
 import pytest
 
 from pipework_wrapper.errors import ToolFailed
@@ -90,6 +92,21 @@ def test_the_second_interface_failing_takes_the_first_back(tmp_path, host):
     with pytest.raises(ToolFailed):
         c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
     assert host.leftovers() == [] and leases(c) == [] and c.records.load(ID) == []
+
+
+def test_a_dual_stack_claim_whose_ipv6_family_is_refused_keeps_no_ipv4_lease(tmp_path, host):
+    dual = {"name": "dual", "vlans": "all", "subnets": ["10.9.0.0/29", "fd00:9::/64"]}
+    c = core(tmp_path, host, networks=[dual])
+    other = PodRef("default", "22-other", "b" * 64)
+    host.containers["b" * 64] = 4243
+    c.attach(other, [Want("eth1", "br0", 22, addresses=(ip_interface("fd00:9::5/64"),))],
+             Sandbox("pipework", "/proc/4243/ns/net", "b" * 64, 4243))
+    before = leases(c)
+    with pytest.raises(AllocationError, match="fd00:9::5 .*is held by"):
+        c.attach(POD, [Want("eth1", "br0", 22, addresses=(ip_interface("fd00:9::5/64"),))],
+                 SANDBOX)
+    assert leases(c) == before and c.records.load(ID) == []
+    assert names.host_veth(ID, "eth1") not in host.ports
 
 
 def test_no_address_left_creates_nothing(tmp_path, host):

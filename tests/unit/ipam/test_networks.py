@@ -57,6 +57,21 @@ def test_ipv6_subnet_range_skips_the_anycast_address():
     assert str(net.range_start) == "fd00:6::1" and str(net.range_end) == "fd00:6::ff"
 
 
+def test_an_ipv6_family_without_room_names_its_key_and_value():
+    with pytest.raises(ConfigError) as caught:
+        networks({"name": "d", "subnets": ["10.7.0.0/24", {
+            "subnet": "fd00::/127", "gateway": "fd00::1", "exclude": ["fd00::"]}]})
+    assert "key 'networks[0].subnets[1].subnet' = 'fd00::/127' of network 'd' has no " \
+        "address left" in str(caught.value)
+
+
+def test_a_dual_stack_network_lists_ipv4_first_in_any_config_order():
+    """status reports the first family's address and pipework is given it: IPv4, always."""
+    four, six = networks({"name": "d", "vlans": [7], "subnets": ["fd00:7::/64", "10.7.0.0/24"]})
+    assert (four.subnet.version, six.subnet.version) == (4, 6)
+    assert (four.key, six.key) == ("d", "d@6")
+
+
 def test_small_subnets_use_every_address():
     net = network(vlans=[7], subnet="10.7.0.0/31")
     assert (str(net.range_start), str(net.range_end)) == ("10.7.0.0", "10.7.0.1")
@@ -109,7 +124,7 @@ def test_rules_across_networks(items, expected):
     ({"routes": [{"dst": "10.0.0.0/8", "via": "10.22.0.1"}]}, "unknown key 'networks[0].routes[0].via'"),
     ({"gatway": "10.22.0.1"}, "unknown key 'networks[0].gatway'"),
     ({"subnet": "10.22.0.0/30", "gateway": "10.22.0.1", "exclude": ["10.22.0.2"]},
-     "has no address left"),
+     "key 'networks[0].subnet' = '10.22.0.0/30' of network 'v22' has no address left"),
 ])
 def test_bad_network_values_name_file_key_and_value(fields, expected):
     with pytest.raises(ConfigError) as caught:
