@@ -433,6 +433,10 @@ def test_vlans_and_bridges_outside_the_nodes_allow_lists_are_refused(runtime, br
     for conf, code, needle in [
             (runtime.netconf("1.0.0", bridge, vlan=30), 7, "'vlan' = 30"),
             (runtime.netconf("1.0.0", bridge, args={"cni": {"vlan": 31}}), 7, "VLAN 31"),
+            (runtime.netconf("1.0.0", bridge, vlan={"rule": "pod-name-prefix"}), 7,
+             "VLAN 30 (from the network config)"),  # the pod 30-web's, by the network's rule
+            (runtime.netconf("1.0.0", bridge, vlan={"rule": "namespace-map",
+                                                    "namespaces": {NS: 40}}), 7, "VLAN 40"),
             ({**runtime.netconf("1.0.0", bridge, vlan=22), "bridge": "br-int"}, 7, "br-int"),
             (runtime.netconf("1.0.0", bridge, vlan=22,
                              ipam={"type": "host-local", "subnet": "10.96.0.0/24"}), 7,

@@ -2,7 +2,8 @@
 a CNI runtime's environment and stdin (prevResult included), and the node's config values.
 
 Each must give one line that names the input (exec) or one CNI error document (CNI), the
-exit code of its class (exec: 2 usage, 3 config, 4 input; CNI: a spec code below 100),
+exit code of its class (exec: 2 usage, 3 config, 4 input; CNI: a spec code below 100, or
+the plugin's documented code for what it is),
 nothing created, and never "internal error". No daemon is needed: every case fails before
 the plugin would ask one.
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.support.hostnet import wait_until
 
 ID = "c" * 64
 POD = ("default", "22-web", ID)
@@ -141,6 +144,8 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
      "valid-attachments"),
     ("CHECK", {"prevResult": []}, 7, "prevResult"),
     ("CHECK", {"prevResult": {"interfaces": None, "ips": {}}}, 7, "prevResult.ips"),
+    ("CHECK", {"prevResult": {"interfaces": None, "ips": []}}, 1003,
+     "prevResult lists no interface net1"),  # null is no list, never an internal error
     ("CHECK", {"prevResult": {"interfaces": [1], "ips": []}}, 7, "prevResult.interfaces"),
     ("CHECK", {"prevResult": {"interfaces": [], "ips": [], "dns": []}}, 7, "prevResult.dns"),
     ("CHECK", {}, 7, "CHECK needs prevResult"),
@@ -214,6 +219,25 @@ def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
     status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_COMMAND": command}, data)
     assert status == 1 and error["code"] == code and needle in error["msg"], error
     assert "\n" not in error["msg"] and len(error["msg"]) < 500
+    nothing_created(tmp_path)
+
+
+def test_docker_silent_and_a_process_namespace_is_try_again_later(tmp_path, node):
+    """/proc/<pid>/ns/net may be a Docker container's: with Docker not answering, ADD cannot
+    tell which plumber serves it, so it asks the runtime to try again (11), creating nothing."""
+    node.write_text(yaml.safe_dump({**yaml.safe_load(node.read_text()),
+                                    "docker_url": f"unix://{tmp_path}/no-docker.sock"}))
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        wait_until(lambda: os.stat(f"/proc/{holder.pid}/ns/net").st_ino
+                   != os.stat("/proc/self/ns/net").st_ino, timeout=10)
+        status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_NETNS": f"/proc/{holder.pid}/ns/net"},
+                            json.dumps(NETCONF).encode())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status == 1 and error["code"] == 11, error
+    assert "Docker does not answer" in error["msg"] and "no-docker.sock" in error["msg"], error
     nothing_created(tmp_path)
 
 

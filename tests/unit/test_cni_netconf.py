@@ -99,6 +99,13 @@ def test_choices_outside_the_nodes_allow_lists_are_code_7(keys, needle):
     assert code == 7 and needle in line
 
 
+def test_without_a_cni_section_only_the_nodes_bridge_is_allowed():
+    assert netconf.bind(parsed(bridge="k8s_br"), node(), "net1").bridge == "k8s_br"
+    code, line = code_of(netconf.bind, parsed(bridge="br1"), node(), "net1")
+    assert code == 7 and "'bridge' = 'br1' is not a bridge this node lets" in line
+    assert netconf.bind(parsed(bridge="br1"), node(bridge="br1"), "net1").bridge == "br1"
+
+
 @pytest.mark.parametrize("ipam,needle", [
     ({"dataDir": "/etc"}, "ipam.dataDir"), ({"dataDir": "relative"}, "ipam.dataDir"),
     ({"ranges": [[{"subnet": "10.0.0.0/24", "x": "/var/run/evil"}]]}, "ipam.ranges[0][0].x"),
