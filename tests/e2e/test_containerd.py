@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from plugin import names
+from plugin.core import recordfile
 from plugin.core.marks import KEYS
 from plugin.frontends.cni.versions import SUPPORTED
 from tests.support import containerd as C
@@ -168,7 +169,23 @@ def test_check_finds_a_changed_mac_and_a_missing_interface(scope, runtime, bridg
     error = runtime.fails(1003, "CHECK", {**conf, "prevResult": result}, env=env,
                           ifname="eth0")
     assert "MAC 0a:58:99:99:99:99" in error["msg"]
+    mac = next(i["mac"] for i in result["interfaces"] if i.get("sandbox"))
+    address = result["ips"][0]["address"]
+    inside(ns.path, "ip", "link", "set", "dev", "eth0", "address", mac)
+    runtime.ok("CHECK", {**conf, "prevResult": result}, env=env, ifname="eth0")
+    inside(ns.path, "ip", "addr", "del", address, "dev", "eth0")
+    error = runtime.fails(1003, "CHECK", {**conf, "prevResult": result}, env=env,
+                          ifname="eth0")
+    assert "eth0 in the pod has no address" in error["msg"] and address in error["msg"], error
+    inside(ns.path, "ip", "link", "del", "eth0")
+    error = runtime.fails(1003, "CHECK", {**conf, "prevResult": result}, env=env,
+                          ifname="eth0")
+    assert f"{ns.path} has no interface eth0" in error["msg"], error
+    # DEL with the port (and the veth) already gone: it still frees the lease and the record.
+    hostnet.ovs("del-port", bridge, names.host_veth(sandbox, "eth0"))
     runtime.ok("DEL", conf, env=env, ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+    assert not os.path.exists(recordfile.path(runtime.state_dir, sandbox))
 
 
 def test_gc_judges_a_namespace_attachment_without_docker(scope, runtime, bridge, cri, tmp_path):

@@ -59,10 +59,10 @@ def test_gc_never_removes_a_pod_set_up_while_it_ran(tmp_path, bridge, make_conta
 def test_a_killed_setup_leaves_no_child_that_acts_after_teardown(tmp_path, bridge, container):
     """The runtime kills a setup past its deadline, then tears down. A child of the killed
     plugin (here pipework, started late) must not plug the pod after that teardown."""
-    started = tmp_path / "pipework-started"
+    started, acted = tmp_path / "pipework-started", tmp_path / "orphan-acted"
     wrapper = stand_in(tmp_path / "bin", "pipework",
-                       f'touch {started}\n( sleep 3; exec /usr/local/bin/pipework "$@" ) & wait\n'
-                       'exit $?')
+                       f'touch {started}\n( sleep 3; touch {acted}; '
+                       'exec /usr/local/bin/pipework "$@" ) & wait\nexit $?')
     plugin = make_plugin(str(tmp_path), base_config(bridge, pipework=wrapper))
     setup = subprocess.Popen([plugin.path, "setup", NS, "22-x", container.id],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -72,6 +72,7 @@ def test_a_killed_setup_leaves_no_child_that_acts_after_teardown(tmp_path, bridg
     setup.wait()
     plugin.ok("teardown", NS, "22-x", container.id)
     time.sleep(5)  # the orphan would have run pipework by now
+    assert not acted.exists()  # teardown ended it (it held the pod lock), not waited it out
     assert our_ports(bridge) == {}
     assert hostnet.container_addresses(container.id, "eth1") == []
     assert leases(plugin) == []

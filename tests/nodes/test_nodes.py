@@ -162,6 +162,24 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
     a.ok("init")
 
+    # Down: doctor says so, init brings it up.
+    a.node.run(["ip", "link", "set", "uplink0", "down"], check=True)
+    down = check(cluster, "a", "uplink uplink0")
+    assert not down["ok"] and "uplink uplink0 is down" in down["detail"], down
+    a.ok("init")
+    assert check(cluster, "a", "uplink uplink0")["ok"]
+
+    # Every VLAN: a trunk with no list (from a list, the list is cleared), and back.
+    a.configure(uplink={"interface": "uplink0", "vlans": "all"})
+    a.ok("init")
+    port = a.ports()["uplink0"]
+    assert as_list(port["trunks"]) == [] and port["vlan_mode"] == "trunk", port
+    assert check(cluster, "a", "uplink uplink0")["ok"]
+    assert "every VLAN" in uplink_listed(cluster, "a")[0]["state"]
+    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
+    a.ok("init")
+    assert as_list(a.ports()["uplink0"]["trunks"]) == [22, 23]
+
     # An uplink that does not exist: init fails with one line naming it; doctor says so.
     a.configure(uplink={"interface": "nosuch0", "vlans": [22, 23]})
     failed = a("init")
@@ -430,5 +448,11 @@ def test_gc_frees_the_leases_of_a_dead_node(cluster: Cluster) -> None:
         assert logged["outcome"] == "ok", logged
         if logged.get("warnings"):
             print(f"nodes: teardown on b after gc --node b, log warnings: {logged['warnings']}")
+    # a's sign of life: status (every pod sync) never writes it; a teardown's release does.
+    hour_ago = json.dumps({"seen": round(time.time()) - 3600})
+    cluster.etcd.put(f"{cluster.prefix}/nodes/a", hour_ago)
+    assert cluster.status_ip("a", keep) == by_pod["22-keep"]
+    assert cluster.keys("nodes/")["nodes/a"].decode() == hour_ago
     cluster.teardown("a", keep)
+    assert time.time() - json.loads(cluster.keys("nodes/")["nodes/a"])["seen"] < 120
     assert cluster.leases() == {}
