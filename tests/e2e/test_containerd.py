@@ -136,6 +136,30 @@ def test_the_cri_order_and_a_ping_to_a_docker_pod(scope, runtime, bridge, cri, c
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
 
 
+def test_the_namespace_plumber_sets_mtu_gateways_and_routes_of_both_families(
+        scope, runtime, bridge, cri):
+    """What pipework does for a Docker pod, the netns plumber does by path: here with a
+    dual-stack network that has an MTU, a gateway per family and a route per family."""
+    runtime.configure(networks=[{"name": "pods", "vlans": "all", "mtu": 1400, "subnets": [
+        {"subnet": "10.97.0.0/24", "gateway": "10.97.0.1"},
+        {"subnet": "fd00:97::/64", "gateway": "fd00:97::1"}], "routes": [
+        {"dst": "10.200.0.0/16", "gw": "10.97.0.254"}, {"dst": "fd00:200::/48"}]}])
+    ns = cri.netns()
+    sandbox = C.random_container_id()
+    scope.containers[sandbox] = 0
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = runtime.ok("ADD", conf, env=cri_env(sandbox, ns.path), ifname="eth0").body
+    assert [ip.get("gateway") for ip in result["ips"]] == ["10.97.0.1", "fd00:97::1"]
+    link = inside(ns.path, "ip", "-j", "link", "show", "dev", "eth0").stdout
+    assert '"mtu":1400' in link.replace(" ", ""), link
+    v4 = inside(ns.path, "ip", "-4", "route", "show", "dev", "eth0").stdout
+    v6 = inside(ns.path, "ip", "-6", "route", "show", "dev", "eth0").stdout
+    assert "default via 10.97.0.1" in v4 and "10.200.0.0/16 via 10.97.0.254" in v4, v4
+    assert "default via fd00:97::1" in v6 and "fd00:200::/48" in v6, v6
+    runtime.ok("DEL", conf, env=cri_env(sandbox, ns.path), ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
 @pytest.mark.parametrize("version", SUPPORTED)
 def test_every_spec_version_by_direct_calls(scope, runtime, bridge, cri, version):
     ns = cri.netns()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+import yaml
 
 from pipework_wrapper import command
 from pipework_wrapper.errors import ToolFailed
@@ -77,3 +79,32 @@ def _alive(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
 
+
+
+def test_a_docker_that_accepts_and_never_answers_is_bounded_by_timeouts_docker(tmp_path):
+    """The Docker SDK's own timeout bounds a lookup: a socket that takes the request and
+    stays silent ends the setup with a clean error (code 5), not a hang."""
+    path = str(tmp_path / "silent.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    config = tmp_path / "etc" / "config.yaml"
+    config.parent.mkdir(mode=0o755)
+    config.write_text(yaml.safe_dump({
+        "state_dir": str(tmp_path / "state"), "log": {"file": str(tmp_path / "log")},
+        "docker_url": f"unix://{path}", "timeouts": {"docker": 1}}))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", "from plugin.frontends.exec_cli import run; run()",
+             "--config", str(config), "setup", "default", "22-web", "c" * 64],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=30)  # unbounded, it would hang here
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert held, "the plugin never asked the socket"
+    assert proc.returncode == 5 and len(proc.stdout.splitlines()) == 1, proc.stdout
+    assert f"Docker does not answer at unix://{path}" in proc.stdout, proc.stdout
