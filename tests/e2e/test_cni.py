@@ -75,6 +75,9 @@ def test_add_check_del(runtime, bridge, container, version):
     assert port["external_ids"]["owner"] == "vlanpipe"
     assert port["external_ids"][KEYS["cni_network"]] == "vlan-net"
     assert port["external_ids"]["vlanpipe-pod"] == "web"
+    assert port["external_ids"][KEYS["plumber"]] == "pipework"  # Docker knows the container
+    assert "pipework" in [r for r in runtime.log_records() if r["command"] == "cni-add"][-1][
+        "plumber"]
     with_prev = {**conf, "prevResult": result}
     if version == "0.3.1":
         runtime.fails(1, "CHECK", with_prev, container)

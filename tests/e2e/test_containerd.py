@@ -8,8 +8,10 @@ then a container joining it). Real containerd, Open vSwitch and Docker.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -99,6 +101,7 @@ def test_a_real_runtime_calls_the_plugin(tmp_path, scope, runtime, bridge, image
     finally:
         assert run.stop() == 137, run.output()
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+    assert os.listdir(os.path.join(runtime.state_dir, "attachments")) == []
     dels = [r for r in runtime.log_records() if r["command"] == "cni-del"]
     assert dels and dels[-1]["outcome"] == "ok" and not dels[-1].get("netns")
 
@@ -158,6 +161,28 @@ def test_the_namespace_plumber_sets_mtu_gateways_and_routes_of_both_families(
     assert "default via fd00:97::1" in v6 and "fd00:200::/48" in v6, v6
     runtime.ok("DEL", conf, env=cri_env(sandbox, ns.path), ifname="eth0")
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
+def test_a_long_dotted_container_id_names_files_by_its_hash(scope, runtime, bridge, cri):
+    """Any id the spec allows (letters, digits, _ . -; no length limit): 300 characters, with
+    dots, ends up only inside a hash."""
+    ns = cri.netns()
+    sandbox = "ctr..-" + "x" * 290 + "..end"
+    scope.containers[sandbox] = 0
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    runtime.ok("ADD", conf, env=cri_env(sandbox, ns.path), ifname="eth0")
+    state = runtime.state_dir
+    assert os.listdir(os.path.join(state, "attachments")) == [
+        f"{names.state_key(sandbox)}.json"]
+    with open(recordfile.path(state, sandbox), encoding="utf-8") as handle:
+        assert json.load(handle)["infra_id"] == sandbox
+    assert all(len(n) == len(names.state_key(sandbox)) + len(".lock")
+               for n in os.listdir(os.path.join(state, "locks")))
+    port = our_ports(bridge)[names.host_veth(sandbox, "eth0")]
+    assert port["external_ids"][KEYS["infra_id"]] == sandbox
+    runtime.ok("DEL", conf, env=cri_env(sandbox, ns.path), ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+    assert os.listdir(os.path.join(state, "attachments")) == []
 
 
 @pytest.mark.parametrize("version", SUPPORTED)
@@ -233,6 +258,34 @@ def test_gc_judges_a_namespace_attachment_without_docker(scope, runtime, bridge,
     runtime.ok("DEL", runtime.netconf("1.0.0", bridge), env=cri_env(ids[live.name], live.path),
                ifname="eth0")
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
+def test_gc_tells_a_namespace_path_reused_by_another_namespace(scope, runtime, bridge, cri,
+                                                                tmp_path):
+    """The pod's namespace still exists (a process holds it, so its veth lives) but its path
+    now names a new namespace: the recorded device and inode tell them apart, and gc
+    collects the attachment."""
+    ns = cri.netns()
+    sandbox = C.random_container_id()
+    scope.containers[sandbox] = 0
+    runtime.ok("ADD", runtime.netconf("1.0.0", bridge, vlan=22), env=cri_env(sandbox, ns.path),
+               ifname="eth0")
+    old = ns.inode()
+    holder = subprocess.Popen(["ip", "netns", "exec", ns.name, "sleep", "120"])
+    try:
+        hostnet.wait_until(lambda: C.ns_inode(f"/proc/{holder.pid}/ns/net") == old, timeout=10)
+        C.delete_netns(ns)
+        hostnet.run(["ip", "netns", "add", ns.name])  # the same path, another namespace
+        assert ns.inode() != old and names.host_veth(sandbox, "eth0") in hostnet.host_links()
+        runtime.configure(docker_url=f"unix://{tmp_path}/no-docker.sock")
+        swept = hostnet.run([sys.executable, "-m", "plugin.frontends.exec_cli", "--config",
+                             runtime.config_path, "gc"], check=False)
+        assert swept.returncode == 0 and "remove container gone" in swept.stdout, swept.stdout
+        assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+        assert names.host_veth(sandbox, "eth0") not in hostnet.host_links()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_namespace_path_that_does_not_exist_is_a_clean_error(runtime, bridge):

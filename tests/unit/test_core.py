@@ -68,6 +68,22 @@ def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
     assert host.calls[-1] == "announce"
 
 
+def test_the_intent_is_recorded_before_any_address_is_claimed(tmp_path, host):
+    """A call killed right after its claim leaves a record naming the lease's network, so
+    the teardown that follows releases it there (and only there)."""
+    c = core(tmp_path, host)
+    at_claim = []
+    claim = c.allocators.allocate
+
+    def recording_first(owner, vlan, requested=()):
+        at_claim.append([(r.interface, r.network, r.addresses) for r in c.records.load(ID)])
+        return claim(owner, vlan, requested)
+
+    c.allocators.allocate = recording_first
+    c.attach(POD, [want()], SANDBOX)
+    assert at_claim == [[("eth1", "pods", ())]]
+
+
 def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
     c = core(tmp_path, host)
     first = c.attach(POD, [want()], SANDBOX)
