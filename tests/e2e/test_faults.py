@@ -145,7 +145,10 @@ def test_an_etcd_outage_does_not_block_a_pod_of_a_local_network(tmp_path, bridge
                  "allocator": "etcd"}]))
         local, cluster = make_container("l"), make_container("c")
         plugin.ok("setup", NS, "22-l", local.id)
+        plugin.ok("status", NS, "22-l", local.id)
+        assert etcd_keys(server, "/two/nodes/") == []  # local networks only: no sign of life
         plugin.ok("setup", NS, "30-c", cluster.id)
+        assert etcd_keys(server, "/two/nodes/") == [f"/two/nodes/{plugin.node_name}"]
         etcd_server.stop(server)
         plugin.ok("teardown", NS, "22-l", local.id)  # its record names local22 alone
         failed = plugin("teardown", NS, "30-c", cluster.id)  # its own network is down

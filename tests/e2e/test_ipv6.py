@@ -196,6 +196,8 @@ def test_cni_dual_stack_with_host_local(runtime, bridge, container, version):
     body = runtime.ok("ADD", conf, container, args=pod_args(NS, "web", container.id)).body
     v4, v6 = (ip["address"] for ip in body["ips"])
     assert v4.startswith("10.96.0.") and v6.startswith("fd00:96::")
+    assert [(ip["interface"], ip.get("gateway")) for ip in body["ips"]] == [
+        (1, "10.96.0.1"), (1, "fd00:96::1")]  # host-local's gateways, on the pod's interface
     if version == "0.3.1":
         assert [ip["version"] for ip in body["ips"]] == ["4", "6"]
     assert sorted(addresses(container, "net1")) == sorted([v4, v6])
