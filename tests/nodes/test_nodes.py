@@ -245,6 +245,33 @@ def test_same_vlan_spans_nodes_and_vlans_stay_apart(cluster: Cluster) -> None:
 # --- 3. unique addresses under parallel setups on both nodes ---------------------------------
 
 
+def test_ipv6_only_pods_across_nodes_get_distinct_macs_that_doctor_checks(
+        cluster: Cluster) -> None:
+    """An IPv6-only pod's MAC is its address's last 32 bits: one etcd keeps the addresses,
+    and so the MACs, unique on the VLAN across nodes; each node's doctor sees both pods."""
+    for plugin in cluster.plugins.values():
+        plugin.configure(networks=[{"name": "pods6", "vlans": "all", "subnet": "fd00:77::/64",
+                                    "allocator": "etcd"}])
+    cluster.init_all()
+    pods = {"a": cluster.pod("a", "22-x6"), "b": cluster.pod("b", "22-y6")}
+    found = {}
+    for node, pod in pods.items():
+        link = json.loads(hostnet.in_netns(pod.pid, "ip", "-j", "addr", "show", "dev",
+                                           "eth1").stdout)[0]
+        (address,) = [a["local"] for a in link["addr_info"]
+                      if a["family"] == "inet6" and a["scope"] == "global"]
+        found[node] = (address, link["address"])
+    assert all(a.startswith("fd00:77::") for a, _ in found.values()), found
+    assert found["a"][1] != found["b"][1], found
+    for node in pods:
+        macs = check(cluster, node, "macs")
+        assert macs["ok"] and macs["detail"].startswith("2 pods"), macs
+    assert ping(pods["a"], found["b"][0]).ok and ping(pods["b"], found["a"][0]).ok
+    for node, pod in pods.items():
+        cluster.teardown(node, pod)
+    assert not [key for key in cluster.keys("ipam/") if "/addr/" in key]
+
+
 def test_addresses_unique_across_nodes_under_parallel_setups(cluster: Cluster) -> None:
     cluster.init_all()
     per_node = 12
