@@ -97,8 +97,6 @@ def set_mtu(netns: str, ifname: str, host_ifname: str, mtu: int, timeout: float 
     in_pod(netns, [f"link set dev {ifname} mtu {mtu}"], timeout)
 
 
-
-
 def in_pod(netns: str, commands: list[str], timeout: float = 10.0) -> None:
     """`ip` commands run inside the namespace at `netns`, all in one process (`ip -batch`).
     Each is one line of words the plugin built from validated values: no shell."""

@@ -226,4 +226,3 @@ def _cni_policy(section: Section, bridge: str) -> CniPolicy:
     section.done()
     return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
                      tuple(types), data_dir)
-

@@ -27,7 +27,6 @@ from plugin.ipam.model import Addresses, Lease, Owner, Request
 from plugin.locks import pod_lock
 
 
-
 class Undo:
     """A stack of compensating actions, run newest first when an attach fails."""
 

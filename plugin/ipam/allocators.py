@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
 
 
-
 class Allocators:
     def __init__(self, networks: tuple[NetworkConfig, ...], etcd: EtcdConfig | None,
                  state_dir: str, node: str) -> None:

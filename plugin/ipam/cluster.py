@@ -64,4 +64,3 @@ def nodes_seen(etcd: EtcdConnection, prefix: str) -> dict[str, float]:
         except (ValueError, KeyError, TypeError):
             continue
     return seen
-

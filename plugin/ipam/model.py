@@ -121,4 +121,3 @@ class Addresses(Protocol):
 
     def release_anywhere(self, owner: Owner) -> list[str]:
         """Free the owner's lease wherever it is, best effort; what failed."""
-

@@ -377,4 +377,3 @@ def _parse_file(s: Section, key: str) -> str | None:
     if path is not None and not os.path.isfile(path):
         raise s.error(s.key(key), path, "is not a readable file")
     return path
-

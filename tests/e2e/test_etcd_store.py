@@ -333,4 +333,3 @@ def test_an_etcd_outage_touches_only_the_etcd_networks_leases(tmp_path, etcd_con
     with pytest.raises(BackendError, match="etcd unreachable"):
         ipam.release(owner(3), "v30")
     assert Allocators(networks(LOCAL22), None, str(tmp_path), "n1").leases() == []
-

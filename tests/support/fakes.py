@@ -199,7 +199,6 @@ class FakeIp:
     def set_mtu(self, netns: str, ifname: str, host_ifname: str, mtu: int) -> None:
         self.host.step("ip:mtu")
 
-
     def add_veth(self, host_ifname: str, netns: str, ifname: str, mac: str,
                  mtu: int | None) -> None:
         self.host.step("ip:veth")

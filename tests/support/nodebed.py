@@ -944,7 +944,6 @@ def preflight() -> list[str]:
     return missing
 
 
-
 def _pids_in(ns_ids: set[tuple[int, int]]) -> list[int]:
     """Processes (not this one) whose net or mount namespace is one of ``ns_ids``."""
     nets = {n for n, _ in ns_ids}

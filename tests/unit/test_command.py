@@ -80,7 +80,6 @@ def _alive(pid: int) -> bool:
         return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-
 def test_a_docker_that_accepts_and_never_answers_is_bounded_by_timeouts_docker(tmp_path):
     """The Docker SDK's own timeout bounds a lookup: a socket that takes the request and
     stays silent ends the setup with a clean error (code 5), not a hang."""

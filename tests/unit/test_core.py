@@ -261,7 +261,6 @@ def test_the_netns_plumber_leaves_nothing_when_a_step_fails(tmp_path, host, step
     assert host.leftovers() == [] and leases(c) == [] and c.records.load(CRI.infra_id) == []
 
 
-
 DUAL = {"name": "pods", "vlans": "all", "subnets": [
     {"subnet": "10.9.0.0/29", "gateway": "10.9.0.1"}, "fd00:9::/64"]}
 V6 = {"name": "pods6", "vlans": "all", "subnet": "fd00:6::/64", "gateway": "fd00:6::1"}

@@ -97,7 +97,6 @@ class Plumber:
         self.ip = ip
         self.announce = announcer or _announce
 
-
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
         """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step

@@ -92,4 +92,3 @@ class PipeworkPlumber(Plumber):
                                  quiet_dir=quiet)
         finally:
             self.ip.ipv6_defaults(sandbox.netns, before)
-
