@@ -107,23 +107,3 @@ def remember(config_path: str | None, read_as: list[int], data: Any, config: Con
         except OSError:
             pass
 
-
-def sweep_half_written(dry_run: bool, older_than: float) -> list[str]:
-    """For `gc`: entries a killed call was writing. (An entry of a config file that is
-    gone stays, a few hundred bytes until the next reboot: the file may come back.)"""
-    try:
-        names = sorted(os.listdir(RUNTIME_DIR))
-    except FileNotFoundError:
-        return []
-    actions = []
-    for name in names:
-        path = os.path.join(RUNTIME_DIR, name)
-        try:
-            if not name.startswith(".tmp-") or time.time() - os.lstat(path).st_mtime <= older_than:
-                continue
-            if not dry_run:
-                os.unlink(path)
-        except FileNotFoundError:
-            continue
-        actions.append(f"remove half-written {path}")
-    return actions

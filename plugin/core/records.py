@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass, fields
 
 from plugin.core import recordfile
@@ -135,23 +134,6 @@ class RecordStore:
     def has(self, key: str) -> bool:
         """Whether a record file exists under `names.state_key` `key`."""
         return os.path.exists(os.path.join(self.directory, f"{key}.json"))
-
-    def stale_temp_files(self, older_than: float) -> list[str]:
-        """Half-written records of killed calls (a live write lasts milliseconds)."""
-        now = time.time()
-        try:
-            entries = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        found = []
-        for name in entries:
-            path = os.path.join(self.directory, name)
-            try:
-                if name.startswith(".tmp-") and now - os.lstat(path).st_mtime > older_than:
-                    found.append(path)
-            except FileNotFoundError:
-                continue
-        return sorted(found)
 
     def all(self) -> tuple[dict[str, list[Attachment]], list[DamagedRecord]]:
         """Every container's records, and the files that cannot be read."""

@@ -12,6 +12,7 @@ are not judged (and gc says so, with Docker's exit code, after doing the rest).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -138,15 +139,33 @@ def _broken(config: Config, infra: str, interface: str) -> Callable[[], bool]:
 
 def _leftover_files(config: Config, dry_run: bool) -> list[str]:
     """Files killed calls left: unused pod locks, half-written records and config cache
-    entries."""
+    entries. (A cache entry of a config file that is gone stays, a few hundred bytes until
+    the next reboot: the file may come back.)"""
     records = RecordStore(config.state_dir)
     actions = [f"remove unused lock {path}" for path in locks.sweep_unused(
         os.path.join(config.state_dir, "locks"), records.has, dry_run)]
-    for path in records.stale_temp_files(older_than=STALE_TEMP_SECONDS):
-        actions.append(f"remove half-written {path}")
-        if not dry_run:
-            try:
+    for folder in (records.directory, cache.RUNTIME_DIR):
+        actions += sweep_half_written(folder, dry_run)
+    return actions
+
+
+def sweep_half_written(folder: str, dry_run: bool,
+                       older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """The `.tmp-*` files of `folder` that a killed call was writing (a live write lasts
+    milliseconds): records and config cache entries are both written that way."""
+    try:
+        names_ = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    actions = []
+    for name in names_:
+        path = os.path.join(folder, name)
+        try:
+            if not name.startswith(".tmp-") or time.time() - os.lstat(path).st_mtime <= older_than:
+                continue
+            if not dry_run:
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
-    return actions + cache.sweep_half_written(dry_run, STALE_TEMP_SECONDS)
+        except FileNotFoundError:
+            continue
+        actions.append(f"remove half-written {path}")
+    return actions

@@ -13,6 +13,7 @@ from plugin.config import cache
 from plugin.config import loader
 from plugin.errors import ConfigError
 from plugin.frontends import status
+from plugin.ops.gc import sweep_half_written
 from tests.unit.test_config import write
 
 INFRA = "ab" * 32
@@ -126,10 +127,10 @@ def test_gc_sweeps_entries_a_killed_call_was_writing(tmp_path):
     for leftover in (old, fresh):
         open(leftover, "w").close()
     os.utime(old, (time.time() - 3600,) * 2)
-    assert cache.sweep_half_written(dry_run=True, older_than=60) == [
+    assert sweep_half_written(cache.RUNTIME_DIR, dry_run=True, older_than=60) == [
         f"remove half-written {old}"]
     assert os.path.exists(old)
-    cache.sweep_half_written(dry_run=False, older_than=60)
+    sweep_half_written(cache.RUNTIME_DIR, dry_run=False, older_than=60)
     assert sorted(os.listdir(cache.RUNTIME_DIR)) == sorted(
         os.path.basename(p) for p in (fresh, cache.entry_path(path)))
 
