@@ -80,7 +80,7 @@ class Allocators:
         caller releases the network if a later family fails). `requested` (an operator's
         pin, or what a pod asks for, at most one per family) is reserved exactly or refused."""
         families = self.families_for(vlan)
-        versions = {f.subnet.version if f.subnet else 0 for f in families}
+        versions = {f.version for f in families}
         for request in requested:
             if request.address.version not in versions and families[0].allocator != "static":
                 raise AddressRefused(f"{request.what} is IPv{request.address.version}; network "
@@ -88,8 +88,8 @@ class Allocators:
                                      "ask for an address of the network's families")
         leases = []
         for family in families:
-            mine = next((r for r in requested if family.allocator == "static" or (
-                family.subnet and r.address.version == family.subnet.version)), None)
+            mine = next((r for r in requested if family.allocator == "static"
+                         or r.address.version == family.version), None)
             leases.append(self._source(family).allocate(self._stamped(owner), mine))
         return leases
 

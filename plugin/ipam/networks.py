@@ -68,6 +68,12 @@ class NetworkConfig:
     def static_addresses(self) -> list[IPInterface]:
         return ([self.address] if self.address else []) + list(self.pods.values())
 
+    @property
+    def version(self) -> int:
+        """Its addresses' family, 4 or 6 (a dynamic network has a subnet; a static one at
+        least one address: both checked when the config is read)."""
+        return (self.subnet or self.static_addresses()[0]).version
+
 
 @dataclass(frozen=True)
 class EtcdConfig:
@@ -119,14 +125,13 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
     else:
         families = [_parse_dynamic(s, name, vlans, allocator, subnet)]
     s.done()
-    # A dynamic family has a subnet; a static network at least one address (both checked).
-    versions = {(f.subnet or f.static_addresses()[0]).version for f in families}
+    versions = {f.version for f in families}
     for i, route in enumerate(routes):
         if route.destination.version not in versions:
             raise s.error(f"{s.key('routes')}[{i}].dst", str(route.destination),
                           f"is IPv{route.destination.version}, a family the network has not")
-    return [replace(f, routes=tuple(r for r in routes if r.destination.version ==
-                                    (f.subnet or f.static_addresses()[0]).version), mtu=mtu)
+    return [replace(f, routes=tuple(r for r in routes if r.destination.version == f.version),
+                    mtu=mtu)
             for f in families]
 
 
@@ -144,14 +149,14 @@ def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,
         subnet = section.convert("subnet", parse_subnet, "an IP subnet like 10.22.0.0/24")
         families.append(_parse_dynamic(section, name, vlans, allocator, subnet))
         section.done()
-    if len({f.subnet.version for f in families if f.subnet}) != len(families):
+    if len({f.version for f in families}) != len(families):
         raise s.error(s.key("subnets"), items, "has two subnets of one family: a pod gets one "
                       "address per family")
     if len(families) == 1:
         return families
     # IPv4 first, whatever the config's order: status reports it, and pipework is given it.
-    return [replace(f, store="" if f.subnet and f.subnet.version == 4 else f"{name}@6")
-            for f in sorted(families, key=lambda f: f.subnet.version if f.subnet else 0)]
+    return [replace(f, store="" if f.version == 4 else f"{name}@6")
+            for f in sorted(families, key=lambda f: f.version)]
 
 
 def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
