@@ -16,6 +16,7 @@ import yaml
 
 from pipework_wrapper import command
 from pipework_wrapper.errors import ToolFailed
+from tests.unit.test_bad_input import EXEC
 
 # A "tool" that forks a child which holds stdout and acts after a delay, then waits for it:
 # the shape of pipework running ip or ovs-vsctl.
@@ -96,8 +97,7 @@ def test_a_docker_that_accepts_and_never_answers_is_bounded_by_timeouts_docker(t
         "docker_url": f"unix://{path}", "timeouts": {"docker": 1}}))
     try:
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", "from plugin.frontends.exec_cli import run; run()",
-             "--config", str(config), "setup", "default", "22-web", "c" * 64],
+            [*EXEC, "--config", str(config), "setup", "default", "22-web", "c" * 64],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, timeout=30)  # unbounded, it would hang here
     finally:
