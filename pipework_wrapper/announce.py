@@ -7,87 +7,40 @@ gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) from the
 pod's interface: every switch on the VLAN learns the new port at once.
 
 arping would do it in a process that waits a second after its one packet;
-here a worker thread enters the pod's network namespace (setns(2) applies to
-the calling thread only), opens a packet socket bound to the interface (a
-socket stays in the namespace it was made in), and leaves again before it
-sends. Nothing outlives the call, and it takes about a millisecond.
+here a worker thread enters the pod's network namespace (`inside`), opens a
+packet socket bound to the interface and sends. Nothing outlives the call, and
+it takes about a millisecond.
 """
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
-import os
 import socket
 import struct
-import threading
 
-from pipework_wrapper.errors import ToolFailed
+from pipework_wrapper.inside import inside
 from pipework_wrapper.timing import timed
 
-CLONE_NEWNET = 0x40000000
 ETH_P_ARP, ETH_P_IPV6 = 0x0806, 0x86DD
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 
 
 def announce(netns: str, ifname: str, addresses: list[str], timeout: float = 5.0) -> None:
     """One announcement of each address (`a.b.c.d/len` or an IPv6 one) on `ifname`."""
-    found: list[BaseException] = []
     with timed("announce"):
-        worker = threading.Thread(target=_send, args=(netns, ifname, addresses, found),
-                                  name="announce", daemon=True)
-        worker.start()
-        worker.join(timeout)
-    if worker.is_alive():
-        raise ToolFailed(f"announcing {', '.join(addresses)} on {ifname} did not finish "
-                         f"within {timeout:g}s", "check the pod's network namespace")
-    if found:
-        raise ToolFailed(f"cannot announce {', '.join(addresses)} on {ifname} in {netns}: "
-                         f"{found[0]}", "check that the pod's interface exists and is up")
+        inside(netns, lambda: _send(ifname, addresses),
+               f"announce {', '.join(addresses)} on {ifname}", timeout)
 
 
-def _send(netns: str, ifname: str, addresses: list[str], found: list[BaseException]) -> None:
-    try:
-        sock, mac = _packet_socket(netns, ifname)
-        with sock:
-            for address in addresses:
-                sock.send(frame(mac, ipaddress.ip_interface(address).ip))
-    except OSError as exc:
-        found.append(exc)
-
-
-def _packet_socket(netns: str, ifname: str) -> tuple[socket.socket, bytes]:
-    """A send-only packet socket bound to `ifname` of the namespace at `netns`, and the MAC."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-            try:
-                sock.bind((ifname, 0))
-            except OSError:
-                sock.close()
-                raise
-        finally:
-            _setns(own)  # this thread ends right after; the process's others never moved
-    finally:
-        os.close(own)
-    mac = sock.getsockname()[4]
-    if len(mac) != 6:
-        sock.close()
-        raise OSError(f"{ifname} is not an Ethernet interface")
-    return sock, mac
-
-
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"setns: {os.strerror(errno)}")
+def _send(ifname: str, addresses: list[str]) -> None:
+    """From a packet socket bound to `ifname` (in the current thread's namespace)."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+        sock.bind((ifname, 0))
+        mac = sock.getsockname()[4]
+        if len(mac) != 6:
+            raise OSError(f"{ifname} is not an Ethernet interface")
+        for address in addresses:
+            sock.send(frame(mac, ipaddress.ip_interface(address).ip))
 
 
 def frame(mac: bytes, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:

@@ -56,6 +56,20 @@ def host_addresses(name: str, timeout: float = 10.0) -> list[str]:
             for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])]
 
 
+def tx_checksum(netns: str, ifname: str, timeout: float = 5.0) -> bool:
+    """Whether the pod's `ifname` leaves checksums to transmit offload (`ethtool`)."""
+    from pipework_wrapper import ethtool  # only the calls that plug or check load it
+
+    return ethtool.tx_checksum(netns, ifname, timeout)
+
+
+def set_tx_checksum(netns: str, ifname: str, on: bool, timeout: float = 5.0) -> bool:
+    """Turn the pod's `ifname` transmit checksum offload on or off; the state read back."""
+    from pipework_wrapper import ethtool
+
+    return ethtool.set_tx_checksum(netns, ifname, on, timeout)
+
+
 def delete_link(name: str, timeout: float = 10.0) -> bool:
     """Delete a host link (a veth takes its peer with it); False if it was not there."""
     if not link_exists(name):

@@ -26,6 +26,7 @@ class Port:
     external_ids: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     trunks: tuple[int, ...] = ()  # the VLANs a trunk port carries (none listed: all)
+    datapath: str = ""  # its bridge's datapath_type ("netdev": the userspace datapath)
 
 
 class Ovs:
@@ -57,11 +58,12 @@ class Ovs:
             "--format=json",
             "--", "--columns=_uuid,name,tag,trunks,external_ids,interfaces", "find", "Port",
             *conditions,
-            "--", "--columns=name,ports", "list", "Bridge",
+            "--", "--columns=name,ports,datapath_type", "list", "Bridge",
             "--", "--columns=_uuid,error", "list", "Interface",
         )
         ports, bridges, interfaces = _documents(out)
         owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
+        datapath = {b["name"]: b["datapath_type"] for b in bridges}
         errors = {i["_uuid"][1]: i for i in interfaces}
         found = []
         for row in ports:
@@ -69,6 +71,7 @@ class Ovs:
             found.append(Port(
                 name=row["name"],
                 bridge=owner.get(row["_uuid"][1], ""),
+                datapath=datapath.get(owner.get(row["_uuid"][1], ""), ""),
                 tag=_scalar(row["tag"]),
                 external_ids=_map(row["external_ids"]),
                 error=_scalar(iface.get("error", ["set", []])),
@@ -89,8 +92,9 @@ class Ovs:
                    "--", "set", "Port", port, "vlan_mode=trunk",
                    f"trunks=[{','.join(map(str, vlans))}]", "tag=[]", *marks)
 
-    def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> None:
-        """Make `port` a member of `bridge` with `tag` and our marks, in one transaction.
+    def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> str:
+        """Make `port` a member of `bridge` with `tag` and our marks, in one transaction;
+        return the bridge's datapath_type, read in the same transaction.
 
         `--may-exist` keeps pipework's own add-port (or the lack of it, when
         pipework skipped it for a same-named stale port) and fails if the port
@@ -99,8 +103,10 @@ class Ovs:
         it right after, and waiting for that costs more the more ports the bridge has.
         """
         marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
-        self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
-                   "--", "set", "Port", port, f"tag={tag}", *marks)
+        out = self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
+                         "--", "set", "Port", port, f"tag={tag}", *marks,
+                         "--", "get", "Bridge", bridge, "datapath_type")
+        return out.strip().strip('"')
 
     def delete_ports(self, ports: list[str]) -> None:
         """Delete every named port that exists, in one transaction; absent ones are fine."""

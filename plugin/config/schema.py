@@ -21,6 +21,7 @@ from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_ne
 from plugin.core.policy import RULES, VlanRule
 
 STATUS_REPORTS = ("docker", "vlan")
+TX_CHECKSUM = ("auto", "off", "on")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Config:
     source: str
     bridge: str = "k8s_br"
     datapath_type: str = "netdev"
+    pod_tx_checksum: str = "auto"  # auto: off on userspace-datapath bridges; off; on: untouched
     attachments: tuple[InterfaceSpec, ...] = ()
     networks: tuple[NetworkConfig, ...] = ()
     etcd: EtcdConfig | None = None
@@ -120,6 +122,7 @@ def _parse(top: Section) -> Config:
         source=top.source,
         bridge=bridge,
         datapath_type=top.choice("datapath_type", ("netdev", "system", ""), "netdev"),
+        pod_tx_checksum=top.choice("pod_tx_checksum", TX_CHECKSUM, "auto"),
         attachments=attachments,
         networks=networks,
         etcd=etcd,

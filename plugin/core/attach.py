@@ -72,7 +72,7 @@ class Core:
         plumber = self.plumbers[sandbox.plumber]
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
-            current = self._attached(ref, previous, wants)
+            current = self._attached(ref, previous, wants, plumber, sandbox.netns)
             if current:
                 self.log.set(result="already attached")
                 return current
@@ -145,14 +145,15 @@ class Core:
             self.log.set(port=",".join(removed) or None)
             return removed
 
-    def differences(self, ref: PodRef, want: Want) -> list[str]:
-        """How the attachment of `want.interface` differs from `want` (CNI CHECK)."""
+    def differences(self, ref: PodRef, want: Want, netns: str = "") -> list[str]:
+        """How the attachment of `want.interface` differs from `want` (CNI CHECK); with
+        the pod's `netns`, the interface's checksum offload is judged too."""
         record = next((r for r in self.records.load(ref.infra_id)
                        if r.interface == want.interface), None)
         if record is None:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
-        return self.any_plumber.differences(ref.infra_id, [(record, want)])
+        return self.any_plumber.differences(ref.infra_id, [(record, want)], netns)
 
     def _restore(self, infra_id: str, records: list[Attachment]) -> None:
         if records:
@@ -160,15 +161,19 @@ class Core:
         else:
             self.records.delete(infra_id)
 
-    def _attached(self, ref: PodRef, recorded: list[Attachment],
-                  wants: list[Want]) -> list[Attachment]:
-        """The records, if every wanted interface is still plugged as recorded."""
+    def _attached(self, ref: PodRef, recorded: list[Attachment], wants: list[Want],
+                  plumber: Plumber, netns: str) -> list[Attachment]:
+        """The records, if every wanted interface is still plugged as recorded (an
+        interface left with checksum offload on where that drops TCP is fixed in place)."""
         records = {r.interface: r for r in recorded}
         if any(w.interface not in records for w in wants):
             return []
         pairs = [(records[w.interface], w) for w in wants]
-        if self.any_plumber.differences(ref.infra_id, pairs):
+        found, repaired = plumber.repair(ref.infra_id, pairs, netns)
+        if found:
             return []
+        if repaired:
+            self.log.set(checksum_offload_turned_off=",".join(repaired))
         return [record for record, _ in pairs]
 
     def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:

@@ -16,6 +16,7 @@ from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core.records import RecordStore
 from plugin.errors import Failure
+from plugin.ops import checksums
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def run_checks(config: Config, executable: str) -> list[Check]:
         ("state directory", lambda: _private(config.state_dir), f"run chmod go-w {config.state_dir}"),
         ("macs", lambda: _macs(config),
          "give each VLAN's IPv6 network a range within one /96 (config.yaml: networks)"),
+        ("pod checksums", lambda: checksums.check(config),
+         "run the plugin's init command, or setup (CNI: ADD) again, which turn it off"),
         ("records", lambda: _records(config),
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),

@@ -2,8 +2,8 @@
 
 The kubelet treats a failed init as fatal, so only what pods cannot do
 without (the bridges, and the uplink that joins them to the other nodes)
-makes it fail; the sweep of `gc_on_init` is best
-effort, and what it could not do is logged.
+makes it fail; fixing pods left with checksum offload on and the sweep of
+`gc_on_init` are best effort, and what they could not do is logged.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pipework_wrapper.ovs import Ovs
 from plugin.calllog import CallLog
 from plugin.config.schema import Config
 from plugin.errors import Failure
-from plugin.ops import uplink
+from plugin.ops import checksums, uplink
 
 
 def init(config: Config, log: CallLog) -> None:
@@ -22,6 +22,11 @@ def init(config: Config, log: CallLog) -> None:
         ovs.ensure_bridge(bridge, config.datapath_type)
     if config.uplink is not None:
         uplink.ensure(ovs, config.uplink, config.node_name)
+    fixed, problems = checksums.fix(config)  # pods an earlier release left offloaded
+    if fixed:
+        log.set(checksum_offload_turned_off=fixed)
+    for problem in problems:
+        log.warn(f"checksum offload not judged or not fixed: {problem}")
     if config.gc_on_init:
         from plugin.ops.gc import sweep
 

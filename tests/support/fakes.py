@@ -10,7 +10,7 @@ addresses inside pods) for the core's rollback and idempotence to be checked.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from pipework_wrapper.errors import ToolFailed
@@ -89,7 +89,10 @@ class FakeHost:
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
     "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
-    "announce".
+    "ip:offload", "announce".
+
+    A pod interface starts with transmit checksum offload on, as a veth does;
+    `offload_stuck` makes turning it off have no effect (a driver that ignores it).
     """
 
     def __init__(self) -> None:
@@ -104,6 +107,9 @@ class FakeHost:
         self.announced: list[tuple[str, str, list[str]]] = []
         self.ipv6_defaults: dict[str, tuple[str, str]] = {}  # pod netns -> (disable, dad)
         self.datapath_stuck = False  # ovs-vswitchd never takes a port into its datapath
+        self.datapaths: dict[str, str] = {}  # bridge -> datapath_type (default netdev)
+        self.offload: dict[tuple[str, str], bool] = {}  # (netns, ifname) -> tx checksum on
+        self.offload_stuck = False
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ip = FakeIp(self)
@@ -138,10 +144,11 @@ class FakeOvs:
         return set(self.host.bridges)
 
     def ports(self, **match: str) -> list[Port]:
-        return [p for p in self.host.ports.values()
+        return [replace(p, datapath=self.host.datapaths.get(p.bridge, "netdev"))
+                for p in self.host.ports.values()
                 if all(p.external_ids.get(k) == v for k, v in match.items())]
 
-    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> None:
+    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
             raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
@@ -149,6 +156,7 @@ class FakeOvs:
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
         self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+        return self.host.datapaths.get(bridge, "netdev")
 
     def delete_ports(self, ports: list[str]) -> None:
         if ports:
@@ -182,6 +190,7 @@ class FakeIp:
         peer = self.host.peers.pop(name, None)  # a veth takes its peer, and its addresses
         if peer is not None:
             self.host.addresses.pop(peer, None)
+            self.host.offload.pop(peer, None)
         return True
 
     def has_netns_link(self, pid: int) -> bool:
@@ -206,6 +215,7 @@ class FakeIp:
             raise ToolFailed(f"{ifname} exists in {netns}")
         self.host.links.add(host_ifname)
         self.host.peers[host_ifname] = (netns, ifname)
+        self.host.offload[(netns, ifname)] = True
 
     def enable_ipv6(self, netns: str, ifname: str) -> None:
         self.host.step("ip:ipv6")
@@ -217,6 +227,19 @@ class FakeIp:
         if values is not None:
             self.host.ipv6_defaults[netns] = values
         return before
+
+    def tx_checksum(self, netns: str, ifname: str) -> bool:
+        if (netns, ifname) not in self.host.offload:
+            raise ToolFailed(f"cannot read the offload of {ifname} in {netns}: no such device")
+        return self.host.offload[(netns, ifname)]
+
+    def set_tx_checksum(self, netns: str, ifname: str, on: bool) -> bool:
+        self.host.step("ip:offload")
+        if (netns, ifname) not in self.host.offload:
+            raise ToolFailed(f"cannot set the offload of {ifname} in {netns}: no such device")
+        if not self.host.offload_stuck:
+            self.host.offload[(netns, ifname)] = on
+        return self.host.offload[(netns, ifname)]
 
     def in_pod(self, netns: str, commands: list[str]) -> None:
         self.host.step("ip:batch")
@@ -249,6 +272,7 @@ class FakePipework:
         self.host.step("pipework:veth")
         self.host.links.add(host_if)
         self.host.peers[host_if] = (f"/proc/{pid}/ns/net", ifname)
+        self.host.offload[(f"/proc/{pid}/ns/net", ifname)] = True
         self.host.netns_links.add(pid)
         self.host.step("pipework:port")
         if host_if not in self.host.ports:

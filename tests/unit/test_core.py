@@ -93,7 +93,7 @@ def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
 
 @pytest.mark.parametrize("step", ["pipework:veth", "pipework:port", "pipework:address",
                                   "ovs:plug", "ip:mtu", "ip:batch", "ip:addresses",
-                                  "announce"])
+                                  "ip:offload", "announce"])
 def test_a_failure_at_any_step_leaves_nothing(tmp_path, host, step):
     c = core(tmp_path, host)
     host.fail_at(step)

@@ -77,6 +77,6 @@ def test_an_announcement_that_hangs_is_bounded(monkeypatch):
     monkeypatch.setattr(announce, "_send", lambda *args: release.wait(30))
     try:
         with pytest.raises(ToolFailed, match="did not finish within 0.2s"):
-            announce.announce("/proc/1/ns/net", "eth1", ["10.22.0.7/24"], timeout=0.2)
+            announce.announce("/proc/self/ns/net", "eth1", ["10.22.0.7/24"], timeout=0.2)
     finally:
         release.set()

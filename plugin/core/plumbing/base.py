@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
 
+CHECKSUM_HINT = ("run setup (CNI: ADD) again or `vlanpipe init`, which turn it off; see "
+                 "pod_tx_checksum in config.yaml")
 BRIDGE_HINT = ("run the plugin's init command with the same bridge and datapath_type "
                "(or ovs-vsctl add-br BRIDGE -- set Bridge BRIDGE datapath_type=netdev)")
 Undo = Callable[[Callable[[], object]], None]  # pushes one compensating action
@@ -84,6 +86,14 @@ def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
     announce(netns, ifname, addresses)
 
 
+def checksum_off_wanted(config: "Config", datapath: str) -> bool:
+    """Whether pods on a bridge of this datapath_type need transmit checksum offload
+    off (`pod_tx_checksum`; `auto`: on the userspace datapath, which forwards a veth's
+    frames with the TCP/UDP checksum unwritten: see pipework_wrapper/ethtool.py)."""
+    policy = config.pod_tx_checksum
+    return policy == "off" or (policy == "auto" and datapath == "netdev")
+
+
 class Plumber:
     """Makes (`plug`) and removes (`unplug`) one pod's port on an OVS bridge."""
 
@@ -134,10 +144,32 @@ class Plumber:
                 raise NotReady(f"bridge {bridge} exists in OVSDB but has no device "
                                "(is ovs-vswitchd running?)", BRIDGE_HINT)
 
-    def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]]) -> list[str]:
-        """How the ports of these records differ from what is wanted (empty: as wanted)."""
+    def checksum_off(self, datapath: str) -> bool:
+        return checksum_off_wanted(self.config, datapath)
+
+    def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+                    netns: str = "") -> list[str]:
+        """How the ports of these records differ from what is wanted (empty: as wanted);
+        with the pod's `netns`, its interfaces' checksum offload is judged too."""
+        found, offloaded = self._inspect(infra_id, pairs, netns)
+        return found + [f"{r.interface} in the pod leaves TCP/UDP checksums to transmit "
+                        f"offload on {r.bridge}, a userspace-datapath bridge, so its TCP and "
+                        f"UDP are dropped; {CHECKSUM_HINT}" for r in offloaded]
+
+    def repair(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+               netns: str) -> tuple[list[str], list[str]]:
+        """The differences that need a new attachment, and the interfaces whose checksum
+        offload was on where it drops TCP and UDP, turned off here in place (pods
+        attached by a release that left it on)."""
+        found, offloaded = self._inspect(infra_id, pairs, netns)
+        for record in offloaded:
+            self._checksum_off(netns, record.interface)
+        return found, [r.interface for r in offloaded]
+
+    def _inspect(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+                 netns: str) -> tuple[list[str], list[Attachment]]:
         ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
-        found = []
+        found, offloaded = [], []
         for record, want in pairs:
             port = ports.get(record.port)
             if port is None:
@@ -154,7 +186,13 @@ class Plumber:
                 found.append(f"port {port.name} does not carry this attachment's marks")
             if not self.ip.link_exists(port.name):
                 found.append(f"host veth {port.name} does not exist")
-        return found
+            elif netns and self.checksum_off(port.datapath):
+                try:
+                    if self.ip.tx_checksum(netns, record.interface):
+                        offloaded.append(record)
+                except ToolFailed as exc:
+                    found.append(exc.line())
+        return found, offloaded
 
     def _remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
         """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""
@@ -184,8 +222,9 @@ class Plumber:
                 self.ip.delete_link(name)
         return marked
 
-    def _plug_port(self, record: Attachment) -> None:
-        """The port with its tag and marks, in one OVSDB transaction, made before its link.
+    def _plug_port(self, record: Attachment) -> str:
+        """The port with its tag and marks, in one OVSDB transaction, made before its link;
+        the bridge's datapath_type, read in the same transaction.
 
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
@@ -193,13 +232,28 @@ class Plumber:
         The transaction fails on a bridge OVSDB does not have: said plainly.
         """
         try:
-            self.ovs.plug(record.bridge, record.port, record.vlan,
-                          record.marks(self.config.node_name).external_ids())
+            return self.ovs.plug(record.bridge, record.port, record.vlan,
+                                 record.marks(self.config.node_name).external_ids())
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",
                                BRIDGE_HINT) from None
             raise
+
+    def _settle_checksum(self, netns: str, ifname: str, datapath: str) -> None:
+        """The pod's new interface computes its own TCP/UDP checksums where the bridge
+        needs it, or setup fails (and rolls back): a pod that pings but cannot talk is
+        worse than no pod."""
+        if self.checksum_off(datapath):
+            self._checksum_off(netns, ifname)
+
+    def _checksum_off(self, netns: str, ifname: str) -> None:
+        if self.ip.set_tx_checksum(netns, ifname, False):
+            raise BackendError(
+                f"transmit checksum offload of {ifname} in the pod stays on after it was "
+                "turned off; on a userspace-datapath bridge its TCP and UDP would be dropped",
+                "check the interface's driver (ethtool -k), or set pod_tx_checksum: on "
+                "where OVS has userspace-tso-enable=true")
 
     def _wait_in_datapath(self, port: str) -> None:
         """Until the datapath switches the port's traffic (read from the link's flags, no

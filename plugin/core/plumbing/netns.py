@@ -34,13 +34,14 @@ class NetnsPlumber(Plumber):
             self.ip.delete_link(port)
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the peer inside goes with it
-        self._plug_port(record)
+        datapath = self._plug_port(record)
         self.ip.add_veth(port, sandbox.netns, ifname, record.mac, leases[0].mtu)
         if any(lease.address.version == 6 for lease in leases):
             self.ip.enable_ipv6(sandbox.netns, ifname)
         self.ip.in_pod(sandbox.netns, [f"link set dev {ifname} up",
                                        *addressing(ifname, leases, record.gateways),
                                        *routing(ifname, leases)])
+        self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
         self.announce(sandbox.netns, ifname, list(record.addresses))

@@ -51,7 +51,7 @@ class PipeworkPlumber(Plumber):
         push(lambda: self.ip.delete_link(port))
         if not netns_existed:
             push(lambda: self.ip.remove_netns_link(sandbox.pid))
-        self._plug_port(record)
+        datapath = self._plug_port(record)
         first = next((i for i, lease in enumerate(leases) if lease.address.version == 4), 0)
         self._pipework(sandbox, record, leases[first].address.version, push,
                        record.addresses[first], record.gateways[first])
@@ -64,6 +64,7 @@ class PipeworkPlumber(Plumber):
                               tuple(record.gateways[i] for i in rest)) + routing(ifname, leases)
         if commands:
             self.ip.in_pod(sandbox.netns, commands)
+        self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
         self.announce(sandbox.netns, ifname, list(record.addresses))

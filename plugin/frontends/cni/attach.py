@@ -53,7 +53,7 @@ def check(call: Call) -> None:
     core = Core(call.config, call.log)
     sandbox = _sandbox(call)
     ref = PodRef(who.namespace, who.pod, env.container_id)
-    problems = core.differences(ref, _want(call, ref))
+    problems = core.differences(ref, _want(call, ref), sandbox.netns)
     record = next((r for r in core.records.load(ref.infra_id) if r.interface == env.ifname), None)
     if record is not None:
         inside = iproute.pod_link(sandbox.netns, env.ifname)

@@ -1,0 +1,138 @@
+"""One end of a traffic check, run inside a pod's network namespace (`nsenter --net`).
+
+Started by tests/support/traffic.py with the host's Python, so it needs nothing
+from the pod's image (busybox's nc has no UDP mode). Every mode prints one JSON
+line with what it saw; a server prints "ready PORT" first. The payloads are
+seeded pseudo-random bytes, so the receiver checks every byte, not a count.
+
+  serve-tcp ADDR SIZE SEED   accept one connection, read SIZE bytes, send SIZE back
+  tcp ADDR PORT SIZE SEED    connect, send SIZE bytes, read SIZE back
+  serve-udp ADDR COUNT SEED  answer COUNT datagrams, each with its bytes reversed
+  udp ADDR PORT COUNT SEED   send COUNT datagrams, check each answer
+  listen IFNAME MAC SECONDS  count the frames on IFNAME whose source MAC is MAC
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import sys
+import time
+
+TIMEOUT = float(os.environ.get("TRAFFIC_TIMEOUT", "20"))
+ETH_P_ALL = 0x0003
+
+
+def payload(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def receive(conn: socket.socket, size: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = conn.recv(min(65536, size - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def serve_tcp(address: str, size: int, seed: int) -> dict:
+    with socket.socket(family(address), socket.SOCK_STREAM) as server:
+        server.bind((address, 0))
+        server.listen(1)
+        server.settimeout(TIMEOUT)
+        print("ready", server.getsockname()[1], flush=True)
+        conn, peer = server.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            data = receive(conn, size)
+            conn.sendall(payload(seed + 1, size))
+            conn.shutdown(socket.SHUT_WR)
+            receive(conn, 1)  # until the client closes: every byte was read
+    return {"received": len(data), "intact": data == payload(seed, size), "peer": peer[0]}
+
+
+def tcp(address: str, port: int, size: int, seed: int) -> dict:
+    with socket.create_connection((address, port), timeout=TIMEOUT) as conn:
+        conn.sendall(payload(seed, size))
+        data = receive(conn, size)
+    return {"received": len(data), "intact": data == payload(seed + 1, size)}
+
+
+def serve_udp(address: str, count: int, seed: int) -> dict:
+    seen: set[int] = set()
+    intact = True
+    with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        sock.settimeout(TIMEOUT)
+        print("ready", sock.getsockname()[1], flush=True)
+        while len(seen) < count:
+            data, peer = sock.recvfrom(65536)
+            index = int.from_bytes(data[:4], "big")
+            intact &= data[4:] == payload(seed + index, len(data) - 4)
+            seen.add(index)
+            sock.sendto(data[::-1], peer)
+    return {"received": len(seen), "intact": intact}
+
+
+def udp(address: str, port: int, count: int, seed: int) -> dict:
+    answered = 0
+    with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        for index in range(count):
+            data = index.to_bytes(4, "big") + payload(seed + index, 1000 + 100 * index)
+            for _ in range(5):  # a datagram may be lost while a neighbour is resolved
+                sock.sendto(data, (address, port))
+                try:
+                    if sock.recv(65536) == data[::-1]:
+                        answered += 1
+                        break
+                except socket.timeout:
+                    continue
+    return {"sent": count, "answered": answered}
+
+
+def listen(ifname: str, mac: str, seconds: float) -> dict:
+    source = bytes.fromhex(mac.replace(":", ""))
+    frames = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
+        sock.bind((ifname, 0))
+        sock.settimeout(0.1)
+        print("ready 0", flush=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                frame = sock.recv(65536)
+            except socket.timeout:
+                continue
+            frames += frame[6:12] == source
+    return {"frames": frames}
+
+
+def main(argv: list[str]) -> None:
+    mode, *args = argv
+    if mode == "serve-tcp":
+        found = serve_tcp(args[0], int(args[1]), int(args[2]))
+    elif mode == "tcp":
+        found = tcp(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "serve-udp":
+        found = serve_udp(args[0], int(args[1]), int(args[2]))
+    elif mode == "udp":
+        found = udp(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "listen":
+        found = listen(args[0], args[1], float(args[2]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(found), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
