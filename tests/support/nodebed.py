@@ -566,17 +566,16 @@ class NodeBed:
     - ``plug_uplinks``: put each uplink on its node bridge at once, as a trunk
       (of ``node_trunks``, None: all); otherwise the caller does
       (``node.plug_uplink()``), e.g. a test of the plugin's own uplink handling.
-    - ``userspace_tso``: sets ``other_config:userspace-tso-enable`` in every OVS
-      of the bed. Why: without it the userspace datapath reads packets from veths
-      through AF_PACKET with their TCP checksum still left to "offload", and
-      the receiver drops them. Ping and ARP work either way; TCP across the
-      bed only with it (or with tx checksumming off on each pod's interface).
+
+    Every Open vSwitch of the bed runs with its defaults (no userspace TSO): the
+    bed must not do for the pods what the plugin has to (see
+    tests/nodes/test_traffic.py).
     """
 
     def __init__(self, nodes: Sequence[str] = ("a", "b"), bridge: str = "k8s_br", *,
                  etcd: bool = True, uplink: str = "uplink0",
                  switch_trunks: Iterable[int] | None = None, plug_uplinks: bool = False,
-                 node_trunks: Iterable[int] | None = None, userspace_tso: bool = True) -> None:
+                 node_trunks: Iterable[int] | None = None) -> None:
         for name in nodes:
             if not _NAME_RE.match(name):
                 raise ValueError(f"node name {name!r}: 1-8 of [a-z0-9], a letter first")
@@ -586,7 +585,6 @@ class NodeBed:
             raise ValueError("at most 200 nodes (one /24 of management addresses)")
         self.token = secrets.token_hex(3)
         self.bridge = bridge
-        self.userspace_tso = userspace_tso
         self.root = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{self.token}-")
         self.nodes: dict[str, Node] = {}
         self._switch: Switch | None = None
@@ -686,12 +684,10 @@ class NodeBed:
             sw_setup += ["--", "add-port", SWITCH_BRIDGE, port]
             if trunks:
                 sw_setup += ["--", "set", "Port", port, "trunks=" + ",".join(map(str, trunks))]
-        tso = (["--", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"]
-               if self.userspace_tso else [])
-        self.switch._start_ovs(sw_setup + tso)
+        self.switch._start_ovs(sw_setup)
         for node in self.nodes.values():
             node._start_ovs(["add-br", node.bridge, "--", "set", "Bridge", node.bridge,
-                             "datapath_type=netdev", *tso])
+                             "datapath_type=netdev"])
 
         # 4. Wait for everything to be usable.
         self.switch._wait_for_device(SWITCH_BRIDGE)

@@ -36,13 +36,14 @@ class End:
     netns: str
     address: str
     ifname: str = "eth1"
+    via: tuple[str, ...] = ()  # a prefix that reaches `netns`'s path (a bed node's nsenter)
 
     @classmethod
     def of_pid(cls, pid: int, address: str, ifname: str = "eth1") -> "End":
         return cls(f"/proc/{pid}/ns/net", address.split("/")[0], ifname)
 
     def argv(self, *argv: str) -> list[str]:
-        return ["nsenter", f"--net={self.netns}", *argv]
+        return [*self.via, "nsenter", f"--net={self.netns}", *argv]
 
     def link(self) -> dict[str, Any]:
         out = subprocess.run(self.argv("ip", "-j", "link", "show", "dev", self.ifname),
