@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from bench.host import TMP_PREFIX
 from tests.support import hostnet
@@ -33,8 +33,11 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 
 
 class Sandbox:
-    def __init__(self) -> None:
+    def __init__(self, other_config: Mapping[str, str] | None = None) -> None:
+        """`other_config`: Open_vSwitch settings written before ovs-vswitchd starts (the
+        throughput benchmark's userspace-tso-enable, which is read only at start)."""
         self.dir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-ovs-")
+        self.other_config = dict(other_config or {})
         self.daemons: list[subprocess.Popen[bytes]] = []
 
     def enter(self) -> None:
@@ -65,7 +68,9 @@ class Sandbox:
         self._daemon(["ovsdb-server", db, f"--remote=punix:{OVS_RUN}/db.sock", "--pidfile",
                       "-vconsole:off", f"--log-file={self.dir}/ovsdb-server.log"])
         _wait(["ovs-vsctl", "--timeout=2", "show"], "ovsdb-server")
-        hostnet.run(["ovs-vsctl", "--timeout=5", "--no-wait", "init"])
+        settings = [f"other_config:{k}={v}" for k, v in self.other_config.items()]
+        hostnet.run(["ovs-vsctl", "--timeout=5", "--no-wait", "init",
+                     *(["--", "set", "Open_vSwitch", ".", *settings] if settings else [])])
         self._daemon(["ovs-vswitchd", "--pidfile", "--disable-system", "-vconsole:off",
                       f"--log-file={self.dir}/ovs-vswitchd.log"])
         _wait(["ovs-appctl", "-t", "ovs-vswitchd", "version"], "ovs-vswitchd")

@@ -20,3 +20,14 @@ def test_the_quick_benchmark_runs_and_writes_its_tables(tmp_path):
                  "pipework with its one-second arping", "Code measured: commit"):
         assert view in summary
     assert (tmp_path / "latest.json").stat().st_size and (tmp_path / "latency.png").stat().st_size
+
+
+def test_the_throughput_benchmark_runs_each_way(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.throughput", "--size", str(4 << 20),
+                           "--runs", "1", "--rounds", "1", "--out", str(tmp_path)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "throughput.md").read_text()
+    for label in ("plugin (offload off", "userspace-tso-enable=true", "veth pair"):
+        assert label in table

@@ -10,6 +10,8 @@ seeded pseudo-random bytes, so the receiver checks every byte, not a count.
   serve-udp ADDR COUNT SEED  answer COUNT datagrams, each with its bytes reversed
   udp ADDR PORT COUNT SEED   send COUNT datagrams, check each answer
   listen IFNAME MAC SECONDS  count the frames on IFNAME whose source MAC is MAC
+  sink ADDR                  accept one connection, count its bytes and seconds to EOF
+  bulk ADDR PORT SIZE        send SIZE bytes as fast as it can (the benchmark's load)
 """
 
 from __future__ import annotations
@@ -117,6 +119,34 @@ def listen(ifname: str, mac: str, seconds: float) -> dict:
     return {"frames": frames}
 
 
+def sink(address: str) -> dict:
+    with socket.socket(family(address), socket.SOCK_STREAM) as server:
+        server.bind((address, 0))
+        server.listen(1)
+        server.settimeout(TIMEOUT)
+        print("ready", server.getsockname()[1], flush=True)
+        conn, _ = server.accept()
+        started, total = time.monotonic(), 0
+        with conn:
+            conn.settimeout(TIMEOUT)
+            while True:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+    return {"bytes": total, "seconds": time.monotonic() - started}
+
+
+def bulk(address: str, port: int, size: int) -> dict:
+    block = bytes(1 << 20)
+    with socket.create_connection((address, port), timeout=TIMEOUT) as conn:
+        sent = 0
+        while sent < size:
+            conn.sendall(block[:min(len(block), size - sent)])
+            sent += min(len(block), size - sent)
+    return {"bytes": sent}
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "serve-tcp":
@@ -129,6 +159,10 @@ def main(argv: list[str]) -> None:
         found = udp(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "listen":
         found = listen(args[0], args[1], float(args[2]))
+    elif mode == "sink":
+        found = sink(args[0])
+    elif mode == "bulk":
+        found = bulk(args[0], int(args[1]), int(args[2]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(found), flush=True)
