@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from pipework_wrapper import ethtool
+from plugin.frontends.cni.errors import CHECK_FAILED
 from tests.support import containerd as C
 from tests.support import hostnet, pluginstate
 from tests.support.cni_runtime import Runtime, pod_args
@@ -202,3 +203,23 @@ def test_a_real_runtimes_pod_talks_to_a_kubelet_pod(tmp_path, scope, bridge, ima
 def _address(pid: int, ifname: str) -> str:
     out = hostnet.in_netns(pid, "ip", "-o", "-4", "addr", "show", "dev", ifname).stdout.split()
     return out[out.index("inet") + 1]
+
+
+def test_check_fails_on_an_offload_turned_back_on_and_add_fixes_it(scope, tmp_path, bridge,
+                                                                   namespaces):
+    runtime = Runtime(str(tmp_path))
+    runtime.configure(networks=[NETWORKS["ipv4"]])
+    ns, sandbox = namespaces(), C.random_container_id()
+    scope.containers[sandbox] = 0
+    env = {"CNI_CONTAINERID": sandbox, "CNI_NETNS": ns.path}
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = runtime.ok("ADD", conf, env=env, ifname="eth0").body
+    ethtool.set_tx_checksum(ns.path, "eth0", True)
+    body = runtime.fails(CHECK_FAILED, "CHECK", {**conf, "prevResult": result}, env=env,
+                         ifname="eth0")
+    assert "leaves TCP/UDP checksums to transmit offload" in body["msg"], body
+    assert runtime.ok("ADD", conf, env=env, ifname="eth0").body["ips"] == result["ips"]
+    assert not ethtool.tx_checksum(ns.path, "eth0")
+    runtime.ok("CHECK", {**conf, "prevResult": result}, env=env, ifname="eth0")
+    runtime.ok("DEL", conf, env=env, ifname="eth0")
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
