@@ -66,3 +66,25 @@ def test_an_uplink_with_a_host_address_and_a_link_local_one_is_refused(tmp_path,
                                    stderr=subprocess.DEVNULL).output)
     (row,) = [r for r in report if r["name"] == "uplink up0"]
     assert not row["ok"] and "192.0.2.1/24" in row["detail"], row
+
+
+def ports(bridge: str) -> list[str]:
+    return hostnet.run(["ovs-vsctl", "list-ports", bridge]).stdout.split()
+
+
+def test_init_unplugs_its_uplink_once_the_config_names_none(tmp_path, bridge, netns):
+    """Removing `uplink:` from the config: the next init takes the trunk it plugged (marked
+    as this node's) off the bridge and says so in its log; a port it did not mark stays."""
+    inside(netns, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+    plugin = make_plugin(str(tmp_path), {"bridge": bridge,
+                                         "uplink": {"interface": "up0", "vlans": [22]}})
+    assert run_in(netns, plugin, "init").code == 0
+    hostnet.run(["ovs-vsctl", "add-port", bridge, "theirs0", "--", "set", "Interface",
+                 "theirs0", "type=internal"])
+    assert sorted(ports(bridge)) == ["theirs0", "up0"]
+    plugin.configure({"bridge": bridge})
+    done = run_in(netns, plugin, "init")
+    assert done.code == 0 and done.output == "", done.output
+    assert ports(bridge) == ["theirs0"]  # another's port is never touched
+    assert plugin.log_records()[-1].get("unplugged_uplinks") == ["up0"]
+    hostnet.run(["ovs-vsctl", "del-port", bridge, "theirs0"])
