@@ -43,6 +43,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
     """One row per attachment found in OVSDB or in the records, with its state."""
     rows = {}
     uplinks = []
+    records, damaged = RecordStore(config.state_dir).all()
+    macs = {record.port: record.mac for attached in records.values() for record in attached}
     for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
         found = marks.Marks.read(port.external_ids)
         if found is None:  # the uplink: no pod's
@@ -57,9 +59,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
         state = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
                               port.name, port.bridge, port.tag, found.address,
-                              _mac(found.address), state, found.plumber, found.netns,
-                              found.netns_id)
-    records, damaged = RecordStore(config.state_dir).all()
+                              macs.get(port.name) or _mac(found.address), state,
+                              found.plumber, found.netns, found.netns_id)
     for infra, attached in records.items():
         for record in attached:
             if record.port not in rows:
@@ -87,7 +88,8 @@ def _state(alive: bool | None, broken: bool, missing: bool = False) -> str:
 
 
 def _mac(addresses: str) -> str:
-    """The MAC that follows from a port's address marks ("a/len,b/len")."""
+    """The MAC that follows from a port's address marks ("a/len,b/len"): for a port without
+    a record only (the record holds the MAC the pod got, a requested one included)."""
     try:
         return mac_for(*addresses.split(","))
     except (ValueError, IndexError):
