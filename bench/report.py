@@ -141,11 +141,23 @@ def render(results: dict[str, Any]) -> str:
     out += _scale(results)
     out += _burst(results)
     out.append("")
-    out.append("Targets (issue 12; ratios within this run)")
-    out += _table(["target", "measured", "result"],
-                  [[t["target"], t["detail"], "PASS" if t["ok"] else "FAIL"]
-                   for t in results["targets"]])
+    out += verdicts(results)
     return "\n".join(out)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    """The targets table: PASS or FAIL from a full run only. A quick run's two rounds on a
+    shared machine say whether the harness works, not whether a target is met: its ratios
+    are shown without a verdict, so a FAIL row beside exit 0 is never read as one."""
+    if results["args"].get("quick"):
+        return ["Targets (not judged: a quick run is a smoke test, not a verdict; its ratios "
+                "come from a few rounds; run scripts/bench for the verdict)",
+                *_table(["target", "measured"],
+                        [[t["target"], t["detail"]] for t in results["targets"]])]
+    return ["Targets (issue 12; ratios within this run)",
+            *_table(["target", "measured", "result"],
+                    [[t["target"], t["detail"], "PASS" if t["ok"] else "FAIL"]
+                     for t in results["targets"]])]
 
 
 def _peers(results: dict[str, Any]) -> list[str]:

@@ -50,10 +50,13 @@ def set_up(name: str, timeout: float = 10.0) -> None:
 
 
 def host_addresses(name: str, timeout: float = 10.0) -> list[str]:
-    """The addresses on a host link that the host itself uses (link-local ones aside)."""
+    """The addresses on a host link that the host itself uses (link-local ones aside).
+    iproute2 6.1 prints `{}` in `addr_info` for each address `scope global` filters out
+    (a link-local one, on any interface that is up with IPv6): those are skipped."""
     result = run("ip", ["-j", "addr", "show", "dev", name, "scope", "global"], timeout=timeout)
     return [f"{a['local']}/{a['prefixlen']}"
-            for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])]
+            for link in json.loads(result.stdout or "[]") for a in link.get("addr_info", [])
+            if "local" in a]
 
 
 def tx_checksum(netns: str, ifname: str, timeout: float = 5.0) -> bool:

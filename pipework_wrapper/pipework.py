@@ -1,8 +1,10 @@
 """pipework, called with the argument shape both its generations accept.
 
-`pipework BRIDGE -i IF -l HOSTIF [-a 6] GUEST ADDR/PREFIX[@GW] [MAC]@VLAN`: options
+`pipework BRIDGE -i IF -l HOSTIF [-a 6] GUEST ADDR/PREFIX [MAC]@VLAN`: options
 in that order only, the VLAN in the MAC slot (`ADDR/24@22` would silently make 22
-a gateway), the host-side name chosen by us rather than derived from the PID.
+a gateway), the host-side name chosen by us rather than derived from the PID. Never
+`ADDR@GATEWAY`: pipework then runs `ip route delete default` in the pod, removing
+Docker's default route (the pod's cluster network) for good.
 
 Two generations are in use: the copy in PyPI's docker-executor (upstream as of
 2015) and upstream's current one, which runs `ip -4` unless told `-a 6` (the older
@@ -20,12 +22,10 @@ UPSTREAM_MARK = "[-a addressfamily]"  # in the usage of upstream's current pipew
 
 
 def argv(bridge: str, container_id: str, ifname: str, host_ifname: str, address: str,
-         vlan: int, gateway: str | None = None, mac: str | None = None,
-         family: int | None = None) -> list[str]:
+         vlan: int, mac: str | None = None, family: int | None = None) -> list[str]:
     """`family` 6 adds `-a 6`: only for upstream's current pipework (see `generation`)."""
-    ip = f"{address}@{gateway}" if gateway else address
     options = ["-a", "6"] if family == 6 else []
-    return [bridge, "-i", ifname, "-l", host_ifname, *options, container_id, ip,
+    return [bridge, "-i", ifname, "-l", host_ifname, *options, container_id, address,
             f"{mac or ''}@{vlan}"]
 
 

@@ -75,9 +75,19 @@ class Route:
     gateway: IPAddress | None = None
 
 
+def default_halves(version: int) -> tuple[str, str]:
+    """The two halves of a family's address space: the routes through which a network
+    asked to (`default_route: true`, CNI `isDefaultGateway`) takes the pod's default
+    traffic. More specific than any default route, they win over the pod's own (Docker's
+    eth0) without touching it, leave the other family alone, and vanish with the
+    interface, so after teardown the pod routes exactly as before setup."""
+    return ("0.0.0.0/1", "128.0.0.0/1") if version == 4 else ("::/1", "8000::/1")
+
+
 @dataclass(frozen=True)
 class Lease:
-    """An address handed out, with what the pod needs to use it."""
+    """An address handed out, with what the pod needs to use it. `gateway` is set only
+    when the pod's default traffic of that family goes through it (see `default_halves`)."""
 
     network: str
     address: IPInterface

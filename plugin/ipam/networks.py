@@ -49,6 +49,7 @@ class NetworkConfig:
     range_start: IPAddress | None = None
     range_end: IPAddress | None = None
     gateway: IPAddress | None = None
+    default_route: bool = False  # the pod's default traffic of this family via `gateway`
     exclude: tuple[IPNetwork, ...] = ()
     routes: tuple[Route, ...] = ()
     mtu: int | None = None
@@ -61,8 +62,10 @@ class NetworkConfig:
         return self.store or self.name
 
     def lease(self, address: IPInterface) -> Lease:
-        """What a pod holding `address` on this network needs to configure it."""
-        return Lease(network=self.name, address=address, gateway=self.gateway,
+        """What a pod holding `address` on this network needs to configure it: the gateway
+        only if the operator asked for the pod's default traffic to go through it."""
+        return Lease(network=self.name, address=address,
+                     gateway=self.gateway if self.default_route else None,
                      routes=self.routes, mtu=self.mtu)
 
     def static_addresses(self) -> list[IPInterface]:
@@ -105,7 +108,7 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
                       'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', None)
     dual = s.has("subnets")
     if dual:
-        for key in ("subnet", "range", "gateway", "exclude"):
+        for key in ("subnet", "range", "gateway", "default_route", "exclude"):
             if s.has(key):
                 raise s.error(s.key(key), s.raw(key), "goes inside each item of subnets when "
                               "a network has subnets")
@@ -120,8 +123,7 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
                           "etcd only")
         families = _parse_families(s, name, vlans, allocator)
     elif allocator == "static":
-        families = [_parse_static(s, name, vlans, subnet,
-                                  s.convert("gateway", parse_address, "an IP address", None))]
+        families = [_parse_static(s, name, vlans, subnet, _parse_gateway(s))]
     else:
         families = [_parse_dynamic(s, name, vlans, allocator, subnet)]
     s.done()
@@ -159,8 +161,22 @@ def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,
             for f in sorted(families, key=lambda f: f.version)]
 
 
+def _parse_gateway(s: Section) -> tuple[IPAddress | None, bool]:
+    """`gateway`, and `default_route` (default false): whether the pod's default traffic of
+    that family goes through it. A second interface must not take the pod's cluster
+    network (Docker's eth0) away unless the operator says so."""
+    gateway = s.convert("gateway", parse_address, "an IP address", None)
+    default_route = s.boolean("default_route", False)
+    if default_route and gateway is None:
+        raise s.error(s.key("default_route"), True, "needs a gateway beside it (the pod's "
+                      "default traffic goes through that address)")
+    return gateway, default_route
+
+
 def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
-                  subnet: IPNetwork | None, gateway: IPAddress | None) -> NetworkConfig:
+                  subnet: IPNetwork | None,
+                  gateway_route: tuple[IPAddress | None, bool]) -> NetworkConfig:
+    gateway, default_route = gateway_route
     for key in ("range", "exclude"):
         if s.has(key):
             raise s.error(s.key(key), s.raw(key), "applies to allocator local or etcd only")
@@ -181,7 +197,8 @@ def _parse_static(s: Section, name: str, vlans: frozenset[int] | None,
             if gateway not in (subnet or value.network):
                 raise s.error(s.key("gateway"), str(gateway), f"is outside {subnet or value.network}")
     return NetworkConfig(name=name, vlans=vlans, allocator="static", subnet=subnet,
-                         gateway=gateway, address=address, pods=MappingProxyType(pods))
+                         gateway=gateway, default_route=default_route, address=address,
+                         pods=MappingProxyType(pods))
 
 
 def _parse_pods(s: Section) -> dict[str, IPInterface]:
@@ -212,7 +229,7 @@ def _parse_dynamic(s: Section, name: str, vlans: frozenset[int] | None, allocato
     for key in ("address", "pods"):
         if s.has(key):
             raise s.error(s.key(key), s.raw(key), "applies to allocator static only")
-    gateway = s.convert("gateway", parse_address, "an IP address", None)
+    gateway, default_route = _parse_gateway(s)
     if subnet is None:
         raise ConfigError(f"config {s.source}: key '{s.key('subnet')}' is required "
                           f"for allocator {allocator}", "add the subnet the network allocates from")
@@ -221,7 +238,8 @@ def _parse_dynamic(s: Section, name: str, vlans: frozenset[int] | None, allocato
     exclude = _parse_exclude(s, subnet)
     start, end = _parse_range(s, subnet)
     network = NetworkConfig(name=name, vlans=vlans, allocator=allocator, subnet=subnet,
-                            range_start=start, range_end=end, gateway=gateway, exclude=exclude)
+                            range_start=start, range_end=end, gateway=gateway,
+                            default_route=default_route, exclude=exclude)
     if Pool.of(network).size == 0:
         raise ConfigError(f"config {s.source}: key '{s.key('subnet')}' = '{subnet}' of network "
                           f"'{name}' has no address left to hand out once the gateway and "

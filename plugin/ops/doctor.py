@@ -15,7 +15,7 @@ from typing import Callable
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core.records import RecordStore
-from plugin.errors import Failure
+from plugin.errors import Failure, ToolFailed
 from plugin.ops import checksums
 
 
@@ -51,6 +51,8 @@ def run_checks(config: Config, executable: str) -> list[Check]:
          "give each VLAN's IPv6 network a range within one /96 (config.yaml: networks)"),
         ("pod checksums", lambda: checksums.check(config),
          "run the plugin's init command, or setup (CNI: ADD) again, which turn it off"),
+        ("node name", lambda: _node_name(config),
+         "put back the node_name the detail names, in the config file"),
         ("records", lambda: _records(config),
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),
@@ -92,6 +94,33 @@ def _uplink(ovs: Ovs, config: Config) -> str:
         raise Failure("; ".join(found))
     return (f"up, on bridge {config.uplink.bridge}, trunks "
             f"{uplink.describe(ovs.port(config.uplink.interface))}")  # type: ignore[arg-type]
+
+
+def _node_name(config: Config) -> str:
+    """Every attachment this node's records name carries this node's name. Changing
+    node_name with pods attached hides them from list and gc, and leaves their leases
+    and etcd stamps under the old name (where `gc --node OLD` would free a live pod's
+    address): the only safe fix is the old name back until those pods are gone."""
+    from plugin.ops.listing import RENAMED, rows
+    from plugin.ops.liveness import Liveness
+
+    try:
+        listed = rows(config, Liveness(config))
+    except ToolFailed:
+        return "not checked: Open vSwitch does not answer (see its row)"
+    moved: dict[str, list[str]] = {}
+    for row in listed:
+        if row.state.startswith(RENAMED):
+            moved.setdefault(row.state[len(RENAMED):], []).append(f"{row.namespace}/{row.pod}")
+    if not moved:
+        return f"{config.node_name!r}: every attachment recorded here carries it"
+    old, pods = sorted(moved.items())[0]
+    raise Failure(f"node_name is {config.node_name!r}, but {len(pods)} attachment(s) made on "
+                  f"this node are marked for node {old!r} ({', '.join(sorted(pods)[:5])}): "
+                  "node_name was changed while they were attached, so list and gc no longer "
+                  "take them for this node's and their leases keep the old name",
+                  f"set node_name back to {old!r} in {config.source} (never run gc --node "
+                  f"{old} while it serves pods); change it only when this node has no pods")
 
 
 def _docker(config: Config) -> str:

@@ -4,6 +4,11 @@ Ports are found by the ownership marks (`owner=vlanpipe` and this node's name),
 never by name: a port the plugin did not mark is never listed as its own, and
 neither is one another node's plugin marked on a shared Open vSwitch (gc works
 from this list, so it never touches those either).
+
+A port marked with another node's name that this node's own records name was made
+here under an earlier `node_name`: it is listed as `marked for node OLD` (not
+`port missing`), which gc leaves alone and doctor explains. It is not adopted:
+the old name is also on the pod's leases and in etcd (see `doctor`'s node name check).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from plugin.ops import uplink
 from plugin.ops.liveness import Liveness
 from plugin.ipam.mac import mac_for
 
+RENAMED = "marked for node "
+
 
 @dataclass(frozen=True)
 class Row:
@@ -33,7 +40,9 @@ class Row:
     vlan: int | None
     address: str
     mac: str
-    state: str  # ok, container gone, port missing, interface error, docker down, damaged record
+    # ok, container gone, port missing, interface error, docker down, damaged record,
+    # RENAMED + the node name the port carries
+    state: str
     plumber: str = ""
     netns: str = ""
     netns_id: str = ""
@@ -43,6 +52,9 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
     """One row per attachment found in OVSDB or in the records, with its state."""
     rows = {}
     uplinks = []
+    records, damaged = RecordStore(config.state_dir).all()
+    macs = {record.port: record.mac for attached in records.values() for record in attached}
+    elsewhere: dict[str, str] = {}  # port -> the node name it is marked with, if not ours
     for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
         found = marks.Marks.read(port.external_ids)
         if found is None:  # the uplink: no pod's
@@ -51,15 +63,17 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
                                    "", "", f"uplink, trunks {uplink.describe(port)}"))
             continue
         if found.node != config.node_name:
-            continue  # another node's (a second plugin on this Open vSwitch): not ours to list
+            # another node's (a second plugin on this Open vSwitch): not ours to list,
+            # unless our records name it (below)
+            elsewhere[port.name] = found.node
+            continue
         alive = liveness.alive(found.infra_id, found.plumber, found.netns, found.netns_id,
                                port.name)
         state = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
                               port.name, port.bridge, port.tag, found.address,
-                              _mac(found.address), state, found.plumber, found.netns,
-                              found.netns_id)
-    records, damaged = RecordStore(config.state_dir).all()
+                              macs.get(port.name) or _mac(found.address), state,
+                              found.plumber, found.netns, found.netns_id)
     for infra, attached in records.items():
         for record in attached:
             if record.port not in rows:
@@ -68,7 +82,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
                                         record.port, record.bridge, record.vlan,
                                         ",".join(record.addresses),
-                                        record.mac, _state(alive, broken=False, missing=True),
+                                        record.mac, _state(alive, broken=False, missing=True,
+                                                           renamed=elsewhere.get(record.port)),
                                         record.plumber, record.netns, record.netns_id)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
     return listed + uplinks + [
@@ -76,9 +91,12 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
         for d in damaged]
 
 
-def _state(alive: bool | None, broken: bool, missing: bool = False) -> str:
+def _state(alive: bool | None, broken: bool, missing: bool = False,
+           renamed: str | None = None) -> str:
     if alive is False:
         return "container gone"
+    if renamed is not None:
+        return RENAMED + renamed
     if missing:
         return "port missing"
     if broken:
@@ -87,7 +105,8 @@ def _state(alive: bool | None, broken: bool, missing: bool = False) -> str:
 
 
 def _mac(addresses: str) -> str:
-    """The MAC that follows from a port's address marks ("a/len,b/len")."""
+    """The MAC that follows from a port's address marks ("a/len,b/len"): for a port without
+    a record only (the record holds the MAC the pod got, a requested one included)."""
     try:
         return mac_for(*addresses.split(","))
     except (ValueError, IndexError):

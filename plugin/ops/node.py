@@ -22,6 +22,10 @@ def init(config: Config, log: CallLog) -> None:
         ovs.ensure_bridge(bridge, config.datapath_type)
     if config.uplink is not None:
         uplink.ensure(ovs, config.uplink, config.node_name)
+    else:  # `uplink:` removed: the trunk this node plugged goes, as a changed one would
+        gone = uplink.unplug_all(ovs, config.node_name)
+        if gone:
+            log.set(unplugged_uplinks=gone)
     fixed, problems = checksums.fix(config)  # pods an earlier release left offloaded
     if fixed:
         log.set(checksum_offload_turned_off=fixed)

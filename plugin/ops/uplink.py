@@ -46,6 +46,15 @@ def former(ovs: Ovs, uplink: Uplink, node: str) -> list[Port]:
     return [p for p in ovs.ports(**marks.uplink(node)) if p.name != uplink.interface]
 
 
+def unplug_all(ovs: Ovs, node: str) -> list[str]:
+    """With no uplink in the config: take every trunk this node marked as its uplink off
+    its bridge (left plugged, it would go on carrying the VLANs unseen by doctor, list and
+    gc); the names of those removed."""
+    names = sorted(p.name for p in ovs.ports(**marks.uplink(node)))
+    ovs.delete_ports(names)
+    return names
+
+
 def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[str]:
     """How the uplink differs from the config (empty: as configured)."""
     name = uplink.interface

@@ -142,10 +142,11 @@ def test_the_cri_order_and_a_ping_to_a_docker_pod(scope, runtime, bridge, cri, c
 def test_the_namespace_plumber_sets_mtu_gateways_and_routes_of_both_families(
         scope, runtime, bridge, cri):
     """What pipework does for a Docker pod, the netns plumber does by path: here with a
-    dual-stack network that has an MTU, a gateway per family and a route per family."""
+    dual-stack network that has an MTU, a gateway per family taking the pod's default traffic
+    (`default_route: true`) and a route per family."""
     runtime.configure(networks=[{"name": "pods", "vlans": "all", "mtu": 1400, "subnets": [
-        {"subnet": "10.97.0.0/24", "gateway": "10.97.0.1"},
-        {"subnet": "fd00:97::/64", "gateway": "fd00:97::1"}], "routes": [
+        {"subnet": "10.97.0.0/24", "gateway": "10.97.0.1", "default_route": True},
+        {"subnet": "fd00:97::/64", "gateway": "fd00:97::1", "default_route": True}], "routes": [
         {"dst": "10.200.0.0/16", "gw": "10.97.0.254"}, {"dst": "fd00:200::/48"}]}])
     ns = cri.netns()
     sandbox = C.random_container_id()
@@ -157,8 +158,10 @@ def test_the_namespace_plumber_sets_mtu_gateways_and_routes_of_both_families(
     assert '"mtu":1400' in link.replace(" ", ""), link
     v4 = inside(ns.path, "ip", "-4", "route", "show", "dev", "eth0").stdout
     v6 = inside(ns.path, "ip", "-6", "route", "show", "dev", "eth0").stdout
-    assert "default via 10.97.0.1" in v4 and "10.200.0.0/16 via 10.97.0.254" in v4, v4
-    assert "default via fd00:97::1" in v6 and "fd00:200::/48" in v6, v6
+    assert "0.0.0.0/1 via 10.97.0.1" in v4 and "128.0.0.0/1 via 10.97.0.1" in v4, v4
+    assert "10.200.0.0/16 via 10.97.0.254" in v4, v4
+    assert "::/1 via fd00:97::1" in v6 and "8000::/1 via fd00:97::1" in v6, v6
+    assert "fd00:200::/48" in v6, v6
     runtime.ok("DEL", conf, env=cri_env(sandbox, ns.path), ifname="eth0")
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
 

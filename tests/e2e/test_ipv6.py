@@ -88,17 +88,17 @@ def test_a_dual_stack_vlan(tmp_path, bridge, make_container):
 @pytest.mark.parametrize("network", [
     {"name": "dual", "vlans": "all", "subnets": [
         {"subnet": "10.95.0.0/24", "gateway": "10.95.0.1"},
-        {"subnet": "fd00:95::/64", "gateway": "fd00:95::1"}],
+        {"subnet": "fd00:95::/64", "gateway": "fd00:95::1", "default_route": True}],
      "routes": [{"dst": "fd00:200::/48", "gw": "fd00:95::fe"}]},
     {"name": "pods6", "vlans": "all", "subnet": "fd00:22::/64", "gateway": "fd00:22::1",
-     "routes": [{"dst": "fd00:200::/48", "gw": "fd00:22::fe"}]},
+     "default_route": True, "routes": [{"dst": "fd00:200::/48", "gw": "fd00:22::fe"}]},
 ])
 def test_ipv6_gateway_and_routes_inside_the_pod(tmp_path, bridge, container, network):
     plugin = make_plugin(str(tmp_path), config(bridge, network))
     plugin.ok("setup", NS, "22-a", container.id)
     routes = hostnet.in_netns(container.pid, "ip", "-6", "route", "show", "dev", "eth1").stdout
     gateway = (network.get("gateway") or network["subnets"][1]["gateway"])
-    assert f"default via {gateway}" in routes, routes
+    assert f"::/1 via {gateway}" in routes and f"8000::/1 via {gateway}" in routes, routes
     assert f"fd00:200::/48 via {network['routes'][0]['gw']}" in routes, routes
     plugin.ok("teardown", NS, "22-a", container.id)
     assert our_ports(bridge) == {} and pluginstate.leases(plugin.state_dir) == []

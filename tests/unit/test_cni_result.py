@@ -40,7 +40,7 @@ def test_gateway_reported_and_default_route_only_when_set_by_pipework():
     routed = Attachment(**{**RECORD.__dict__, "addresses": ("fd00::5/64",),
                            "gateways": ("fd00::1",)})
     body = result.success("0.4.0", routed, SANDBOX, HOST, ("fd00::1",), {})
-    assert body["routes"] == [{"dst": "::/0", "gw": "fd00::1"}]
+    assert body["routes"] == [{"dst": "::/1", "gw": "fd00::1"}, {"dst": "8000::/1", "gw": "fd00::1"}]
     assert body["ips"][0]["version"] == "6"
 
 
@@ -53,7 +53,8 @@ def test_a_dual_stack_attachment_reports_both_families_on_one_interface(version)
         ("10.0.0.5/24", 1, "10.0.0.1"), ("fd00::5/64", 1, "fd00::1")]
     assert [ip.get("version") for ip in body["ips"]] == (
         ["4", "6"] if version == "0.3.1" else [None, None])
-    assert body["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]
+    assert body["routes"] == [{"dst": "0.0.0.0/1", "gw": "10.0.0.1"},
+                              {"dst": "128.0.0.0/1", "gw": "10.0.0.1"}]
     assert result.expected(body, "net1").addresses == ("10.0.0.5/24", "fd00::5/64")
 
 

@@ -272,7 +272,7 @@ def test_a_dual_stack_pod_gets_ipv4_from_pipework_and_ipv6_from_the_plugin(tmp_p
     assert record.addresses == ("10.9.0.2/29", "fd00:9::1/64")  # no IPv6 gateway
     assert record.mac == "0a:58:0a:09:00:02"  # from the IPv4 address
     (run,) = host.pipework.runs
-    assert run[-2:] == ["10.9.0.2/29@10.9.0.1", "0a:58:0a:09:00:02@22"] and "-a" not in run
+    assert run[-2:] == ["10.9.0.2/29", "0a:58:0a:09:00:02@22"] and "-a" not in run  # never @GW
     assert host.addresses[(SANDBOX.netns, "eth1")] == ["10.9.0.2/29", "fd00:9::1/64"]
     assert "ip:ipv6" in host.calls and host.ipv6_defaults == {}  # the interface, not defaults
     assert host.announced == [(SANDBOX.netns, "eth1", ["10.9.0.2/29", "fd00:9::1/64"])]
@@ -287,7 +287,7 @@ def test_an_ipv6_only_pod_gets_ipv6_defaults_for_the_pipework_call_only(tmp_path
     (record,) = c.attach(POD, [want()], SANDBOX)
     assert record.addresses == ("fd00:6::2/64",) and record.mac == "0a:58:00:00:00:02"
     (run,) = host.pipework.runs
-    assert run[-2:] == ["fd00:6::2/64@fd00:6::1", "0a:58:00:00:00:02@22"]
+    assert run[-2:] == ["fd00:6::2/64", "0a:58:00:00:00:02@22"]  # never @GW
     assert (run[5:7] == ["-a", "6"]) == upstream  # only upstream's pipework takes -a
     assert host.ipv6_defaults == {SANDBOX.netns: ("1", "1")}  # put back as they were
     c.detach(POD)

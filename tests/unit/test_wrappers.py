@@ -11,12 +11,12 @@ from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import _documents, _map, _scalar, _uuids
 
 
-def test_pipework_vlan_goes_in_mac_slot_and_gateway_after_at():
+def test_pipework_vlan_goes_in_mac_slot_and_never_a_gateway():
     args = pipework.argv("k8s_br", "c" * 64, "eth1", "vp1", "10.0.0.5/24", 22)
     assert args == ["k8s_br", "-i", "eth1", "-l", "vp1", "c" * 64, "10.0.0.5/24", "@22"]
-    args = pipework.argv("br", "c" * 64, "eth1", "vp1", "10.0.0.5/24", 22, gateway="10.0.0.1",
+    args = pipework.argv("br", "c" * 64, "eth1", "vp1", "10.0.0.5/24", 22,
                          mac="0a:58:0a:00:00:05")
-    assert args[-2:] == ["10.0.0.5/24@10.0.0.1", "0a:58:0a:00:00:05@22"]
+    assert args[-2:] == ["10.0.0.5/24", "0a:58:0a:00:00:05@22"]
 
 
 def _table(headings, rows):

@@ -6,6 +6,7 @@ OVS port are named from (container id, interface), and the marks name the rest.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
 from plugin.core.records import Attachment
 from plugin.errors import BackendError, ContainerError, NotReady, ToolFailed
+from plugin.ipam.model import default_halves
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -40,18 +42,20 @@ class Sandbox:
     netns_id: str = ""  # "device:inode" of `netns` when it was chosen (netns plumber)
 
 
-def addressing(ifname: str, leases: list["Lease"], gateways: tuple[str, ...]) -> list[str]:
-    """`ip` commands (run inside the pod) that give `ifname` these addresses, and each
-    family's default route where a gateway is given (as pipework's ADDR@GATEWAY does).
-    IPv6 addresses skip duplicate address detection: usable when setup returns."""
-    commands = []
-    for lease, gateway in zip(leases, gateways):
-        nodad = " nodad" if lease.address.version == 6 else ""
-        commands.append(f"addr add {lease.address} dev {ifname}{nodad}")
-        if gateway:
-            default = "default" if lease.address.version == 4 else "::/0"
-            commands.append(f"route replace {default} via {gateway} dev {ifname}")
-    return commands
+def addressing(ifname: str, leases: list["Lease"]) -> list[str]:
+    """`ip` commands (run inside the pod) that give `ifname` these addresses. IPv6
+    addresses skip duplicate address detection: usable when setup returns."""
+    return [f"addr add {lease.address} dev {ifname}"
+            f"{' nodad' if lease.address.version == 6 else ''}" for lease in leases]
+
+
+def default_routes(ifname: str, gateways: tuple[str, ...]) -> list[str]:
+    """The family's default traffic through each gateway given ("" for none), as the two
+    halves of its address space (`default_halves`): never pipework's `ADDR@GATEWAY`,
+    which deletes the pod's default route (Docker's, the cluster network) for good."""
+    return [f"route replace {half} via {gateway} dev {ifname}"
+            for gateway in gateways if gateway
+            for half in default_halves(ipaddress.ip_address(gateway).version)]
 
 
 def routing(ifname: str, leases: list["Lease"]) -> list[str]:

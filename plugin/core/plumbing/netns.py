@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipework_wrapper.ovs import Port
-from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, routing
+from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, default_routes, routing
 from plugin.core.records import Attachment
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ class NetnsPlumber(Plumber):
         if any(lease.address.version == 6 for lease in leases):
             self.ip.enable_ipv6(sandbox.netns, ifname)
         self.ip.in_pod(sandbox.netns, [f"link set dev {ifname} up",
-                                       *addressing(ifname, leases, record.gateways),
+                                       *addressing(ifname, leases),
+                                       *default_routes(ifname, record.gateways),
                                        *routing(ifname, leases)])
         self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)

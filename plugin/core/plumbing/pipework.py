@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipework_wrapper import iproute, pipework
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, routing
+from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, default_routes, routing
 from plugin.core.records import Attachment
 
 if TYPE_CHECKING:
@@ -54,14 +54,14 @@ class PipeworkPlumber(Plumber):
         datapath = self._plug_port(record)
         first = next((i for i, lease in enumerate(leases) if lease.address.version == 4), 0)
         self._pipework(sandbox, record, leases[first].address.version, push,
-                       record.addresses[first], record.gateways[first])
+                       record.addresses[first])
         if leases[0].mtu:  # what pipework does not do: MTU, the other family, routes
             self.ip.set_mtu(sandbox.netns, ifname, port, leases[0].mtu)
-        rest = [i for i in range(len(leases)) if i != first]
+        rest = [lease for i, lease in enumerate(leases) if i != first]
         if rest:
             self.ip.enable_ipv6(sandbox.netns, ifname)
-        commands = addressing(ifname, [leases[i] for i in rest],
-                              tuple(record.gateways[i] for i in rest)) + routing(ifname, leases)
+        commands = (addressing(ifname, rest) + default_routes(ifname, record.gateways)
+                    + routing(ifname, leases))
         if commands:
             self.ip.in_pod(sandbox.netns, commands)
         self._settle_checksum(sandbox.netns, ifname, datapath)
@@ -73,12 +73,13 @@ class PipeworkPlumber(Plumber):
         return self._remove(infra_id, ports, only)
 
     def _pipework(self, sandbox: Sandbox, record: Attachment, family: int, push: Undo,
-                  address: str, gateway: str) -> None:
-        """pipework with one address; for an IPv6 one, under the pod's IPv6 defaults turned
-        on for the call (and `-a 6` for upstream's pipework, which otherwise runs ip -4)."""
+                  address: str) -> None:
+        """pipework with one address and never a gateway (its `ADDR@GATEWAY` deletes the
+        pod's default route); for an IPv6 one, under the pod's IPv6 defaults turned on for
+        the call (and `-a 6` for upstream's pipework, which otherwise runs ip -4)."""
         args = pipework.argv(
             record.bridge, sandbox.container, record.interface, record.port, address,
-            record.vlan, gateway=gateway or None, mac=record.mac,
+            record.vlan, mac=record.mac,
             family=6 if family == 6 and self.pipework.generation(
                 self.config.pipework) == "upstream" else None)
         quiet = os.path.join(self.config.state_dir, "quiet-arping")

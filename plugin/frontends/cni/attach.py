@@ -8,12 +8,14 @@ vlanpipe's allocators, and the result.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from typing import Any
 
 from pipework_wrapper import iproute
 from plugin.core.attach import Core
 from plugin.core.plumbing import Sandbox
+from plugin.core.records import Attachment
 from plugin.core.policy import PodRef, Want, plan
 from plugin.frontends.cni import result
 from plugin.frontends.cni.call import Call
@@ -35,8 +37,16 @@ def add(call: Call) -> dict[str, Any]:
     record = core.attach(ref, [_want(call, ref)], sandbox)[0]
     answer = delegated.answer if delegated else None
     return result.success(conf.cni_version, record, env.netns, host_link(record.port),
-                          answer.gateways() if answer else record.gateways,
+                          answer.gateways() if answer else _gateways(call, record),
                           (answer.dns if answer else None) or conf.dns, conf.prev_result)
+
+
+def _gateways(call: Call, record: Attachment) -> tuple[str, ...]:
+    """Each address's subnet gateway in the node's network (the result reports it whether
+    or not the pod's default traffic goes through it)."""
+    found = {(n.name, n.version): n.gateway for n in call.config.networks}
+    return tuple(str(found.get((record.network, ipaddress.ip_interface(a).version)) or "")
+                 for a in record.addresses)
 
 
 def delete(call: Call) -> None:

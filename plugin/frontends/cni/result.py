@@ -15,8 +15,7 @@ from plugin.frontends.cni import versions
 from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
 from plugin.frontends.cni.sandbox import HostLink
 from plugin.core.records import Attachment
-
-DEFAULT_ROUTE = {4: "0.0.0.0/0", 6: "::/0"}
+from plugin.ipam.model import default_halves
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,9 @@ def success(version: str, record: Attachment, sandbox: str, host: HostLink,
     """The ADD result: `previous` (a chained prevResult) passed through, ours appended.
 
     One IP per address of the record (one per family), each with the subnet's gateway
-    as the IPAM reported it (`gateways`); a default route is listed for a family only
-    where the plugin set one (the record has a gateway for it).
+    as the IPAM or the node's network has it (`gateways`); the routes of a family's default
+    traffic are listed only where the plugin set them (the record has a gateway for it),
+    as it set them: the two halves of the family's space.
     """
     previous = previous or {}
     with_mtu = versions.at_least(version, "1.1.0") and host.mtu is not None
@@ -52,7 +52,7 @@ def success(version: str, record: Attachment, sandbox: str, host: HostLink,
         ip["interface"] = len(interfaces) - 1
         ips.append(ip)
         if default:
-            routes.append({"dst": DEFAULT_ROUTE[family], "gw": default})
+            routes.extend({"dst": half, "gw": default} for half in default_halves(family))
     return {"cniVersion": version, "interfaces": interfaces, "ips": ips, "routes": routes,
             "dns": dict(previous.get("dns") or dns)}
 

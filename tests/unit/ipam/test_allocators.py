@@ -39,7 +39,7 @@ def test_a_dual_stack_network_gives_one_address_per_family_all_or_none(tmp_path)
     ipam = Allocators(networks(DUAL), None, str(tmp_path), "n1")
     v4, v6 = ipam.allocate(owner(1), 40)
     assert (str(v4.address), str(v6.address)) == ("10.40.0.1/24", "fd00:40::2/64")
-    assert (v4.network, v6.network, str(v6.gateway)) == ("dual", "dual", "fd00:40::1")
+    assert (v4.network, v6.network, v6.gateway) == ("dual", "dual", None)  # no default_route
     asked = ipam.allocate(owner(2), 40, (Request(ipaddress.ip_address("fd00:40::99")),))
     assert [str(lease.address) for lease in asked] == ["10.40.0.2/24", "fd00:40::99/64"]
     assert sorted(os.listdir(tmp_path / "ipam")) == ["dual", "dual@6"]  # IPv4 keeps its store

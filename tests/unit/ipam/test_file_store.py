@@ -38,7 +38,7 @@ def addresses(store: PoolAllocator) -> list[str]:
 def test_allocate_is_idempotent_and_release_is_harmless_twice(tmp_path):
     store = source(tmp_path)
     first = store.allocate(owner(1))
-    assert str(first.address) == "10.0.0.2/24" and str(first.gateway) == "10.0.0.1"
+    assert str(first.address) == "10.0.0.2/24" and first.gateway is None  # no default_route
     assert store.allocate(owner(1)) == first
     assert lookup(store, owner(1)) == first
     assert store.allocate(owner(1, interface="eth2")).address != first.address
@@ -258,7 +258,7 @@ def test_killed_after_allocation_the_next_setup_gets_the_same_record(tmp_path):
 
 
 def test_ipv6_networks_allocate_like_ipv4(tmp_path):
-    store = source(tmp_path, subnet="fd00:22::/120")
+    store = source(tmp_path, subnet="fd00:22::/120", default_route=True)
     leases = [store.allocate(owner(i)) for i in range(3)]
     assert [str(lease.address) for lease in leases] == ["fd00:22::2/120", "fd00:22::3/120",
                                                         "fd00:22::4/120"]

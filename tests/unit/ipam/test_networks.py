@@ -37,7 +37,38 @@ def test_a_full_network_is_read_and_canonicalised():
     assert net.routes[1].gateway is None
     assert net.mtu == 1400
     lease = net.lease(ipaddress.ip_interface("10.22.0.10/24"))
-    assert lease.gateway == ipaddress.ip_address("10.22.0.1") and lease.mtu == 1400
+    assert net.gateway == ipaddress.ip_address("10.22.0.1") and not net.default_route
+    assert lease.gateway is None and lease.mtu == 1400  # the pod's default route stays its own
+
+
+@pytest.mark.parametrize("fields", [
+    {"subnet": "10.22.0.0/24", "gateway": "10.22.0.1"},
+    {"subnet": "10.22.0.0/24", "allocator": "static", "address": "10.22.0.5/24",
+     "gateway": "10.22.0.1"},
+    {"subnets": [{"subnet": "10.22.0.0/24", "gateway": "10.22.0.1"}, "fd00:22::/64"]},
+])
+def test_default_route_true_gives_leases_their_gateway(fields):
+    if "subnets" in fields:
+        fields["subnets"][0]["default_route"] = True
+    else:
+        fields["default_route"] = True
+    net = network(name="v22", vlans=[22], **fields)
+    lease = net.lease(ipaddress.ip_interface("10.22.0.10/24"))
+    assert net.default_route and lease.gateway == ipaddress.ip_address("10.22.0.1")
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"subnet": "10.22.0.0/24", "default_route": True},
+     "key 'networks[0].default_route' = True needs a gateway"),
+    ({"subnet": "10.22.0.0/24", "gateway": "10.22.0.1", "default_route": "yes"},
+     "default_route"),
+    ({"subnets": ["10.22.0.0/24"], "default_route": True},
+     "key 'networks[0].default_route' = True goes inside each item of subnets"),
+])
+def test_default_route_is_refused_without_a_gateway_or_in_the_wrong_place(fields, needle):
+    with pytest.raises(ConfigError) as err:
+        network(name="v22", vlans=[22], **fields)
+    assert needle in str(err.value)
 
 
 def test_allocator_defaults_to_static_without_subnet():

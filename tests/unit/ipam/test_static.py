@@ -19,7 +19,8 @@ def test_fixed_address_for_every_pod_as_the_reference_does():
 
 def test_pods_map_and_fallback_address():
     source = StaticAllocator(network(vlans=[22], address="10.5.0.9/24", gateway="10.5.0.1",
-                                  pods={"ns/22-pod-1": "10.5.0.2/24"}, mtu=1400))
+                                  pods={"ns/22-pod-1": "10.5.0.2/24"}, mtu=1400,
+                                  default_route=True))
     lease = source.allocate(owner(1))
     assert str(lease.address) == "10.5.0.2/24" and lease.mtu == 1400
     assert str(lease.gateway) == "10.5.0.1"
