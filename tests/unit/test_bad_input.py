@@ -52,6 +52,8 @@ EXEC_CASES = [  # argv after the program name, exit code, text the line must hol
     (["status", "default", "22-web", "../../etc/passwd"], 4, "infra container id"),
     (["teardown", "default", "22-web", "f" * 300], 4, "infra container id"),
     (["teardown", "default", "22-web\udcff", ID], 4, "pod name"),
+    (["setup", "default", "2" * 100_000, ID], 4, "is not a valid Kubernetes pod name"),
+    (["setup", "Bad\nNS" * 10_000, "22-web", ID], 4, "namespace 'Bad\\nNS"),
 ]
 
 CONFIG_CASES = [  # config.yaml text, argv, exit code, text
@@ -99,6 +101,11 @@ CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
      "CNI_NETNS /nonexistent/ns does not exist"),
     ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/etc/hostname"}, 4,
      "is not a network namespace"),
+    # Echoed values are escaped and cut short, however long (an env string holds 128 KiB).
+    ({"CNI_COMMAND": "X\n" * 50_000}, 4, "CNI_COMMAND 'X\\nX"),
+    ({"CNI_CONTAINERID": "a;" + "b" * 100_000}, 4, "CNI_CONTAINERID 'a;b"),
+    ({"CNI_ARGS": "x" * 100_000}, 4, "CNI_ARGS item"),
+    ({"CNI_ARGS": "K8S_POD_NAME=" + "x\t" * 50_000}, 4, "K8S_POD_NAME"),
 ]
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -149,6 +156,13 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
     ("CHECK", {"prevResult": {"interfaces": [1], "ips": []}}, 7, "prevResult.interfaces"),
     ("CHECK", {"prevResult": {"interfaces": [], "ips": [], "dns": []}}, 7, "prevResult.dns"),
     ("CHECK", {}, 7, "CHECK needs prevResult"),
+    # Annotation values (Multus: cni-args, ips, mac) of 200 KB: a short, escaped message.
+    ("ADD", {"args": {"cni": {"mac": "m\n" * 100_000}}}, 7, "args.cni.mac = 'm\\nm"),
+    ("ADD", {"args": {"cni": {"ips": ["10.0.0.5/24\n" + "x" * 200_000]}}}, 7, "args.cni.ips"),
+    ("ADD", {"args": {"cni": {"vlan": "9" * 200_000}}}, 7, "args.cni.vlan"),
+    ("ADD", {"runtimeConfig": {"mac": "0a:" * 70_000}}, 7, "runtimeConfig.mac"),
+    ("ADD", {"runtimeConfig": {"ips": ["10.0.0.5/24"] * 20_000}}, 2, "more than one"),
+    ("ADD", {"cniVersion": "9\n" * 100_000}, 1, "incompatible CNI version"),
 ]
 
 
@@ -160,6 +174,14 @@ def node(tmp_path) -> Path:
     path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
                                     "log": {"file": str(tmp_path / "log" / "vlanpipe.log")}}))
     return path
+
+
+def short_log(tmp_path: Path) -> None:
+    """The call's log line, if it got as far as writing one, is short: no echoed value in
+    it is longer than a message may show."""
+    log = tmp_path / "log" / "vlanpipe.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    assert all(len(line) < 2000 for line in lines), [line[:300] for line in lines]
 
 
 def nothing_created(tmp_path: Path) -> None:
@@ -176,8 +198,9 @@ def test_exec_arguments(tmp_path, node, argv, code, needle):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="surrogateescape", timeout=60, cwd=tmp_path)
     lines = proc.stdout.splitlines()
-    assert proc.returncode == code, proc.stdout
+    assert proc.returncode == code, proc.stdout[:1000]
     assert needle in lines[0] and "internal error" not in proc.stdout
+    assert len(lines[0]) < 500  # an echoed value is cut short
     assert code == 2 or len(lines) == 1  # a usage error adds the usage text
     nothing_created(tmp_path)
 
@@ -208,8 +231,9 @@ def cni(tmp_path: Path, node: Path, env: dict, stdin: bytes) -> tuple[int, dict]
 @pytest.mark.parametrize("overrides,code,needle", CNI_ENV_CASES)
 def test_cni_environment(tmp_path, node, overrides, code, needle):
     status, error = cni(tmp_path, node, {**CNI_ENV, **overrides}, json.dumps(NETCONF).encode())
-    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert status == 1 and error["code"] == code and needle in error["msg"], str(error)[:1000]
     assert set(error) == {"cniVersion", "code", "msg", "details"}
+    assert "\n" not in error["msg"] and len(error["msg"]) < 500
     nothing_created(tmp_path)
 
 
@@ -217,8 +241,9 @@ def test_cni_environment(tmp_path, node, overrides, code, needle):
 def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
     data = stdin if isinstance(stdin, bytes) else json.dumps({**NETCONF, **stdin}).encode()
     status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_COMMAND": command}, data)
-    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert status == 1 and error["code"] == code and needle in error["msg"], str(error)[:1000]
     assert "\n" not in error["msg"] and len(error["msg"]) < 500
+    short_log(tmp_path)
     nothing_created(tmp_path)
 
 

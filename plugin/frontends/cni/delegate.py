@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from pipework_wrapper import command
 from pipework_wrapper.errors import ToolFailed
+from plugin.errors import shown
 from plugin.frontends.cni import versions
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
@@ -183,7 +184,7 @@ def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
             gateway = ipaddress.ip_address(ip["gateway"]) if ip.get("gateway") else None
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
-                           f"address {ip!r}", "check the IPAM plugin") from None
+                           f"address {shown(ip)}", "check the IPAM plugin") from None
         addresses.append((address, gateway))
     if len({a.version for a, _ in addresses}) != len(addresses):
         given = ", ".join(str(a) for a, _ in addresses)
@@ -206,7 +207,7 @@ def _routes(kind: str, routes: Any) -> tuple[Route, ...]:
                                ipaddress.ip_address(gateway) if gateway else None))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
-                           f"route {route!r}", "check the IPAM plugin") from None
+                           f"route {shown(route)}", "check the IPAM plugin") from None
     return tuple(found)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from plugin import names
 from plugin.config import schema
 from plugin.config.reader import Section
+from plugin.errors import shown
 from plugin.config.schema import Config, InterfaceSpec
 from plugin.core.policy import VlanRule
 from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
@@ -40,7 +41,6 @@ IGNORED = {
     "hairpinMode": "a Linux-bridge setting; Open vSwitch ports have no hairpin mode",
 }
 PLUGIN_OBJECT_KEYS = ("network",)  # all a network config may set in its `vlanpipe` object
-SHOWN = 60  # characters of a value or key shown in a message or the log
 # Settings in a delegated IPAM config that name places on the node, whatever their value.
 IPAM_PLACES = frozenset({"dataDir", "daemonSocketPath", "resolvConf"})
 
@@ -223,7 +223,7 @@ def _plugin_object(value: Any) -> str | None:
             raise _refused(f"vlanpipe.{key}", value[key], "is a node-level setting: only the "
                            "node's config (root's) may set it")
         if key not in PLUGIN_OBJECT_KEYS:
-            raise _invalid(f"vlanpipe.{_cut(key)}", value[key],
+            raise _invalid(f"vlanpipe.{shown(key)}", value[key],
                            f"is not a setting (a network config may set: "
                            f"{', '.join(PLUGIN_OBJECT_KEYS)})")
     network = value.get("network")
@@ -273,25 +273,19 @@ def _warnings(document: Mapping[str, Any]) -> list[str]:
         if key in IGNORED:
             found.append(f"{key} ignored: {IGNORED[key]}")
         elif key not in KNOWN:
-            found.append(f"unknown key {_cut(key)} ignored")
+            found.append(f"unknown key {shown(key)} ignored")
     if "isDefaultGateway" in document and not isinstance(document["isDefaultGateway"], bool):
         found.append("isDefaultGateway is not true or false: taken as false")
     return found
 
 
-def _cut(value: Any) -> str:
-    """A value from the network config as it may be shown: escaped, on one line, bounded."""
-    text = ascii(value)
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
-
-
 def _invalid(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
+    return CniError(INVALID_CONFIG, f"network config key '{key}' = {shown(value)} {why}",
                     "fix the network config (the file in /etc/cni/net.d or the "
                     "NetworkAttachmentDefinition)")
 
 
 def _refused(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
+    return CniError(INVALID_CONFIG, f"network config key '{key}' = {shown(value)} {why}",
                     "change the network config, or ask the node's administrator (the node "
                     "config's cni section)")
