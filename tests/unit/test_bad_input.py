@@ -134,6 +134,15 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
     ("ADD", {"ipam": {"type": "../../bin/sh"}}, 7, "ipam.type"),
     ("ADD", {"ipam": {"type": "host-local", "dataDir": "/etc"}}, 7, "ipam.dataDir"),
     ("ADD", {"ipam": {"type": "dhcp"}}, 7, "'ipam.type' = 'dhcp' is not an IPAM plugin"),
+    # host-local reads keys without regard to case: DataDir is dataDir, ResolvConf resolvConf.
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "DataDir": "etc"}}, 7,
+     "ipam.DataDir"),
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "ResolvConf": "etc/x"}},
+     7, "ipam.ResolvConf"),
+    ("ADD", {"IPAM": {"type": "host-local", "dataDir": "etc"}}, 7, "'IPAM'"),
+    ("ADD", json.dumps(NETCONF)[:-1].encode() + b', "ipam": {"type": "host-local", '
+     b'"dataDir": "etc"}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}', 7,
+     "'ipam' twice"),
     ("ADD", {"args": {"cni": []}}, 7, "'args'"),
     ("ADD", {"args": {"cni": {"vlan": "abc"}}}, 7, "args.cni.vlan"),
     ("ADD", {"args": {"cni": {"vlan": "\u00b2"}}}, 7, "args.cni.vlan"),

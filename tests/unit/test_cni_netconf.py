@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plugin.frontends.cni import netconf
+from plugin.frontends.cni import netconf, tenantjson
 from plugin.frontends.cni.errors import CniError, code_for
 from plugin.config.schema import parse
 from plugin.errors import Failure
@@ -18,7 +18,7 @@ def parsed(**keys):
 
 def parsed_from(keys):
     document = {**BASE, **keys}
-    return netconf.parse(document, json.dumps(document).encode())
+    return netconf.parse(document)
 
 
 def code_of(call, *args, **kwargs):
@@ -29,7 +29,7 @@ def code_of(call, *args, **kwargs):
 
 @pytest.mark.parametrize("stdin", [b"", b"{", b"[]", b"null", b"\xff"])
 def test_undecodable_stdin_is_code_6(stdin):
-    assert code_of(netconf.decode, stdin)[0] == 6
+    assert code_of(tenantjson.decode, stdin)[0] == 6
 
 
 @pytest.mark.parametrize("document", [{}, {"cniVersion": 1}, {"cniVersion": ""}])
@@ -110,10 +110,39 @@ def test_without_a_cni_section_only_the_nodes_bridge_is_allowed():
     ({"dataDir": "/etc"}, "ipam.dataDir"), ({"dataDir": "relative"}, "ipam.dataDir"),
     ({"ranges": [[{"subnet": "10.0.0.0/24", "x": "/var/run/evil"}]]}, "ipam.ranges[0][0].x"),
     ({"daemonSocketPath": "sock"}, "ipam.daemonSocketPath"),
-    ({"server": "http://10.0.0.1:80"}, "ipam.server"), ({"s": "unix:/run/x"}, "ipam.s")])
+    ({"server": "http://10.0.0.1:80"}, "ipam.server"), ({"s": "unix:/run/x"}, "ipam.s"),
+    # host-local is Go: it reads JSON keys without regard to case (Unicode folding too).
+    ({"DataDir": "etc"}, "ipam.DataDir"), ({"DATADIR": "etc"}, "ipam.DATADIR"),
+    ({"ResolvConf": "etc/shadow"}, "ipam.ResolvConf"), ({"resolvconf": "x"}, "ipam.resolvconf"),
+    ({"re\u017folvConf": "etc/shadow"}, "ipam.re\\u017folvConf"),  # long s folds to s
+    ({"DaemonSocketPath": "run/x"}, "ipam.DaemonSocketPath"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24", "DataDir": "etc"}]]}, "ipam.ranges[0][0].DataDir"),
+    ({"logFile": "log"}, "ipam.logFile"), ({"kubeconfig": "kc"}, "ipam.kubeconfig")])
 def test_ipam_settings_that_name_a_path_or_endpoint_are_code_7(ipam, needle):
     code, line = code_of(parsed, ipam={"type": "host-local", "subnet": "10.0.0.0/24", **ipam})
     assert code == 7 and needle in line and "only the node config may choose" in line
+
+
+@pytest.mark.parametrize("stdin,needle", [
+    (b'{"ipam": {"type": "host-local", "dataDir": "/etc"}, '
+     b'"ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}', "'ipam' twice"),
+    (b'{"ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}, '
+     b'"IPAM": {"type": "host-local", "dataDir": "etc"}}', "'ipam' and 'IPAM'"),
+    (b'{"ipam": {"type": "host-local", "dataDir": "/a", "datadir": "/b"}}', "'dataDir' and"),
+    (b'{"runtimeConfig": {"ips": []}, "RuntimeConfig": {"ips": ["10.0.0.9/24"]}}',
+     "'runtimeConfig' and 'RuntimeConfig'")])
+def test_keys_equal_without_regard_to_case_are_code_7(stdin, needle):
+    """A Go plugin reads the last of two such keys, or merges two objects: one of them would
+    carry a value the check never saw."""
+    code, line = code_of(tenantjson.decode, stdin)
+    assert code == 7 and needle in line and "without regard to case" in line
+
+
+@pytest.mark.parametrize("key", ["IPAM", "RuntimeConfig", "Args", "PrevResult", "MTU", "Vlan"])
+def test_a_known_key_in_another_case_is_code_7(key):
+    """vlanpipe reads `ipam` exactly; a Go plugin would read `IPAM` as it."""
+    code, line = code_of(parsed_from, {key: {}})
+    assert code == 7 and f"'{key}'" in line and "another case" in line
 
 
 @pytest.mark.parametrize("keys,needle", [

@@ -97,16 +97,13 @@ class Delegate:
 
     def _run(self, command: str, version: str,
              overrides: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-        """The network config as the runtime sent it, in the version the plugin speaks, with
-        the node's choice of where the plugin keeps its state (never the network's)."""
-        document = dict(self.conf.document)
+        """The network config as vlanpipe validated it, re-serialised (never the runtime's
+        bytes: their duplicate keys would be read the Go way), in the version the plugin
+        speaks, with the node's choice of where the plugin keeps its state."""
+        document = {**self.conf.forwarded(), "cniVersion": version}
         if self.data_dir:
             document["ipam"] = {**self.conf.ipam, "dataDir": self.data_dir}
-        if version == self.conf.cni_version and document == self.conf.document:
-            stdin = self.conf.raw
-        else:
-            stdin = json.dumps({**document, "cniVersion": version}).encode()
-        return self._exec(command, stdin, overrides or {})
+        return self._exec(command, json.dumps(document).encode(), overrides or {})
 
     def _exec(self, cni_command: str, stdin: bytes,
               overrides: Mapping[str, str]) -> dict[str, Any] | None:

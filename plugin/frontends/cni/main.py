@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from plugin.calllog import CallLog
 from plugin.config import files, loader
 from plugin.frontends.cni import env as cni_env
-from plugin.frontends.cni import netconf, versions
+from plugin.frontends.cni import netconf, tenantjson, versions
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
 from plugin.errors import Failure
@@ -35,14 +35,14 @@ def main() -> int:
         if env.command == "VERSION":
             _emit(versions.report(stdin))
             return 0
-        parsed = netconf.decode(stdin)
+        parsed = tenantjson.decode(stdin)
         requested = netconf.version_of(parsed)
         versions.require(env.command, requested)
         version = requested
         node = loader.load(files.find(None, sys.argv[0]))  # root's: the same search as exec
         log = CallLog(node.log_file, f"cni-{env.command.lower()}", node.debug)
         log.set(container_id=env.container_id[:12], ifname=env.ifname, netns=env.netns)
-        conf = netconf.parse(parsed, stdin)
+        conf = netconf.parse(parsed)
         log.set(network=conf.name, cni_version=version)
         call = Call(env, conf, netconf.bind(conf, node, env.ifname), log)
         for warning in conf.warnings:
