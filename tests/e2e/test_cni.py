@@ -5,6 +5,7 @@ supported spec version."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -108,6 +109,27 @@ def test_del_after_container_removed(runtime, bridge, make_container, version):
     runtime.ok("DEL", conf, c, drop=("CNI_NETNS",))
     runtime.ok("DEL", conf, c)
     assert our_ports(bridge) == {} and leases(runtime) == []
+
+
+@pytest.mark.parametrize("refused", ["nested", "huge"])
+def test_del_of_a_config_past_the_limits_removes_what_the_record_names(runtime, bridge,
+                                                                      container, refused):
+    """ADD and CHECK refuse such a config (code 7, tests/unit/test_bad_input.py); DEL never
+    fails for it: the runtime would retry it forever and the pod's port and address would
+    stay. It goes by the attachment record and says so in one short line of its log."""
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    add(runtime, conf, container)
+    nested = {**conf, "ipam": {"type": "host-local", "x": json.loads("[" * 600 + "]" * 600)}}
+    stdin = json.dumps(nested).encode() if refused == "nested" else \
+        json.dumps({**conf, "x": "x" * (1 << 20)}).encode()
+    reply = runtime("DEL", stdin, container)
+    assert (reply.status, reply.stdout) == (0, ""), reply.stdout[:500]
+    assert_gone(runtime, bridge, container)
+    logged = runtime.log_records()[-1]
+    assert logged["command"] == "cni-del" and logged["outcome"] == "ok"
+    (warning,) = logged["warnings"]
+    assert "DEL removes what the attachment record names" in warning and len(warning) < 200
+    assert ("nests deeper than 32" if refused == "nested" else "larger than") in warning
 
 
 def test_del_of_never_added_and_non_docker_ids_succeeds(runtime, bridge):

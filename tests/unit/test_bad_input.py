@@ -109,12 +109,22 @@ CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
 ]
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
+NESTED = json.loads("[" * 600 + "]" * 600)  # 1.2 KB: the issue's 999 and 250 KB traceback
+HUGE = json.dumps({**NETCONF, "x": ""}).encode()[:-3] + b'"' + b"x" * (1 << 20) + b'"}'
 CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text in msg
     ("ADD", b"", 6, "not JSON"),
     ("ADD", b"{", 6, "not JSON"),
     ("ADD", b"\xff\xfe", 6, "not JSON"),
     ("ADD", b"[1, 2]", 6, "not a JSON object"),
-    ("ADD", DEEP, 6, "not JSON"),
+    ("ADD", DEEP, 7, "nests deeper than 32 levels"),
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "x": NESTED}}, 7,
+     "nests deeper than 32 levels (in 'ipam')"),
+    ("CHECK", {"ipam": {"type": "host-local", "x": NESTED}}, 7, "(in 'ipam')"),
+    ("ADD", {"args": {"cni": {"vlan": NESTED}}}, 7, "(in 'args')"),
+    ("ADD", {"runtimeConfig": {"ips": NESTED}}, 7, "(in 'runtimeConfig')"),
+    ("CHECK", {"prevResult": {"ips": NESTED}}, 7, "(in 'prevResult')"),
+    ("STATUS", {"cniVersion": "1.1.0", "x": NESTED}, 7, "(in 'x')"),
+    ("ADD", HUGE, 7, "larger than 1048576 bytes"),
     ("ADD", {"cniVersion": 1}, 7, "cniVersion"),
     ("ADD", {"cniVersion": "9.9.9"}, 1, "incompatible CNI version '9.9.9'"),
     ("CHECK", {"cniVersion": "0.3.1"}, 1, "does not allow CHECK"),
@@ -254,6 +264,17 @@ def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
     assert "\n" not in error["msg"] and len(error["msg"]) < 500
     short_log(tmp_path)
     nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("stdin", [DEEP, HUGE, json.dumps({"x": NESTED}).encode()])
+def test_version_answers_whatever_stdin_holds(tmp_path, node, stdin):
+    """VERSION is how a runtime learns what to send: nested or huge input gets the answer
+    for the newest version, never an internal error."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    proc = subprocess.run(CNI, input=stdin, capture_output=True, timeout=60, cwd=tmp_path,
+                          env={**environment, "CNI_COMMAND": "VERSION"})
+    assert proc.returncode == 0, proc.stdout[:500]
+    assert json.loads(proc.stdout)["cniVersion"] == "1.1.0"
 
 
 def test_docker_silent_and_a_process_namespace_is_try_again_later(tmp_path, node):

@@ -184,5 +184,43 @@ def test_delegated_ipam_gc_list_and_pod_requests():
     assert conf.valid_attachments == frozenset({("c1", "net1")})
 
 
+def nest(levels):
+    """`levels` lists, one inside the other: nest(1) is []."""
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+# Each tenant structure with `extra` more levels than the limit allows (extra=0: at it).
+STRUCTURES = {
+    "ipam": lambda extra: {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24",
+                                    "x": nest(LIMIT - 2 + extra)}},
+    "args": lambda extra: {"args": {"cni": {"x": nest(LIMIT - 3 + extra)}}},
+    "runtimeConfig": lambda extra: {"runtimeConfig": {"x": nest(LIMIT - 2 + extra)}},
+    "prevResult": lambda extra: {"prevResult": {"x": nest(LIMIT - 2 + extra)}},
+}
+LIMIT = tenantjson.MAX_DEPTH
+
+
+@pytest.mark.parametrize("key", STRUCTURES)
+def test_nesting_at_the_limit_is_read_and_one_past_it_is_code_7(key):
+    at_limit = json.dumps({**BASE, **STRUCTURES[key](0)}).encode()
+    assert netconf.parse(tenantjson.decode(at_limit)).name == "vlan-net"
+    past = json.dumps({**BASE, **STRUCTURES[key](1)}).encode()
+    code, line = code_of(tenantjson.decode, past)
+    assert code == 7 and f"nests deeper than {LIMIT} levels (in '{key}')" in line, line
+    assert len(line) < 300
+
+
+def test_stdin_at_the_size_limit_is_read_and_one_byte_more_is_code_7():
+    body = json.dumps(BASE).encode()
+    at_limit = body[:-1] + b" " * (tenantjson.MAX_BYTES - len(body)) + b"}"
+    assert len(at_limit) == tenantjson.MAX_BYTES
+    assert tenantjson.decode(at_limit)["name"] == "vlan-net"
+    code, line = code_of(tenantjson.decode, at_limit + b" ")
+    assert code == 7 and f"larger than {tenantjson.MAX_BYTES} bytes" in line
+
+
 def test_cni_error_is_a_plugin_error():
     assert isinstance(CniError(7, "x"), Failure)

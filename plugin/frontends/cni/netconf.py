@@ -84,6 +84,13 @@ class NetConf:
         return {key: value for key, value in self.document.items() if key in KNOWN}
 
 
+def unread(version: str, why: str) -> NetConf:
+    """DEL's stand-in for a network config past the limits (tenantjson): it chooses nothing,
+    so DEL removes what the attachment record names; the refusal goes to the log."""
+    return NetConf(cni_version=version, name="", type="", document={},
+                   warnings=(f"{why}: DEL removes what the attachment record names",))
+
+
 def version_of(document: Mapping[str, Any]) -> str:
     version = document.get("cniVersion")
     if not isinstance(version, str) or not version:

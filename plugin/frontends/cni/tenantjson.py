@@ -1,5 +1,12 @@
 """JSON from a tenant (a network config on stdin, with what the runtime added to it):
-decoded, and the messages that echo it.
+decoded within bounds, and the messages that echo it.
+
+Limits, checked before anything walks the document: stdin holds at most MAX_BYTES
+(more is not read), and no object or list nests deeper than MAX_DEPTH (the top-level
+object is level 1), anywhere: ipam, args, runtimeConfig, prevResult, annotations.
+Real configs nest about 6 deep; the walkers that follow (the ipam check, podargs,
+the result) then never meet a structure that could exhaust Python's stack, and a
+1.3 KB document nested 600 deep is one short error instead of a traceback.
 
 Keys are compared as the delegated IPAM plugin (Go) compares them, without regard to
 case, so an object holding one key twice, in the same case or another, is refused: Go
@@ -14,20 +21,47 @@ from typing import Any
 from plugin.errors import SHOWN, shown
 from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
 
+MAX_BYTES = 1 << 20  # stdin: a network config is a few KB, a chained prevResult a few more
+MAX_DEPTH = 32  # levels of objects and lists
+
+
+class Unbounded(CniError):
+    """The network config is past the limits: ADD, CHECK (and the rest) refuse it with code 7;
+    DEL goes by the attachment record instead (it must not fail)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(INVALID_CONFIG, f"network config on stdin {what}",
+                         f"keep it within {MAX_BYTES} bytes and {MAX_DEPTH} levels of nesting")
+
 
 def decode(stdin: bytes) -> dict[str, Any]:
+    if len(stdin) > MAX_BYTES:
+        raise Unbounded(f"is larger than {MAX_BYTES} bytes")
     try:
         document = json.loads(stdin, object_pairs_hook=_object)
-    except RecursionError:
-        raise CniError(DECODE_FAILURE, "network config on stdin is not JSON (nested too deep)",
-                       "the runtime must send the network config as one JSON object") from None
+    except RecursionError:  # the C decoder's own bound, far past MAX_DEPTH
+        raise Unbounded(f"nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CniError(DECODE_FAILURE, f"network config on stdin is not JSON ({exc})",
                        "the runtime must send the network config as one JSON object") from None
     if not isinstance(document, dict):
         raise CniError(DECODE_FAILURE, "network config on stdin is not a JSON object",
                        "the runtime must send the network config as one JSON object")
+    _bounded(document)
     return document
+
+
+def _bounded(document: dict[str, Any]) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH, naming the top-level key it is under;
+    measured with a list, not recursion, so the measure itself cannot overflow."""
+    pending: list[tuple[Any, int, str]] = [(v, 2, k) for k, v in document.items()]
+    while pending:
+        value, depth, top = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise Unbounded(f"nests deeper than {MAX_DEPTH} levels (in {shown(top)})")
+            items = value.values() if isinstance(value, dict) else value
+            pending.extend((item, depth + 1, top) for item in items)
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

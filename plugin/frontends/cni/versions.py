@@ -56,7 +56,7 @@ def report(stdin: bytes) -> dict[str, object]:
     """
     try:
         asked = json.loads(stdin).get("cniVersion")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # nested past the decoder's bound
         asked = None
     return {"cniVersion": asked if isinstance(asked, str) and asked else LATEST,
             "supportedVersions": list(SUPPORTED)}
