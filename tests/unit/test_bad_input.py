@@ -277,6 +277,28 @@ def test_version_answers_whatever_stdin_holds(tmp_path, node, stdin):
     assert json.loads(proc.stdout)["cniVersion"] == "1.1.0"
 
 
+def test_a_dangling_config_link_is_an_error_naming_it_never_the_defaults(tmp_path):
+    """/etc/vlanpipe/config.yaml a link to a file that is gone: exec exits 3 and CNI answers 7,
+    both naming the link, before anything is created."""
+    link = tmp_path / "config.yaml"
+    link.symlink_to(tmp_path / "gone.yaml")
+    system = (f"import sys; from plugin.config import files; files.SYSTEM_PATH = {str(link)!r}; "
+              "sys.argv[0] = '/nonexistent/plugin'; ")
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("CNI_") and k != "VLANPIPE_CONFIG"}
+    proc = subprocess.run([sys.executable, "-I", "-c", system + "from plugin.frontends.exec_cli "
+                           "import run; run()", "setup", *POD], capture_output=True, text=True,
+                          env=environment, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 3 and f"config {link}: cannot be read" in proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-I", "-c", system + "from plugin.frontends.cni.main "
+                           "import main; sys.exit(main())"], input=json.dumps(NETCONF),
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**environment, **CNI_ENV})
+    error = json.loads(proc.stdout)
+    assert error["code"] == 7 and f"config {link}: cannot be read" in error["msg"], error
+    assert not (tmp_path / "state").exists()
+
+
 def test_docker_silent_and_a_process_namespace_is_try_again_later(tmp_path, node):
     """/proc/<pid>/ns/net may be a Docker container's: with Docker not answering, ADD cannot
     tell which plumber serves it, so it asks the runtime to try again (11), creating nothing."""
