@@ -31,11 +31,12 @@ from plugin.config.reader import Section
 from plugin.errors import shown
 from plugin.config.schema import Config, InterfaceSpec
 from plugin.core.policy import VlanRule
+from plugin.frontends.cni import injected
+from plugin.frontends.cni.injected import VALID_ATTACHMENTS
 from plugin.frontends.cni.tenantjson import invalid, named, refused
 from plugin.frontends.cni.podargs import PodRequest, pod_request
 from plugin.ipam.networks import MTU_MAX, MTU_MIN
 
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
                    VALID_ATTACHMENTS})
@@ -119,9 +120,9 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         dns=_typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
         default_gateway=document.get("isDefaultGateway") is True,
         request=pod_request(_typed(document, "runtimeConfig", dict, "a mapping") or {},
-                            _args_cni(document.get("args"))),
-        prev_result=_prev_result(document.get("prevResult")),
-        valid_attachments=_valid_attachments(document.get(VALID_ATTACHMENTS)),
+                            injected.args_cni(document.get("args"))),
+        prev_result=injected.prev_result(document.get("prevResult")),
+        valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
         warnings=tuple(_warnings(document)),
     )
@@ -251,41 +252,6 @@ def _plugin_object(value: Any) -> str | None:
     if network is not None and (not isinstance(network, str) or not names.plaintext(network)):
         raise invalid("vlanpipe.network", network, "must name one of the node's networks")
     return network
-
-
-def _prev_result(value: Any) -> Mapping[str, Any] | None:
-    """A previous result: its lists are lists (a chained result is passed through)."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise invalid("prevResult", value, "must be a CNI result")
-    for key in ("interfaces", "ips", "routes"):
-        if value.get(key) is not None and not isinstance(value[key], list):
-            raise invalid(f"prevResult.{key}", value[key], "must be a list")
-        if any(not isinstance(item, dict) for item in value.get(key) or []):
-            raise invalid(f"prevResult.{key}", value[key], "must be a list of objects")
-    if value.get("dns") is not None and not isinstance(value["dns"], dict):
-        raise invalid("prevResult.dns", value["dns"], "must be a mapping")
-    return {**value, **{key: value.get(key) or [] for key in ("interfaces", "ips", "routes")}}
-
-
-def _args_cni(value: Any) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not isinstance(value.get("cni", {}), dict):
-        raise invalid("args", value, 'must be a mapping like {"cni": {"vlan": 22}}')
-    return value.get("cni", {})
-
-
-def _valid_attachments(value: Any) -> frozenset[tuple[str, str]]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not all(
-            isinstance(a, dict) and isinstance(a.get("containerID"), str)
-            and isinstance(a.get("ifname"), str) for a in value):
-        raise invalid(VALID_ATTACHMENTS, value,
-                       'must be a list of {"containerID": ..., "ifname": ...}')
-    return frozenset((a["containerID"], a["ifname"]) for a in value)
 
 
 def _warnings(document: Mapping[str, Any]) -> list[str]:
