@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,6 +179,48 @@ def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, conta
     assert our_ports(bridge)[result["interfaces"][0]["name"]]["tag"] == 24
     assert hostnet.container_addresses(container.id, "net1") == ["10.97.0.200/24"]
     assert leases(runtime) == ["10.97.0.200"]  # reserved: no other pod gets it
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+def link_mtu(name: str) -> int:
+    return int(Path(f"/sys/class/net/{name}/mtu").read_text())
+
+
+def mtu_moves(bridge: str) -> bool:
+    """Whether the bridge's own (internal) interface leaves 1500 within a few seconds:
+    Open vSwitch lowers it to its smallest port's unless mtu_request is set."""
+    return bool(hostnet.wait_until(lambda: link_mtu(bridge) != 1500, timeout=3))
+
+
+def test_a_network_mtu_outside_the_nodes_range_is_refused_and_the_bridge_keeps_its_own(
+        runtime, bridge, container):
+    """The issue's repro: "mtu": 576 attached a port of MTU 576, and OVS lowered the
+    bridge's internal interface with it, changing the node's own networking. By default a
+    network may ask 1280-9000 (cni.mtu): 576 is code 7 and nothing is plugged."""
+    assert link_mtu(bridge) == 1500
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, mtu=576)
+    error = runtime.fails(7, "ADD", conf, container, args=pod_args(NS, "web", container.id))
+    assert "'mtu' = 576 is not an MTU this node lets networks use (cni.mtu: 1280-9000)" \
+        in error["msg"]
+    assert not mtu_moves(bridge)
+    assert_gone(runtime, bridge, container)
+
+
+def test_init_fixes_the_bridge_mtu_so_no_port_can_lower_it(runtime, bridge, container):
+    """With the range opened to 576, the port gets 576 and the bridge keeps bridge_mtu,
+    which init set as the bridge interface's mtu_request."""
+    runtime.configure(bridge=bridge, bridge_mtu=1500, cni={"mtu": {"min": 576, "max": 1500}})
+    init = subprocess.run([sys.executable, "-c", "from plugin.frontends.exec_cli import run; "
+                           "run()", "--config", runtime.config_path, "init"],
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert hostnet.ovs("get", "Interface", bridge, "mtu_request").strip() == "1500"
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, mtu=576)
+    result = add(runtime, conf, container)
+    assert result["interfaces"][1]["mtu"] == 576
+    assert link_mtu(result["interfaces"][0]["name"]) == 576  # the small port is there
+    assert not mtu_moves(bridge)
     runtime.ok("DEL", conf, container)
     assert_gone(runtime, bridge, container)
 

@@ -75,6 +75,10 @@ CONFIG_CASES = [  # config.yaml text, argv, exit code, text
     ("etcd: {endpoints: ['http://u:secret@127.0.0.1']}\n", POD, 3, "etcd.endpoints[0]"),
     ("cni: {bridges: ['has space']}\n", POD, 3, "cni.bridges[0]"),
     ("cni: {ipam_data_dir: relative}\n", POD, 3, "cni.ipam_data_dir"),
+    ("bridge_mtu: 100\n", POD, 3, "bridge_mtu"),
+    ("cni: {mtu: {min: 9000, max: 1500}}\n", POD, 3, "cni.mtu"),
+    ("cni: {mtu: {min: 68}}\n", POD, 3, "cni.mtu.min"),
+    ("cni: {mtu: {most: 1500}}\n", POD, 3, "cni.mtu.most"),
     ("[unclosed\n", POD, 3, "not valid YAML"),
     ("- a list\n", POD, 3, "must be a mapping"),
     ("\xff\xfe: 1\n", POD, 3, "config"),
@@ -139,6 +143,7 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
      "only the node's config"),  # a tenant's pattern could backtrack for hours
     ("ADD", {"mtu": 100}, 7, "'mtu'"),
     ("ADD", {"mtu": 1500.5}, 7, "'mtu'"),
+    ("ADD", {"mtu": 576}, 7, "is not an MTU this node lets networks use (cni.mtu: 1280-9000)"),
     ("ADD", {"bridge": "x" * 16}, 7, "'bridge'"),
     ("ADD", {"ipam": []}, 7, "'ipam'"),
     ("ADD", {"ipam": {"type": "../../bin/sh"}}, 7, "ipam.type"),

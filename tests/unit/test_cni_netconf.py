@@ -91,10 +91,14 @@ def test_an_unknown_key_in_the_plugin_object_is_code_7_and_shown_escaped():
     ({"bridge": "other_br"}, "'bridge' = 'other_br' is not a bridge this node lets"),
     ({"vlan": 99}, "'vlan' = 99 is not a VLAN this node lets"),
     ({"ipam": {"type": "dhcp"}}, "'ipam.type' = 'dhcp' is not an IPAM plugin this node lets"),
+    ({"mtu": 1279}, "'mtu' = 1279 is not an MTU this node lets networks use (cni.mtu: 1280-9000)"),
+    ({"mtu": 9001}, "'mtu' = 9001 is not an MTU this node lets networks use"),
 ])
 def test_choices_outside_the_nodes_allow_lists_are_code_7(keys, needle):
     policy = {"cni": {"bridges": ["k8s_br", "br1"], "vlans": ["20-30"], "ipam": ["host-local"]}}
     assert netconf.bind(parsed(bridge="br1", vlan=22), node(**policy), "net1").bridge == "br1"
+    for mtu in (1280, 9000):  # the default cni.mtu range, both ends included
+        netconf.bind(parsed(mtu=mtu), node(**policy), "net1")
     code, line = code_of(netconf.bind, parsed(**keys), node(**policy), "net1")
     assert code == 7 and needle in line
 

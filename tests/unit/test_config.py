@@ -143,6 +143,15 @@ def test_a_config_link_that_cannot_be_read_is_an_error_naming_it(tmp_path, monke
     assert f"a symlink to {pointed}" in err.value.message
 
 
+def test_the_bridge_mtu_and_the_mtus_a_network_may_ask_for():
+    """init fixes each bridge's own MTU (bridge_mtu); cni.mtu bounds a network config's."""
+    config = parse({}, "test")
+    assert (config.bridge_mtu, config.cni.mtus) == (1500, (1280, 9000))
+    config = parse({"bridge_mtu": 9000, "cni": {"mtu": {"min": 576, "max": 9000}}}, "test")
+    assert (config.bridge_mtu, config.cni.mtus) == (9000, (576, 9000))
+    assert config.cni.allows_mtu(576) and not config.cni.allows_mtu(575)
+
+
 def test_attachments_give_several_interfaces():
     config = parse({"attachments": [
         {"interface": "eth1", "primary": True},

@@ -137,6 +137,9 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
                        f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
     if isinstance(conf.vlan, int) and not policy.allows_vlan(conf.vlan):
         raise refused("vlan", conf.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    if conf.mtu is not None and not policy.allows_mtu(conf.mtu):
+        raise refused("mtu", conf.mtu, "is not an MTU this node lets networks use (cni.mtu: "
+                      f"{policy.mtus[0]}-{policy.mtus[1]})")
     if conf.ipam_type and conf.ipam_type not in policy.ipam_types:
         raise refused("ipam.type", conf.ipam_type, "is not an IPAM plugin this node lets "
                        f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
