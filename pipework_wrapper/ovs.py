@@ -37,11 +37,19 @@ class Ovs:
         return run("ovs-vsctl", [f"--timeout={max(1, round(self.timeout))}", *args],
                    timeout=self.timeout + 2, ok=ok, hint=HINT).stdout
 
-    def ensure_bridge(self, bridge: str, datapath_type: str) -> None:
+    def ensure_bridge(self, bridge: str, datapath_type: str, mtu: int | None = None) -> None:
+        """The bridge, with its own (internal) interface's MTU fixed at `mtu`: without
+        mtu_request Open vSwitch lowers it to the smallest port's."""
         args = ["--", "--may-exist", "add-br", bridge]
         if datapath_type:
             args += ["--", "set", "Bridge", bridge, f"datapath_type={datapath_type}"]
+        if mtu is not None:
+            args += ["--", "set", "Interface", bridge, f"mtu_request={mtu}"]
         self.vsctl(*args)
+
+    def fix_mtu(self, bridge: str, mtu: int) -> None:
+        """An existing bridge's own interface keeps `mtu` whatever its ports'."""
+        self.vsctl("set", "Interface", bridge, f"mtu_request={mtu}")
 
     def bridges(self) -> set[str]:
         return set(self.vsctl("list-br").split())

@@ -12,7 +12,17 @@ from pipework_wrapper.errors import ContainerNotFound, DockerUnavailable, Failur
 
 __all__ = ["Failure", "UsageError", "ConfigError", "InputError", "ContainerError",
            "ContainerNotFound", "DockerUnavailable", "BackendError", "ToolFailed",
-           "NotReady", "AllocationError", "AddressRefused"]
+           "NotReady", "AllocationError", "AddressRefused", "shown"]
+
+SHOWN = 60  # characters of an outside value a message (and so the log) may echo
+
+
+def shown(value: object) -> str:
+    """A value from outside (argv, CNI_* variables, stdin, annotations) as a message may
+    echo it: escaped by ascii() (one line, no control or non-ASCII characters) and cut to
+    SHOWN characters, so a 200 KB annotation gives a short error and a short log line."""
+    text = ascii(value)
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
 
 class UsageError(Failure):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from plugin.errors import InputError
+from plugin.errors import InputError, shown
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -26,7 +26,7 @@ def namespace(value: str) -> str:
     """A namespace is a DNS-1123 label (at most 63 characters)."""
     if not _DNS_LABEL.match(value):
         raise InputError(
-            f"namespace {value!r} is not a valid Kubernetes namespace",
+            f"namespace {shown(value)} is not a valid Kubernetes namespace",
             "use lowercase letters, digits and '-', at most 63 characters",
         )
     return value
@@ -36,7 +36,7 @@ def pod(value: str) -> str:
     """A pod name is a DNS-1123 subdomain (at most 253 characters)."""
     if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
         raise InputError(
-            f"pod name {value!r} is not a valid Kubernetes pod name",
+            f"pod name {shown(value)} is not a valid Kubernetes pod name",
             "use lowercase letters, digits, '-' and '.', at most 253 characters",
         )
     return value
@@ -51,7 +51,7 @@ def infra_id(value: str) -> str:
     """The kubelet passes the infra container's full 64-hex Docker id."""
     if not is_docker_id(value):
         raise InputError(
-            f"infra container id {value!r} is not a 64-hex Docker container id",
+            f"infra container id {shown(value)} is not a 64-hex Docker container id",
             "pass the full id, as the kubelet does (docker inspect --format '{{.Id}}')",
         )
     return value
@@ -61,7 +61,7 @@ def ifname(value: str) -> str:
     """A Linux interface name (bridges too): at most 15 characters, no '/' or spaces."""
     if not _IFNAME.match(value) or value in (".", ".."):
         raise InputError(
-            f"interface name {value!r} is not a valid Linux interface name",
+            f"interface name {shown(value)} is not a valid Linux interface name",
             "use at most 15 letters, digits, '_', '.' or '-'",
         )
     return value
@@ -70,7 +70,7 @@ def ifname(value: str) -> str:
 def node(value: str) -> str:
     """A node's name: it goes into ownership marks and etcd keys (empty: the host name)."""
     if value and (len(value) > 253 or not plaintext(value)):
-        raise InputError(f"node name {value!r} is not usable",
+        raise InputError(f"node name {shown(value)} is not usable",
                          "use at most 253 letters, digits, '_', '.' or '-'")
     return value
 

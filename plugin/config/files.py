@@ -3,7 +3,9 @@
 Search order, for both front-ends (a CNI runtime passes no flags): `--config
 PATH` (exec only), then `$VLANPIPE_CONFIG`, then `/etc/vlanpipe/config.yaml`,
 then `config.yaml` beside the executable; with none of them, the built-in
-defaults (the same values as the documented config.yaml).
+defaults (the same values as the documented config.yaml). A path there that
+exists as a symlink is the operator's config even when its target is missing or
+cannot be read: loading it fails naming it, never falls back to the defaults.
 
 The plugin runs as root and its config chooses what runs and where it
 writes, so a config file, its folder and the state directory must belong to
@@ -34,7 +36,7 @@ def find(explicit: str | None, executable: str) -> str | None:
         return from_env
     beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "config.yaml")
     for candidate in (SYSTEM_PATH, beside):
-        if os.path.exists(candidate):
+        if os.path.lexists(candidate):  # a link that leads nowhere is an error, not "absent"
             return candidate
     return None
 

@@ -34,8 +34,11 @@ def _read_yaml(path: str) -> tuple[Any, list[int]]:
             read_as = cache.identity(path, os.fstat(handle.fileno()))
             text = handle.read()
     except OSError as exc:
-        raise ConfigError(f"config {path}: cannot be read ({exc.strerror})",
-                          "check the path given by --config or $VLANPIPE_CONFIG") from None
+        link = f"; it is a symlink to {os.readlink(path)}" if os.path.islink(path) else ""
+        raise ConfigError(f"config {path}: cannot be read ({exc.strerror}){link}",
+                          "point it at the config file, or remove it (the search order is "
+                          "--config, $VLANPIPE_CONFIG, /etc/vlanpipe/config.yaml, beside the "
+                          "plugin)") from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader), read_as

@@ -17,7 +17,8 @@ from plugin import names
 from plugin.config.reader import Section
 from plugin.errors import Failure
 from plugin.ipam.addresses import parse_vlans
-from plugin.ipam.networks import EtcdConfig, NetworkConfig, parse_etcd, parse_networks
+from plugin.ipam.networks import (MTU_MAX, MTU_MIN, EtcdConfig, NetworkConfig, parse_etcd,
+                                  parse_networks)
 from plugin.core.policy import RULES, VlanRule
 
 STATUS_REPORTS = ("docker", "vlan")
@@ -51,9 +52,13 @@ class CniPolicy:
     vlans: frozenset[int] | None = None  # VLANs it (or a pod) may ask for; None: all
     ipam_types: tuple[str, ...] = ("host-local", "static")  # IPAM plugins it may delegate to
     ipam_data_dir: str = ""  # where a delegate keeps its state ("": the delegate's default)
+    mtus: tuple[int, int] = (1280, 9000)  # the MTUs it may ask for, both included
 
     def allows_vlan(self, vlan: int) -> bool:
         return self.vlans is None or vlan in self.vlans
+
+    def allows_mtu(self, mtu: int) -> bool:
+        return self.mtus[0] <= mtu <= self.mtus[1]
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Config:
 
     source: str
     bridge: str = "k8s_br"
+    bridge_mtu: int = 1500  # init's mtu_request on each bridge's own interface
     datapath_type: str = "netdev"
     pod_tx_checksum: str = "auto"  # auto: off on userspace-datapath bridges; off; on: untouched
     attachments: tuple[InterfaceSpec, ...] = ()
@@ -121,6 +127,7 @@ def _parse(top: Section) -> Config:
     config = Config(
         source=top.source,
         bridge=bridge,
+        bridge_mtu=top.integer("bridge_mtu", Config.bridge_mtu, MTU_MIN, MTU_MAX),
         datapath_type=top.choice("datapath_type", ("netdev", "system", ""), "netdev"),
         pod_tx_checksum=top.choice("pod_tx_checksum", TX_CHECKSUM, "auto"),
         attachments=attachments,
@@ -226,6 +233,12 @@ def _cni_policy(section: Section, bridge: str) -> CniPolicy:
         if not isinstance(kind, str) or not names.plaintext(kind):
             raise section.error(f"{section.key('ipam')}[{i}]", kind, "is not a plugin name")
     data_dir = section.string("ipam_data_dir", "") and section.absolute_path("ipam_data_dir")
+    mtu = section.section("mtu")
+    mtus = (mtu.integer("min", CniPolicy.mtus[0], MTU_MIN, MTU_MAX),
+            mtu.integer("max", CniPolicy.mtus[1], MTU_MIN, MTU_MAX))
+    mtu.done()
+    if mtus[0] > mtus[1]:
+        raise section.error(section.key("mtu"), mtu.data, "must have min no greater than max")
     section.done()
     return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
-                     tuple(types), data_dir)
+                     tuple(types), data_dir, mtus)

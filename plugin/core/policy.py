@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from plugin import names
-from plugin.errors import InputError
+from plugin.errors import InputError, shown
 from plugin.ipam.model import IPInterface, Pin
 
 if TYPE_CHECKING:
@@ -66,20 +66,21 @@ class VlanRule:
 
     def tag_for(self, namespace: str, pod: str) -> int:
         if self.kind == "pod-name-prefix":
-            return checked(_prefix(pod), f"pod name {pod!r}")
+            return checked(_prefix(pod), f"pod name {shown(pod)}")
         if self.kind == "regex":
             assert self.pattern is not None
             found = self.pattern.search(pod)
             if not found or found.group("vlan") is None:
                 raise InputError(
-                    f"pod name {pod!r} does not match the VLAN pattern {self.pattern.pattern!r}",
+                    f"pod name {shown(pod)} does not match the VLAN pattern "
+                    f"{self.pattern.pattern!r}",
                     "rename the pod or change vlan.pattern in the config",
                 )
-            return checked(found.group("vlan"), f"pod name {pod!r}")
+            return checked(found.group("vlan"), f"pod name {shown(pod)}")
         if self.kind == "namespace-map":
             if namespace not in self.namespaces:
                 raise InputError(
-                    f"namespace {namespace!r} has no VLAN in vlan.namespaces",
+                    f"namespace {shown(namespace)} has no VLAN in vlan.namespaces",
                     "add the namespace to vlan.namespaces in the config",
                 )
             return self.namespaces[namespace]
@@ -105,7 +106,7 @@ def _prefix(pod: str) -> str:
     head, sep, _ = pod.partition("-")
     if not sep or not head.isdigit() or not head.isascii():
         raise InputError(
-            f"pod name {pod!r} has no VLAN prefix",
+            f"pod name {shown(pod)} has no VLAN prefix",
             "name the pod '<VLAN>-<name>' (for example '22-my-nginx') or choose another vlan.rule",
         )
     return head

@@ -16,10 +16,16 @@ from plugin.ops import checksums, uplink
 
 
 def init(config: Config, log: CallLog) -> None:
+    """Bridges made (with `bridge_mtu` as their own interface's mtu_request, so no port, a
+    network config's MTU included, can lower it), the uplink plugged, gc if asked. A bridge
+    a network config may name (cni.bridges) that exists gets the same MTU."""
     ovs = Ovs(config.ovs_timeout)
-    for bridge in sorted({a.bridge for a in config.attachments}
-                         | ({config.uplink.bridge} if config.uplink else set())):
-        ovs.ensure_bridge(bridge, config.datapath_type)
+    ours = {a.bridge for a in config.attachments} | ({config.uplink.bridge} if config.uplink
+                                                      else set())
+    for bridge in sorted(ours):
+        ovs.ensure_bridge(bridge, config.datapath_type, config.bridge_mtu)
+    for bridge in sorted((config.cni.bridges - ours) & ovs.bridges()):
+        ovs.fix_mtu(bridge, config.bridge_mtu)
     if config.uplink is not None:
         uplink.ensure(ovs, config.uplink, config.node_name)
     else:  # `uplink:` removed: the trunk this node plugged goes, as a changed one would

@@ -5,7 +5,10 @@ supported spec version."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,6 +113,27 @@ def test_del_after_container_removed(runtime, bridge, make_container, version):
     assert our_ports(bridge) == {} and leases(runtime) == []
 
 
+@pytest.mark.parametrize("refused", ["nested", "huge"])
+def test_del_of_a_config_past_the_limits_removes_what_the_record_names(runtime, bridge,
+                                                                      container, refused):
+    """ADD and CHECK refuse such a config (code 7, tests/unit/test_bad_input.py); DEL never
+    fails for it: the runtime would retry it forever and the pod's port and address would
+    stay. It goes by the attachment record and says so in one short line of its log."""
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    add(runtime, conf, container)
+    nested = {**conf, "ipam": {"type": "host-local", "x": json.loads("[" * 600 + "]" * 600)}}
+    stdin = json.dumps(nested).encode() if refused == "nested" else \
+        json.dumps({**conf, "x": "x" * (1 << 20)}).encode()
+    reply = runtime("DEL", stdin, container)
+    assert (reply.status, reply.stdout) == (0, ""), reply.stdout[:500]
+    assert_gone(runtime, bridge, container)
+    logged = runtime.log_records()[-1]
+    assert logged["command"] == "cni-del" and logged["outcome"] == "ok"
+    (warning,) = logged["warnings"]
+    assert "DEL removes what the attachment record names" in warning and len(warning) < 200
+    assert ("nests deeper than 32" if refused == "nested" else "larger than") in warning
+
+
 def test_del_of_never_added_and_non_docker_ids_succeeds(runtime, bridge):
     conf = runtime.netconf("1.0.0", bridge, vlan=22)
     for container_id in ("a" * 64, "not-docker"):
@@ -155,6 +179,48 @@ def test_pod_name_rule_and_runtime_config_address_and_mtu(runtime, bridge, conta
     assert our_ports(bridge)[result["interfaces"][0]["name"]]["tag"] == 24
     assert hostnet.container_addresses(container.id, "net1") == ["10.97.0.200/24"]
     assert leases(runtime) == ["10.97.0.200"]  # reserved: no other pod gets it
+    runtime.ok("DEL", conf, container)
+    assert_gone(runtime, bridge, container)
+
+
+def link_mtu(name: str) -> int:
+    return int(Path(f"/sys/class/net/{name}/mtu").read_text())
+
+
+def mtu_moves(bridge: str) -> bool:
+    """Whether the bridge's own (internal) interface leaves 1500 within a few seconds:
+    Open vSwitch lowers it to its smallest port's unless mtu_request is set."""
+    return bool(hostnet.wait_until(lambda: link_mtu(bridge) != 1500, timeout=3))
+
+
+def test_a_network_mtu_outside_the_nodes_range_is_refused_and_the_bridge_keeps_its_own(
+        runtime, bridge, container):
+    """The issue's repro: "mtu": 576 attached a port of MTU 576, and OVS lowered the
+    bridge's internal interface with it, changing the node's own networking. By default a
+    network may ask 1280-9000 (cni.mtu): 576 is code 7 and nothing is plugged."""
+    assert link_mtu(bridge) == 1500
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, mtu=576)
+    error = runtime.fails(7, "ADD", conf, container, args=pod_args(NS, "web", container.id))
+    assert "'mtu' = 576 is not an MTU this node lets networks use (cni.mtu: 1280-9000)" \
+        in error["msg"]
+    assert not mtu_moves(bridge)
+    assert_gone(runtime, bridge, container)
+
+
+def test_init_fixes_the_bridge_mtu_so_no_port_can_lower_it(runtime, bridge, container):
+    """With the range opened to 576, the port gets 576 and the bridge keeps bridge_mtu,
+    which init set as the bridge interface's mtu_request."""
+    runtime.configure(bridge=bridge, bridge_mtu=1500, cni={"mtu": {"min": 576, "max": 1500}})
+    init = subprocess.run([sys.executable, "-c", "from plugin.frontends.exec_cli import run; "
+                           "run()", "--config", runtime.config_path, "init"],
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert hostnet.ovs("get", "Interface", bridge, "mtu_request").strip() == "1500"
+    conf = runtime.netconf("1.1.0", bridge, vlan=22, mtu=576)
+    result = add(runtime, conf, container)
+    assert result["interfaces"][1]["mtu"] == 576
+    assert link_mtu(result["interfaces"][0]["name"]) == 576  # the small port is there
+    assert not mtu_moves(bridge)
     runtime.ok("DEL", conf, container)
     assert_gone(runtime, bridge, container)
 

@@ -96,6 +96,23 @@ def test_init_is_idempotent_and_sets_datapath(tmp_path, daemons_ready):
         hostnet.delete_bridge(name)
 
 
+def test_init_fixes_the_mtu_of_its_bridges_and_of_those_networks_may_name(tmp_path, bridge):
+    """bridge_mtu becomes the mtu_request of the bridge init makes and of an existing one
+    that cni.bridges lets network configs name, and the interfaces take it."""
+    name = "ti" + os.urandom(3).hex()
+    plugin = make_plugin(str(tmp_path), {"bridge": name, "bridge_mtu": 1400,
+                                         "cni": {"bridges": [name, bridge]}})
+    try:
+        plugin.ok("init")
+        plugin.ok("init")
+        for each in (name, bridge):
+            assert hostnet.ovs("get", "Interface", each, "mtu_request").strip() == "1400"
+            assert hostnet.wait_until(lambda: hostnet.ovs("get", "Interface", each, "mtu")
+                                      .strip() == "1400", timeout=10)
+    finally:
+        hostnet.delete_bridge(name)
+
+
 def test_teardown_after_container_removed_and_twice(plugin, bridge, make_container):
     c = make_container()
     plugin.ok("setup", NS, "22-gone", c.id)

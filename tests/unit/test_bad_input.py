@@ -52,6 +52,8 @@ EXEC_CASES = [  # argv after the program name, exit code, text the line must hol
     (["status", "default", "22-web", "../../etc/passwd"], 4, "infra container id"),
     (["teardown", "default", "22-web", "f" * 300], 4, "infra container id"),
     (["teardown", "default", "22-web\udcff", ID], 4, "pod name"),
+    (["setup", "default", "2" * 100_000, ID], 4, "is not a valid Kubernetes pod name"),
+    (["setup", "Bad\nNS" * 10_000, "22-web", ID], 4, "namespace 'Bad\\nNS"),
 ]
 
 CONFIG_CASES = [  # config.yaml text, argv, exit code, text
@@ -73,6 +75,10 @@ CONFIG_CASES = [  # config.yaml text, argv, exit code, text
     ("etcd: {endpoints: ['http://u:secret@127.0.0.1']}\n", POD, 3, "etcd.endpoints[0]"),
     ("cni: {bridges: ['has space']}\n", POD, 3, "cni.bridges[0]"),
     ("cni: {ipam_data_dir: relative}\n", POD, 3, "cni.ipam_data_dir"),
+    ("bridge_mtu: 100\n", POD, 3, "bridge_mtu"),
+    ("cni: {mtu: {min: 9000, max: 1500}}\n", POD, 3, "cni.mtu"),
+    ("cni: {mtu: {min: 68}}\n", POD, 3, "cni.mtu.min"),
+    ("cni: {mtu: {most: 1500}}\n", POD, 3, "cni.mtu.most"),
     ("[unclosed\n", POD, 3, "not valid YAML"),
     ("- a list\n", POD, 3, "must be a mapping"),
     ("\xff\xfe: 1\n", POD, 3, "config"),
@@ -99,15 +105,30 @@ CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
      "CNI_NETNS /nonexistent/ns does not exist"),
     ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/etc/hostname"}, 4,
      "is not a network namespace"),
+    # Echoed values are escaped and cut short, however long (an env string holds 128 KiB).
+    ({"CNI_COMMAND": "X\n" * 50_000}, 4, "CNI_COMMAND 'X\\nX"),
+    ({"CNI_CONTAINERID": "a;" + "b" * 100_000}, 4, "CNI_CONTAINERID 'a;b"),
+    ({"CNI_ARGS": "x" * 100_000}, 4, "CNI_ARGS item"),
+    ({"CNI_ARGS": "K8S_POD_NAME=" + "x\t" * 50_000}, 4, "K8S_POD_NAME"),
 ]
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
+NESTED = json.loads("[" * 600 + "]" * 600)  # 1.2 KB: the issue's 999 and 250 KB traceback
+HUGE = json.dumps({**NETCONF, "x": ""}).encode()[:-3] + b'"' + b"x" * (1 << 20) + b'"}'
 CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text in msg
     ("ADD", b"", 6, "not JSON"),
     ("ADD", b"{", 6, "not JSON"),
     ("ADD", b"\xff\xfe", 6, "not JSON"),
     ("ADD", b"[1, 2]", 6, "not a JSON object"),
-    ("ADD", DEEP, 6, "not JSON"),
+    ("ADD", DEEP, 7, "nests deeper than 32 levels"),
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "x": NESTED}}, 7,
+     "nests deeper than 32 levels (in 'ipam')"),
+    ("CHECK", {"ipam": {"type": "host-local", "x": NESTED}}, 7, "(in 'ipam')"),
+    ("ADD", {"args": {"cni": {"vlan": NESTED}}}, 7, "(in 'args')"),
+    ("ADD", {"runtimeConfig": {"ips": NESTED}}, 7, "(in 'runtimeConfig')"),
+    ("CHECK", {"prevResult": {"ips": NESTED}}, 7, "(in 'prevResult')"),
+    ("STATUS", {"cniVersion": "1.1.0", "x": NESTED}, 7, "(in 'x')"),
+    ("ADD", HUGE, 7, "larger than 1048576 bytes"),
     ("ADD", {"cniVersion": 1}, 7, "cniVersion"),
     ("ADD", {"cniVersion": "9.9.9"}, 1, "incompatible CNI version '9.9.9'"),
     ("CHECK", {"cniVersion": "0.3.1"}, 1, "does not allow CHECK"),
@@ -122,11 +143,21 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
      "only the node's config"),  # a tenant's pattern could backtrack for hours
     ("ADD", {"mtu": 100}, 7, "'mtu'"),
     ("ADD", {"mtu": 1500.5}, 7, "'mtu'"),
+    ("ADD", {"mtu": 576}, 7, "is not an MTU this node lets networks use (cni.mtu: 1280-9000)"),
     ("ADD", {"bridge": "x" * 16}, 7, "'bridge'"),
     ("ADD", {"ipam": []}, 7, "'ipam'"),
     ("ADD", {"ipam": {"type": "../../bin/sh"}}, 7, "ipam.type"),
     ("ADD", {"ipam": {"type": "host-local", "dataDir": "/etc"}}, 7, "ipam.dataDir"),
     ("ADD", {"ipam": {"type": "dhcp"}}, 7, "'ipam.type' = 'dhcp' is not an IPAM plugin"),
+    # host-local reads keys without regard to case: DataDir is dataDir, ResolvConf resolvConf.
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "DataDir": "etc"}}, 7,
+     "ipam.DataDir"),
+    ("ADD", {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24", "ResolvConf": "etc/x"}},
+     7, "ipam.ResolvConf"),
+    ("ADD", {"IPAM": {"type": "host-local", "dataDir": "etc"}}, 7, "'IPAM'"),
+    ("ADD", json.dumps(NETCONF)[:-1].encode() + b', "ipam": {"type": "host-local", '
+     b'"dataDir": "etc"}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}', 7,
+     "'ipam' twice"),
     ("ADD", {"args": {"cni": []}}, 7, "'args'"),
     ("ADD", {"args": {"cni": {"vlan": "abc"}}}, 7, "args.cni.vlan"),
     ("ADD", {"args": {"cni": {"vlan": "\u00b2"}}}, 7, "args.cni.vlan"),
@@ -149,6 +180,13 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
     ("CHECK", {"prevResult": {"interfaces": [1], "ips": []}}, 7, "prevResult.interfaces"),
     ("CHECK", {"prevResult": {"interfaces": [], "ips": [], "dns": []}}, 7, "prevResult.dns"),
     ("CHECK", {}, 7, "CHECK needs prevResult"),
+    # Annotation values (Multus: cni-args, ips, mac) of 200 KB: a short, escaped message.
+    ("ADD", {"args": {"cni": {"mac": "m\n" * 100_000}}}, 7, "args.cni.mac = 'm\\nm"),
+    ("ADD", {"args": {"cni": {"ips": ["10.0.0.5/24\n" + "x" * 200_000]}}}, 7, "args.cni.ips"),
+    ("ADD", {"args": {"cni": {"vlan": "9" * 200_000}}}, 7, "args.cni.vlan"),
+    ("ADD", {"runtimeConfig": {"mac": "0a:" * 70_000}}, 7, "runtimeConfig.mac"),
+    ("ADD", {"runtimeConfig": {"ips": ["10.0.0.5/24"] * 20_000}}, 2, "more than one"),
+    ("ADD", {"cniVersion": "9\n" * 100_000}, 1, "incompatible CNI version"),
 ]
 
 
@@ -160,6 +198,14 @@ def node(tmp_path) -> Path:
     path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
                                     "log": {"file": str(tmp_path / "log" / "vlanpipe.log")}}))
     return path
+
+
+def short_log(tmp_path: Path) -> None:
+    """The call's log line, if it got as far as writing one, is short: no echoed value in
+    it is longer than a message may show."""
+    log = tmp_path / "log" / "vlanpipe.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    assert all(len(line) < 2000 for line in lines), [line[:300] for line in lines]
 
 
 def nothing_created(tmp_path: Path) -> None:
@@ -176,8 +222,9 @@ def test_exec_arguments(tmp_path, node, argv, code, needle):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="surrogateescape", timeout=60, cwd=tmp_path)
     lines = proc.stdout.splitlines()
-    assert proc.returncode == code, proc.stdout
+    assert proc.returncode == code, proc.stdout[:1000]
     assert needle in lines[0] and "internal error" not in proc.stdout
+    assert len(lines[0]) < 500  # an echoed value is cut short
     assert code == 2 or len(lines) == 1  # a usage error adds the usage text
     nothing_created(tmp_path)
 
@@ -208,8 +255,9 @@ def cni(tmp_path: Path, node: Path, env: dict, stdin: bytes) -> tuple[int, dict]
 @pytest.mark.parametrize("overrides,code,needle", CNI_ENV_CASES)
 def test_cni_environment(tmp_path, node, overrides, code, needle):
     status, error = cni(tmp_path, node, {**CNI_ENV, **overrides}, json.dumps(NETCONF).encode())
-    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert status == 1 and error["code"] == code and needle in error["msg"], str(error)[:1000]
     assert set(error) == {"cniVersion", "code", "msg", "details"}
+    assert "\n" not in error["msg"] and len(error["msg"]) < 500
     nothing_created(tmp_path)
 
 
@@ -217,9 +265,43 @@ def test_cni_environment(tmp_path, node, overrides, code, needle):
 def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
     data = stdin if isinstance(stdin, bytes) else json.dumps({**NETCONF, **stdin}).encode()
     status, error = cni(tmp_path, node, {**CNI_ENV, "CNI_COMMAND": command}, data)
-    assert status == 1 and error["code"] == code and needle in error["msg"], error
+    assert status == 1 and error["code"] == code and needle in error["msg"], str(error)[:1000]
     assert "\n" not in error["msg"] and len(error["msg"]) < 500
+    short_log(tmp_path)
     nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("stdin", [DEEP, HUGE, json.dumps({"x": NESTED}).encode()])
+def test_version_answers_whatever_stdin_holds(tmp_path, node, stdin):
+    """VERSION is how a runtime learns what to send: nested or huge input gets the answer
+    for the newest version, never an internal error."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    proc = subprocess.run(CNI, input=stdin, capture_output=True, timeout=60, cwd=tmp_path,
+                          env={**environment, "CNI_COMMAND": "VERSION"})
+    assert proc.returncode == 0, proc.stdout[:500]
+    assert json.loads(proc.stdout)["cniVersion"] == "1.1.0"
+
+
+def test_a_dangling_config_link_is_an_error_naming_it_never_the_defaults(tmp_path):
+    """/etc/vlanpipe/config.yaml a link to a file that is gone: exec exits 3 and CNI answers 7,
+    both naming the link, before anything is created."""
+    link = tmp_path / "config.yaml"
+    link.symlink_to(tmp_path / "gone.yaml")
+    system = (f"import sys; from plugin.config import files; files.SYSTEM_PATH = {str(link)!r}; "
+              "sys.argv[0] = '/nonexistent/plugin'; ")
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("CNI_") and k != "VLANPIPE_CONFIG"}
+    proc = subprocess.run([sys.executable, "-I", "-c", system + "from plugin.frontends.exec_cli "
+                           "import run; run()", "setup", *POD], capture_output=True, text=True,
+                          env=environment, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 3 and f"config {link}: cannot be read" in proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-I", "-c", system + "from plugin.frontends.cni.main "
+                           "import main; sys.exit(main())"], input=json.dumps(NETCONF),
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**environment, **CNI_ENV})
+    error = json.loads(proc.stdout)
+    assert error["code"] == 7 and f"config {link}: cannot be read" in error["msg"], error
+    assert not (tmp_path / "state").exists()
 
 
 def test_docker_silent_and_a_process_namespace_is_try_again_later(tmp_path, node):

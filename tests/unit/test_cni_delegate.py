@@ -47,10 +47,10 @@ def fake(tmp_path):
     return make, calls
 
 
-def delegate(tmp_path, version="1.1.0", path=None, **environ):
+def delegate(tmp_path, version="1.1.0", path=None, extra=None, **environ):
     document = {"cniVersion": version, "name": "n", "type": "vlanpipe",
-                "ipam": {"type": "fake-ipam"}}
-    conf = netconf.parse(document, json.dumps(document).encode())
+                "ipam": {"type": "fake-ipam"}, **(extra or {})}
+    conf = netconf.parse(document)
     variables = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/proc/1/ns/net",
                  "CNI_IFNAME": "net1", "CNI_PATH": str(tmp_path) if path is None else path,
                  **environ}
@@ -69,6 +69,23 @@ def test_add_speaks_the_newest_version_the_plugin_knows_with_the_same_environmen
     assert version["env"]["CNI_COMMAND"] == "VERSION"
     assert add["stdin"]["cniVersion"] == "1.0.0" and add["stdin"]["ipam"] == {"type": "fake-ipam"}
     assert add["env"]["CNI_ARGS"] == "K8S_POD_NAME=web" and add["env"]["CNI_CONTAINERID"] == "c1"
+
+
+def test_the_plugin_gets_the_validated_config_re_serialised(tmp_path, fake):
+    """Only keys vlanpipe read and checked reach the plugin, as one JSON object: never the
+    runtime's bytes, whose duplicate or case-variant keys a Go plugin reads its own way.
+    What libcni injects (runtimeConfig, args, prevResult) is kept; the node's dataDir wins."""
+    make, calls = fake
+    make(versions=("1.0.0", "1.1.0"))
+    injected = {"runtimeConfig": {"ips": ["10.5.0.7/24"]}, "args": {"cni": {"ips": []}},
+                "prevResult": {"cniVersion": "1.1.0", "ips": []}}
+    plugin = delegate(tmp_path, extra={**injected, "Unknown": {"dataDir": "etc"},
+                                       "isGateway": True})
+    plugin.data_dir = "/var/lib/cni/state"
+    plugin.add()
+    stdin = calls()[-1]["stdin"]
+    assert stdin == {"cniVersion": "1.1.0", "name": "n", "type": "vlanpipe", **injected,
+                     "ipam": {"type": "fake-ipam", "dataDir": "/var/lib/cni/state"}}
 
 
 def test_the_lease_carries_the_gateway_only_as_a_default_route_asked_for(tmp_path, fake):

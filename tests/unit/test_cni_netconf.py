@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plugin.frontends.cni import netconf
+from plugin.frontends.cni import netconf, tenantjson
 from plugin.frontends.cni.errors import CniError, code_for
 from plugin.config.schema import parse
 from plugin.errors import Failure
@@ -18,7 +18,7 @@ def parsed(**keys):
 
 def parsed_from(keys):
     document = {**BASE, **keys}
-    return netconf.parse(document, json.dumps(document).encode())
+    return netconf.parse(document)
 
 
 def code_of(call, *args, **kwargs):
@@ -29,7 +29,7 @@ def code_of(call, *args, **kwargs):
 
 @pytest.mark.parametrize("stdin", [b"", b"{", b"[]", b"null", b"\xff"])
 def test_undecodable_stdin_is_code_6(stdin):
-    assert code_of(netconf.decode, stdin)[0] == 6
+    assert code_of(tenantjson.decode, stdin)[0] == 6
 
 
 @pytest.mark.parametrize("document", [{}, {"cniVersion": 1}, {"cniVersion": ""}])
@@ -91,10 +91,14 @@ def test_an_unknown_key_in_the_plugin_object_is_code_7_and_shown_escaped():
     ({"bridge": "other_br"}, "'bridge' = 'other_br' is not a bridge this node lets"),
     ({"vlan": 99}, "'vlan' = 99 is not a VLAN this node lets"),
     ({"ipam": {"type": "dhcp"}}, "'ipam.type' = 'dhcp' is not an IPAM plugin this node lets"),
+    ({"mtu": 1279}, "'mtu' = 1279 is not an MTU this node lets networks use (cni.mtu: 1280-9000)"),
+    ({"mtu": 9001}, "'mtu' = 9001 is not an MTU this node lets networks use"),
 ])
 def test_choices_outside_the_nodes_allow_lists_are_code_7(keys, needle):
     policy = {"cni": {"bridges": ["k8s_br", "br1"], "vlans": ["20-30"], "ipam": ["host-local"]}}
     assert netconf.bind(parsed(bridge="br1", vlan=22), node(**policy), "net1").bridge == "br1"
+    for mtu in (1280, 9000):  # the default cni.mtu range, both ends included
+        netconf.bind(parsed(mtu=mtu), node(**policy), "net1")
     code, line = code_of(netconf.bind, parsed(**keys), node(**policy), "net1")
     assert code == 7 and needle in line
 
@@ -110,10 +114,39 @@ def test_without_a_cni_section_only_the_nodes_bridge_is_allowed():
     ({"dataDir": "/etc"}, "ipam.dataDir"), ({"dataDir": "relative"}, "ipam.dataDir"),
     ({"ranges": [[{"subnet": "10.0.0.0/24", "x": "/var/run/evil"}]]}, "ipam.ranges[0][0].x"),
     ({"daemonSocketPath": "sock"}, "ipam.daemonSocketPath"),
-    ({"server": "http://10.0.0.1:80"}, "ipam.server"), ({"s": "unix:/run/x"}, "ipam.s")])
+    ({"server": "http://10.0.0.1:80"}, "ipam.server"), ({"s": "unix:/run/x"}, "ipam.s"),
+    # host-local is Go: it reads JSON keys without regard to case (Unicode folding too).
+    ({"DataDir": "etc"}, "ipam.DataDir"), ({"DATADIR": "etc"}, "ipam.DATADIR"),
+    ({"ResolvConf": "etc/shadow"}, "ipam.ResolvConf"), ({"resolvconf": "x"}, "ipam.resolvconf"),
+    ({"re\u017folvConf": "etc/shadow"}, "ipam.re\\u017folvConf"),  # long s folds to s
+    ({"DaemonSocketPath": "run/x"}, "ipam.DaemonSocketPath"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24", "DataDir": "etc"}]]}, "ipam.ranges[0][0].DataDir"),
+    ({"logFile": "log"}, "ipam.logFile"), ({"kubeconfig": "kc"}, "ipam.kubeconfig")])
 def test_ipam_settings_that_name_a_path_or_endpoint_are_code_7(ipam, needle):
     code, line = code_of(parsed, ipam={"type": "host-local", "subnet": "10.0.0.0/24", **ipam})
     assert code == 7 and needle in line and "only the node config may choose" in line
+
+
+@pytest.mark.parametrize("stdin,needle", [
+    (b'{"ipam": {"type": "host-local", "dataDir": "/etc"}, '
+     b'"ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}}', "'ipam' twice"),
+    (b'{"ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}, '
+     b'"IPAM": {"type": "host-local", "dataDir": "etc"}}', "'ipam' and 'IPAM'"),
+    (b'{"ipam": {"type": "host-local", "dataDir": "/a", "datadir": "/b"}}', "'dataDir' and"),
+    (b'{"runtimeConfig": {"ips": []}, "RuntimeConfig": {"ips": ["10.0.0.9/24"]}}',
+     "'runtimeConfig' and 'RuntimeConfig'")])
+def test_keys_equal_without_regard_to_case_are_code_7(stdin, needle):
+    """A Go plugin reads the last of two such keys, or merges two objects: one of them would
+    carry a value the check never saw."""
+    code, line = code_of(tenantjson.decode, stdin)
+    assert code == 7 and needle in line and "without regard to case" in line
+
+
+@pytest.mark.parametrize("key", ["IPAM", "RuntimeConfig", "Args", "PrevResult", "MTU", "Vlan"])
+def test_a_known_key_in_another_case_is_code_7(key):
+    """vlanpipe reads `ipam` exactly; a Go plugin would read `IPAM` as it."""
+    code, line = code_of(parsed_from, {key: {}})
+    assert code == 7 and f"'{key}'" in line and "another case" in line
 
 
 @pytest.mark.parametrize("keys,needle", [
@@ -153,6 +186,44 @@ def test_delegated_ipam_gc_list_and_pod_requests():
     assert conf.ipam_type == "host-local"
     assert conf.request.vlan == 30 and conf.request.mac == "0a:58:0a:00:00:09"
     assert conf.valid_attachments == frozenset({("c1", "net1")})
+
+
+def nest(levels):
+    """`levels` lists, one inside the other: nest(1) is []."""
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+# Each tenant structure with `extra` more levels than the limit allows (extra=0: at it).
+STRUCTURES = {
+    "ipam": lambda extra: {"ipam": {"type": "host-local", "subnet": "10.0.0.0/24",
+                                    "x": nest(LIMIT - 2 + extra)}},
+    "args": lambda extra: {"args": {"cni": {"x": nest(LIMIT - 3 + extra)}}},
+    "runtimeConfig": lambda extra: {"runtimeConfig": {"x": nest(LIMIT - 2 + extra)}},
+    "prevResult": lambda extra: {"prevResult": {"x": nest(LIMIT - 2 + extra)}},
+}
+LIMIT = tenantjson.MAX_DEPTH
+
+
+@pytest.mark.parametrize("key", STRUCTURES)
+def test_nesting_at_the_limit_is_read_and_one_past_it_is_code_7(key):
+    at_limit = json.dumps({**BASE, **STRUCTURES[key](0)}).encode()
+    assert netconf.parse(tenantjson.decode(at_limit)).name == "vlan-net"
+    past = json.dumps({**BASE, **STRUCTURES[key](1)}).encode()
+    code, line = code_of(tenantjson.decode, past)
+    assert code == 7 and f"nests deeper than {LIMIT} levels (in '{key}')" in line, line
+    assert len(line) < 300
+
+
+def test_stdin_at_the_size_limit_is_read_and_one_byte_more_is_code_7():
+    body = json.dumps(BASE).encode()
+    at_limit = body[:-1] + b" " * (tenantjson.MAX_BYTES - len(body)) + b"}"
+    assert len(at_limit) == tenantjson.MAX_BYTES
+    assert tenantjson.decode(at_limit)["name"] == "vlan-net"
+    code, line = code_of(tenantjson.decode, at_limit + b" ")
+    assert code == 7 and f"larger than {tenantjson.MAX_BYTES} bytes" in line
 
 
 def test_cni_error_is_a_plugin_error():

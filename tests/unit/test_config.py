@@ -122,6 +122,36 @@ def test_search_order(tmp_path, monkeypatch):
     assert files.find("/explicit.yaml", exe) == "/explicit.yaml"
 
 
+@pytest.mark.parametrize("where", ["system", "beside"])
+@pytest.mark.parametrize("target", ["missing", "loop", "directory"])
+def test_a_config_link_that_cannot_be_read_is_an_error_naming_it(tmp_path, monkeypatch, where,
+                                                                target):
+    """A link in the search order is the operator's config: never a silent fall back to
+    the next place or to the built-in defaults (cni.vlans: all where the file allowed one)."""
+    monkeypatch.delenv(files.ENV_VAR, raising=False)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setattr(files, "SYSTEM_PATH", str(tmp_path / "etc" / "config.yaml"))
+    exe = str(tmp_path / "bin" / "myplugin")
+    link = tmp_path / ("etc" if where == "system" else "bin") / "config.yaml"
+    pointed = {"missing": tmp_path / "gone.yaml", "loop": link, "directory": tmp_path}[target]
+    link.symlink_to(pointed)
+    assert files.find(None, exe) == str(link)
+    with pytest.raises(ConfigError) as err:
+        cfg.load(files.find(None, exe))
+    assert err.value.message.startswith(f"config {link}: cannot be read")
+    assert f"a symlink to {pointed}" in err.value.message
+
+
+def test_the_bridge_mtu_and_the_mtus_a_network_may_ask_for():
+    """init fixes each bridge's own MTU (bridge_mtu); cni.mtu bounds a network config's."""
+    config = parse({}, "test")
+    assert (config.bridge_mtu, config.cni.mtus) == (1500, (1280, 9000))
+    config = parse({"bridge_mtu": 9000, "cni": {"mtu": {"min": 576, "max": 9000}}}, "test")
+    assert (config.bridge_mtu, config.cni.mtus) == (9000, (576, 9000))
+    assert config.cni.allows_mtu(576) and not config.cni.allows_mtu(575)
+
+
 def test_attachments_give_several_interfaces():
     config = parse({"attachments": [
         {"interface": "eth1", "primary": True},

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from pipework_wrapper import command
 from pipework_wrapper.errors import ToolFailed
+from plugin.errors import shown
 from plugin.frontends.cni import versions
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
@@ -96,16 +97,13 @@ class Delegate:
 
     def _run(self, command: str, version: str,
              overrides: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-        """The network config as the runtime sent it, in the version the plugin speaks, with
-        the node's choice of where the plugin keeps its state (never the network's)."""
-        document = dict(self.conf.document)
+        """The network config as vlanpipe validated it, re-serialised (never the runtime's
+        bytes: their duplicate keys would be read the Go way), in the version the plugin
+        speaks, with the node's choice of where the plugin keeps its state."""
+        document = {**self.conf.forwarded(), "cniVersion": version}
         if self.data_dir:
             document["ipam"] = {**self.conf.ipam, "dataDir": self.data_dir}
-        if version == self.conf.cni_version and document == self.conf.document:
-            stdin = self.conf.raw
-        else:
-            stdin = json.dumps({**document, "cniVersion": version}).encode()
-        return self._exec(command, stdin, overrides or {})
+        return self._exec(command, json.dumps(document).encode(), overrides or {})
 
     def _exec(self, cni_command: str, stdin: bytes,
               overrides: Mapping[str, str]) -> dict[str, Any] | None:
@@ -183,7 +181,7 @@ def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
             gateway = ipaddress.ip_address(ip["gateway"]) if ip.get("gateway") else None
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
-                           f"address {ip!r}", "check the IPAM plugin") from None
+                           f"address {shown(ip)}", "check the IPAM plugin") from None
         addresses.append((address, gateway))
     if len({a.version for a, _ in addresses}) != len(addresses):
         given = ", ".join(str(a) for a, _ in addresses)
@@ -206,7 +204,7 @@ def _routes(kind: str, routes: Any) -> tuple[Route, ...]:
                                ipaddress.ip_address(gateway) if gateway else None))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CniError(DELEGATE_FAILED, f"IPAM plugin {kind} returned an unreadable "
-                           f"route {route!r}", "check the IPAM plugin") from None
+                           f"route {shown(route)}", "check the IPAM plugin") from None
     return tuple(found)
 
 

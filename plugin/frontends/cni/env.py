@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 
 from plugin import names
 from plugin.frontends.cni.errors import INVALID_ENVIRONMENT, CniError
-from plugin.errors import InputError
+from plugin.errors import InputError, shown
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"),
@@ -51,7 +51,7 @@ def read(environ: Mapping[str, str]) -> Environment:
     command = environ.get("CNI_COMMAND", "")
     if command not in REQUIRED:
         raise CniError(INVALID_ENVIRONMENT,
-                       f"CNI_COMMAND {command!r} is not a CNI command" if command
+                       f"CNI_COMMAND {shown(command)} is not a CNI command" if command
                        else "CNI_COMMAND is not set",
                        f"use one of {', '.join(REQUIRED)}")
     missing = [name for name in REQUIRED[command] if not environ.get(name)]
@@ -69,7 +69,7 @@ def read(environ: Mapping[str, str]) -> Environment:
         variables=dict(environ),
     )
     if env.container_id and not names.plaintext(env.container_id):
-        raise CniError(INVALID_ENVIRONMENT, f"CNI_CONTAINERID {env.container_id!r} has characters "
+        raise CniError(INVALID_ENVIRONMENT, f"CNI_CONTAINERID {shown(env.container_id)} has characters "
                        "the spec does not allow", "letters, digits, '_', '.', '-'")
     if env.ifname:
         _checked("CNI_IFNAME", env.ifname, names.ifname)
@@ -87,7 +87,7 @@ def identity(cni_args: str) -> PodIdentity:
     for item in filter(None, cni_args.split(";")):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CniError(INVALID_ENVIRONMENT, f"CNI_ARGS item {item!r} is not KEY=VALUE",
+            raise CniError(INVALID_ENVIRONMENT, f"CNI_ARGS item {shown(item)} is not KEY=VALUE",
                            "separate KEY=VALUE pairs with ';'")
         pairs[key] = value
     namespace = pairs.get("K8S_POD_NAMESPACE", "")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from plugin.calllog import CallLog
 from plugin.config import files, loader
 from plugin.frontends.cni import env as cni_env
-from plugin.frontends.cni import netconf, versions
+from plugin.frontends.cni import netconf, tenantjson, versions
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
 from plugin.errors import Failure
@@ -35,16 +35,18 @@ def main() -> int:
         if env.command == "VERSION":
             _emit(versions.report(stdin))
             return 0
-        parsed = netconf.decode(stdin)
-        requested = netconf.version_of(parsed)
-        versions.require(env.command, requested)
-        version = requested
+        parsed, refused = _decoded(env.command, stdin)
+        if parsed is not None:
+            requested = netconf.version_of(parsed)
+            versions.require(env.command, requested)
+            version = requested
         node = loader.load(files.find(None, sys.argv[0]))  # root's: the same search as exec
         log = CallLog(node.log_file, f"cni-{env.command.lower()}", node.debug)
         log.set(container_id=env.container_id[:12], ifname=env.ifname, netns=env.netns)
-        conf = netconf.parse(parsed, stdin)
+        conf = netconf.parse(parsed) if parsed is not None else netconf.unread(version, refused)
         log.set(network=conf.name, cni_version=version)
-        call = Call(env, conf, netconf.bind(conf, node, env.ifname), log)
+        call = Call(env, conf, node if parsed is None else netconf.bind(conf, node, env.ifname),
+                    log)
         for warning in conf.warnings:
             call.warn(warning)
         output = _handler(env.command)(call)
@@ -65,9 +67,21 @@ def main() -> int:
     return 0
 
 
-def _stdin() -> bytes:
+def _decoded(command: str, stdin: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The network config; for a DEL of one past the limits, None and why: DEL must not fail,
+    so it goes by the attachment record and the node's config alone."""
     try:
-        return sys.stdin.buffer.read()
+        return tenantjson.decode(stdin), ""
+    except tenantjson.Unbounded as exc:
+        if command != "DEL":
+            raise
+        return None, exc.message
+
+
+def _stdin() -> bytes:
+    """At most one byte more than a network config may hold: more is never read."""
+    try:
+        return sys.stdin.buffer.read(tenantjson.MAX_BYTES + 1)
     except (OSError, AttributeError) as exc:
         raise CniError(IO_FAILURE, f"cannot read the network config from stdin ({exc})",
                        "the runtime must pass the network config on stdin") from None

@@ -11,24 +11,32 @@ endpoints, timeouts, pools) come from the node config only; one in the
 
 Other top-level keys are the spec's, Multus's or the reference bridge-style
 variant's: accepted and logged as ignored (escaped, cut short), never fatal.
+
+Keys are judged as the delegated IPAM plugin (Go: host-local, static) reads them,
+without regard to case: two keys of one object that differ only in case (or are
+the same) are refused, and so is a known key in another case (`IPAM`); in `ipam`,
+a key that reads as a place (dir, path, file, socket, conf) in any case is refused.
+The delegate then gets this validated document re-serialised, never the bytes
+the runtime sent.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from plugin import names
 from plugin.config import schema
 from plugin.config.reader import Section
+from plugin.errors import shown
 from plugin.config.schema import Config, InterfaceSpec
 from plugin.core.policy import VlanRule
-from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
+from plugin.frontends.cni import injected
+from plugin.frontends.cni.injected import VALID_ATTACHMENTS
+from plugin.frontends.cni.tenantjson import invalid, named, refused
 from plugin.frontends.cni.podargs import PodRequest, pod_request
 from plugin.ipam.networks import MTU_MAX, MTU_MIN
 
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
                    VALID_ATTACHMENTS})
@@ -40,9 +48,10 @@ IGNORED = {
     "hairpinMode": "a Linux-bridge setting; Open vSwitch ports have no hairpin mode",
 }
 PLUGIN_OBJECT_KEYS = ("network",)  # all a network config may set in its `vlanpipe` object
-SHOWN = 60  # characters of a value or key shown in a message or the log
-# Settings in a delegated IPAM config that name places on the node, whatever their value.
-IPAM_PLACES = frozenset({"dataDir", "daemonSocketPath", "resolvConf"})
+# Words that make a key of a delegated IPAM config name a place on the node, whatever its
+# value and case (dataDir, resolvConf, daemonSocketPath, a logFile, a kubeconfig...).
+PLACE_WORDS = ("dir", "path", "file", "sock", "conf")
+_FOLDED_KNOWN = {key.casefold(): key for key in KNOWN}
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,6 @@ class NetConf:
     cni_version: str
     name: str
     type: str
-    raw: bytes
     document: Mapping[str, Any]
     bridge: str | None = None
     vlan: int | Mapping[str, Any] | None = None
@@ -71,38 +79,40 @@ class NetConf:
         """The delegated IPAM plugin, or None for vlanpipe's own allocators."""
         return self.ipam.get("type") or None
 
+    def forwarded(self) -> dict[str, Any]:
+        """The document a delegated plugin gets: only the keys vlanpipe knows and checked
+        (with what libcni injected: runtimeConfig, args, prevResult)."""
+        return {key: value for key, value in self.document.items() if key in KNOWN}
 
-def decode(stdin: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(stdin)
-    except RecursionError:
-        raise CniError(DECODE_FAILURE, "network config on stdin is not JSON (nested too deep)",
-                       "the runtime must send the network config as one JSON object") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CniError(DECODE_FAILURE, f"network config on stdin is not JSON ({exc})",
-                       "the runtime must send the network config as one JSON object") from None
-    if not isinstance(document, dict):
-        raise CniError(DECODE_FAILURE, "network config on stdin is not a JSON object",
-                       "the runtime must send the network config as one JSON object")
-    return document
+
+def unread(version: str, why: str) -> NetConf:
+    """DEL's stand-in for a network config past the limits (tenantjson): it chooses nothing,
+    so DEL removes what the attachment record names; the refusal goes to the log."""
+    return NetConf(cni_version=version, name="", type="", document={},
+                   warnings=(f"{why}: DEL removes what the attachment record names",))
 
 
 def version_of(document: Mapping[str, Any]) -> str:
     version = document.get("cniVersion")
     if not isinstance(version, str) or not version:
-        raise _invalid("cniVersion", version, "is required: the spec version, like \"1.0.0\"")
+        raise invalid("cniVersion", version, "is required: the spec version, like \"1.0.0\"")
     return version
 
 
-def parse(document: Mapping[str, Any], raw: bytes) -> NetConf:
+def parse(document: Mapping[str, Any]) -> NetConf:
+    for key in document:
+        known = _FOLDED_KNOWN.get(key.casefold())
+        if known is not None and known != key:
+            raise invalid(named(key), document[key], f"is '{known}' in another case: a Go "
+                           f"plugin would read it as {known}; write '{known}'")
     name = document.get("name")
     if not isinstance(name, str) or not names.plaintext(name):
-        raise _invalid("name", name, "must be the network's name: letters, digits, '_', '.', '-'")
+        raise invalid("name", name, "must be the network's name: letters, digits, '_', '.', '-'")
     kind = document.get("type")
     if not isinstance(kind, str) or not kind:
-        raise _invalid("type", kind, "must name the plugin")
+        raise invalid("type", kind, "must name the plugin")
     return NetConf(
-        cni_version=version_of(document), name=name, type=kind, raw=raw, document=document,
+        cni_version=version_of(document), name=name, type=kind, document=document,
         bridge=_typed(document, "bridge", str, "a bridge name"),
         vlan=_vlan(document.get("vlan")),
         mtu=_mtu(document.get("mtu")),
@@ -110,9 +120,9 @@ def parse(document: Mapping[str, Any], raw: bytes) -> NetConf:
         dns=_typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
         default_gateway=document.get("isDefaultGateway") is True,
         request=pod_request(_typed(document, "runtimeConfig", dict, "a mapping") or {},
-                            _args_cni(document.get("args"))),
-        prev_result=_prev_result(document.get("prevResult")),
-        valid_attachments=_valid_attachments(document.get(VALID_ATTACHMENTS)),
+                            injected.args_cni(document.get("args"))),
+        prev_result=injected.prev_result(document.get("prevResult")),
+        valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
         warnings=tuple(_warnings(document)),
     )
@@ -123,18 +133,21 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
     policy = node.cni
     bridge = conf.bridge or node.bridge
     if bridge not in policy.bridges:
-        raise _refused("bridge", bridge, "is not a bridge this node lets networks use "
+        raise refused("bridge", bridge, "is not a bridge this node lets networks use "
                        f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
     if isinstance(conf.vlan, int) and not policy.allows_vlan(conf.vlan):
-        raise _refused("vlan", conf.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+        raise refused("vlan", conf.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    if conf.mtu is not None and not policy.allows_mtu(conf.mtu):
+        raise refused("mtu", conf.mtu, "is not an MTU this node lets networks use (cni.mtu: "
+                      f"{policy.mtus[0]}-{policy.mtus[1]})")
     if conf.ipam_type and conf.ipam_type not in policy.ipam_types:
-        raise _refused("ipam.type", conf.ipam_type, "is not an IPAM plugin this node lets "
+        raise refused("ipam.type", conf.ipam_type, "is not an IPAM plugin this node lets "
                        f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
     networks = node.networks
     if conf.network is not None:
         named = next((n for n in node.networks if n.name == conf.network), None)
         if named is None:
-            raise _refused("vlanpipe.network", conf.network, "is not a network of this node "
+            raise refused("vlanpipe.network", conf.network, "is not a network of this node "
                            f"(networks: {', '.join(n.name for n in node.networks)})")
         networks = (replace(named, vlans=None),)  # serves every VLAN of this network config
     rule = next(a.vlan for a in node.attachments if a.primary)
@@ -149,7 +162,7 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
 def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
     value = document.get(key)
     if value is not None and not isinstance(value, kind):
-        raise _invalid(key, value, f"must be {what}")
+        raise invalid(key, value, f"must be {what}")
     return value
 
 
@@ -160,7 +173,7 @@ def _vlan(value: Any) -> int | Mapping[str, Any] | None:
     that backtracks would keep root busy for as long as the runtime lets the call run.
     """
     if isinstance(value, dict) and value.get("rule") == "regex":
-        raise _refused("vlan.rule", "regex", "is a rule only the node's config may set (a "
+        raise refused("vlan.rule", "regex", "is a rule only the node's config may set (a "
                        "pattern's matching time has no bound); use pod-name-prefix, "
                        "namespace-map or a tag, or set the regex in config.yaml's vlan")
     if value is None or isinstance(value, dict):
@@ -170,7 +183,7 @@ def _vlan(value: Any) -> int | Mapping[str, Any] | None:
             raise ValueError("must be a VLAN id as a number")
         return names.vlan(value)
     except ValueError as exc:
-        raise _invalid("vlan", value, f"{exc}, or a rule object like "
+        raise invalid("vlan", value, f"{exc}, or a rule object like "
                        '{"rule": "pod-name-prefix"}') from None
 
 
@@ -178,7 +191,7 @@ def _mtu(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not MTU_MIN <= value <= MTU_MAX:
-        raise _invalid("mtu", value, f"must be an integer between {MTU_MIN} and {MTU_MAX}")
+        raise invalid("mtu", value, f"must be an integer between {MTU_MIN} and {MTU_MAX}")
     return value
 
 
@@ -186,25 +199,37 @@ def _ipam(value: Any) -> Mapping[str, Any]:
     if value is None or value == {}:
         return {}
     if not isinstance(value, dict):
-        raise _invalid("ipam", value, "must be a mapping")
+        raise invalid("ipam", value, "must be a mapping")
     kind = value.get("type")
     if not isinstance(kind, str) or not names.plaintext(kind):
-        raise _invalid("ipam.type", kind, "must name an IPAM plugin on CNI_PATH (host-local, "
+        raise invalid("ipam.type", kind, "must name an IPAM plugin on CNI_PATH (host-local, "
                        "static); leave ipam out to use the node's networks")
-    for key, found in _leaves(value, "ipam"):
-        if key.rsplit(".", 1)[-1] in IPAM_PLACES or _names_a_place(found):
-            raise _refused(key, found, "names a path or an endpoint on the node, which only "
-                           "the node config may choose (cni.ipam_data_dir)")
+    place = _place(value, "ipam")
+    if place is not None:
+        raise refused(*place, "names a path, a file or an endpoint on the node (in any case: "
+                       "the plugin reads keys without regard to case), which only the node "
+                       "config may choose (cni.ipam_data_dir)")
     return value
 
 
-def _leaves(value: Any, key: str) -> list[tuple[str, Any]]:
-    """Every (dotted key, value) below a JSON value."""
+def _place(value: Any, key: str) -> tuple[str, Any] | None:
+    """The first setting below `value` that names a place on the node: a key that reads as
+    one in any case, at any depth, or a value that is a path or an endpoint."""
     if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{key}.{k}")]
-    if isinstance(value, list):
-        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{key}[{i}]")]
-    return [(key, value)]
+        for k, v in value.items():
+            if any(word in k.casefold() for word in PLACE_WORDS):
+                return f"{key}.{named(k)}", v
+            found = _place(v, f"{key}.{named(k)}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _place(v, f"{key}[{i}]")
+            if found is not None:
+                return found
+    elif _names_a_place(value):
+        return key, value
+    return None
 
 
 def _names_a_place(value: Any) -> bool:
@@ -217,54 +242,19 @@ def _plugin_object(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid("vlanpipe", value, 'must be a mapping like {"network": "pods"}')
+        raise invalid("vlanpipe", value, 'must be a mapping like {"network": "pods"}')
     for key in value:
         if key in schema.top_level_keys():
-            raise _refused(f"vlanpipe.{key}", value[key], "is a node-level setting: only the "
+            raise refused(f"vlanpipe.{key}", value[key], "is a node-level setting: only the "
                            "node's config (root's) may set it")
         if key not in PLUGIN_OBJECT_KEYS:
-            raise _invalid(f"vlanpipe.{_cut(key)}", value[key],
+            raise invalid(f"vlanpipe.{shown(key)}", value[key],
                            f"is not a setting (a network config may set: "
                            f"{', '.join(PLUGIN_OBJECT_KEYS)})")
     network = value.get("network")
     if network is not None and (not isinstance(network, str) or not names.plaintext(network)):
-        raise _invalid("vlanpipe.network", network, "must name one of the node's networks")
+        raise invalid("vlanpipe.network", network, "must name one of the node's networks")
     return network
-
-
-def _prev_result(value: Any) -> Mapping[str, Any] | None:
-    """A previous result: its lists are lists (a chained result is passed through)."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _invalid("prevResult", value, "must be a CNI result")
-    for key in ("interfaces", "ips", "routes"):
-        if value.get(key) is not None and not isinstance(value[key], list):
-            raise _invalid(f"prevResult.{key}", value[key], "must be a list")
-        if any(not isinstance(item, dict) for item in value.get(key) or []):
-            raise _invalid(f"prevResult.{key}", value[key], "must be a list of objects")
-    if value.get("dns") is not None and not isinstance(value["dns"], dict):
-        raise _invalid("prevResult.dns", value["dns"], "must be a mapping")
-    return {**value, **{key: value.get(key) or [] for key in ("interfaces", "ips", "routes")}}
-
-
-def _args_cni(value: Any) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not isinstance(value.get("cni", {}), dict):
-        raise _invalid("args", value, 'must be a mapping like {"cni": {"vlan": 22}}')
-    return value.get("cni", {})
-
-
-def _valid_attachments(value: Any) -> frozenset[tuple[str, str]]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not all(
-            isinstance(a, dict) and isinstance(a.get("containerID"), str)
-            and isinstance(a.get("ifname"), str) for a in value):
-        raise _invalid(VALID_ATTACHMENTS, value,
-                       'must be a list of {"containerID": ..., "ifname": ...}')
-    return frozenset((a["containerID"], a["ifname"]) for a in value)
 
 
 def _warnings(document: Mapping[str, Any]) -> list[str]:
@@ -273,25 +263,7 @@ def _warnings(document: Mapping[str, Any]) -> list[str]:
         if key in IGNORED:
             found.append(f"{key} ignored: {IGNORED[key]}")
         elif key not in KNOWN:
-            found.append(f"unknown key {_cut(key)} ignored")
+            found.append(f"unknown key {shown(key)} ignored")
     if "isDefaultGateway" in document and not isinstance(document["isDefaultGateway"], bool):
         found.append("isDefaultGateway is not true or false: taken as false")
     return found
-
-
-def _cut(value: Any) -> str:
-    """A value from the network config as it may be shown: escaped, on one line, bounded."""
-    text = ascii(value)
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
-
-
-def _invalid(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
-                    "fix the network config (the file in /etc/cni/net.d or the "
-                    "NetworkAttachmentDefinition)")
-
-
-def _refused(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {_cut(value)} {why}",
-                    "change the network config, or ask the node's administrator (the node "
-                    "config's cni section)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from plugin import names
+from plugin.errors import shown
 from plugin.frontends.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
 from plugin.ipam.model import IPInterface
 
@@ -65,7 +66,7 @@ def _addresses(key: str, value: Any) -> tuple[IPInterface, ...]:
         except ValueError:
             raise _invalid(key, value, "is not an address with a prefix length") from None
     if len({a.version for a in found}) != len(found):
-        raise CniError(UNSUPPORTED_FIELD, f"{key} = {value!r} lists more than one address "
+        raise CniError(UNSUPPORTED_FIELD, f"{key} = {shown(value)} lists more than one address "
                        "of a family", "vlanpipe gives an interface one address per family")
     return tuple(found)
 
@@ -80,5 +81,5 @@ def _mac(key: str, value: Any) -> str | None:
 
 
 def _invalid(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"{key} = {value!r} {why}",
+    return CniError(INVALID_CONFIG, f"{key} = {shown(value)} {why}",
                     "fix the pod's network-selection annotation (ips, mac, cni-args)")

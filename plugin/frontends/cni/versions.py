@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from plugin.errors import shown
 from plugin.frontends.cni.errors import INCOMPATIBLE_VERSION, CniError
 
 SUPPORTED = ("0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -22,7 +23,7 @@ def parse(text: str) -> tuple[int, int, int]:
     """"1.0.0" -> (1, 0, 0); ValueError for anything that is not three numbers."""
     parts = text.split(".")
     if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
-        raise ValueError(f"{text!r} is not a version like 1.0.0")
+        raise ValueError(f"{shown(text)} is not a version like 1.0.0")
     major, minor, patch = (int(p) for p in parts)
     return major, minor, patch
 
@@ -39,7 +40,7 @@ def has_ip_version(version: str) -> bool:
 def require(command: str, version: str) -> None:
     """Refuse, with code 1, a version this plugin does not speak or too old for `command`."""
     if version not in SUPPORTED:
-        raise CniError(INCOMPATIBLE_VERSION, f"incompatible CNI version {version!r}",
+        raise CniError(INCOMPATIBLE_VERSION, f"incompatible CNI version {shown(version)}",
                        f"vlanpipe supports {', '.join(SUPPORTED)}")
     floor = SINCE.get(command)
     if floor and not at_least(version, floor):
@@ -55,7 +56,7 @@ def report(stdin: bytes) -> dict[str, object]:
     """
     try:
         asked = json.loads(stdin).get("cniVersion")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # nested past the decoder's bound
         asked = None
     return {"cniVersion": asked if isinstance(asked, str) and asked else LATEST,
             "supportedVersions": list(SUPPORTED)}
