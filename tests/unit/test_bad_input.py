@@ -107,7 +107,9 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
     ("ADD", b"{", 6, "not JSON"),
     ("ADD", b"\xff\xfe", 6, "not JSON"),
     ("ADD", b"[1, 2]", 6, "not a JSON object"),
-    ("ADD", DEEP, 6, "not JSON"),
+    # Named: pytest before 9 puts a bytes parameter whole into the test id and so into
+    # PYTEST_CURRENT_TEST, and a 200 kB variable makes every exec fail (E2BIG).
+    pytest.param("ADD", DEEP, 6, "not JSON", id="ADD-deep-nesting"),
     ("ADD", {"cniVersion": 1}, 7, "cniVersion"),
     ("ADD", {"cniVersion": "9.9.9"}, 1, "incompatible CNI version '9.9.9'"),
     ("CHECK", {"cniVersion": "0.3.1"}, 1, "does not allow CHECK"),
