@@ -202,8 +202,9 @@ def uninstall_leaves_the_config(node: Node, cwd: Path) -> None:
 
 
 def test_readme_install_from_the_checkout_with_the_system_python(
-        checkout, bridge, make_container, tmp_path):
-    """Debian's python3, externally managed, serves as the venv's interpreter."""
+        checkout, oldest_python, bridge, make_container, tmp_path):
+    """Debian's python3, externally managed, serves as the venv's interpreter; a venv of
+    another minor version (the node's Python before a distribution upgrade) is made anew."""
     system = subprocess.run(["/usr/bin/python3", "-c", "import sysconfig; "
                              "print(sysconfig.get_path('stdlib'))"], capture_output=True,
                             text=True, check=True, timeout=60).stdout.strip()
@@ -212,7 +213,10 @@ def test_readme_install_from_the_checkout_with_the_system_python(
     node.root.mkdir()
     env = node.env(PATH=SYSTEM_PATH)  # python3 is the distribution's, as on a fresh node
 
-    run_block("install", checkout, env)
+    run_block("install", checkout, {**env, "PYTHON": oldest_python})
+    check_installed(node, oldest_python, checkout)
+    output = run_block("install", checkout, env)
+    assert f"making the venv in {node.prefix} again: its Python is '3." in output, output
     check_installed(node, "/usr/bin/python3", checkout)
     node.config.write_text(node.config.read_text() + "# edited by the operator\n")
     before = node.outside_the_venv()
