@@ -110,11 +110,12 @@ def timed(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
 
 def _timed(argv: Sequence[str], env: Mapping[str, str] | None, timeout: float) -> Sample:
     started = time.perf_counter()
-    # Its own process group: on Ctrl-C the whole call (pipework's children, the process
-    # under GNU time or strace) is killed, not only the process this one started.
+    # Its own process group (a new session: `process_group=` needs Python 3.11): on Ctrl-C
+    # the whole call (pipework's children, the process under GNU time or strace) is killed,
+    # not only the process this one started.
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                            process_group=0)
+                            start_new_session=True)
     killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
     killer.start()
     try:

@@ -107,7 +107,7 @@ def _run(handler: Callable, command: str, rest: list[str], config_path: str | No
         if log:
             import traceback
 
-            log.write("crash", "".join(traceback.format_exception(exc)), _startup_ms(started))
+            log.write("crash", traceback.format_exc(), _startup_ms(started))
         return _fail(Failure(f"internal error: {type(exc).__name__}: {exc}",
                                  "this is a bug; the traceback is in the plugin log"))
     if command not in QUIET_WHEN_OK or config.debug or log.warnings:

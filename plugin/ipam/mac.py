@@ -9,12 +9,14 @@ wire traceable to its pod without a lookup.
 from __future__ import annotations
 
 import ipaddress
+from typing import Union
 
 PREFIX = (0x0A, 0x58)
 
 
-Address = (str | ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Interface
-           | ipaddress.IPv6Interface)
+# A runtime alias, so `typing.Union`: a `|` of classes needs Python 3.10.
+Address = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
+                ipaddress.IPv6Interface]
 
 
 def mac_for(*addresses: Address) -> str:

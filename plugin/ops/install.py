@@ -20,7 +20,7 @@ DEFAULT_NAME = "myplugin"
 
 
 def install(args: list[str]) -> str:
-    options = _options(args)
+    options = parse_options(args)
     directory = os.path.join(options["--dir"], options["--name"].replace("/", "~"))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     target = os.path.join(directory, os.path.basename(directory))
@@ -33,7 +33,10 @@ def install(args: list[str]) -> str:
     return target
 
 
-def _options(args: list[str]) -> dict[str, str]:
+def parse_options(args: list[str]) -> dict[str, str]:
+    """The checked options, before anything is written. scripts/node-install runs this
+    from its tree (a checkout or the plugin's wheel) before it makes a venv, so a bad
+    name fails with nothing created."""
     options = {"--dir": DEFAULT_DIR, "--name": DEFAULT_NAME}
     pairs = list(zip(args[::2], args[1::2]))
     if len(args) % 2 or any(key not in options for key, _ in pairs):

@@ -57,6 +57,8 @@ class Runtime:
     node: dict[str, Any] = field(default_factory=dict)  # the node config's keys beyond those
     # A node of its own, unique across test sessions: gc and list see only this one's ports.
     node_name: str = field(default_factory=lambda: f"test-{secrets.token_hex(4)}")
+    # What the runtime executes: the checkout's front-end, or an installed plugin's path.
+    command: Sequence[str] = COMMAND
 
     def __post_init__(self) -> None:
         self.bridges: set[str] = set()
@@ -115,8 +117,8 @@ class Runtime:
         for name in drop:
             environment.pop(name, None)
         stdin = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
-        proc = subprocess.run(COMMAND, input=stdin, capture_output=True, env=environment,
-                              timeout=timeout)
+        proc = subprocess.run(list(self.command), input=stdin, capture_output=True,
+                              env=environment, timeout=timeout)
         return Reply(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
     def ok(self, command: str, conf: Mapping[str, Any], *args: Any, **kwargs: Any) -> Reply:

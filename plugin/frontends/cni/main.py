@@ -57,7 +57,7 @@ def main() -> int:
         return EXIT_STATUS
     except Exception as exc:
         if log:
-            log.write("crash", "".join(traceback.format_exception(exc)))
+            log.write("crash", traceback.format_exc())
         _emit(document(CniError(INTERNAL, f"internal error: {type(exc).__name__}: {exc}",
                                 "this is a bug; the traceback is in the plugin log"), version))
         return EXIT_STATUS
