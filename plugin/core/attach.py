@@ -72,18 +72,19 @@ class Core:
         plumber = self.plumbers[sandbox.plumber]
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
-            current = self._attached(ref, previous, wants)
-            if current:
+            live = self._attached(ref, previous, wants)
+            todo = [w for w in wants if w.interface not in live]
+            if not todo:
                 self.log.set(result="already attached")
-                return current
-            plumber.bridges_ready((w.bridge for w in wants), ask_ovsdb=False)
-            others = [r for r in previous if r.interface not in {w.interface for w in wants}]
-            intended = [self._intent(ref, want, sandbox) for want in wants]
+                return [live[w.interface] for w in wants]
+            plumber.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            others = [r for r in previous if r.interface not in {w.interface for w in todo}]
+            intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
             try:
                 self.records.save(ref.infra_id, others + intended)
-                prepared = [self._claim(ref, want, record, undo)
-                            for want, record in zip(wants, intended)]
+                prepared = [self._claim(ref, want, record, previous, undo)
+                            for want, record in zip(todo, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
                 for record, leases in prepared:
@@ -97,7 +98,8 @@ class Core:
                 else:
                     self._restore(ref.infra_id, previous)
                 raise
-            return [record for record, _ in prepared]
+            made = {record.interface: record for record, _ in prepared}
+            return [live.get(w.interface) or made[w.interface] for w in wants]
 
     def detach(self, ref: PodRef, only: set[str] | None = None,
                only_if: Callable[[], bool] | None = None) -> list[str]:
@@ -161,15 +163,15 @@ class Core:
             self.records.delete(infra_id)
 
     def _attached(self, ref: PodRef, recorded: list[Attachment],
-                  wants: list[Want]) -> list[Attachment]:
-        """The records, if every wanted interface is still plugged as recorded."""
+                  wants: list[Want]) -> dict[str, Attachment]:
+        """The records of the wanted interfaces still plugged as recorded: a second setup
+        leaves them alone (and its rollback cannot touch them)."""
         records = {r.interface: r for r in recorded}
-        if any(w.interface not in records for w in wants):
-            return []
-        pairs = [(records[w.interface], w) for w in wants]
-        if self.any_plumber.differences(ref.infra_id, pairs):
-            return []
-        return [record for record, _ in pairs]
+        pairs = [(records[w.interface], w) for w in wants if w.interface in records]
+        if not pairs:
+            return {}
+        plugged = self.any_plumber.as_wanted(ref.infra_id, pairs)
+        return {i: records[i] for i in plugged}
 
     def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
         """The record of one interface before its address: which network will lease it."""
@@ -182,13 +184,19 @@ class Core:
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id)
 
-    def _claim(self, ref: PodRef, want: Want, intent: Attachment,
+    def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:
-        """The leases of one interface (one per family, all or none), and its full record."""
+        """The leases of one interface (one per family, all or none), and its full record.
+
+        A lease the previous record already names on this network is not this call's: a
+        rollback keeps it (the restored record names it, so teardown frees it)."""
         owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
-        # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
-        # allocate may still have taken an address; the release frees every family.
-        undo.push(lambda: self.allocators.release(owner, intent.network))
+        held = any(r.interface == want.interface and r.addresses and r.network == intent.network
+                   for r in previous)
+        if not held:
+            # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
+            # allocate may still have taken an address; the release frees every family.
+            undo.push(lambda: self.allocators.release(owner, intent.network))
         leases = self.allocators.allocate(owner, want.vlan, tuple(
             Request(address.ip, want.pinned) for address in want.addresses))
         if want.mtu:

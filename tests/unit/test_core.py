@@ -309,3 +309,35 @@ def test_the_netns_plumber_gives_both_families_in_one_batch(tmp_path, host):
     assert host.calls.count("ip:batch") == 1 and "ip:ipv6" in host.calls
     c.detach(CRI)
     assert host.leftovers() == [] and leases(c) == []
+
+
+def test_a_failed_second_setup_keeps_the_live_interface_and_its_lease(tmp_path, host):
+    """Issue 19 item 10: a setup that adds eth2 to an attached pod and fails at eth2 undoes
+    only eth2. eth1 stays plugged, recorded and leased, so no other pod gets its address."""
+    c = core(tmp_path, host)
+    (first,) = c.attach(POD, [want("eth1")], SANDBOX)
+    host.fail_at("pipework:address", nth=2)  # the second pipework run: eth2's
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    assert leases(c) == [first.address] and c.records.load(ID) == [first]
+    assert list(host.ports) == [first.port] and host.addresses[(SANDBOX.netns, "eth1")] == [
+        first.address]
+    other = PodRef("default", "22-other", "b" * 64)
+    host.containers["b" * 64] = 4243
+    (second,) = c.attach(other, [want("eth1")],
+                         Sandbox("pipework", "/proc/4243/ns/net", "b" * 64, 4243))
+    assert second.address != first.address
+
+
+def test_a_failed_re_plug_of_a_recorded_interface_keeps_its_lease(tmp_path, host):
+    """Issue 19 item 10: a second setup that re-plugs eth1 (its port was lost) and fails
+    leaves eth1's lease held: its record still names that address, and teardown frees it."""
+    c = core(tmp_path, host)
+    (first,) = c.attach(POD, [want("eth1")], SANDBOX)
+    host.ovs.delete_ports([first.port])
+    host.fail_at("pipework:address", nth=2)
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want("eth1")], SANDBOX)
+    assert leases(c) == [first.address] and c.records.load(ID) == [first]
+    c.detach(POD)
+    assert leases(c) == [] and host.leftovers() == []

@@ -137,23 +137,30 @@ class Plumber:
     def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]]) -> list[str]:
         """How the ports of these records differ from what is wanted (empty: as wanted)."""
         ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        return [line for record, want in pairs for line in self._differs(ports, record, want)]
+
+    def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]]) -> set[str]:
+        """The interfaces of these records that are plugged as wanted (one OVSDB read)."""
+        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        return {record.interface for record, want in pairs
+                if not self._differs(ports, record, want)}
+
+    def _differs(self, ports: dict[str, Port], record: Attachment, want: "Want") -> list[str]:
+        port = ports.get(record.port)
+        if port is None:
+            return [f"port {record.port} is not in Open vSwitch"]
         found = []
-        for record, want in pairs:
-            port = ports.get(record.port)
-            if port is None:
-                found.append(f"port {record.port} is not in Open vSwitch")
-                continue
-            if port.bridge != want.bridge:
-                found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
-                             f"not {want.bridge}")
-            if port.tag != record.vlan or record.vlan != want.vlan:
-                found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
-            if port.error:
-                found.append(f"port {port.name} has an error: {port.error}")
-            if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
-                found.append(f"port {port.name} does not carry this attachment's marks")
-            if not self.ip.link_exists(port.name):
-                found.append(f"host veth {port.name} does not exist")
+        if port.bridge != want.bridge:
+            found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
+                         f"not {want.bridge}")
+        if port.tag != record.vlan or record.vlan != want.vlan:
+            found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
+        if port.error:
+            found.append(f"port {port.name} has an error: {port.error}")
+        if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
+            found.append(f"port {port.name} does not carry this attachment's marks")
+        if not self.ip.link_exists(port.name):
+            found.append(f"host veth {port.name} does not exist")
         return found
 
     def _remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
