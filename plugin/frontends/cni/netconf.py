@@ -132,11 +132,12 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
                        f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
     networks = node.networks
     if conf.network is not None:
-        named = next((n for n in node.networks if n.name == conf.network), None)
-        if named is None:
+        # Every family of the network (a dual-stack one is two NetworkConfigs of one name),
+        # each serving every VLAN of this network config.
+        networks = tuple(replace(n, vlans=None) for n in node.networks if n.name == conf.network)
+        if not networks:
             raise _refused("vlanpipe.network", conf.network, "is not a network of this node "
                            f"(networks: {', '.join(n.name for n in node.networks)})")
-        networks = (replace(named, vlans=None),)  # serves every VLAN of this network config
     rule = next(a.vlan for a in node.attachments if a.primary)
     if isinstance(conf.vlan, int):
         rule = VlanRule("fixed", tag=conf.vlan)
