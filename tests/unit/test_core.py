@@ -19,6 +19,7 @@ from plugin.core.plumbing.netns import NetnsPlumber
 from plugin.core.plumbing.pipework import PipeworkPlumber
 from plugin.core.policy import PodRef, Want
 from plugin.errors import AllocationError, BackendError, Failure
+from plugin.ipam.mac import mac_for
 from tests.support.fakes import FakeHost
 
 ID = "a" * 64
@@ -285,9 +286,9 @@ def test_an_ipv6_only_pod_gets_ipv6_defaults_for_the_pipework_call_only(tmp_path
     host.pipework.upstream = upstream
     c = core(tmp_path, host, networks=[V6])
     (record,) = c.attach(POD, [want()], SANDBOX)
-    assert record.addresses == ("fd00:6::2/64",) and record.mac == "0a:58:00:00:00:02"
+    assert record.addresses == ("fd00:6::2/64",) and record.mac == mac_for("fd00:6::2")
     (run,) = host.pipework.runs
-    assert run[-2:] == ["fd00:6::2/64@fd00:6::1", "0a:58:00:00:00:02@22"]
+    assert run[-2:] == ["fd00:6::2/64@fd00:6::1", f"{record.mac}@22"]
     assert (run[5:7] == ["-a", "6"]) == upstream  # only upstream's pipework takes -a
     assert host.ipv6_defaults == {SANDBOX.netns: ("1", "1")}  # put back as they were
     c.detach(POD)
