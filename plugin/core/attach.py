@@ -49,7 +49,10 @@ class Undo:
 
 class Core:
     def __init__(self, config: Config, log: CallLog, allocators: Addresses | None = None,
-                 plumbing: dict[str, Plumber] | None = None) -> None:
+                 plumbing: dict[str, Plumber] | None = None,
+                 recorded: Callable[[Attachment], Addresses] | None = None) -> None:
+        """`recorded` gives the addresses a record's claim came from when they may differ
+        from `allocators` (CNI: the network config changed between ADD and DEL)."""
         check_private_dir(config.state_dir, "state_dir")
         self.config = config
         self.log = log
@@ -60,6 +63,7 @@ class Core:
             allocators = Allocators.for_config(config)
         self.allocators = allocators
         self.plumbers = plumbing or plumbers(config)
+        self.recorded = recorded
         self.any_plumber = next(iter(self.plumbers.values()))
 
     def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
@@ -128,14 +132,16 @@ class Core:
                                   self.any_plumber.unplug(ref.infra_id, ports, only)) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
+            claimed = {r.interface: r for r in gone}
             problems = []
             for interface in sorted(interfaces | set(networks)):
                 owner = Owner(ref.infra_id, interface, ref.namespace, ref.pod,
                               self.config.node_name)
+                source = self._source(claimed.get(interface))
                 if interface in networks:
-                    self.allocators.release(owner, networks[interface])
+                    source.release(owner, networks[interface])
                 else:
-                    problems += self.allocators.release_anywhere(owner)
+                    problems += source.release_anywhere(owner)
             if problems:
                 self.log.set(release_problems=problems)
             kept = [r for r in records if r not in gone]
@@ -155,6 +161,13 @@ class Core:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
         return self.any_plumber.differences(ref.infra_id, [(record, want)])
+
+    def _source(self, record: Attachment | None) -> Addresses:
+        """Where a record's lease came from: as it says, if it says and the front-end knows
+        other sources than this call's; else this call's allocators."""
+        if record is None or not record.allocator or self.recorded is None:
+            return self.allocators
+        return self.recorded(record)
 
     def _restore(self, infra_id: str, records: list[Attachment]) -> None:
         if records:
@@ -182,7 +195,8 @@ class Core:
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
-            netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id)
+            netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
+            allocator=self.allocators.allocator, ipam=self.allocators.ipam)
 
     def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

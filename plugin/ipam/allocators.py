@@ -28,6 +28,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on s
 
 
 class Allocators:
+    allocator = "vlanpipe"
+    ipam = ""
+
     def __init__(self, networks: tuple[NetworkConfig, ...], etcd: EtcdConfig | None,
                  state_dir: str, node: str) -> None:
         for network in networks:

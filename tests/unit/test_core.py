@@ -342,3 +342,32 @@ def test_a_failed_re_plug_of_a_recorded_interface_keeps_its_lease(tmp_path, host
     assert leases(c) == [first.address] and c.records.load(ID) == [first]
     c.detach(POD)
     assert leases(c) == [] and host.leftovers() == []
+
+
+class Refusing:
+    """Addresses that must not be asked to release anything."""
+
+    allocator, ipam = "vlanpipe", ""
+
+    def release(self, owner, network):
+        raise AssertionError(f"released {owner.interface} on {network} through the call's own")
+
+    release_anywhere = release
+
+
+def test_detach_releases_through_the_source_the_record_names(tmp_path, host):
+    """Issue 19 item 7: the core releases a recorded lease where the record says it was
+    claimed (the front-end's `recorded`), not through this call's allocators; a record that
+    does not say (an earlier release's) goes through this call's."""
+    c = core(tmp_path, host)
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    assert (record.allocator, record.ipam) == ("vlanpipe", "")
+    asked = []
+
+    def recorded(found):
+        asked.append(found)
+        return c.allocators
+
+    later = Core(c.config, c.log, allocators=Refusing(), plumbing=c.plumbers, recorded=recorded)
+    later.detach(POD)
+    assert asked == [record] and leases(c) == [] and host.leftovers() == []
