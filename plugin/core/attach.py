@@ -49,7 +49,10 @@ class Undo:
 
 class Core:
     def __init__(self, config: Config, log: CallLog, allocators: Addresses | None = None,
-                 plumbing: dict[str, Plumber] | None = None) -> None:
+                 plumbing: dict[str, Plumber] | None = None,
+                 recorded: Callable[[Attachment], Addresses] | None = None) -> None:
+        """`recorded` gives the addresses a record's claim came from when they may differ
+        from `allocators` (CNI: the network config changed between ADD and DEL)."""
         check_private_dir(config.state_dir, "state_dir")
         self.config = config
         self.log = log
@@ -60,6 +63,7 @@ class Core:
             allocators = Allocators.for_config(config)
         self.allocators = allocators
         self.plumbers = plumbing or plumbers(config)
+        self.recorded = recorded
         self.any_plumber = next(iter(self.plumbers.values()))
 
     def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
@@ -72,18 +76,19 @@ class Core:
         plumber = self.plumbers[sandbox.plumber]
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
-            current = self._attached(ref, previous, wants, plumber, sandbox.netns)
-            if current:
+            live = self._attached(ref, previous, wants, plumber, sandbox.netns)
+            todo = [w for w in wants if w.interface not in live]
+            if not todo:
                 self.log.set(result="already attached")
-                return current
-            plumber.bridges_ready((w.bridge for w in wants), ask_ovsdb=False)
-            others = [r for r in previous if r.interface not in {w.interface for w in wants}]
-            intended = [self._intent(ref, want, sandbox) for want in wants]
+                return [live[w.interface] for w in wants]
+            plumber.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            others = [r for r in previous if r.interface not in {w.interface for w in todo}]
+            intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
             try:
                 self.records.save(ref.infra_id, others + intended)
-                prepared = [self._claim(ref, want, record, undo)
-                            for want, record in zip(wants, intended)]
+                prepared = [self._claim(ref, want, record, previous, undo)
+                            for want, record in zip(todo, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
                 for record, leases in prepared:
@@ -97,7 +102,8 @@ class Core:
                 else:
                     self._restore(ref.infra_id, previous)
                 raise
-            return [record for record, _ in prepared]
+            made = {record.interface: record for record, _ in prepared}
+            return [live.get(w.interface) or made[w.interface] for w in wants]
 
     def detach(self, ref: PodRef, only: set[str] | None = None,
                only_if: Callable[[], bool] | None = None) -> list[str]:
@@ -126,14 +132,16 @@ class Core:
                                   self.any_plumber.unplug(ref.infra_id, ports, only)) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
+            claimed = {r.interface: r for r in gone}
             problems = []
             for interface in sorted(interfaces | set(networks)):
                 owner = Owner(ref.infra_id, interface, ref.namespace, ref.pod,
                               self.config.node_name)
+                source = self._source(claimed.get(interface))
                 if interface in networks:
-                    self.allocators.release(owner, networks[interface])
+                    source.release(owner, networks[interface])
                 else:
-                    problems += self.allocators.release_anywhere(owner)
+                    problems += source.release_anywhere(owner)
             if problems:
                 self.log.set(release_problems=problems)
             kept = [r for r in records if r not in gone]
@@ -155,6 +163,13 @@ class Core:
                     f"{ref.infra_id[:12]}"]
         return self.any_plumber.differences(ref.infra_id, [(record, want)], netns)
 
+    def _source(self, record: Attachment | None) -> Addresses:
+        """Where a record's lease came from: as it says, if it says and the front-end knows
+        other sources than this call's; else this call's allocators."""
+        if record is None or not record.allocator or self.recorded is None:
+            return self.allocators
+        return self.recorded(record)
+
     def _restore(self, infra_id: str, records: list[Attachment]) -> None:
         if records:
             self.records.save(infra_id, records)
@@ -162,19 +177,18 @@ class Core:
             self.records.delete(infra_id)
 
     def _attached(self, ref: PodRef, recorded: list[Attachment], wants: list[Want],
-                  plumber: Plumber, netns: str) -> list[Attachment]:
-        """The records, if every wanted interface is still plugged as recorded (an
-        interface left with checksum offload on where that drops TCP is fixed in place)."""
+                  plumber: Plumber, netns: str) -> dict[str, Attachment]:
+        """The records of the wanted interfaces still plugged as recorded: a second setup
+        leaves them alone (and its rollback cannot touch them), but turns off a checksum
+        offload an earlier release left on where it drops TCP."""
         records = {r.interface: r for r in recorded}
-        if any(w.interface not in records for w in wants):
-            return []
-        pairs = [(records[w.interface], w) for w in wants]
-        found, repaired = plumber.repair(ref.infra_id, pairs, netns)
-        if found:
-            return []
+        pairs = [(records[w.interface], w) for w in wants if w.interface in records]
+        if not pairs:
+            return {}
+        plugged, repaired = plumber.as_wanted(ref.infra_id, pairs, netns)
         if repaired:
             self.log.set(checksum_offload_turned_off=",".join(repaired))
-        return [record for record, _ in pairs]
+        return {i: records[i] for i in plugged}
 
     def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
         """The record of one interface before its address: which network will lease it."""
@@ -185,15 +199,22 @@ class Core:
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
-            netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id)
+            netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
+            allocator=self.allocators.allocator, ipam=self.allocators.ipam)
 
-    def _claim(self, ref: PodRef, want: Want, intent: Attachment,
+    def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:
-        """The leases of one interface (one per family, all or none), and its full record."""
+        """The leases of one interface (one per family, all or none), and its full record.
+
+        A lease the previous record already names on this network is not this call's: a
+        rollback keeps it (the restored record names it, so teardown frees it)."""
         owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
-        # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
-        # allocate may still have taken an address; the release frees every family.
-        undo.push(lambda: self.allocators.release(owner, intent.network))
+        held = any(r.interface == want.interface and r.addresses and r.network == intent.network
+                   for r in previous)
+        if not held:
+            # Pushed first: a claim can be applied and its reply lost (etcd), so a failed
+            # allocate may still have taken an address; the release frees every family.
+            undo.push(lambda: self.allocators.release(owner, intent.network))
         leases = self.allocators.allocate(owner, want.vlan, tuple(
             Request(address.ip, want.pinned) for address in want.addresses))
         if want.mtu:

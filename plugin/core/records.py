@@ -46,6 +46,11 @@ class Attachment:
     plumber: str = "pipework"
     netns: str = ""  # the netns plumber's namespace path, and its "device:inode" at ADD
     netns_id: str = ""
+    # What DEL releases through, whatever the network config says by then: "vlanpipe" (its
+    # allocators, on `network`) or "delegated" (the IPAM plugin `ipam` names, given that
+    # config, as JSON, on CNI network `cni_network`); "" in records from before they said.
+    allocator: str = ""
+    ipam: str = ""
 
     @property
     def address(self) -> str:

@@ -28,6 +28,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on s
 
 
 class Allocators:
+    allocator = "vlanpipe"
+    ipam = ""
+
     def __init__(self, networks: tuple[NetworkConfig, ...], etcd: EtcdConfig | None,
                  state_dir: str, node: str) -> None:
         for network in networks:
@@ -98,7 +101,7 @@ class Allocators:
         True if one was held. A failure is raised: only this network's pods are affected."""
         released = False
         for family in (n for n in self.networks if n.name == network):
-            released = self._source(family).release(owner) or released
+            released = self._source(family).release(self._stamped(owner)) or released
         return released
 
     def release_anywhere(self, owner: Owner) -> list[str]:
@@ -107,7 +110,7 @@ class Allocators:
         problems = []
         for network in self.networks:
             try:
-                self._source(network).release(owner)
+                self._source(network).release(self._stamped(owner))
             except Failure as exc:
                 problems.append(f"network {network.name}: {exc.line()}")
         return problems

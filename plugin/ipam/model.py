@@ -118,6 +118,11 @@ class Allocator(Protocol):
 class Addresses(Protocol):
     """What the core asks for addresses: vlanpipe's allocators, or a delegated IPAM plugin."""
 
+    # Recorded with each attachment, so that its release goes where its claim went:
+    # "vlanpipe" or "delegated", and for a delegated plugin the ipam config it was given (JSON).
+    allocator: str
+    ipam: str
+
     def network_name(self, vlan: int) -> str:
         """The network a lease on `vlan` would come from (recorded before the claim)."""
 

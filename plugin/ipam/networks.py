@@ -279,13 +279,13 @@ def _parse_range(s: Section, subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
         raise r.error(r.key("start"), str(start), f"is after range end {end}")
     if subnet.version == 6 and int(start) >> 32 != int(end) >> 32:
         raise r.error(r.key("end"), str(end), f"is not in the same /96 as {start}: an IPv6 "
-                      "pod's MAC comes from its address's last 32 bits, which must not repeat")
+                      "range stays within one /96")
     return start, end
 
 
 def _hosts_span(subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
-    """The subnet's hosts; for IPv6, those of its first /96 at most (an IPv6 pod's MAC
-    comes from its address's last 32 bits: within one /96 they do not repeat)."""
+    """The subnet's hosts; for IPv6, those of its first /96 at most (a rule from when an
+    IPv6-only pod's MAC was its address's last 32 bits; kept, so configs mean what they did)."""
     first, last = subnet.network_address, subnet.broadcast_address
     if subnet.num_addresses <= 2:
         return first, last

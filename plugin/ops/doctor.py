@@ -14,7 +14,7 @@ from typing import Callable
 
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
-from plugin.core.records import RecordStore
+from plugin.core.records import Attachment, RecordStore
 from plugin.errors import Failure, ToolFailed
 from plugin.ops import checksums
 
@@ -142,25 +142,32 @@ def _allocators(config: Config) -> str:
 
 
 def _macs(config: Config) -> str:
-    """No two pods of one network (one VLAN set) with one MAC, on this node or in etcd: a
-    VLAN is one segment across nodes. An IPv6-only pod's MAC is its address's last 32 bits."""
-    from plugin.ipam.allocators import Allocators
+    """No two interfaces on one bridge and VLAN of this node with one MAC, whichever network,
+    allocator or pod request gave it. A VLAN spans nodes, but only this node's interfaces
+    can be seen here; across nodes MACs follow from addresses (plugin/ipam/mac.py)."""
     from plugin.ipam.mac import mac_for
 
-    allocators = Allocators.for_config(config)
-    seen: dict[tuple[str, str], str] = {}
-    by_pod: dict[tuple[str, str], list[str]] = {}
-    for owner, lease in allocators.leases():
-        by_pod.setdefault((owner.key, lease.network), []).append(str(lease.address))
+    found, _ = RecordStore(config.state_dir).all()  # damaged files: the records check's
+    seen: dict[tuple[str, int, str], Attachment] = {}
     clashes = []
-    for (pod, network), addresses in by_pod.items():
-        mac = mac_for(*addresses)
-        other = seen.setdefault((network, mac), pod)
-        if other != pod:
-            clashes.append(f"{mac} of {pod} and {other} on network {network}")
+    count = 0
+    for records in found.values():
+        for record in records:
+            if not record.addresses:
+                continue  # only intended: nothing is plugged yet
+            count += 1
+            mac = record.mac or mac_for(*record.addresses)
+            other = seen.setdefault((record.bridge, record.vlan, mac), record)
+            if other is not record:
+                clashes.append(f"{mac} of {_who(record)} and {_who(other)} on {record.bridge} "
+                               f"VLAN {record.vlan}")
     if clashes:
         raise Failure(f"{len(clashes)} MAC(s) shared on a VLAN: " + "; ".join(clashes[:3]))
-    return f"{len(by_pod)} pods, each MAC once on its network"
+    return f"{count} interface(s), each MAC once on its bridge and VLAN"
+
+
+def _who(record: Attachment) -> str:
+    return f"{record.namespace}/{record.pod} {record.interface} ({record.infra_id[:12]})"
 
 
 def _records(config: Config) -> str:

@@ -274,6 +274,33 @@ def test_failed_add_releases_the_delegated_address(runtime, bridge, container, t
     assert_gone(runtime, bridge, container)
 
 
+TWO_NETWORKS = [{"name": "a", "vlans": "all", "subnet": "10.97.0.0/24"},
+                {"name": "b", "vlans": [300], "subnet": "10.98.0.0/24"}]
+HOST_LOCAL = {"type": "host-local", "subnet": "10.96.0.0/24"}
+
+
+@pytest.mark.parametrize("before,after", [
+    ({"vlanpipe": {"network": "a"}}, {"vlanpipe": {"network": "b"}}),
+    ({"vlanpipe": {"network": "a"}}, {"ipam": HOST_LOCAL}),
+    ({"ipam": HOST_LOCAL}, {"vlanpipe": {"network": "b"}}),
+    ({"ipam": HOST_LOCAL}, {"ipam": HOST_LOCAL, "name": "renamed"}),
+], ids=["network-a-to-b", "allocator-to-host-local", "host-local-to-allocator",
+        "host-local-network-renamed"])
+def test_del_after_the_network_config_changed_releases_what_add_claimed(
+        runtime, bridge, container, before, after):
+    """Issue 19 item 7: the network config is edited between ADD and DEL (another network of
+    the node, vlanpipe's allocators swapped with a delegated IPAM plugin, or the network
+    renamed, which moves host-local's state). DEL releases what the record says ADD claimed,
+    not what the config would claim now."""
+    runtime.configure(networks=TWO_NETWORKS)
+    data = Path(runtime.ipam_data_dir)
+    added = add(runtime, runtime.netconf("1.0.0", bridge, vlan=22, **before), container)
+    assert len(leases(runtime) + host_local_leases(data)) == 1, added
+    runtime.ok("DEL", runtime.netconf("1.0.0", bridge, vlan=22, **after), container)
+    assert leases(runtime) == [] and host_local_leases(data) == []
+    assert_gone(runtime, bridge, container)
+
+
 def test_reference_variant_keys_are_accepted_and_logged(runtime, bridge, container):
     conf = runtime.netconf("1.0.0", bridge, vlan=22, isGateway=True, isDefaultGateway=False,
                            forceAddress=False, ipMasq=True, hairpinMode=True, promiscMode=True)

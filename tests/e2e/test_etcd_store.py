@@ -13,13 +13,14 @@ import pytest
 from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
-from plugin.ipam.model import Pin, Request
+from plugin.ipam.model import Owner, Pin, Request
 from plugin.ipam.networks import parse_etcd
 from plugin.ipam.pooled import PROBES, PoolAllocator
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64
 from tests.support.ipamdata import lookup, network, networks, owner
 from tests.support import etcd_server
+from tests.support.previous_release import PreviousEtcdStore
 
 FORK = multiprocessing.get_context("fork")
 
@@ -333,3 +334,78 @@ def test_an_etcd_outage_touches_only_the_etcd_networks_leases(tmp_path, etcd_con
     with pytest.raises(BackendError, match="etcd unreachable"):
         ipam.release(owner(3), "v30")
     assert Allocators(networks(LOCAL22), None, str(tmp_path), "n1").leases() == []
+
+
+def on_node(etcd_config, node: str, previous: bool = False, **fields) -> PoolAllocator:
+    """The network's allocator as a node sees it: this release's store, or the previous
+    release's (owner keys without the node), both on the same etcd."""
+    net = etcd_network(**fields)
+    kind = PreviousEtcdStore if previous else EtcdStore
+    return PoolAllocator(net, kind(net, EtcdConnection(etcd_config), etcd_config.prefix, node))
+
+
+def test_one_container_id_on_two_nodes_gets_two_addresses(etcd_config):
+    """Issue 19 item 6: `ctr run --cni` ids (`<namespace>-<name>`) repeat across nodes. Each
+    node's owner is its own: two addresses, and each release frees only its own."""
+    a, b = on_node(etcd_config, "node-a"), on_node(etcd_config, "node-b")
+    on_a, on_b = (Owner("default-web", "eth0", node=n) for n in ("node-a", "node-b"))
+    lease_a, lease_b = a.allocate(on_a), b.allocate(on_b)
+    assert lease_a.address != lease_b.address
+    assert a.release(on_a) is True
+    assert lookup(b, on_b) == lease_b and held(b) == [str(lease_b.address.ip)]
+    assert b.release(on_b) is True and held(b) == []
+
+
+def test_a_previous_release_node_beside_this_one_never_shares_an_address(etcd_config):
+    """Issue 19 item 6: during an upgrade, node A still runs the previous release (owner keys
+    without the node) and node B this one, with the same container ids on both. Neither
+    takes the other's address, and neither's release frees the other's lease."""
+    old, new = on_node(etcd_config, "node-a", previous=True), on_node(etcd_config, "node-b")
+    ids = ["default-web", "default-db"]
+    on_a = {i: Owner(i, "eth0", node="node-a") for i in ids}
+    on_b = {i: Owner(i, "eth0", node="node-b") for i in ids}
+    first_a = old.allocate(on_a["default-web"])       # old first, then new
+    first_b = new.allocate(on_b["default-web"])
+    second_b = new.allocate(on_b["default-db"])        # new first, then old
+    second_a = old.allocate(on_a["default-db"])
+    addresses = [str(lease.address.ip) for lease in (first_a, first_b, second_b, second_a)]
+    assert len(set(addresses)) == 4
+    assert old.release(on_a["default-web"]) is True     # the old node frees only its own
+    assert new.release(on_b["default-db"]) is True      # and so does the new one
+    assert sorted(held(new)) == sorted([addresses[1], addresses[3]])
+    assert lookup(new, on_b["default-web"]) == first_b
+    assert lookup(old, on_a["default-db"]) == second_a
+
+
+def test_a_lease_of_the_previous_release_is_read_and_released_after_the_upgrade(etcd_config):
+    """Issue 19 item 6: a node upgraded with pods attached finds its old-format leases (a
+    repeated setup gets the same address), releases them at teardown, and another node
+    never takes them for its own container of the same id."""
+    before = on_node(etcd_config, "node-a", previous=True)
+    me = Owner("default-web", "eth0", node="node-a")
+    lease = before.allocate(me)
+    legacy = f"{etcd_config.prefix}/ipam/net/owner/default-web/eth0"
+    assert EtcdConnection(etcd_config).get(legacy) is not None  # written the old way
+    after, other = on_node(etcd_config, "node-a"), on_node(etcd_config, "node-b")
+    them = Owner("default-web", "eth0", node="node-b")
+    assert after.allocate(me) == lease
+    assert other.allocate(them) != lease and other.release(them) is True
+    assert held(after) == [str(lease.address.ip)]         # node B's release left it alone
+    assert after.release(me) is True and held(after) == []
+    assert EtcdConnection(etcd_config).get(legacy) is None
+    assert after.release(me) is False
+
+
+def test_a_claim_for_an_owner_of_the_previous_release_replaces_its_key(etcd_config):
+    """Issue 19 item 6: the next claim of an old-format lease's owner (a pin moving its
+    address) writes today's key and deletes the old one in the same transaction."""
+    me = Owner("default-web", "eth0", node="node-a")
+    lease = on_node(etcd_config, "node-a", previous=True).allocate(me)
+    after = on_node(etcd_config, "node-a")
+    moved = after.allocate(me, Request(ipaddress.ip_address("10.22.0.77"), pinned=True))
+    assert str(moved.address.ip) == "10.22.0.77" != str(lease.address.ip)
+    etcd, base = EtcdConnection(etcd_config), f"{etcd_config.prefix}/ipam/net/owner/"
+    assert etcd.get(base + "default-web/eth0") is None
+    assert etcd.get(base + "node-a/default-web/eth0").value == b"10.22.0.77/24"
+    assert held(after) == ["10.22.0.77"]
+    assert after.release(me) is True and held(after) == []

@@ -66,9 +66,23 @@ def test_vlan_tag_becomes_a_fixed_rule_and_rules_pass_through():
 
 def test_a_network_may_name_one_of_the_nodes_networks_for_every_vlan():
     config = netconf.bind(parsed(vlanpipe={"network": "storage"}), node(), "net1")
-    assert [(n.name, n.vlans) for n in config.networks] == [("storage", None)]
+    # The others serve no VLAN but stay known, for DEL of what ADD claimed on them.
+    assert [(n.name, n.vlans) for n in config.networks] == [("pods", ()), ("storage", None)]
     code, line = code_of(netconf.bind, parsed(vlanpipe={"network": "other"}), node(), "net1")
     assert code == 7 and "'vlanpipe.network' = 'other' is not a network of this node" in line
+
+
+def test_a_dual_stack_network_named_by_a_network_config_gives_both_families():
+    """Issue 19 item 8: named from a CNI config, a dual-stack network serves both families,
+    as it does when reached by its VLAN."""
+    from plugin.ipam.allocators import Allocators
+
+    dual = {"name": "dual", "vlans": [41], "subnets": ["10.41.0.0/24", "fd00:41::/64"]}
+    root = parse({"networks": [dual]}, "node.yaml")
+    config = netconf.bind(parsed(vlanpipe={"network": "dual"}), root, "net1")
+    by_vlan = Allocators.for_config(root).families_for(41)
+    named = Allocators.for_config(config).families_for(22)
+    assert [n.version for n in named] == [n.version for n in by_vlan] == [4, 6]
 
 
 @pytest.mark.parametrize("key,value", [

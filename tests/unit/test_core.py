@@ -19,6 +19,7 @@ from plugin.core.plumbing.netns import NetnsPlumber
 from plugin.core.plumbing.pipework import PipeworkPlumber
 from plugin.core.policy import PodRef, Want
 from plugin.errors import AllocationError, BackendError, Failure
+from plugin.ipam.mac import mac_for
 from tests.support.fakes import FakeHost
 
 ID = "a" * 64
@@ -285,9 +286,9 @@ def test_an_ipv6_only_pod_gets_ipv6_defaults_for_the_pipework_call_only(tmp_path
     host.pipework.upstream = upstream
     c = core(tmp_path, host, networks=[V6])
     (record,) = c.attach(POD, [want()], SANDBOX)
-    assert record.addresses == ("fd00:6::2/64",) and record.mac == "0a:58:00:00:00:02"
+    assert record.addresses == ("fd00:6::2/64",) and record.mac == mac_for("fd00:6::2")
     (run,) = host.pipework.runs
-    assert run[-2:] == ["fd00:6::2/64", "0a:58:00:00:00:02@22"]  # never @GW
+    assert run[-2:] == ["fd00:6::2/64", f"{record.mac}@22"]  # never @GW
     assert (run[5:7] == ["-a", "6"]) == upstream  # only upstream's pipework takes -a
     assert host.ipv6_defaults == {SANDBOX.netns: ("1", "1")}  # put back as they were
     c.detach(POD)
@@ -309,3 +310,64 @@ def test_the_netns_plumber_gives_both_families_in_one_batch(tmp_path, host):
     assert host.calls.count("ip:batch") == 1 and "ip:ipv6" in host.calls
     c.detach(CRI)
     assert host.leftovers() == [] and leases(c) == []
+
+
+def test_a_failed_second_setup_keeps_the_live_interface_and_its_lease(tmp_path, host):
+    """Issue 19 item 10: a setup that adds eth2 to an attached pod and fails at eth2 undoes
+    only eth2. eth1 stays plugged, recorded and leased, so no other pod gets its address."""
+    c = core(tmp_path, host)
+    (first,) = c.attach(POD, [want("eth1")], SANDBOX)
+    host.fail_at("pipework:address", nth=2)  # the second pipework run: eth2's
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    assert leases(c) == [first.address] and c.records.load(ID) == [first]
+    assert list(host.ports) == [first.port] and host.addresses[(SANDBOX.netns, "eth1")] == [
+        first.address]
+    other = PodRef("default", "22-other", "b" * 64)
+    host.containers["b" * 64] = 4243
+    (second,) = c.attach(other, [want("eth1")],
+                         Sandbox("pipework", "/proc/4243/ns/net", "b" * 64, 4243))
+    assert second.address != first.address
+
+
+def test_a_failed_re_plug_of_a_recorded_interface_keeps_its_lease(tmp_path, host):
+    """Issue 19 item 10: a second setup that re-plugs eth1 (its port was lost) and fails
+    leaves eth1's lease held: its record still names that address, and teardown frees it."""
+    c = core(tmp_path, host)
+    (first,) = c.attach(POD, [want("eth1")], SANDBOX)
+    host.ovs.delete_ports([first.port])
+    host.fail_at("pipework:address", nth=2)
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want("eth1")], SANDBOX)
+    assert leases(c) == [first.address] and c.records.load(ID) == [first]
+    c.detach(POD)
+    assert leases(c) == [] and host.leftovers() == []
+
+
+class Refusing:
+    """Addresses that must not be asked to release anything."""
+
+    allocator, ipam = "vlanpipe", ""
+
+    def release(self, owner, network):
+        raise AssertionError(f"released {owner.interface} on {network} through the call's own")
+
+    release_anywhere = release
+
+
+def test_detach_releases_through_the_source_the_record_names(tmp_path, host):
+    """Issue 19 item 7: the core releases a recorded lease where the record says it was
+    claimed (the front-end's `recorded`), not through this call's allocators; a record that
+    does not say (an earlier release's) goes through this call's."""
+    c = core(tmp_path, host)
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    assert (record.allocator, record.ipam) == ("vlanpipe", "")
+    asked = []
+
+    def recorded(found):
+        asked.append(found)
+        return c.allocators
+
+    later = Core(c.config, c.log, allocators=Refusing(), plumbing=c.plumbers, recorded=recorded)
+    later.detach(POD)
+    assert asked == [record] and leases(c) == [] and host.leftovers() == []

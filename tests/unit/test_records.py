@@ -42,6 +42,22 @@ def test_a_record_of_another_version_is_damaged_never_taken_for_none(tmp_path):
     assert recordfile.primary_ip(str(tmp_path), ID) is None
 
 
+def test_a_record_from_before_it_said_where_its_lease_came_from_still_loads(tmp_path):
+    """Issue 19 item 7: records now name the allocator and a delegated plugin's ipam config;
+    one written before (no such keys) loads with both empty, and DEL follows today's config."""
+    store = RecordStore(str(tmp_path))
+    store.save(ID, [attachment()])
+    with open(store.path(ID), encoding="utf-8") as handle:
+        body = json.load(handle)
+    assert {"allocator", "ipam"} <= set(body["attachments"][0])
+    for item in body["attachments"]:
+        del item["allocator"], item["ipam"]
+    with open(store.path(ID), "w", encoding="utf-8") as handle:
+        json.dump(body, handle)
+    (loaded,) = store.load(ID)
+    assert loaded == attachment() and (loaded.allocator, loaded.ipam) == ("", "")
+
+
 def test_the_log_is_reopened_by_name_so_logrotate_can_move_it(tmp_path):
     path = str(tmp_path / "vlanpipe.log")
     CallLog(path, "setup").write("ok")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
 
+OFFLOADED = "offloaded"
 CHECKSUM_HINT = ("run setup (CNI: ADD) again or `vlanpipe init`, which turn it off; see "
                  "pod_tx_checksum in config.yaml")
 BRIDGE_HINT = ("run the plugin's init command with the same bridge and datapath_type "
@@ -155,48 +156,67 @@ class Plumber:
                     netns: str = "") -> list[str]:
         """How the ports of these records differ from what is wanted (empty: as wanted);
         with the pod's `netns`, its interfaces' checksum offload is judged too."""
-        found, offloaded = self._inspect(infra_id, pairs, netns)
-        return found + [f"{r.interface} in the pod leaves TCP/UDP checksums to transmit "
-                        f"offload on {r.bridge}, a userspace-datapath bridge, so its TCP and "
-                        f"UDP are dropped; {CHECKSUM_HINT}" for r in offloaded]
-
-    def repair(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
-               netns: str) -> tuple[list[str], list[str]]:
-        """The differences that need a new attachment, and the interfaces whose checksum
-        offload was on where it drops TCP and UDP, turned off here in place (pods
-        attached by a release that left it on)."""
-        found, offloaded = self._inspect(infra_id, pairs, netns)
-        for record in offloaded:
-            self._checksum_off(netns, record.interface)
-        return found, [r.interface for r in offloaded]
-
-    def _inspect(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
-                 netns: str) -> tuple[list[str], list[Attachment]]:
         ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
-        found, offloaded = [], []
+        found = []
         for record, want in pairs:
-            port = ports.get(record.port)
-            if port is None:
-                found.append(f"port {record.port} is not in Open vSwitch")
+            lines = self._differs(ports, record, want)
+            state = "" if lines or not netns else self._checksum(ports[record.port], netns,
+                                                                  record.interface)
+            if state == OFFLOADED:
+                lines = [f"{record.interface} in the pod leaves TCP/UDP checksums to "
+                         f"transmit offload on {record.bridge}, a userspace-datapath bridge, "
+                         f"so its TCP and UDP are dropped; {CHECKSUM_HINT}"]
+            elif state:
+                lines = [state]
+            found += lines
+        return found
+
+    def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+                  netns: str = "") -> tuple[set[str], list[str]]:
+        """The interfaces of these records that are plugged as wanted (one OVSDB read), and
+        those of them whose checksum offload was on where it drops TCP and UDP, turned
+        off here in place (pods attached by a release that left it on)."""
+        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        plugged, repaired = set(), []
+        for record, want in pairs:
+            if self._differs(ports, record, want):
                 continue
-            if port.bridge != want.bridge:
-                found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
-                             f"not {want.bridge}")
-            if port.tag != record.vlan or record.vlan != want.vlan:
-                found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
-            if port.error:
-                found.append(f"port {port.name} has an error: {port.error}")
-            if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
-                found.append(f"port {port.name} does not carry this attachment's marks")
-            if not self.ip.link_exists(port.name):
-                found.append(f"host veth {port.name} does not exist")
-            elif netns and self.checksum_off(port.datapath):
-                try:
-                    if self.ip.tx_checksum(netns, record.interface):
-                        offloaded.append(record)
-                except ToolFailed as exc:
-                    found.append(exc.line())
-        return found, offloaded
+            state = self._checksum(ports[record.port], netns, record.interface) if netns else ""
+            if state == OFFLOADED:
+                self._checksum_off(netns, record.interface)
+                repaired.append(record.interface)
+            elif state:
+                continue  # unreadable inside the pod: plugged again
+            plugged.add(record.interface)
+        return plugged, repaired
+
+    def _checksum(self, port: Port, netns: str, ifname: str) -> str:
+        """"" when the interface's offload is as the bridge needs, OFFLOADED when it is on
+        where it must be off, else why it could not be read."""
+        if not self.checksum_off(port.datapath):
+            return ""
+        try:
+            return OFFLOADED if self.ip.tx_checksum(netns, ifname) else ""
+        except ToolFailed as exc:
+            return exc.line()
+
+    def _differs(self, ports: dict[str, Port], record: Attachment, want: "Want") -> list[str]:
+        port = ports.get(record.port)
+        if port is None:
+            return [f"port {record.port} is not in Open vSwitch"]
+        found = []
+        if port.bridge != want.bridge:
+            found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
+                         f"not {want.bridge}")
+        if port.tag != record.vlan or record.vlan != want.vlan:
+            found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
+        if port.error:
+            found.append(f"port {port.name} has an error: {port.error}")
+        if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
+            found.append(f"port {port.name} does not carry this attachment's marks")
+        if not self.ip.link_exists(port.name):
+            found.append(f"host veth {port.name} does not exist")
+        return found
 
     def _remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
         """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""

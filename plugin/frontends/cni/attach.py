@@ -9,6 +9,7 @@ vlanpipe's allocators, and the result.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -19,11 +20,12 @@ from plugin.core.records import Attachment
 from plugin.core.policy import PodRef, Want, plan
 from plugin.frontends.cni import result
 from plugin.frontends.cni.call import Call
-from plugin.frontends.cni.delegate import DelegatedAddresses
+from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses
 from plugin.frontends.cni.env import PodIdentity, identity
 from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, INVALID_ENVIRONMENT, CniError
 from plugin.frontends.cni.sandbox import host_link, locate
 from plugin.ipam.allocators import Allocators
+from plugin.ipam.model import Addresses
 
 
 def add(call: Call) -> dict[str, Any]:
@@ -50,10 +52,31 @@ def _gateways(call: Call, record: Attachment) -> tuple[str, ...]:
 
 
 def delete(call: Call) -> None:
-    """Everything of the attachment that is still there goes; nothing there is success."""
+    """Everything of the attachment that is still there goes; nothing there is success.
+
+    A lease is released where its record says ADD claimed it (vlanpipe's allocators on its
+    network, or the delegated plugin with the ipam config ADD gave it), even if the network
+    config has changed since; a record from before records said so follows today's config."""
     delegate = call.delegate()
-    Core(call.config, call.log, allocators=DelegatedAddresses(delegate) if delegate else None
+    Core(call.config, call.log, allocators=DelegatedAddresses(delegate) if delegate else None,
+         recorded=lambda record: _recorded(call, record)
          ).detach(PodRef("", "", call.env.container_id), {call.env.ifname})
+
+
+def _recorded(call: Call, record: Attachment) -> Addresses:
+    if record.allocator != "delegated":
+        return Allocators.for_config(call.config)  # every network of the node (netconf.bind)
+    try:
+        ipam = json.loads(record.ipam)
+    except ValueError:
+        ipam = None
+    if isinstance(ipam, dict) and isinstance(ipam.get("type"), str) and ipam["type"]:
+        return DelegatedAddresses(Delegate.recorded(call.conf, call.env, record.cni_network,
+                                                    ipam))
+    call.warn(f"the record of {record.interface} names no usable ipam config; released as "
+              "the network config says now")
+    delegate = call.delegate()
+    return DelegatedAddresses(delegate) if delegate else Allocators.for_config(call.config)
 
 
 def check(call: Call) -> None:

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from pipework_wrapper import command
@@ -60,6 +60,21 @@ class Delegate:
         self.env = env
         self.data_dir = data_dir
 
+    @classmethod
+    def recorded(cls, conf: NetConf, env: Environment, name: str,
+                 ipam: Mapping[str, Any]) -> "Delegate":
+        """The plugin an attachment's record names, given the ipam config its ADD gave it
+        (node's dataDir included) under the network name of that ADD: DEL releases what was
+        claimed after the network config changed."""
+        document = {**conf.document, "name": name, "ipam": dict(ipam)}
+        return cls(replace(conf, name=name, ipam=dict(ipam), document=document), env)
+
+    def forwarded_ipam(self) -> dict[str, Any]:
+        """The ipam config the plugin is given: the network's, where the node keeps its state."""
+        if self.data_dir:
+            return {**self.conf.ipam, "dataDir": self.data_dir}
+        return dict(self.conf.ipam)
+
     def add(self) -> IpamResult:
         return parse_result(self.kind, self._run("ADD", self._version()))
 
@@ -102,7 +117,7 @@ class Delegate:
         speaks, with the node's choice of where the plugin keeps its state."""
         document = {**self.conf.forwarded(), "cniVersion": version}
         if self.data_dir:
-            document["ipam"] = {**self.conf.ipam, "dataDir": self.data_dir}
+            document["ipam"] = self.forwarded_ipam()
         return self._exec(command, json.dumps(document).encode(), overrides or {})
 
     def _exec(self, cni_command: str, stdin: bytes,
@@ -145,9 +160,15 @@ class DelegatedAddresses:
     (ADD) and releases (DEL) through it, and undoes an ADD that fails later like any
     other step. The last answer stays for the result (its gateway and DNS)."""
 
+    allocator = "delegated"
+
     def __init__(self, delegate: Delegate) -> None:
         self.delegate = delegate
         self.answer: IpamResult | None = None
+
+    @property
+    def ipam(self) -> str:
+        return json.dumps(self.delegate.forwarded_ipam(), sort_keys=True)
 
     def network_name(self, vlan: int) -> str:
         return self.delegate.conf.name

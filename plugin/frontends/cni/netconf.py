@@ -145,11 +145,14 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
                        f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
     networks = node.networks
     if conf.network is not None:
-        named = next((n for n in node.networks if n.name == conf.network), None)
-        if named is None:
+        # Every family of the network (a dual-stack one is two NetworkConfigs of one name)
+        # serves every VLAN of this network config. The node's other networks serve none
+        # but stay known: DEL releases on the network an attachment's record names.
+        if not any(n.name == conf.network for n in node.networks):
             raise refused("vlanpipe.network", conf.network, "is not a network of this node "
                            f"(networks: {', '.join(n.name for n in node.networks)})")
-        networks = (replace(named, vlans=None),)  # serves every VLAN of this network config
+        networks = tuple(replace(n, vlans=None if n.name == conf.network else ())
+                         for n in node.networks)
     rule = next(a.vlan for a in node.attachments if a.primary)
     if isinstance(conf.vlan, int):
         rule = VlanRule("fixed", tag=conf.vlan)

@@ -25,11 +25,14 @@ class Held:
     `record`: the owner's valid lease record, or None. `revision`: a store's token
     that a claim checks is unchanged (etcd's mod revision; 0 for "absent").
     `last`: the store's rotation point, read in the same round trip.
+    `old_key`: where the record was found if in an earlier release's format (etcd's owner
+    key without the node): a claim checks that key instead, and replaces it.
     """
 
     record: Record | None
     revision: int = 0
     last: IPAddress | None = None
+    old_key: str = ""
 
 
 class Store(Protocol):

@@ -2,11 +2,11 @@
 
 Keys, under the configured prefix P:
 
-    P/ipam/<network>/addr/<address>              lease record (JSON, leaserecord.py)
-    P/ipam/<network>/owner/<infra_id>/<iface>    the address it holds, as "10.0.0.5/24"
-    P/ipam/<network>/last_reserved               rotation point, shared by every node
-    P/nodes/<node>                               {"seen": <unix time>}: the node's last claim
-                                                 or release, in the same transaction
+    P/ipam/<network>/addr/<address>                     lease record (JSON, leaserecord.py)
+    P/ipam/<network>/owner/<node>/<infra_id>/<iface>    the address it holds, as "10.0.0.5/24"
+    P/ipam/<network>/last_reserved                      rotation point, shared by every node
+    P/nodes/<node>                                      {"seen": <unix time>}: the node's last
+                                                        claim or release, in the same transaction
 
 A claim is one transaction: the address key and the owner key must both be
 as the caller read them (absent, or the owner's at its revision), then both
@@ -14,6 +14,13 @@ are put, so they share one mod_revision; release deletes both only while both
 still carry it. Two nodes racing for one address: one transaction wins, the
 other is told "taken" and moves on. Two calls for one owner: the loser is told
 "raced" and reads the owner key again.
+
+The owner key names the node: container ids repeat across nodes (`ctr run --cni`
+gives `<namespace>-<name>`), and an owner is one interface of one container on one
+node. Releases before this one wrote `owner/<infra_id>/<iface>`; such a key is
+still read and released, but only when the record it names is this owner's, node
+included (another node's, written by a node not yet upgraded, is left alone). A
+claim for that owner replaces it with today's key; nothing else rewrites it.
 """
 
 from __future__ import annotations
@@ -51,38 +58,57 @@ class EtcdStore:
         return f"{self.base}addr/{address}"
 
     def _owner_key(self, owner: Owner) -> str:
+        return f"{self.base}owner/{owner.node}/{owner.key}"
+
+    def _old_owner_key(self, owner: Owner) -> str:
+        """Where releases before the node was in the key kept the owner's address."""
         return f"{self.base}owner/{owner.key}"
 
     def exclusive(self) -> AbstractContextManager[object]:
         return contextlib.nullcontext()  # every claim is a compare-and-set transaction
 
     def held(self, owner: Owner) -> Held:
-        """The owner's key and the rotation point, read in one round trip."""
+        """The owner's key (today's, else an earlier release's) and the rotation point, read
+        in one round trip."""
+        old_key = self._old_owner_key(owner)
         _, responses = self.etcd.txn([], [range_op(self._owner_key(owner)),
-                                          range_op(self.base + "last_reserved")])
+                                          range_op(self.base + "last_reserved"),
+                                          range_op(old_key)])
         found, last = branch_entries(responses, 0), branch_entries(responses, 1)
         rotation = _parse_address(last[0].value if last else None)
-        if not found:
+        if found:
+            return Held(self._record(owner, found[0].value), found[0].mod_revision, rotation)
+        old = branch_entries(responses, 2)
+        record = self._record(owner, old[0].value) if old else None
+        if record is None:  # none, or another node's: today's key is the one to create
             return Held(None, 0, rotation)
-        address = _parse_address(found[0].value)
+        return Held(record, old[0].mod_revision, rotation, old_key)
+
+    def _record(self, owner: Owner, value: bytes) -> Record | None:
+        """The record an owner key points at, if it is this owner's, node included."""
+        address = _parse_address(value)
         record = self.read(address) if address is not None else None
-        if record is not None and record.owner.key != owner.key:
-            record = None
-        return Held(record, found[0].mod_revision, rotation)
+        return record if record is not None and _same(record.owner, owner) else None
 
     def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
         address = record.address.ip
         owner_key = self._owner_key(record.owner)
-        owner_check = unchanged(owner_key, held.revision) if held.revision else absent(owner_key)
+        if held.old_key:  # replace the earlier release's key with today's, atomically
+            checks = [unchanged(held.old_key, held.revision), absent(owner_key)]
+        else:
+            checks = [unchanged(owner_key, held.revision) if held.revision
+                      else absent(owner_key)]
         puts = [put_op(self._address_key(address), encode(record)),
                 put_op(owner_key, str(record.address).encode())]
+        if held.old_key:
+            puts.append(delete_op(held.old_key))
         if rotate:
             puts.append(put_op(self.base + "last_reserved", str(address).encode()))
         if held.record is not None:  # a pin moved this owner: free its old address too
             puts.append(delete_op(self._address_key(held.record.address.ip)))
         puts += self._seen()
-        won, responses = self.etcd.txn([absent(self._address_key(address)), owner_check], puts,
-                                       [range_op(owner_key)])
+        won, responses = self.etcd.txn([absent(self._address_key(address)), *checks], puts,
+                                       [range_op(held.old_key or owner_key)])
         if won:
             return "won"
         now = branch_entries(responses, 0)
@@ -103,12 +129,13 @@ class EtcdStore:
         return [entry.key[len(prefix):] for entry in self.etcd.scan(prefix, keys_only=True)]
 
     def release(self, owner: Owner) -> bool:
-        """Delete owner and address keys while both still carry the claim's revision."""
+        """Delete owner and address keys while both still carry the claim's revision (and,
+        for an earlier release's owner key, while its record is this owner's)."""
         owner_key = self._owner_key(owner)
         for _ in range(RETRIES):
             entry = self.etcd.get(owner_key)
             if entry is None:
-                return False
+                return self._release_old(owner)
             address = _parse_address(entry.value)
             checks = [unchanged(owner_key, entry.mod_revision)]
             if address is not None:
@@ -123,6 +150,23 @@ class EtcdStore:
                 log.warning("etcd key %s named %s, whose record is not from the same claim; "
                             "kept the address record", owner_key, address)
                 return False
+        return False
+
+    def _release_old(self, owner: Owner) -> bool:
+        """Release a lease an earlier release wrote (owner key without the node), if its
+        record is this owner's; both keys still as read, or nothing is deleted."""
+        old_key = self._old_owner_key(owner)
+        for _ in range(RETRIES):
+            entry = self.etcd.get(old_key)
+            record = self._record(owner, entry.value) if entry is not None else None
+            if entry is None or record is None:
+                return False  # none, or another node's lease: not ours to touch
+            address_key = self._address_key(record.address.ip)
+            won, _ = self.etcd.txn([unchanged(old_key, entry.mod_revision),
+                                    unchanged(address_key, entry.mod_revision)],
+                                   [delete_op(old_key), delete_op(address_key), *self._seen()])
+            if won:
+                return True
         return False
 
     def _seen(self) -> list[dict]:
@@ -148,6 +192,11 @@ class EtcdStore:
                 continue
             found.append((int(address), record))
         return [record for _, record in sorted(found, key=lambda f: f[0])], damaged
+
+
+def _same(one: Owner, other: Owner) -> bool:
+    """One interface of one container on one node: the identity of a lease's owner."""
+    return (one.node, one.key) == (other.node, other.key)
 
 
 def _parse_address(value: bytes | None) -> IPAddress | None:
