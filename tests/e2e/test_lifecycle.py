@@ -136,17 +136,6 @@ def test_status_and_teardown_work_with_docker_unreachable(tmp_path, bridge, cont
     assert our_ports(bridge) == {} and leases(plugin) == []
 
 
-def test_teardown_after_ovs_vswitchd_restart(plugin, bridge, container):
-    plugin.ok("setup", NS, "22-x", container.id)
-    hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"])
-    hostnet.wait_until(lambda: hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "version"],
-                                           check=False).returncode != 0, timeout=10)
-    hostnet.run(["ovs-vswitchd", "--pidfile", "--detach", "--disable-system", "--log-file"])
-    plugin.ok("teardown", NS, "22-x", container.id)
-    assert hostnet.wait_until(lambda: os.path.exists(f"/sys/class/net/{bridge}"), timeout=30)
-    assert our_ports(bridge) == {} and leases(plugin) == []
-
-
 def test_stale_pipework_port_of_a_dead_pod_with_the_same_pid(plugin, bridge, container):
     """The reference plugin's leftover: `veth1pl<PID>` with another tag, the PID now reused."""
     stale = f"veth1pl{container.pid}"
