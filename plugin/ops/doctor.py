@@ -163,11 +163,10 @@ def _pipework(config: Config) -> str:
         if only6 and shutil.which("busybox"):
             raise Failure(f"{path} is upstream's pipework and busybox is installed: its "
                           "`busybox ipcalc` cannot parse IPv6, so pods of IPv6-only network(s) "
-                          f"{', '.join(only6)} would fail setup; use the 2015 pipework "
+                          f"{', '.join(only6)} would fail setup; use the 2014 copy of pipework "
                           "(scripts/host-setup installs it) or give those networks an IPv4 "
                           "subnet too")
-        return f"found at {path}, supports VLANs; upstream's current generation (-a 6 for IPv6)"
-    return f"found at {path}, supports VLANs; the 2015 generation (no -a)"
+    return f"found at {path}, supports VLANs; {pipework.describe(pipework.generation_of(text))}"
 
 
 def _tools() -> str:

@@ -39,7 +39,9 @@ def test_list_shows_each_attachment_with_its_state(plugin, bridge, make_containe
     assert table["22-live"]["mac"].startswith("0a:58:")
     assert table["22-live"]["infra_id"] == live.id[:12]
     text = plugin.ok("list").output
-    assert "22-live" in text.splitlines()[1] + text.splitlines()[2] and "state" in text.splitlines()[0]
+    heads = [line for line in text.splitlines() if not line.startswith(" ")]
+    assert heads == [f"{NS}/22-live eth1: ok", f"{NS}/23-dead eth1: container gone"], text
+    assert "None" not in text and max(map(len, text.splitlines())) <= 80
     plugin.ok("teardown", NS, "22-live", live.id)
     plugin.ok("teardown", NS, "23-dead", dead.id)
 
@@ -89,8 +91,20 @@ def test_doctor_passes_then_names_the_broken_check(tmp_path, plugin, bridge):
     plugin.configure(base_config(bridge, pipework=str(tmp_path / "nowhere")))
     call = plugin("doctor")
     assert call.code != 0
-    failing = [line for line in call.lines if line.startswith("pipework")]
-    assert failing and "False" in failing[0] and "install pipework" in failing[0]
+    assert "fix: install pipework" in doctor_rows(call.output)["pipework"]
+
+
+def doctor_rows(text: str) -> dict[str, str]:
+    """doctor's human output by check: "FAIL"/"ok", what it found and the fix, one string."""
+    rows: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        if line.startswith(("ok  ", "FAIL  ")):
+            name = line[6:].split(":")[0]
+            rows[name] = line
+        elif line.startswith(" ") and name:
+            rows[name] += " " + line.strip()
+    return rows
 
 
 def test_two_networks_per_pod_all_or_nothing(tmp_path, bridge, container):
