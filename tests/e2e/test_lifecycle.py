@@ -86,7 +86,8 @@ def test_doctor_passes_then_names_the_broken_check(tmp_path, plugin, bridge):
     plugin.ok("init")
     report = json.loads(plugin.ok("doctor", "--json").output)
     assert all(c["ok"] for c in report), report
-    assert {"open vswitch", "docker", "pipework", "kubelet install", f"bridge {bridge}"} <= {
+    assert {"open vswitch", "docker", "pipework", "kubelet install myplugin", f"bridge {bridge}",
+            "pods"} <= {
         c["name"] for c in report}
     plugin.configure(base_config(bridge, pipework=str(tmp_path / "nowhere")))
     call = plugin("doctor")
@@ -105,6 +106,35 @@ def doctor_rows(text: str) -> dict[str, str]:
         elif line.startswith(" ") and name:
             rows[name] += " " + line.strip()
     return rows
+
+
+def test_doctor_fails_naming_the_pods_list_shows_unhealthy(plugin, bridge, make_container):
+    """Issue 25 item 6: a veth deleted by hand, a port deleted by hand, a container gone:
+    each state is a failed row naming its pod, and doctor exits non-zero."""
+    plugin.ok("init")
+    pods = {name: make_container(name) for name in ("ok", "veth", "port", "gone")}
+    for name, c in pods.items():
+        plugin.ok("setup", NS, f"22-{name}", c.id)
+    assert {c["name"]: c["ok"] for c in json.loads(plugin.ok("doctor", "--json").output)}[
+        "pods"] is True
+    hostnet.run(["ip", "link", "del", names.host_veth(pods["veth"].id, "eth1")])
+    hostnet.ovs("del-port", bridge, names.host_veth(pods["port"].id, "eth1"))
+    hostnet.remove_container(pods["gone"].id)
+    call = plugin("doctor")
+    assert call.code == 1 and call.lines[-1].startswith("myplugin: doctor: 3 of "), call.output
+    found = doctor_rows(call.output)
+    assert found["pods interface error"].startswith(f"FAIL  pods interface error: 1: {NS}/22-veth eth1")
+    assert found["pods port missing"].startswith(f"FAIL  pods port missing: 1: {NS}/22-port eth1")
+    assert found["pods container gone"].startswith(
+        f"FAIL  pods container gone: 1: {NS}/22-gone eth1")
+    assert "fix: run gc" in found["pods container gone"] and "pods" not in {
+        name for name in found if name == "pods"}
+    states = {r["pod"]: r["state"] for r in rows(plugin)}
+    assert states == {"22-ok": "ok", "22-veth": "interface error", "22-port": "port missing",
+                      "22-gone": "container gone"}
+    for name, c in pods.items():
+        plugin.ok("teardown", NS, f"22-{name}", c.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
 
 
 def test_two_networks_per_pod_all_or_nothing(tmp_path, bridge, container):

@@ -125,6 +125,7 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     a.configure(uplink={"interface": "uplink0", "vlans": [22, 23, 30]})
     drift = check(cluster, "a", "uplink uplink0")
     assert not drift["ok"] and "30" in drift["detail"], drift
+    assert drift["fix"] == "run init: it corrects this", drift  # issue 25 item 8
     uuid = a.ports()["uplink0"]["_uuid"]
     a.ok("init")
     port = a.ports()["uplink0"]
@@ -151,6 +152,9 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
         assert list(a.ports()) == ["uplink0"]
         flagged = check(cluster, "a", "uplink uplink1")
         assert not flagged["ok"] and "192.0.2.1/24" in flagged["detail"], flagged
+        # issue 25 item 8: not "run init", which refuses it; what init needs instead
+        assert flagged["fix"].startswith("init refuses it: move the address off uplink1")
+        assert "run init" not in flagged["fix"], flagged
         a.node.run(["ip", "addr", "del", "192.0.2.1/24", "dev", "uplink1"], check=True)
         stale = check(cluster, "a", "uplink uplink1")
         assert not stale["ok"] and "former uplink uplink0" in stale["detail"], stale
