@@ -50,29 +50,38 @@ def _json(rows: list[Any]) -> None:
 
 
 def cmd_gc(config, log, rest: list[str]) -> None:
+    """Every removal (or, dry, every one it would make) and everything it could not judge,
+    one line or one object each; then, if something was not judged, Docker's exit code."""
+    from dataclasses import asdict
+
+    from plugin.errors import DockerUnavailable
     from plugin.frontends import render
+    from plugin.ops.actions import NOT_JUDGED
 
     node, rest = option(rest, "--node")
+    given = flags(rest, {"--force", "--dry-run", "--json"} if node is not None
+                  else {"--dry-run", "--json"})
+    dry_run = "--dry-run" in given
     if node is not None:
         from plugin.ops.cluster import free_node
 
-        given = flags(rest, {"--force", "--dry-run", "--json"})
-        actions = free_node(config, node, "--force" in given, "--dry-run" in given)
-        log.set(node=node, actions=actions, dry_run="--dry-run" in given)
-        if "--json" in given:
-            print(json.dumps(actions, indent=1))
-        else:
-            print(render.plain(actions) if actions else f"node {node} holds no lease in etcd")
-        return
-    from plugin.ops.gc import sweep
-
-    given = flags(rest, {"--dry-run", "--json"})
-    actions = sweep(config, log, dry_run="--dry-run" in given)
-    log.set(actions=actions, dry_run="--dry-run" in given)
-    if "--json" in given:
-        print(json.dumps(actions, indent=1))
+        actions = free_node(config, node, "--force" in given, dry_run)
+        log.set(node=node)
+        quiet = f"node {node} holds no lease in etcd"
     else:
-        print(render.plain(actions) if actions else "nothing to sweep")
+        from plugin.ops.gc import sweep
+
+        actions = sweep(config, log, dry_run=dry_run)
+        quiet = "nothing to sweep"
+    log.set(actions=[a.line() for a in actions], dry_run=dry_run)
+    if "--json" in given:
+        print(json.dumps([asdict(a) for a in actions], indent=1))
+    else:
+        print(render.plain([a.line() for a in actions]) if actions else quiet)
+    unjudged = [a for a in actions if a.outcome == NOT_JUDGED]
+    if unjudged:
+        raise DockerUnavailable(f"gc: {len(unjudged)} not judged (no Docker)",
+                                "start dockerd and run gc again")
 
 
 def cmd_list(config, log, rest: list[str]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from plugin.config.schema import Config
 from plugin.errors import ConfigError, InputError
 from plugin.ipam.allocators import Allocators
+from plugin.ops.actions import REMOVED, WOULD_REMOVE, Action
 
 RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
 
@@ -44,7 +45,7 @@ def leases(config: Config) -> list[ClusterLease]:
             for owner, lease in allocators.cluster_leases()]
 
 
-def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str]:
+def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[Action]:
     """Release every etcd lease of `node`; refuse if it was seen recently (or is this one)."""
     allocators = etcd_allocators(config, "gc --node")
     if node == config.node_name and not force:
@@ -60,8 +61,10 @@ def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str
             continue
         if not dry_run:
             allocators.release(owner, lease.network)
-        freed.append(f"free {lease.address} on {lease.network} of {owner.namespace}/"
-                     f"{owner.pod} ({owner.infra_id[:12]} {owner.interface}) on node {node}")
+        freed.append(Action(WOULD_REMOVE if dry_run else REMOVED,
+                            f"lease {lease.address} on {lease.network}",
+                            f"{owner.namespace}/{owner.pod}",
+                            f"node {node} is gone ({owner.infra_id[:12]} {owner.interface})"))
     return freed
 
 

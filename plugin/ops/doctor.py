@@ -106,8 +106,10 @@ def _uplink(ovs: Ovs, config: Config) -> str:
     assert config.uplink is not None
     found = uplink.problems(ovs, config.uplink, config.node_name)
     if found:
+        # What init refuses comes first: until it is fixed, "run init" would not help.
+        fixes = list(dict.fromkeys(fix for _, fix in found if fix != uplink.INIT))
         raise BackendError("; ".join(problem for problem, _ in found),
-                           "; ".join(dict.fromkeys(fix for _, fix in found)))
+                           "; ".join(fixes or [uplink.INIT]))
     return (f"up, on bridge {config.uplink.bridge}, trunks "
             f"{uplink.describe(ovs.port(config.uplink.interface))}")  # type: ignore[arg-type]
 

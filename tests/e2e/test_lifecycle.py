@@ -72,14 +72,61 @@ def test_gc_sweeps_dead_pods_and_spares_live_and_foreign_ports(plugin, bridge, m
             os.unlink(dangling)
 
 
-def test_gc_refuses_to_guess_without_docker(tmp_path, bridge, container):
+def test_gc_without_docker_says_what_it_did_and_could_not_judge(tmp_path, bridge, make_container):
+    """Issue 25 item 10: with Docker unreachable, gc still sweeps what needs no Docker and
+    prints every removal; it names each attachment and lease it could not judge, exits 5,
+    and never claims "the rest was swept". The dry run prints what it would do, and both
+    log lines keep dry_run."""
     plugin = make_plugin(str(tmp_path), base_config(bridge))
-    plugin.ok("setup", NS, "22-x", container.id)
-    plugin.configure(base_config(bridge, docker_url=f"unix://{tmp_path}/none.sock"))
-    call = plugin("gc")
-    assert call.code == 5 and "Docker" in call.output and len(call.lines) == 1
-    assert len(our_ports(bridge)) == 1
-    plugin.ok("teardown", NS, "22-x", container.id)
+    kept = make_container("kept")
+    plugin.ok("setup", NS, "22-kept", kept.id)
+    dangling = os.path.join(hostnet.NETNS_DIR, "4999998")
+    os.symlink("/proc/4999998/ns/net", dangling)
+    try:
+        plugin.configure(base_config(bridge, docker_url=f"unix://{tmp_path}/none.sock"))
+        for dry in (True, False):
+            call = plugin("gc", "--json", *(["--dry-run"] if dry else []))
+            assert call.code == 5, call.output
+            actions = json.JSONDecoder().raw_decode(call.output)[0]
+            assert "the rest was swept" not in call.output
+            assert call.lines[-1] == ("myplugin: gc: 2 not judged (no Docker); start dockerd "
+                                      "and run gc again")
+            assert {(a["outcome"], a["pod"], a["what"].split()[0]) for a in actions} == {
+                ("not judged", f"{NS}/22-kept", "port"), ("not judged", f"{NS}/22-kept", "lease"),
+                ("would remove" if dry else "removed", "", dangling)}, actions
+            assert all(set(a) == {"outcome", "what", "pod", "why"} for a in actions)
+            assert os.path.lexists(dangling) == dry
+            logged = plugin.log_records()[-1]
+            assert logged["dry_run"] is dry and len(logged["actions"]) == 3, logged
+        human = plugin("gc", "--dry-run")
+        assert human.code == 5 and f"not judged port {names.host_veth(kept.id, 'eth1')}" in \
+            human.output and max(map(len, human.lines)) <= 80, human.output
+        assert len(our_ports(bridge)) == 1 and len(leases(plugin)) == 1
+    finally:
+        if os.path.lexists(dangling):
+            os.unlink(dangling)
+    plugin.ok("teardown", NS, "22-kept", kept.id)
+
+
+def test_gc_without_docker_collects_a_lease_nothing_holds(tmp_path, bridge):
+    """Issue 19 item 11: a lease of a 64-hex owner with no record and no port, on a node
+    where Docker does not answer, was counted alive ("nothing to sweep", exit 0). Nothing
+    can hold it: judged again under the pod's lock, it is collected, and said so."""
+    from plugin.config.loader import load
+    from plugin.ipam.allocators import Allocators
+    from tests.support.ipamdata import owner
+
+    plugin = make_plugin(str(tmp_path), base_config(
+        bridge, docker_url=f"unix://{tmp_path}/none.sock"))
+    orphan = owner(7)
+    (lease,) = Allocators.for_config(load(plugin.config_path)).allocate(orphan, 22)
+    assert len(leases(plugin)) == 1
+    call = plugin.ok("gc", "--json")
+    (action,) = json.loads(call.output)
+    assert action == {"outcome": "removed", "what": f"lease {lease.address} on pods",
+                      "pod": f"{orphan.namespace}/{orphan.pod}",
+                      "why": "no record and no port holds it"}, action
+    assert leases(plugin) == [] and plugin.ok("gc").output.strip() == "nothing to sweep"
 
 
 def test_doctor_passes_then_names_the_broken_check(tmp_path, plugin, bridge):
