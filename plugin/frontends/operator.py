@@ -94,13 +94,19 @@ def cmd_list(config, log, rest: list[str]) -> None:
         from plugin.ops.cluster import leases
 
         found = leases(config)
-        _json(found) if "--json" in given else print(render.cluster(found))
+        if "--json" in given:
+            _json(found)
+        else:
+            print(render.cluster(found))
         return
     from plugin.ops.listing import rows
     from plugin.ops.liveness import Liveness
 
     listed = [replace(r, infra_id=r.infra_id[:12]) for r in rows(config, Liveness(config))]
-    _json(listed) if "--json" in given else print(render.attachments(listed))
+    if "--json" in given:
+        _json(listed)
+    else:
+        print(render.attachments(listed))
 
 
 def cmd_doctor(config, log, rest: list[str]) -> None:
@@ -109,7 +115,10 @@ def cmd_doctor(config, log, rest: list[str]) -> None:
 
     given = flags(rest, {"--json"})
     checks = run_checks(config, sys.argv[0])
-    _json(checks) if "--json" in given else print(render.checks(checks))
+    if "--json" in given:
+        _json(checks)
+    else:
+        print(render.checks(checks))
     failed = [c.name for c in checks if not c.ok]
     if failed:
         raise Failure(f"doctor: {len(failed)} of {len(checks)} checks failed",
