@@ -102,7 +102,7 @@ def test_the_pod_lock_has_a_deadline_and_names_its_holder(tmp_path, bridge, cont
     try:
         wait_for(started)
         call = plugin("teardown", NS, "22-x", container.id)
-        assert call.code == 6 and len(call.lines) == 1, call.output
+        assert call.code == 9 and len(call.lines) == 1, call.output  # LockTimeout's code
         assert f"still held by another process (pid {setup.pid}) after 1s" in call.output
     finally:
         setup.kill()
@@ -123,7 +123,7 @@ def test_a_claim_applied_in_etcd_whose_reply_was_lost_is_undone(tmp_path, bridge
                 {"name": "pods", "vlans": "all", "subnet": "10.98.0.0/24",
                  "allocator": "etcd"}]))
         call = plugin("setup", NS, "22-x", container.id)
-        assert call.code == 6 and "etcd" in call.output, call.output
+        assert call.code == 8 and "etcd" in call.output, call.output  # EtcdError's code
         assert proxy.dropped == 1
         assert etcd_keys(server, "/lost/ipam/") in ([], ["/lost/ipam/pods/last_reserved"])
         plugin.ok("setup", NS, "22-x", container.id)  # and the next attempt works
@@ -152,7 +152,7 @@ def test_an_etcd_outage_does_not_block_a_pod_of_a_local_network(tmp_path, bridge
         etcd_server.stop(server)
         plugin.ok("teardown", NS, "22-l", local.id)  # its record names local22 alone
         failed = plugin("teardown", NS, "30-c", cluster.id)  # its own network is down
-        assert failed.code == 6 and "etcd" in failed.output
+        assert failed.code == 8 and "etcd" in failed.output
         assert names.host_veth(cluster.id, "eth1") not in our_ports(bridge)  # port gone anyway
         # No record and no port (a teardown the kubelet repeats, or of a pod never set up):
         # every allocator is asked, best effort; the one that is down is logged, not fatal.

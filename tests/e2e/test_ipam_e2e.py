@@ -120,7 +120,7 @@ def test_etcd_unreachable_fails_in_bounded_time(scope, tmp_path, bridge, contain
     etcd_server.stop(etcd)
     before = scope.leaks()
     call = plugin("setup", NS, "22-x", container.id, timeout=60)  # a hang fails here
-    assert call.code == 6 and len(call.lines) == 1 and "etcd" in call.output, call.output
+    assert call.code == 8 and len(call.lines) == 1 and "etcd" in call.output, call.output
     assert scope.leaks() == before
     etcd.process = etcd_server.start(etcd.data_dir, etcd.client_port, etcd.peer_port).process
 
