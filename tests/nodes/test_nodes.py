@@ -469,7 +469,7 @@ def test_gc_frees_the_leases_of_a_dead_node(cluster: Cluster) -> None:
     assert len([p for p in cluster["b"].ports() if p != "uplink0"]) == 3
     assert a.ok("gc", "--node", "b", "--force").output.strip() == "node b holds no lease in etcd"
     print(f"\nnodes: gc --node b refused: {refused.output.strip()!r}\n"
-          f"nodes: gc --node b --force:\n  " + "\n  ".join(forced.lines))
+          f"nodes: gc --node b --force:\n  " + "\n  ".join(f["what"] for f in forced))
 
     # Node b comes back (or is wiped): its kubelet tears its pods down; the leases are gone
     # already, which teardown takes in its stride.
