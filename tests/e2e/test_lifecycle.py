@@ -19,6 +19,9 @@ from tests.support.kubelet import make_plugin, status_ip
 from .test_exec_plugin import NS, base_config, leases, our_ports
 
 
+VSWITCHD_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
+
+
 @pytest.fixture
 def plugin(tmp_path, bridge):
     return make_plugin(str(tmp_path), base_config(bridge))
@@ -234,8 +237,11 @@ def test_status_and_teardown_work_with_docker_unreachable(tmp_path, bridge, cont
 def test_teardown_after_ovs_vswitchd_restart(plugin, bridge, container):
     plugin.ok("setup", NS, "22-x", container.id)
     hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"])
-    hostnet.wait_until(lambda: hostnet.run(["ovs-appctl", "-t", "ovs-vswitchd", "version"],
-                                           check=False).returncode != 0, timeout=10)
+    # Gone means its pidfile is gone too: it stops answering before it removes the file, and
+    # a restart in between aborts ("already running"), leaving the host without a switch.
+    assert hostnet.wait_until(lambda: hostnet.run(
+        ["ovs-appctl", "-t", "ovs-vswitchd", "version"], check=False).returncode != 0
+        and not os.path.exists(VSWITCHD_PIDFILE), timeout=10)
     hostnet.run(["ovs-vswitchd", "--pidfile", "--detach", "--disable-system", "--log-file"])
     plugin.ok("teardown", NS, "22-x", container.id)
     assert hostnet.wait_until(lambda: os.path.exists(f"/sys/class/net/{bridge}"), timeout=30)
