@@ -182,8 +182,13 @@ def dangling_netns_links() -> list[int]:
 
 
 def remove_netns_link(pid: int) -> bool:
+    """Whether the link was there: gc and a rollback may race on it (or an operator's `ip
+    netns del`), so a link that vanishes between the look and the unlink counts as removed."""
     path = netns_link(pid)
-    if os.path.islink(path):
+    if not os.path.islink(path):
+        return False
+    try:
         os.unlink(path)
-        return True
-    return False
+    except FileNotFoundError:
+        pass
+    return True

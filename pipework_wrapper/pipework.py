@@ -7,8 +7,9 @@ a gateway), the host-side name chosen by us rather than derived from the PID. Ne
 Docker's default route (the pod's cluster network) for good.
 
 Two generations are in use: the copy in PyPI's docker-executor (upstream as of
-2015) and upstream's current one, which runs `ip -4` unless told `-a 6` (the older
-copy takes `-a` for a container name). Their usage texts tell them apart.
+2014-11, "the 2014 copy", which scripts/host-setup installs) and upstream's current
+one, which runs `ip -4` unless told `-a 6` (the older copy takes `-a` for a container
+name). Their usage texts tell them apart.
 """
 
 from __future__ import annotations
@@ -34,9 +35,22 @@ def usage(program: str, timeout: float = 10.0) -> str:
     return run(program, [], timeout=timeout, ok=(0, 1)).output
 
 
+# The one name of each generation, as doctor, `version` and the README give it.
+GENERATIONS = {"2014": "the 2014 copy (docker-executor's; no -a)",
+               "upstream": "upstream's current generation (-a 6 for IPv6)"}
+
+
 def generation(program: str, timeout: float = 10.0) -> str:
-    """"upstream" (takes -a) or "2015" (the docker-executor copy), from its usage text."""
-    return "upstream" if UPSTREAM_MARK in usage(program, timeout) else "2015"
+    return generation_of(usage(program, timeout))
+
+
+def generation_of(text: str) -> str:
+    """"upstream" (takes -a) or "2014" (the docker-executor copy), from its usage text."""
+    return "upstream" if UPSTREAM_MARK in text else "2014"
+
+
+def describe(found: str) -> str:
+    return GENERATIONS[found]
 
 
 def attach(program: str, args: list[str], timeout: float, quiet_dir: str) -> Result:

@@ -12,7 +12,8 @@ from pipework_wrapper.errors import ContainerNotFound, DockerUnavailable, Failur
 
 __all__ = ["Failure", "UsageError", "ConfigError", "InputError", "ContainerError",
            "ContainerNotFound", "DockerUnavailable", "BackendError", "ToolFailed",
-           "NotReady", "AllocationError", "AddressRefused", "shown"]
+           "NotReady", "EtcdError", "LockTimeout", "AllocationError", "AddressRefused",
+           "NeedsRoot", "shown"]
 
 SHOWN = 60  # characters of an outside value a message (and so the log) may echo
 
@@ -47,6 +48,19 @@ class BackendError(Failure):
 
 class NotReady(BackendError):
     """The node is not ready for pods yet (no bridge): a CNI runtime may retry later."""
+
+
+class EtcdError(BackendError):
+    """etcd does not answer or refuses a request: its own exit code, since the fix (start
+    etcd, fix `etcd.endpoints`) is not the fix of an Open vSwitch failure."""
+
+
+class LockTimeout(BackendError):
+    """A pod's lock is still held after `timeouts.lock`: another call on that pod is stuck."""
+
+
+class NeedsRoot(Failure):
+    """An operator command run by another user: every check would fail for that one cause."""
 
 
 class AllocationError(Failure):

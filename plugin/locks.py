@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 from pipework_wrapper import command
 from plugin import names
-from plugin.errors import BackendError
+from plugin.errors import LockTimeout
 
 FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.02
 TOKEN_VARIABLE = "VLANPIPE_LOCK_TOKEN"
@@ -192,7 +192,7 @@ def _acquire(fd: int, path: str, timeout: float,
             if now >= deadline:
                 holder = holder_of(path)
                 who = f" (pid {holder.pid})" if holder else ""
-                raise BackendError(
+                raise LockTimeout(
                     f"lock {path} still held by another process{who} after {round(timeout, 1):g}s",
                     f"a plugin call may be stuck: find it with 'fuser {path}'",
                 ) from None

@@ -1,4 +1,5 @@
-"""The kubelet's exec network-plugin protocol (kubelet 1.0-1.5), plus operator commands.
+"""The kubelet's exec network-plugin protocol (kubelet 1.0-1.5), and the entry of the
+operator commands (`operator.py`), with `--help` and `--version` for all of them.
 
     NAME init | setup NS POD INFRA_ID | teardown NS POD INFRA_ID | status NS POD INFRA_ID
 
@@ -11,44 +12,21 @@ plumbum or the Docker SDK.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 
-from plugin.errors import (AllocationError, BackendError, ConfigError, ContainerError,
-                           ContainerNotFound, DockerUnavailable, Failure, InputError, ToolFailed,
-                           UsageError)
+from plugin.errors import Failure, UsageError
+from plugin.frontends import usage
+from plugin.frontends.exitcodes import exit_code
 
-PROG = "vlanpipe"
-USAGE = f"""usage: {PROG} [--config PATH] COMMAND
-kubelet commands:
-  init
-  setup NAMESPACE POD INFRA_CONTAINER_ID
-  teardown NAMESPACE POD INFRA_CONTAINER_ID
-  status NAMESPACE POD INFRA_CONTAINER_ID
-operator commands:
-  install [--dir DIR] [--name NAME]   put the plugin where the kubelet looks (DIR/NAME/NAME)
-  gc [--dry-run] [--json]             remove ports, veths and leases of gone containers
-  gc --node NAME [--force] [--dry-run] [--json]
-                                      free the etcd leases of a node gone for good
-  list [--json]                       one row per attachment, with its state
-  list --cluster [--json]             every lease in etcd, its node, when it was last seen
-  doctor [--json]                     check this node; exit 1 if a check fails"""
+HELP_FLAGS = ("--help", "-h")
+
 POD_COMMANDS = ("setup", "teardown", "status")
 # The kubelet asks for status on every pod sync: it is logged only when it fails (or with
 # log.debug), so the log of a node that runs for months stays small.
 QUIET_WHEN_OK = ("status",)
-# The one place failures become exit codes; the first matching class wins.
-EXIT_CODES: tuple[tuple[type[Failure], int], ...] = (
-    (UsageError, 2),
-    (ConfigError, 3),
-    (InputError, 4),
-    ((ContainerError, ContainerNotFound, DockerUnavailable), 5),
-    ((BackendError, ToolFailed), 6),
-    (AllocationError, 7),
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +45,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args:
         return _fail(UsageError("no command given"))
     command, rest = args[0], args[1:]
+    if command in (*HELP_FLAGS, "help"):
+        print(usage.program())
+        return 0
+    if command == "--version":
+        command = "version"
+    if any(flag in rest for flag in HELP_FLAGS) and command in usage.COMMANDS:
+        sub = f"{command} {rest[0]}" if command == "pin" and rest[0] not in HELP_FLAGS else ""
+        print(usage.command(sub if sub in usage.COMMANDS else command))
+        return 0
+    if command == "version":
+        from plugin.frontends.operator import version
+
+        if rest:
+            return _fail(UsageError("version takes no arguments"))
+        print(version(config_path, executable))
+        return 0
     if command in POD_COMMANDS and len(rest) != 3:
         return _fail(UsageError(f"{command} takes NAMESPACE POD INFRA_CONTAINER_ID, "
                                 f"got {len(rest)} arguments"))
@@ -83,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = COMMANDS.get(command)
     if handler is None:
         return _fail(UsageError(f"unknown command {command!r}"))
+    if command not in POD_COMMANDS and command != "init":
+        from plugin.frontends.operator import require_root
+
+        try:
+            require_root(command)
+        except Failure as exc:
+            return _fail(exc)
     return _run(handler, command, rest, config_path, executable, started)
 
 
@@ -120,14 +121,10 @@ def _fail(exc: Failure) -> int:
     What a command printed before it failed (doctor's table) comes first."""
     sys.stdout.flush()
     if isinstance(exc, UsageError):
-        print(f"{PROG}: {exc.message}\n{USAGE}", file=sys.stderr)
+        print(f"{usage.prog()}: {exc.message}\n{usage.program()}", file=sys.stderr)
     else:
-        print(f"{PROG}: {exc.line()}", file=sys.stderr)
+        print(f"{usage.prog()}: {exc.line()}", file=sys.stderr)
     return exit_code(exc)
-
-
-def exit_code(exc: Failure) -> int:
-    return next((code for kinds, code in EXIT_CODES if isinstance(exc, kinds)), 1)
 
 
 def _startup_ms(started: float) -> float | None:
@@ -197,98 +194,20 @@ def _install(rest: list[str]) -> int:
     return 0
 
 
-def _option(rest: list[str], name: str) -> tuple[str | None, list[str]]:
-    """The value of `name VALUE` in `rest`, and the rest without it."""
-    if name not in rest:
-        return None, rest
-    at = rest.index(name)
-    if at + 1 >= len(rest) or rest[at + 1].startswith("--"):
-        raise UsageError(f"{name} needs a value")
-    return rest[at + 1], rest[:at] + rest[at + 2:]
+def _operator(name: str) -> Callable:
+    """An operator command, imported only when it runs."""
+    def run(config, log, rest: list[str]) -> None:
+        from plugin.frontends import operator
 
-
-def _flags(rest: list[str], allowed: set[str]) -> set[str]:
-    unknown = set(rest) - allowed
-    if unknown:
-        raise UsageError(f"unknown option {sorted(unknown)[0]!r}")
-    return set(rest)
-
-
-def _print(rows: list, as_json: bool, columns: tuple[str, ...]) -> None:
-    from dataclasses import asdict
-
-    if as_json:
-        print(json.dumps([asdict(r) for r in rows], indent=1))
-        return
-    table = [columns] + [tuple(str(getattr(r, c)) for c in columns) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-
-
-def cmd_gc(config, log, rest: list[str]) -> None:
-    node, rest = _option(rest, "--node")
-    if node is not None:
-        from plugin.ops.cluster import free_node
-
-        flags = _flags(rest, {"--force", "--dry-run", "--json"})
-        actions = free_node(config, node, "--force" in flags, "--dry-run" in flags)
-        log.set(node=node, actions=actions, dry_run="--dry-run" in flags)
-        if "--json" in flags:
-            print(json.dumps(actions, indent=1))
-        else:
-            print("\n".join(actions) if actions else f"node {node} holds no lease in etcd")
-        return
-    from plugin.ops.gc import sweep
-
-    flags = _flags(rest, {"--dry-run", "--json"})
-    actions = sweep(config, log, dry_run="--dry-run" in flags)
-    log.set(actions=actions, dry_run="--dry-run" in flags)
-    if "--json" in flags:
-        print(json.dumps(actions, indent=1))
-    else:
-        print("\n".join(actions) if actions else "nothing to sweep")
-
-
-def cmd_list(config, log, rest: list[str]) -> None:
-    flags = _flags(rest, {"--json", "--cluster"})
-    if "--cluster" in flags:
-        from plugin.ops.cluster import leases
-
-        _print(leases(config), "--json" in flags, ("network", "address", "node", "node_seen",
-                                                   "namespace", "pod", "interface"))
-        return
-    from plugin.ops.listing import rows as listed
-    from plugin.ops.liveness import Liveness
-
-    rows = listed(config, Liveness(config))
-    _print([_short_id(r) for r in rows], "--json" in flags,
-           ("namespace", "pod", "infra_id", "interface", "port", "bridge", "vlan", "address",
-            "mac", "state"))
-
-
-def _short_id(row):
-    from dataclasses import replace
-
-    return replace(row, infra_id=row.infra_id[:12])
-
-
-def cmd_doctor(config, log, rest: list[str]) -> None:
-    from plugin.ops.doctor import run_checks
-
-    flags = _flags(rest, {"--json"})
-    checks = run_checks(config, sys.argv[0])
-    _print(checks, "--json" in flags, ("name", "ok", "detail", "fix"))
-    failed = [c.name for c in checks if not c.ok]
-    if failed:
-        raise Failure(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}",
-                          "apply the fixes listed above")
+        getattr(operator, f"cmd_{name}")(config, log, rest)
+    return run
 
 
 COMMANDS: dict[str, Callable] = {
-    "gc": cmd_gc,
-    "list": cmd_list,
-    "doctor": cmd_doctor,
+    "gc": _operator("gc"),
+    "list": _operator("list"),
+    "doctor": _operator("doctor"),
+    "pin": _operator("pin"),
     "init": cmd_init,
     "setup": cmd_setup,
     "teardown": cmd_teardown,

@@ -16,23 +16,41 @@ import json
 from plugin import names
 from plugin.errors import AllocationError
 from plugin.ipam.model import Pin
-from plugin.ipam.stores.etcd_client import EtcdConnection
+from plugin.ipam.stores.etcd_client import EtcdConnection, delete_op, put_op
+
+
+def pin_key(prefix: str, namespace: str, pod: str) -> str:
+    return f"{prefix}/pins/{namespace}/{pod}"
 
 
 def read_pin(etcd: EtcdConnection, prefix: str, namespace: str, pod: str) -> Pin | None:
     """The operator's pin for a pod. The network's subnet decides the prefix length."""
-    key = f"{prefix}/pins/{namespace}/{pod}"
+    key = pin_key(prefix, namespace, pod)
     entry = etcd.get(key)
     if entry is None:
         return None
     try:
-        return _decode_pin(entry.value)
+        return decode_pin(entry.value)
     except ValueError as exc:
         raise AllocationError(f"pin {key} in etcd is unreadable: {exc}",
-                              f"fix it, or delete it with 'etcdctl del {key}'") from None
+                              f"fix it with 'vlanpipe pin set {namespace}/{pod} ...', or "
+                              f"remove it with 'vlanpipe pin del {namespace}/{pod}'") from None
 
 
-def _decode_pin(value: bytes) -> Pin:
+def write_pin(etcd: EtcdConnection, prefix: str, namespace: str, pod: str,
+              value: bytes) -> None:
+    """Store a pin (`value` already read back by `decode_pin`)."""
+    etcd.txn([], [put_op(pin_key(prefix, namespace, pod), value)])
+
+
+def delete_pin(etcd: EtcdConnection, prefix: str, namespace: str, pod: str) -> bool:
+    """Remove a pod's pin; whether there was one."""
+    _, responses = etcd.txn([], [delete_op(pin_key(prefix, namespace, pod))])
+    return bool(responses) and int(responses[0].get("response_delete_range", {})
+                                   .get("deleted", 0)) > 0
+
+
+def decode_pin(value: bytes) -> Pin:
     try:
         body = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError):

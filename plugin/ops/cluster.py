@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 
 from plugin.config.schema import Config
-from plugin.errors import InputError
+from plugin.errors import ConfigError, InputError
 from plugin.ipam.allocators import Allocators
+from plugin.ops.actions import REMOVED, WOULD_REMOVE, Action
 
 RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
 
@@ -36,7 +37,7 @@ class ClusterLease:
 
 def leases(config: Config) -> list[ClusterLease]:
     """Every lease in etcd, with its node and when that node was last seen."""
-    allocators = Allocators.for_config(config)
+    allocators = etcd_allocators(config, "list --cluster")
     seen = allocators.nodes_seen()
     return [ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
                          owner.pod, owner.infra_id, owner.interface,
@@ -44,9 +45,9 @@ def leases(config: Config) -> list[ClusterLease]:
             for owner, lease in allocators.cluster_leases()]
 
 
-def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str]:
+def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[Action]:
     """Release every etcd lease of `node`; refuse if it was seen recently (or is this one)."""
-    allocators = Allocators.for_config(config)
+    allocators = etcd_allocators(config, "gc --node")
     if node == config.node_name and not force:
         raise InputError(f"node {node} is this node", "run gc without --node to sweep it")
     last = allocators.nodes_seen().get(node)
@@ -60,9 +61,21 @@ def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str
             continue
         if not dry_run:
             allocators.release(owner, lease.network)
-        freed.append(f"free {lease.address} on {lease.network} of {owner.namespace}/"
-                     f"{owner.pod} ({owner.infra_id[:12]} {owner.interface}) on node {node}")
+        freed.append(Action(WOULD_REMOVE if dry_run else REMOVED,
+                            f"lease {lease.address} on {lease.network}",
+                            f"{owner.namespace}/{owner.pod}",
+                            f"node {node} is gone ({owner.infra_id[:12]} {owner.interface})"))
     return freed
+
+
+def etcd_allocators(config: Config, command: str) -> Allocators:
+    """The allocators, for a command that reads etcd: without an etcd section there is
+    nothing it could read, and an empty answer would look like "no lease"."""
+    if config.etcd is None:
+        raise ConfigError(f"etcd is not configured: {command} reads the cluster's leases in "
+                          f"etcd, and {config.source} has no etcd section",
+                          "add an etcd: section (endpoints, prefix) as on the other nodes")
+    return Allocators.for_config(config)
 
 
 def _when(seen: float | None) -> str:

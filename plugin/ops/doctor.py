@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from dataclasses import dataclass
 from typing import Callable
 
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
+from plugin.config.files import check_private_dir
 from plugin.core.records import Attachment, RecordStore
-from plugin.errors import Failure, ToolFailed
+from plugin.errors import BackendError, Failure, ToolFailed
 from plugin.ops import checksums
+from plugin.ops import doctor_install as installed
+from plugin.ops import doctor_pods as pods
 
 
 @dataclass(frozen=True)
@@ -32,21 +34,21 @@ class Check:
 def run_checks(config: Config, executable: str) -> list[Check]:
     ovs = Ovs(config.ovs_timeout)
     checks: list[tuple[str, Callable[[], str], str]] = [
-        ("config", lambda: f"valid: {config.source}", "fix the config file"),
+        ("config", lambda: _config(config), "fix the config file"),
         ("open vswitch", lambda: _ovs(ovs), "start ovsdb-server and ovs-vswitchd (scripts/host-setup)"),
         *[(f"bridge {b}", (lambda b=b: _bridge(ovs, b, config.datapath_type)), "run the plugin's init command")
           for b in sorted({a.bridge for a in config.attachments})],
-        *([(f"uplink {config.uplink.interface}", lambda: _uplink(ovs, config),
-            "run the plugin's init command; see the README's multi-node section")]
+        *([(f"uplink {config.uplink.interface}", lambda: _uplink(ovs, config), "")]
           if config.uplink else []),
         ("docker", lambda: _docker(config), "start dockerd or set docker_url"),
         ("pipework", lambda: _pipework(config),
          "install pipework on the PATH or set pipework: to its path"),
         ("tools", _tools, "install iproute2 and util-linux"),
-        ("kubelet install", lambda: _installed(executable), "run: vlanpipe install --dir DIR --name NAME"),
+        *installed.checks(executable),
         ("log directory", lambda: _writable(os.path.dirname(config.log_file) or "."),
          f"create {os.path.dirname(config.log_file)} writable by root"),
-        ("state directory", lambda: _private(config.state_dir), f"run chmod go-w {config.state_dir}"),
+        ("state directory", lambda: _private(config.state_dir),
+         f"create {config.state_dir}, a directory of root's"),
         ("macs", lambda: _macs(config),
          "give each VLAN's IPv6 network a range within one /96 (config.yaml: networks)"),
         ("pod checksums", lambda: checksums.check(config),
@@ -56,17 +58,35 @@ def run_checks(config: Config, executable: str) -> list[Check]:
         ("records", lambda: _records(config),
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),
-         "check the etcd section; a damaged lease names its file or key"),
+         "a damaged lease names its file or key: fix or remove it"),
     ]
-    results = []
-    for name, probe, fix in checks:
-        try:
-            results.append(Check(name, True, probe()))
-        except Failure as exc:
-            results.append(Check(name, False, exc.line(), fix))
-        except OSError as exc:
-            results.append(Check(name, False, str(exc), fix))
+    results = [_run(name, probe, fix) for name, probe, fix in checks]
+    try:
+        results += [Check(*row) for row in pods.checks(config)]
+    except Failure as exc:
+        results.append(Check("pods", False, exc.message, exc.hint or "see the rows above"))
     return results
+
+
+def _run(name: str, probe: Callable[[], str], fix: str) -> Check:
+    """One check. A finding of the check itself (a plain Failure) gets the row's fix; any
+    other failure (etcd down, the config, a tool) names its own cause, so its own hint."""
+    try:
+        return Check(name, True, probe())
+    except Failure as exc:
+        own = type(exc) is Failure or not exc.hint
+        return Check(name, False, exc.message if exc.hint else exc.line(),
+                     fix if own and fix else exc.hint)
+    except OSError as exc:
+        return Check(name, False, str(exc), fix)
+
+
+def _config(config: Config) -> str:
+    """Valid on its own and as a whole: an etcd network needs the etcd section."""
+    from plugin.ipam.allocators import Allocators
+
+    Allocators.for_config(config)
+    return f"valid: {config.source}"
 
 
 def _ovs(ovs: Ovs) -> str:
@@ -91,7 +111,10 @@ def _uplink(ovs: Ovs, config: Config) -> str:
     assert config.uplink is not None
     found = uplink.problems(ovs, config.uplink, config.node_name)
     if found:
-        raise Failure("; ".join(found))
+        # What init refuses comes first: until it is fixed, "run init" would not help.
+        fixes = list(dict.fromkeys(fix for _, fix in found if fix != uplink.INIT))
+        raise BackendError("; ".join(problem for problem, _ in found),
+                           "; ".join(fixes or [uplink.INIT]))
     return (f"up, on bridge {config.uplink.bridge}, trunks "
             f"{uplink.describe(ovs.port(config.uplink.interface))}")  # type: ignore[arg-type]
 
@@ -202,11 +225,10 @@ def _pipework(config: Config) -> str:
         if only6 and shutil.which("busybox"):
             raise Failure(f"{path} is upstream's pipework and busybox is installed: its "
                           "`busybox ipcalc` cannot parse IPv6, so pods of IPv6-only network(s) "
-                          f"{', '.join(only6)} would fail setup; use the 2015 pipework "
+                          f"{', '.join(only6)} would fail setup; use the 2014 copy of pipework "
                           "(scripts/host-setup installs it) or give those networks an IPv4 "
                           "subnet too")
-        return f"found at {path}, supports VLANs; upstream's current generation (-a 6 for IPv6)"
-    return f"found at {path}, supports VLANs; the 2015 generation (no -a)"
+    return f"found at {path}, supports VLANs; {pipework.describe(pipework.generation_of(text))}"
 
 
 def _tools() -> str:
@@ -214,17 +236,6 @@ def _tools() -> str:
     if missing:
         raise Failure(f"not on the PATH: {', '.join(missing)}")
     return "ovs-vsctl, ip and nsenter found"
-
-
-def _installed(executable: str) -> str:
-    path = os.path.abspath(executable)
-    parent = os.path.basename(os.path.dirname(path))
-    if not os.access(path, os.X_OK):
-        raise Failure(f"{path} is not executable")
-    if parent != os.path.basename(path):
-        raise Failure(f"{path} is not laid out as DIR/NAME/NAME, the kubelet will not find it")
-    return f"{path} (--network-plugin={parent.replace('~', '/')} " \
-           f"--network-plugin-dir={os.path.dirname(os.path.dirname(path))})"
 
 
 def _writable(directory: str) -> str:
@@ -235,8 +246,8 @@ def _writable(directory: str) -> str:
 
 
 def _private(directory: str) -> str:
+    """What setup and gc demand of state_dir (files.check_private_dir: no symlink, ours,
+    not writable by others), and that it can be written."""
+    check_private_dir(directory, "state_dir")
     _writable(directory)
-    mode = os.stat(directory).st_mode
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Failure(f"{directory} is writable by others (mode {oct(mode & 0o777)})")
     return f"{directory} writable by its owner only"

@@ -6,14 +6,15 @@ plumber reaches it (`liveness.py`): Docker for a container, the namespace
 itself for a CRI runtime's. What it finds is only a candidate: under the
 pod's lock, just before anything is removed, it is asked about again, so a
 pod set up while gc ran is never touched. Without Docker, Docker's containers
-are not judged (and gc says so, with Docker's exit code, after doing the rest).
+are not judged: each is reported as such (the command exits with Docker's code
+after the rest is done), never counted alive in silence.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from pipework_wrapper import iproute
@@ -26,7 +27,9 @@ from plugin.core import marks
 from plugin.core.attach import Core
 from plugin.core.policy import PodRef
 from plugin.core.records import RecordStore
-from plugin.errors import DockerUnavailable, Failure
+from plugin.errors import Failure
+from plugin.ops.actions import (FAILED, KEPT, NOT_JUDGED, REMOVED, SKIPPED, WOULD_REMOVE,
+                                Action)
 from plugin.ops.listing import Row, rows
 from plugin.ops.liveness import Liveness
 
@@ -41,80 +44,97 @@ class Candidate:
     pod: str
     check: Callable[[], bool]  # asked under the pod's lock: still to be collected?
     interfaces: set[str] = field(default_factory=set)
+    actions: list[Action] = field(default_factory=list)  # what collecting it removes
 
 
-def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[str]:
-    """Remove what belongs to gone pods or broken interfaces; return what was (or would
-    be) done."""
+def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
+    """Remove what belongs to gone pods or broken interfaces; return every removal made (or
+    that would be made), every one refused under the lock, and everything not judged."""
     liveness = Liveness(config)
     core = Core(config, log)
-    actions: list[str] = []
+    done: list[Action] = []
     candidates: dict[str, Candidate] = {}
-    unjudged = 0
 
-    def propose(namespace: str, pod: str, infra: str, interface: str, what: str,
+    def propose(namespace: str, pod: str, infra: str, interface: str, what: str, why: str,
                 check: Callable[[], bool]) -> None:
+        whose = f"{namespace}/{pod}"
         if not names.plaintext(infra):
-            actions.append(f"skip {what}: its container id {infra!r} is malformed")
+            done.append(Action(SKIPPED, what, whose,
+                               f"{why}, but its container id {infra!r} is malformed"))
             return
-        candidates.setdefault(infra, Candidate(namespace, pod, check)).interfaces.add(interface)
-        actions.append(f"remove {what}")
+        found = candidates.setdefault(infra, Candidate(namespace, pod, check))
+        found.interfaces.add(interface)
+        found.actions.append(Action(WOULD_REMOVE, what, whose, why))
 
     listed = rows(config, liveness)
+    unjudged = f"Docker does not answer at {config.docker_url}"
     for row in listed:
-        what = (f"{row.state}: {row.namespace}/{row.pod} {row.interface} port {row.port} "
-                f"{row.address}")
+        what = f"port {row.port} ({row.interface}{', ' + row.address if row.address else ''})"
         if row.state == "container gone":
             propose(row.namespace, row.pod, row.infra_id, row.interface, what,
-                    _gone(liveness, row))
+                    "its container is gone", _gone(liveness, row))
         elif row.state == "interface error":
             propose(row.namespace, row.pod, row.infra_id, row.interface, what,
-                    _broken(config, row.infra_id, row.interface))
+                    "its interface is broken", _broken(config, row.infra_id, row.interface))
         elif row.state == "docker down":
-            unjudged += 1
+            done.append(Action(NOT_JUDGED, what, f"{row.namespace}/{row.pod}", unjudged))
     # Leases the allocators hold for this node (in etcd, another node's containers cannot
-    # be seen from here): a lease with no attachment of its pod left, or whose pod is gone.
+    # be seen from here): a lease whose pod is gone, or that no record and no port holds.
     by_pod = {r.infra_id: r for r in listed if r.infra_id}
-    for owner, lease in core.allocators.collectable(lambda infra: _lease_alive(
-            liveness, by_pod.get(infra), infra) is not False):
+    verdicts: dict[str, bool | None] = {}
+
+    def verdict(infra: str) -> bool | None:
+        if infra not in verdicts:
+            verdicts[infra] = _lease_alive(liveness, by_pod.get(infra), infra)
+        return verdicts[infra]
+
+    for owner, lease in core.allocators.collectable(lambda infra: verdict(infra) is not False):
         row = by_pod.get(owner.infra_id)
         propose(owner.namespace, owner.pod, owner.infra_id, owner.interface,
-                f"lease {lease.address} on {lease.network} of {owner.namespace}/{owner.pod} "
-                f"({owner.infra_id[:12]} {owner.interface})",
+                f"lease {lease.address} on {lease.network}",
+                "its container is gone" if row else "no record and no port holds it",
                 _gone(liveness, row) if row else _unattached(core, owner.infra_id))
-    if not dry_run:
-        for infra, found in candidates.items():
-            actions += _collect(core, infra, found)
-    for pid in iproute.dangling_netns_links():
-        actions.append(f"remove dangling {iproute.netns_link(pid)}")
-        if not dry_run:
-            iproute.remove_netns_link(pid)
-    actions += _leftover_files(config, dry_run)
-    if unjudged:
-        log.set(actions=actions)
-        raise DockerUnavailable(f"Docker does not answer at {config.docker_url}: {unjudged} "
-                                "attachment(s) of Docker containers were not judged",
-                                "start dockerd and run gc again (the rest was swept)")
-    return actions
+    for owner, lease in core.allocators.collectable(lambda infra: verdict(infra) is not None):
+        done.append(Action(NOT_JUDGED, f"lease {lease.address} on {lease.network}",
+                           f"{owner.namespace}/{owner.pod}", unjudged))
+    for infra, found in candidates.items():
+        done += found.actions if dry_run else _collect(core, infra, found)
+    done += netns_links(dry_run)
+    done += _leftover_files(config, dry_run)
+    return done
 
 
-def _collect(core: Core, infra: str, found: Candidate) -> list[str]:
+def _collect(core: Core, infra: str, found: Candidate) -> list[Action]:
     """Detach one candidate if, under its lock, it is still to be collected."""
     verdict: list[bool] = []
     try:
         core.detach(PodRef(found.namespace, found.pod, infra), found.interfaces,
                     only_if=lambda: verdict.append(found.check()) or verdict[-1])
     except Failure as exc:
-        return [f"failed on {infra[:12]}: {exc.line()}"]
-    return [] if all(verdict) else [f"kept {infra[:12]}: it is in use again"]
+        return [replace(a, outcome=FAILED, why=f"{a.why}; {exc.line()}") for a in found.actions]
+    if not all(verdict):
+        return [replace(a, outcome=KEPT, why="it is in use again") for a in found.actions]
+    return [replace(a, outcome=REMOVED) for a in found.actions]
+
+
+def netns_links(dry_run: bool) -> list[Action]:
+    """The /var/run/netns links a failed pipework left pointing to a dead process. One that
+    vanishes between the look and the unlink was removed all the same."""
+    found = []
+    for pid in iproute.dangling_netns_links():
+        if dry_run or iproute.remove_netns_link(pid):
+            found.append(Action(WOULD_REMOVE if dry_run else REMOVED, iproute.netns_link(pid),
+                                "", "a dangling namespace link a failed pipework left"))
+    return found
 
 
 def _lease_alive(liveness: Liveness, row: Row | None, infra: str) -> bool | None:
+    """A lease's pod, as its attachment is judged; with no record and no port, nothing holds
+    the lease whatever Docker says (setup records its intent before it claims): it is a
+    candidate, judged again under the pod's lock (`_unattached`)."""
     if row is not None:
         return liveness.alive(infra, row.plumber, row.netns, row.netns_id, row.port)
-    if names.is_docker_id(infra):
-        return liveness.alive(infra, "pipework")
-    return False  # no port, no record, and Docker cannot be its runtime: nothing holds it
+    return False
 
 
 def _gone(liveness: Liveness, row: Row) -> Callable[[], bool]:
@@ -137,35 +157,41 @@ def _broken(config: Config, infra: str, interface: str) -> Callable[[], bool]:
     return broken
 
 
-def _leftover_files(config: Config, dry_run: bool) -> list[str]:
+def _leftover_files(config: Config, dry_run: bool) -> list[Action]:
     """Files killed calls left: unused pod locks, half-written records and config cache
     entries. (A cache entry of a config file that is gone stays, a few hundred bytes until
     the next reboot: the file may come back.)"""
     records = RecordStore(config.state_dir)
-    actions = [f"remove unused lock {path}" for path in locks.sweep_unused(
-        os.path.join(config.state_dir, "locks"), records.has, dry_run)]
+    outcome = WOULD_REMOVE if dry_run else REMOVED
+    actions = [Action(outcome, path, "", "a pod lock no record uses") for path in
+               locks.sweep_unused(os.path.join(config.state_dir, "locks"), records.has, dry_run)]
     for folder in (records.directory, cache.RUNTIME_DIR):
-        actions += sweep_half_written(folder, dry_run)
+        actions += [Action(outcome, path, "", "a half-written file of a killed call")
+                    for path in sweep_half_written(folder, dry_run)]
     return actions
 
 
 def sweep_half_written(folder: str, dry_run: bool,
                        older_than: float = STALE_TEMP_SECONDS) -> list[str]:
     """The `.tmp-*` files of `folder` that a killed call was writing (a live write lasts
-    milliseconds): records and config cache entries are both written that way."""
+    milliseconds): records and config cache entries are both written that way. Returns
+    their paths; one that vanishes before the unlink was removed all the same."""
     try:
         names_ = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
-    actions = []
+    found = []
     for name in names_:
         path = os.path.join(folder, name)
         try:
             if not name.startswith(".tmp-") or time.time() - os.lstat(path).st_mtime <= older_than:
                 continue
-            if not dry_run:
-                os.unlink(path)
         except FileNotFoundError:
             continue
-        actions.append(f"remove half-written {path}")
-    return actions
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        found.append(path)
+    return found

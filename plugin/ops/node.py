@@ -38,9 +38,16 @@ def init(config: Config, log: CallLog) -> None:
     for problem in problems:
         log.warn(f"checksum offload not judged or not fixed: {problem}")
     if config.gc_on_init:
+        from plugin.ops.actions import NOT_JUDGED
         from plugin.ops.gc import sweep
 
         try:
-            log.set(gc=sweep(config, log))
+            swept = sweep(config, log)
         except Failure as exc:
             log.warn(f"gc at init skipped: {exc.line()}")
+        else:
+            log.set(gc=[a.line() for a in swept])
+            unjudged = [a for a in swept if a.outcome == NOT_JUDGED]
+            if unjudged:
+                log.warn(f"gc at init could not judge {len(unjudged)} ({unjudged[0].why}): "
+                         "they are kept")

@@ -25,16 +25,14 @@ def ensure(ovs: Ovs, uplink: Uplink, node: str) -> None:
                        "fix uplink.interface in the config, or bring the interface up first")
     used = iproute.host_addresses(name)
     if used:
-        raise BackendError(_carries(name, used), f"move the address off {name} (to another "
-                           "interface, or to the bridge's own port) or choose another uplink")
+        raise BackendError(_carries(name, used), _move_address(name))
     found = ovs.port(name)
     if found is not None and not marks.is_uplink(found.external_ids):
         raise BackendError(f"port {name} on bridge {found.bridge or '(none)'} is not "
-                           "vlanpipe's uplink; the plugin leaves it alone",
-                           f"remove it (ovs-vsctl del-port {name}) or choose another uplink")
+                           "vlanpipe's uplink; the plugin leaves it alone", _foreign(name))
     if found is not None and found.bridge != uplink.bridge:
         raise BackendError(f"uplink {name} is on bridge {found.bridge}, not {uplink.bridge}",
-                           f"run ovs-vsctl del-port {name}, then init again")
+                           _elsewhere(name))
     ovs.plug_trunk(uplink.bridge, name, sorted(uplink.vlans or ()), marks.uplink(node))
     if not iproute.is_up(name):
         iproute.set_up(name)
@@ -55,29 +53,49 @@ def unplug_all(ovs: Ovs, node: str) -> list[str]:
     return names
 
 
-def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[str]:
-    """How the uplink differs from the config (empty: as configured)."""
+INIT = "run init: it corrects this"
+
+
+def problems(ovs: Ovs, uplink: Uplink, node: str) -> list[tuple[str, str]]:
+    """How the uplink differs from the config, each with its fix (empty: as configured).
+    Only what `init` corrects says "run init"; what it refuses says what init needs."""
     name = uplink.interface
-    found = [f"former uplink {p.name} is still on bridge {p.bridge}"
+    found = [(f"former uplink {p.name} is still on bridge {p.bridge}", INIT)
              for p in former(ovs, uplink, node)]
     if not iproute.link_exists(name):
-        return found + [f"uplink {name} does not exist"]
+        return found + [(f"uplink {name} does not exist",
+                         "fix uplink.interface in the config, or create the interface")]
     if not iproute.is_up(name):
-        found.append(f"uplink {name} is down")
+        found.append((f"uplink {name} is down", INIT))
     used = iproute.host_addresses(name)
     if used:
-        found.append(_carries(name, used))
+        found.append((_carries(name, used), _move_address(name)))
     port = ovs.port(name)
     if port is None:
-        return found + [f"uplink {name} is not on bridge {uplink.bridge}"]
+        return found + [(f"uplink {name} is not on bridge {uplink.bridge}",
+                         INIT if not used else "init plugs it in once the address is moved")]
     if not marks.is_uplink(port.external_ids):
-        found.append(f"port {name} is not marked as vlanpipe's uplink")
+        found.append((f"port {name} is not marked as vlanpipe's uplink", _foreign(name)))
     if port.bridge != uplink.bridge:
-        found.append(f"uplink {name} is on bridge {port.bridge}, not {uplink.bridge}")
+        found.append((f"uplink {name} is on bridge {port.bridge}, not {uplink.bridge}",
+                      _elsewhere(name)))
     if set(port.trunks) != set(uplink.vlans or ()):
-        found.append(f"uplink {name} trunks {describe(port)}, the config says "
-                     f"{_vlans(sorted(uplink.vlans or ()))}")
+        found.append((f"uplink {name} trunks {describe(port)}, the config says "
+                      f"{_vlans(sorted(uplink.vlans or ()))}", INIT))
     return found
+
+
+def _move_address(name: str) -> str:
+    return (f"init refuses it: move the address off {name} (to another interface, or to the "
+            "bridge's own port) or choose another uplink")
+
+
+def _foreign(name: str) -> str:
+    return f"init leaves it alone: remove it (ovs-vsctl del-port {name}) or choose another uplink"
+
+
+def _elsewhere(name: str) -> str:
+    return f"init refuses it: run ovs-vsctl del-port {name}, then init again"
 
 
 def _carries(name: str, used: list[str]) -> str:

@@ -319,7 +319,7 @@ def test_an_unreadable_pin_is_an_error_not_a_guess(tmp_path, etcd_config, body, 
     with pytest.raises(AllocationError, match="pin .*/pins/ns/22-pod-1 in etcd is unreadable") \
             as caught:
         ipam.pinned("ns", "22-pod-1")
-    assert why in str(caught.value) and "etcdctl del" in str(caught.value)
+    assert why in str(caught.value) and "vlanpipe pin del ns/22-pod-1" in str(caught.value)
     assert ipam.leases() == []
 
 

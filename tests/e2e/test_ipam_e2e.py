@@ -120,7 +120,7 @@ def test_etcd_unreachable_fails_in_bounded_time(scope, tmp_path, bridge, contain
     etcd_server.stop(etcd)
     before = scope.leaks()
     call = plugin("setup", NS, "22-x", container.id, timeout=60)  # a hang fails here
-    assert call.code == 6 and len(call.lines) == 1 and "etcd" in call.output, call.output
+    assert call.code == 8 and len(call.lines) == 1 and "etcd" in call.output, call.output
     assert scope.leaks() == before
     etcd.process = etcd_server.start(etcd.data_dir, etcd.client_port, etcd.peer_port).process
 
@@ -135,6 +135,35 @@ def test_pin_in_etcd_places_a_pod_without_renaming_it(tmp_path, bridge, containe
     assert hostnet.container_addresses(container.id, "eth1") == ["10.98.0.77/24"]
     plugin.ok("teardown", NS, "web", container.id)
     assert our_ports(bridge) == {}
+
+
+def test_pin_command_sets_reads_and_removes_pins_without_etcdctl(tmp_path, bridge, container,
+                                                                 etcd):
+    """Issue 25 item 15: `pin set|get|del`, checked against the node's networks; setup reads
+    what `pin set` wrote."""
+    plugin = make_plugin(str(tmp_path), etcd_config(bridge, etcd, "node-a",
+                                                    vlan={"pinned": True}))
+    for args, code, needle in [
+            (("set", "default/web", "30", "10.99.0.7/24"), 4, "is not in network 'pods'"),
+            (("set", "default/web", "30", "10.98.0.7/16"), 4, "another prefix length"),
+            (("set", "default/web", "5000"), 4, "VLAN '5000'"),
+            (("set", "web", "30"), 4, "is not NAMESPACE/POD"),
+            (("set", "default/Web", "30"), 4, "pod name 'Web'"),
+            (("get", "default/web"), 1, "default/web has no pin")]:
+        call = plugin("pin", *args)
+        assert call.code == code and needle in call.output and len(call.lines) == 1, call.output
+    assert etcd_keys(etcd, "/e2e/pins/") == []
+    assert json.loads(plugin.ok("pin", "set", "default/web", "30", "10.98.0.77/24").output) == {
+        "vlan": 30, "address": "10.98.0.77/24"}
+    assert json.loads(plugin.ok("pin", "get", "default/web").output) == {
+        "vlan": 30, "address": "10.98.0.77/24"}
+    plugin.ok("setup", NS, "web", container.id)
+    assert next(iter(our_ports(bridge).values()))["tag"] == 30
+    assert hostnet.container_addresses(container.id, "eth1") == ["10.98.0.77/24"]
+    plugin.ok("teardown", NS, "web", container.id)
+    assert plugin.ok("pin", "del", "default/web").output.strip() == "removed the pin of default/web"
+    assert plugin.ok("pin", "del", "default/web").output.strip() == "default/web had no pin"
+    assert etcd_keys(etcd, "/e2e/pins/") == []
 
 
 def test_gc_collects_only_its_own_nodes_etcd_leases(tmp_path, bridge, make_container, etcd):

@@ -137,7 +137,7 @@ os.execv("/usr/local/bin/pipework", ["pipework", *args])
     assert not check["ok"] and "busybox ipcalc" in check["detail"] and "pods6" in check["detail"]
     plugin.configure(config(bridge, DUAL, pipework=str(stand_in)))  # pipework gets IPv4 only
     assert pipework_check(plugin)["ok"] and doctor_generation(plugin) == "upstream"
-    assert doctor_generation(make_plugin(str(tmp_path / "2015"), config(bridge, V6))) == "2015"
+    assert doctor_generation(make_plugin(str(tmp_path / "2014"), config(bridge, V6))) == "2014"
 
 
 def pipework_check(plugin) -> dict:
@@ -147,7 +147,7 @@ def pipework_check(plugin) -> dict:
 
 
 def doctor_generation(plugin) -> str:
-    return "upstream" if "upstream" in pipework_check(plugin)["detail"] else "2015"
+    return "upstream" if "upstream" in pipework_check(plugin)["detail"] else "2014"
 
 
 @pytest.mark.parametrize("network,needle", [

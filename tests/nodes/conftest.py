@@ -124,9 +124,9 @@ class Call:
 
     def json(self) -> Any:
         """The JSON an operator command printed (`--json`), without the one error line a
-        failing command (doctor with a failed check) adds on stderr."""
-        return json.loads("\n".join(line for line in self.lines
-                                     if not line.startswith("vlanpipe:")))
+        failing command (doctor with a failed check) adds on stderr, after it (under the
+        name the plugin was installed as)."""
+        return json.JSONDecoder().raw_decode(self.output)[0]
 
 
 class NodePlugin:

@@ -259,7 +259,7 @@ class FakePipework:
         self.upstream = False  # which generation's usage text it prints
 
     def generation(self, program: str) -> str:
-        return "upstream" if self.upstream else "2015"
+        return "upstream" if self.upstream else "2014"
 
     def attach(self, program: str, args: list[str], timeout: float, quiet_dir: str) -> None:
         self.runs.append(list(args))

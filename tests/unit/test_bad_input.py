@@ -54,6 +54,12 @@ EXEC_CASES = [  # argv after the program name, exit code, text the line must hol
     (["teardown", "default", "22-web\udcff", ID], 4, "pod name"),
     (["setup", "default", "2" * 100_000, ID], 4, "is not a valid Kubernetes pod name"),
     (["setup", "Bad\nNS" * 10_000, "22-web", ID], 4, "namespace 'Bad\\nNS"),
+    (["pin"], 2, "pin takes set NAMESPACE/POD VLAN"),
+    (["pin", "set", "default/22-web"], 2, "pin takes set NAMESPACE/POD VLAN"),
+    (["pin", "set", "22-web", "22"], 4, "pod '22-web' is not NAMESPACE/POD"),
+    (["pin", "get", "default/22_web"], 4, "pod name '22_web'"),
+    (["pin", "set", "default/22-web", "22"], 3, "etcd is not configured"),
+    (["version", "now"], 2, "version takes no arguments"),
 ]
 
 CONFIG_CASES = [  # config.yaml text, argv, exit code, text

@@ -3,7 +3,7 @@
 It adds what the allocator needs around the library: endpoints tried in turn,
 every request bounded by the configured timeout (a down cluster costs at most
 timeout x endpoints, never a hang), and every failure, whatever the layer that
-raised it, turned into one BackendError naming the endpoint and the cause.
+raised it, turned into one EtcdError naming the endpoint and the cause.
 Imported only when an etcd network or pins are configured: etcd3gw pulls in
 requests, which costs tens of milliseconds that `status` must not pay.
 """
@@ -21,7 +21,7 @@ from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Etcd3Exception
 
 from pipework_wrapper.timing import timed
-from plugin.errors import BackendError
+from plugin.errors import EtcdError
 from plugin.ipam.networks import EtcdConfig
 
 API_PATH = "/v3/"  # etcd >= 3.4; fixed, so no discovery round trip per process
@@ -92,11 +92,11 @@ class EtcdConnection:
                 continue
             except (Etcd3Exception, requests.RequestException, ValueError) as exc:
                 detail = getattr(exc, "detail_text", None) or str(exc) or type(exc).__name__
-                raise BackendError(f"etcd at {self.config.endpoints[index]} failed "
+                raise EtcdError(f"etcd at {self.config.endpoints[index]} failed "
                                    f"{path}: {' '.join(detail.split())[:300]}", HINT) from None
             self._current = index
             return result
-        raise BackendError(f"etcd unreachable: {'; '.join(failures)}", HINT)
+        raise EtcdError(f"etcd unreachable: {'; '.join(failures)}", HINT)
 
     def _reason(self, exc: Etcd3Exception) -> str:
         if isinstance(exc, ConnectionTimeoutError):
