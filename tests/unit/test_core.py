@@ -224,6 +224,16 @@ def test_detach_of_only_one_interface_keeps_the_other(tmp_path, host):
     assert list(host.ports) == [names.host_veth(ID, "eth1")] and len(leases(c)) == 1
 
 
+def test_detach_of_one_interface_without_records_takes_exactly_its_port(tmp_path, host):
+    """With the records lost, only the ports' marks say which port is whose interface."""
+    c = core(tmp_path, host)
+    c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    c.records.delete(ID)
+    assert c.detach(POD, {"eth2"}) == [names.host_veth(ID, "eth2")]
+    assert list(host.ports) == [names.host_veth(ID, "eth1")]
+    assert [owner.interface for owner, _ in c.allocators.leases()] == ["eth1"]
+
+
 def test_failures_are_failures_not_crashes(tmp_path, host):
     """Every failure the fakes inject is a wrapper Failure: the front-ends' tables map it."""
     c = core(tmp_path, host)
