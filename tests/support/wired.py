@@ -17,6 +17,7 @@ from typing import Any
 
 import docker
 import pytest
+import requests
 from docker.errors import NotFound
 
 from pipework_wrapper import announce, command, iproute, pipework
@@ -34,13 +35,17 @@ class FakeDocker:
 
     `unlisted` containers are missing from the listing of running containers but
     still answer an inspection as running: one started between the two questions.
+    `down`: dockerd does not answer (the SDK's requests fail to connect).
     """
 
     def __init__(self, host: FakeHost) -> None:
         self.host = host
         self.unlisted: set[str] = set()
+        self.down = False
 
     def client(self, **_: Any) -> "FakeDocker":
+        if self.down:
+            raise requests.ConnectionError("Connection refused")
         return self
 
     def __enter__(self) -> "FakeDocker":

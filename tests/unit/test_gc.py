@@ -13,7 +13,7 @@ from plugin.config.schema import Config, parse
 from plugin.core.attach import Core
 from plugin.core.plumbing import docker_sandbox
 from plugin.core.policy import PodRef, Want
-from plugin.errors import BackendError
+from plugin.errors import BackendError, DockerUnavailable
 from plugin.locks import pod_lock
 from plugin.ops.gc import sweep
 from tests.support.fakes import FakeHost
@@ -91,3 +91,24 @@ def test_a_pod_still_gone_under_the_lock_is_collected(config, host, docker):
     del host.containers[ID]
     sweep(config, CallLog(config.log_file, "gc"))
     assert state(core, host) == ([], [], []) and host.leftovers() == []
+
+
+def test_without_docker_gc_judges_no_docker_pod_and_says_so(config, host, docker):
+    core = attached(config)
+    before = state(core, host)
+    docker.down = True
+    with pytest.raises(DockerUnavailable):
+        sweep(config, CallLog(config.log_file, "gc"))
+    assert state(core, host) == before
+
+
+def test_gc_leaves_the_ports_another_node_marked_on_a_shared_open_vswitch(tmp_path, config,
+                                                                          host, docker):
+    other = parse({"bridge": "br0", "state_dir": str(tmp_path / "other"), "node_name": "n2",
+                   "log": {"file": str(tmp_path / "log")},
+                   "networks": [{"name": "pods", "vlans": "all", "subnet": "10.8.0.0/24"}]},
+                  "test")
+    attached(other)
+    del host.containers[ID]  # gone, as this node's Docker sees it: not this node's pod
+    sweep(config, CallLog(config.log_file, "gc"))
+    assert sorted(host.ports) == [names.host_veth(ID, "eth1")]
