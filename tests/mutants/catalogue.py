@@ -1,8 +1,8 @@
 """Planted bugs: the kind of mistake this code could plausibly get, one exact replacement each.
 
 Each `Mutant` replaces `old` (which must occur exactly once in `file`) with
-`new`. `e2e` names the end-to-end tests that should catch it if the unit tier
-does not (`scripts/mutants --e2e` runs them). When a change to the code makes
+`new`. `e2e` names end-to-end tests that catch it too, against the real daemons
+(`scripts/mutants --e2e` runs them). When a change to the code makes
 an `old` text stale, the runner says so: rewrite that entry against the new
 code rather than dropping it. Add a mutant for every bug the tests once missed.
 """
@@ -119,8 +119,7 @@ MUTANTS = (
     Mutant("list-shows-other-nodes-ports", "gc", "plugin/ops/listing.py",
            "        if found.node != config.node_name:\n            continue",
            "        if False:\n            continue",
-           "list (and so gc) takes another node's ports on a shared Open vSwitch as its own",
-           ("tests/nodes/test_nodes.py::test_same_vlan_spans_nodes_and_vlans_stay_apart",)),
+           "list (and so gc) takes another node's ports on a shared Open vSwitch as its own"),
     Mutant("gc-removes-fresh-half-written-files", "gc", "plugin/ops/gc.py",
            "time.time() - os.lstat(path).st_mtime <= older_than",
            "time.time() - os.lstat(path).st_mtime < -older_than",
