@@ -15,7 +15,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    area: str   # core, ipam, gc, cni
+    area: str   # core, ipam, gc, cni, exec
     file: str
     old: str
     new: str
@@ -156,7 +156,7 @@ MUTANTS = (
            "    ((ConfigError, AddressRefused), INVALID_CONFIG),\n",
            "    (ConfigError, INVALID_CONFIG),\n",
            "issue 26 item 6: an address outside the range is 1002 (no address left), not 7"),
-    Mutant("exec-docker-down-is-generic", "cni", "plugin/frontends/exec_cli.py",
+    Mutant("exec-docker-down-is-generic", "exec", "plugin/frontends/exec_cli.py",
            "((ContainerError, ContainerNotFound, DockerUnavailable), 5),",
            "((ContainerError, ContainerNotFound), 5),",
            "issue 26 item 6 (exec table): Docker down exits 1 instead of 5"),

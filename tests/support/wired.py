@@ -20,7 +20,7 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from pipework_wrapper import announce, command, iproute, pipework
+from pipework_wrapper import announce, command, iproute, ovs, pipework
 from pipework_wrapper.ovs import Ovs
 from tests.support.fakes import FakeHost
 
@@ -71,7 +71,8 @@ def _refuse(program: str, args: list[str], *_: Any, **__: Any) -> None:
 def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     """Redirect the wrappers to `host`; return its Docker."""
     fake_docker = FakeDocker(host)
-    monkeypatch.setattr(command, "run", _refuse)
+    for module in (command, ovs, iproute, pipework):  # each binds `run` by name
+        monkeypatch.setattr(module, "run", _refuse)
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
     for verb in OVS_VERBS:
