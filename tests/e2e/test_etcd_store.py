@@ -13,6 +13,7 @@ import pytest
 from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
+from plugin.ipam.leaserecord import new_record
 from plugin.ipam.model import Owner, Pin, Request
 from plugin.ipam.networks import parse_etcd
 from plugin.ipam.pooled import PROBES, PoolAllocator
@@ -147,6 +148,23 @@ def test_concurrent_setups_of_one_owner_get_one_address(etcd_config):
         worker.join(60)
     assert len(got) == 1
     assert held(store(etcd_config)) == list(got)
+
+
+def test_a_claim_after_another_call_for_the_same_owner_wrote_its_owner_key_is_raced(
+        etcd_config):
+    """Two setups of one pod aiming at different free addresses (the race above aims every
+    caller at one address, so the address check alone decides it): the one that read the
+    owner before the other's claim must lose, or the owner holds two addresses. The unit
+    tier runs the same case over its fake etcd."""
+    me = owner(1)
+    first, second = store(etcd_config).store, store(etcd_config).store
+    read_early = first.held(me)
+    claim = second.held(me)
+    assert second.claim(new_record("net", ipaddress.ip_interface("10.22.0.2/24"), me), claim,
+                        rotate=True) == "won"
+    assert first.claim(new_record("net", ipaddress.ip_interface("10.22.0.3/24"), me),
+                       read_early, rotate=True) == "raced"
+    assert held(store(etcd_config)) == ["10.22.0.2"]
 
 
 def test_corrupt_and_foreign_keys_are_reported_and_never_reused(etcd_config, caplog):

@@ -103,6 +103,8 @@ class FakeHost:
         self.netns_links: set[int] = set()
         self.peers: dict[str, tuple[str, str]] = {}  # host end of a veth -> (netns, pod ifname)
         self.containers: dict[str, int] = {}  # Docker id -> PID, as pipework finds them
+        # Namespace path -> (device, inode); the plugin's own is the host's.
+        self.namespaces: dict[str, tuple[int, int]] = {"/proc/self/ns/net": (4, 1)}
         self.calls: list[str] = []
         self.announced: list[tuple[str, str, list[str]]] = []
         self.ipv6_defaults: dict[str, tuple[str, str]] = {}  # pod netns -> (disable, dad)
@@ -192,6 +194,14 @@ class FakeIp:
             self.host.addresses.pop(peer, None)
             self.host.offload.pop(peer, None)
         return True
+
+    def namespace_id(self, netns: str) -> tuple[int, int] | None:
+        return self.host.namespaces.get(netns)
+
+    def dangling_netns_links(self) -> list[int]:
+        """The /var/run/netns links left pointing to a process that is gone."""
+        return sorted(pid for pid in self.host.netns_links
+                      if pid not in self.host.containers.values())
 
     def has_netns_link(self, pid: int) -> bool:
         return pid in self.host.netns_links

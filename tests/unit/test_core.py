@@ -188,6 +188,41 @@ def test_a_stuck_undo_step_does_not_stop_the_others(tmp_path, host):
     assert host.leftovers() == [] and c.records.load(ID) == []
 
 
+def test_rollback_frees_the_address_only_once_port_and_veth_are_gone(tmp_path, host):
+    """Undo runs newest first: while the pod's interface still has the address (its veth
+    and port exist), no other pod may be handed that address."""
+    c = core(tmp_path, host)
+    port = names.host_veth(ID, "eth1")
+    at_release = []
+    release = c.allocators.release
+
+    def recording(owner, network):
+        at_release.append((port in host.ports, port in host.links))
+        return release(owner, network)
+
+    c.allocators.release = recording
+    host.fail_at("announce")
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want()], SANDBOX)
+    assert at_release == [(False, False)]
+    assert host.leftovers() == [] and leases(c) == []
+
+
+def test_a_retry_moves_a_port_a_failed_attempt_left_on_another_bridge(tmp_path, host):
+    """The attempt's rollback could not delete its port (no veth left) and its record stays;
+    the network's bridge changes before the runtime retries the same container."""
+    c = core(tmp_path, host)
+    host.fail_at("pipework:veth")
+    host.fail_at("ovs:delete")
+    with pytest.raises(ToolFailed):
+        c.attach(POD, [want(bridge="br1")], SANDBOX)
+    port = names.host_veth(ID, "eth1")
+    assert host.ports[port].bridge == "br1" and port not in host.links
+    (record,) = c.attach(POD, [want(bridge="br0")], SANDBOX)
+    assert (host.ports[port].bridge, host.ports[port].tag, record.bridge) == ("br0", 22, "br0")
+    assert c.detach(POD) == [port] and host.leftovers() == [] and leases(c) == []
+
+
 def test_detach_is_idempotent_and_needs_no_record(tmp_path, host):
     c = core(tmp_path, host)
     c.attach(POD, [want()], SANDBOX)
@@ -223,6 +258,16 @@ def test_detach_of_only_one_interface_keeps_the_other(tmp_path, host):
     assert c.detach(POD, {"eth2"}) == [names.host_veth(ID, "eth2")]
     assert [r.interface for r in c.records.load(ID)] == ["eth1"]
     assert list(host.ports) == [names.host_veth(ID, "eth1")] and len(leases(c)) == 1
+
+
+def test_detach_of_one_interface_without_records_takes_exactly_its_port(tmp_path, host):
+    """With the records lost, only the ports' marks say which port is whose interface."""
+    c = core(tmp_path, host)
+    c.attach(POD, [want("eth1"), want("eth2", "br1", 300)], SANDBOX)
+    c.records.delete(ID)
+    assert c.detach(POD, {"eth2"}) == [names.host_veth(ID, "eth2")]
+    assert list(host.ports) == [names.host_veth(ID, "eth1")]
+    assert [owner.interface for owner, _ in c.allocators.leases()] == ["eth1"]
 
 
 def test_failures_are_failures_not_crashes(tmp_path, host):

@@ -67,3 +67,12 @@ def test_refusal_of_pinned_addresses():
     assert refusal("10.0.0.255") == "is the broadcast address"
     assert refusal("10.0.1.5") == "is outside subnet 10.0.0.0/24"
     assert refusal("fd00::5") == "is outside subnet 10.0.0.0/24"
+
+
+def test_a_pods_request_is_refused_just_outside_the_range_and_taken_at_its_ends():
+    pool = Pool.of(network(vlans=[1], subnet="10.0.0.0/24",
+                           range={"start": "10.0.0.10", "end": "10.0.0.20"}))
+    refusal = lambda text: pool.refusal(ipaddress.ip_address(text), in_range=True)  # noqa: E731
+    assert refusal("10.0.0.10") is None and refusal("10.0.0.20") is None
+    for outside in ("10.0.0.9", "10.0.0.21"):
+        assert refusal(outside) == "is outside the range 10.0.0.10-10.0.0.20"
