@@ -7,7 +7,6 @@ would be asked, or reports that it cannot reach one."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import subprocess
