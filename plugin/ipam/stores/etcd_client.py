@@ -74,9 +74,13 @@ class EtcdConnection:
         if self.config.cert and self.config.key:
             session.cert = (self.config.cert, self.config.key)
         parts = urlsplit(url)
-        return Etcd3Client(host=parts.hostname or "", port=parts.port or 2379,
-                           protocol=parts.scheme, timeout=self.config.timeout,
-                           api_path=API_PATH, session=session)
+        client = Etcd3Client(host=parts.hostname or "", port=parts.port or 2379,
+                             protocol=parts.scheme, timeout=self.config.timeout,
+                             api_path=API_PATH)
+        # Set after construction: etcd3gw 2.5, the newest for Python 3.9, takes no
+        # `session` argument; every release keeps the one it uses in `.session`.
+        client.session = session
+        return client
 
     def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one request to the first endpoint that answers."""
