@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pipework_wrapper.announce import announce
 from tests.nodes.conftest import Cluster, PodRef, records
 from tests.support import hostnet, nodebed
 
@@ -402,8 +403,8 @@ def test_moved_pod_without_its_announcement_is_unreachable(cluster: Cluster) -> 
     assert dropped >= 1, f"the plugin's gratuitous ARP never reached node a's bridge:\n{stats}"
     assert not replies["X (node a)"][0].ok, "moved pod answered X with its announcement dropped"
 
-    # One announcement (the bed's, as the plugin's would be) and it answers.
-    nodebed.announce(moved.pid, "eth1", address)
+    # One announcement (the plugin's own code, sent from here) and it answers.
+    announce(f"/proc/{moved.pid}/ns/net", "eth1", [address])
     assert ping(x, address).ok and ping(y, address).ok
     print("\nnodes: pod moved b -> a with its gratuitous ARP dropped "
           f"({dropped} frame dropped): first echo after setup "
