@@ -192,27 +192,18 @@ def test_failed_pipework_rolls_back_everything(tmp_path, plugin, bridge, contain
     assert plugin.ok("status", NS, "22-fails", container.id).output == ""
 
 
-BAD_PODS = [
-    ("nginx-abc", "no VLAN prefix"), ("0-x", "VLAN 0"), ("4095-x", "VLAN 4095"),
-    ("99999-x", "VLAN 99999"), ("22 spaced", "pod name"), ("22-'quoted'", "pod name"),
-    ("22-a;reboot", "pod name"), ("22-$(id)", "pod name"), ("22-ünï", "pod name"),
-]
+def test_a_bad_pod_name_fails_cleanly(scope, plugin, bridge, container):
+    """The one bad-input case here, proving the wiring with real OVS, Docker and pipework:
+    the reference plugin's defect (no VLAN prefix leaked a veth on every kubelet retry).
+    Every other bad input is in the unit tier (tests/unit/test_bad_input.py, the same entry
+    point with no daemon, and the validators' own tables)."""
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "nginx-abc", container.id),
+                         "no VLAN prefix")
 
 
-@pytest.mark.parametrize("pod,needle", BAD_PODS)
-def test_bad_pod_names_fail_cleanly(scope, plugin, bridge, container, pod, needle):
-    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, pod, container.id), needle)
-
-
-@pytest.mark.parametrize("namespace", ["Default", "a b", "x;y", "$(id)"])
-def test_bad_namespaces_fail_cleanly(scope, plugin, bridge, container, namespace):
-    assert_fails_cleanly(scope, plugin, bridge, ("setup", namespace, "22-ok", container.id), "namespace")
-
-
-@pytest.mark.parametrize("infra_id,needle", [
-    ("not-hex", "64-hex"), ("A" * 64, "64-hex"), ("f" * 64, "unknown to Docker")])
-def test_bad_or_unknown_infra_ids_fail_cleanly(scope, plugin, bridge, infra_id, needle):
-    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", infra_id), needle)
+def test_an_infra_id_unknown_to_docker_fails_cleanly(scope, plugin, bridge):
+    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", "f" * 64),
+                         "unknown to Docker")
 
 
 def test_stopped_container_fails_cleanly(scope, plugin, bridge, container):
@@ -241,33 +232,15 @@ def test_open_vswitch_down_is_an_error_in_bounded_time(tmp_path, bridge, contain
     assert our_ports(bridge) == {} and leases(plugin) == []
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("bridge: [unclosed\n", "not valid YAML"),
-    ("bridge: k8s_br\nflavour: mint\n", "unknown key 'flavour'"),
-    ("timeouts: {ovs: soon}\n", "timeouts.ovs"),
-])
-def test_bad_config_fails_cleanly(scope, plugin, bridge, container, text, needle):
-    with open(plugin.config_path, "w") as handle:
-        handle.write(text)
-    assert_fails_cleanly(scope, plugin, bridge, ("setup", NS, "22-x", container.id), needle, code=3)
-
-
-@pytest.mark.parametrize("argv", [(), ("frobnicate",), ("setup", NS, "22-x"),
-                                  ("status", NS, "22-x", "a" * 64, "extra"), ("init", "x")])
-def test_usage_errors_exit_2(plugin, argv):
-    call = plugin(*argv)
-    assert call.code == 2 and "usage:" in call.output
-
-
 def test_install_puts_an_executable_where_the_kubelet_looks(plugin):
     mode = os.stat(plugin.path).st_mode
     assert plugin.path.endswith("/myplugin/myplugin") and mode & stat.S_IXUSR
 
 
-def assert_fails_cleanly(scope, plugin, bridge, argv, needle, code=None):
+def assert_fails_cleanly(scope, plugin, bridge, argv, needle):
     before = scope.leaks()
     call = plugin(*argv)
-    assert call.code != 0 and (code is None or call.code == code), call.output
+    assert call.code != 0, call.output
     assert len(call.lines) == 1 and needle in call.output, call.output
     assert scope.leaks() == before
     assert our_ports(bridge) == {} and leases(plugin) == []

@@ -156,7 +156,7 @@ class NodePlugin:
         return config
 
     def __call__(self, *argv: str, timeout: float = 120) -> Call:
-        env = {k: v for k, v in nodebed._daemon_env().items() if k != "VLANPIPE_CONFIG"}
+        env = {k: v for k, v in nodebed.daemon_env().items() if k != "VLANPIPE_CONFIG"}
         full = (self.path, "--config", self.config_path, *argv)
         started = time.monotonic()
         proc = subprocess.run(self.node.nsenter(full), stdin=subprocess.DEVNULL,

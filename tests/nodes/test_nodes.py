@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pipework_wrapper.announce import announce
 from tests.nodes.conftest import Cluster, PodRef, records
 from tests.support import hostnet, nodebed
 
@@ -120,7 +121,11 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
         assert len(rows) == 1 and rows[0]["port"] == "uplink0", rows
         assert rows[0]["bridge"] == "k8s_br" and "22,23" in rows[0]["state"], rows
 
-    # A new VLAN list: doctor sees the drift, init corrects the trunks in place.
+
+def test_init_follows_a_new_vlan_list_in_place(cluster: Cluster) -> None:
+    """A new VLAN list: doctor sees the drift, init corrects the trunks in place. Every VLAN
+    is a trunk with no list (from a list, the list is cleared), and back."""
+    cluster.init_all()
     a = cluster["a"]
     a.configure(uplink={"interface": "uplink0", "vlans": [22, 23, 30]})
     drift = check(cluster, "a", "uplink uplink0")
@@ -136,13 +141,28 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     assert "22,23,30" in uplink_listed(cluster, "a")[0]["state"]
     assert as_list(cluster["b"].ports()["uplink0"]["trunks"]) == [22, 23]  # b's own config
 
-    # Another interface as the uplink: init plugs it and unplugs the former one (two trunks
-    # into one network could loop); doctor names a former one left on the bridge.
+    a.configure(uplink={"interface": "uplink0", "vlans": "all"})
+    a.ok("init")
+    port = a.ports()["uplink0"]
+    assert as_list(port["trunks"]) == [] and port["vlan_mode"] == "trunk", port
+    assert check(cluster, "a", "uplink uplink0")["ok"]
+    assert "every VLAN" in uplink_listed(cluster, "a")[0]["state"]
+    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
+    a.ok("init")
+    assert as_list(a.ports()["uplink0"]["trunks"]) == [22, 23]
+
+
+def test_init_moves_the_uplink_to_another_interface_unless_it_carries_an_address(
+        cluster: Cluster) -> None:
+    """Another interface as the uplink: init plugs it and unplugs the former one (two trunks
+    into one network could loop); doctor names a former one left on the bridge. Carrying
+    the host's own address, it is refused: as a bridge port it would cut the host off that
+    network. Nothing changes then; doctor names the address too."""
+    cluster.init_all()
+    a = cluster["a"]
     a.node.run(["ip", "link", "add", "uplink1", "type", "veth", "peer", "name", "uplink1p"],
                check=True)
     try:
-        # Carrying the host's own address, it is refused: as a bridge port it would cut the
-        # host off that network. Nothing changes; doctor names the address too.
         a.node.run(["ip", "addr", "add", "192.0.2.1/24", "dev", "uplink1"], check=True)
         a.configure(uplink={"interface": "uplink1", "vlans": [22, 23]})
         addressed = a("init")
@@ -163,28 +183,22 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     finally:
         a.node.ovs("--if-exists", "del-port", "k8s_br", "uplink1")
         a.node.run(["ip", "link", "del", "uplink1"])
-    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
-    a.ok("init")
 
-    # Down: doctor says so, init brings it up.
+
+def test_init_brings_a_down_uplink_up(cluster: Cluster) -> None:
+    cluster.init_all()
+    a = cluster["a"]
     a.node.run(["ip", "link", "set", "uplink0", "down"], check=True)
     down = check(cluster, "a", "uplink uplink0")
     assert not down["ok"] and "uplink uplink0 is down" in down["detail"], down
     a.ok("init")
     assert check(cluster, "a", "uplink uplink0")["ok"]
 
-    # Every VLAN: a trunk with no list (from a list, the list is cleared), and back.
-    a.configure(uplink={"interface": "uplink0", "vlans": "all"})
-    a.ok("init")
-    port = a.ports()["uplink0"]
-    assert as_list(port["trunks"]) == [] and port["vlan_mode"] == "trunk", port
-    assert check(cluster, "a", "uplink uplink0")["ok"]
-    assert "every VLAN" in uplink_listed(cluster, "a")[0]["state"]
-    a.configure(uplink={"interface": "uplink0", "vlans": [22, 23]})
-    a.ok("init")
-    assert as_list(a.ports()["uplink0"]["trunks"]) == [22, 23]
 
-    # An uplink that does not exist: init fails with one line naming it; doctor says so.
+def test_init_names_an_uplink_that_does_not_exist(cluster: Cluster) -> None:
+    """init fails with one line naming it; doctor says so."""
+    cluster.init_all()
+    a = cluster["a"]
     a.configure(uplink={"interface": "nosuch0", "vlans": [22, 23]})
     failed = a("init")
     assert failed.code != 0 and len(failed.lines) == 1 and "nosuch0" in failed.output, failed
@@ -192,8 +206,13 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     missing = check(cluster, "a", "uplink nosuch0")
     assert not missing["ok"] and "nosuch0" in missing["detail"], missing
     assert "does not exist" in missing["detail"], missing
+    print(f"\nnodes: init with a missing uplink: {failed.output.strip()!r}")
 
-    # A port of that name the plugin did not make: init refuses and leaves it untouched.
+
+def test_init_leaves_an_uplink_port_it_did_not_make_untouched(cluster: Cluster) -> None:
+    """A port of the uplink's name made by hand: init refuses, with one line, and changes
+    nothing; doctor flags it."""
+    cluster.init_all()
     b = cluster["b"]
     b.node.ovs("del-port", "k8s_br", "uplink0")
     b.node.ovs("add-port", "k8s_br", "uplink0")
@@ -204,8 +223,7 @@ def test_init_plugs_the_uplink_as_a_marked_trunk(cluster: Cluster) -> None:
     assert b.ports() == {"uplink0": by_hand}
     assert by_hand["external_ids"] == {} and by_hand["trunks"] == [] and by_hand["tag"] == []
     assert not check(cluster, "b", "uplink uplink0")["ok"]
-    print(f"\nnodes: init with a missing uplink: {failed.output.strip()!r}"
-          f"\nnodes: init with a hand-made uplink port: {refused.output.strip()!r}")
+    print(f"\nnodes: init with a hand-made uplink port: {refused.output.strip()!r}")
 
 
 # --- 2. VLANs across nodes -------------------------------------------------------------------
@@ -406,8 +424,8 @@ def test_moved_pod_without_its_announcement_is_unreachable(cluster: Cluster) -> 
     assert dropped >= 1, f"the plugin's gratuitous ARP never reached node a's bridge:\n{stats}"
     assert not replies["X (node a)"][0].ok, "moved pod answered X with its announcement dropped"
 
-    # One announcement (the bed's, as the plugin's would be) and it answers.
-    nodebed.announce(moved.pid, "eth1", address)
+    # One announcement (the plugin's own code, sent from here) and it answers.
+    announce(f"/proc/{moved.pid}/ns/net", "eth1", [address])
     assert ping(x, address).ok and ping(y, address).ok
     print("\nnodes: pod moved b -> a with its gratuitous ARP dropped "
           f"({dropped} frame dropped): first echo after setup "

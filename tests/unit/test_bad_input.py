@@ -33,6 +33,7 @@ EXEC_CASES = [  # argv after the program name, exit code, text the line must hol
     (["setup"], 2, "setup takes NAMESPACE POD INFRA_CONTAINER_ID, got 0"),
     (["setup", "default", "22-web"], 2, "got 2 arguments"),
     (["teardown", *POD, "extra"], 2, "got 4 arguments"),
+    (["status", *POD, "extra"], 2, "got 4 arguments"),
     (["frobnicate"], 2, "unknown command 'frobnicate'"),
     (["init", "now"], 2, "init takes no arguments"),
     (["--config"], 2, "--config needs a path"),
@@ -107,6 +108,7 @@ CNI_ENV_CASES = [  # environment overrides (None: removed), code, text in msg
     ({"CNI_ARGS": "K8S_POD_NAME"}, 4, "CNI_ARGS item"),
     ({"CNI_ARGS": "K8S_POD_NAMESPACE=Bad_NS"}, 4, "K8S_POD_NAMESPACE"),
     ({"CNI_ARGS": "K8S_POD_NAME=" + "x" * 300}, 4, "K8S_POD_NAME"),
+    ({"CNI_ARGS": "K8S_POD_INFRA_CONTAINER_ID=" + "b" * 64}, 4, "K8S_POD_INFRA_CONTAINER_ID"),
     ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/nonexistent/ns"}, 4,
      "CNI_NETNS /nonexistent/ns does not exist"),
     ({"CNI_CONTAINERID": "ctr-ns-web", "CNI_NETNS": "/etc/hostname"}, 4,
@@ -153,6 +155,7 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
     ("ADD", {"mtu": 1500.5}, 7, "'mtu'"),
     ("ADD", {"mtu": 576}, 7, "is not an MTU this node lets networks use (cni.mtu: 1280-9000)"),
     ("ADD", {"bridge": "x" * 16}, 7, "'bridge'"),
+    ("ADD", {"bridge": "has space"}, 7, "'bridge'"),
     ("ADD", {"ipam": []}, 7, "'ipam'"),
     ("ADD", {"ipam": {"type": "../../bin/sh"}}, 7, "ipam.type"),
     ("ADD", {"ipam": {"type": "host-local", "dataDir": "/etc"}}, 7, "ipam.dataDir"),
@@ -233,7 +236,8 @@ def test_exec_arguments(tmp_path, node, argv, code, needle):
     assert proc.returncode == code, proc.stdout[:1000]
     assert needle in lines[0] and "internal error" not in proc.stdout
     assert len(lines[0]) < 500  # an echoed value is cut short
-    assert code == 2 or len(lines) == 1  # a usage error adds the usage text
+    assert (code == 2) == ("usage:" in proc.stdout)  # a usage error adds the usage text
+    assert code == 2 or len(lines) == 1
     nothing_created(tmp_path)
 
 
@@ -279,7 +283,17 @@ def test_cni_stdin(tmp_path, node, command, stdin, code, needle):
     nothing_created(tmp_path)
 
 
-@pytest.mark.parametrize("stdin", [DEEP, HUGE, json.dumps({"x": NESTED}).encode()])
+def test_an_incompatible_version_is_answered_in_the_newest_naming_the_supported(tmp_path,
+                                                                                node):
+    """The runtime learns from the error itself which versions to use instead."""
+    status, error = cni(tmp_path, node, CNI_ENV,
+                        json.dumps({**NETCONF, "cniVersion": "9.9.9"}).encode())
+    assert status == 1 and error["code"] == 1 and "9.9.9" in error["msg"], error
+    assert error["cniVersion"] == "1.1.0" and "1.1.0" in error["details"], error
+
+
+@pytest.mark.parametrize("stdin", [DEEP, HUGE, json.dumps({"x": NESTED}).encode()],
+                         ids=["deep", "huge", "nested"])
 def test_version_answers_whatever_stdin_holds(tmp_path, node, stdin):
     """VERSION is how a runtime learns what to send: nested or huge input gets the answer
     for the newest version, never an internal error."""

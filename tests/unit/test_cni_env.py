@@ -40,7 +40,7 @@ def test_del_needs_no_netns_and_path_is_split():
     ({"CNI_COMMAND": ""}, "CNI_COMMAND"), ({"CNI_COMMAND": "add"}, "CNI_COMMAND"),
     ({"CNI_CONTAINERID": "_x"}, "CNI_CONTAINERID"), ({"CNI_CONTAINERID": "a/b"}, "CNI_CONTAINERID"),
     ({"CNI_IFNAME": "net 1"}, "CNI_IFNAME"), ({"CNI_IFNAME": ".."}, "CNI_IFNAME"),
-    ({"CNI_IFNAME": "n" * 16}, "CNI_IFNAME")])
+    ({"CNI_IFNAME": "n" * 16}, "CNI_IFNAME"), ({"CNI_CONTAINERID": "-bad;id"}, "CNI_CONTAINERID")])
 def test_bad_values_are_code_4(changes, needle):
     code, message = code_and_message({**FULL, "CNI_COMMAND": "ADD", **changes})
     assert code == 4 and needle in message

@@ -27,7 +27,7 @@ def code_of(call, *args, **kwargs):
     return code_for(err.value), err.value.line()
 
 
-@pytest.mark.parametrize("stdin", [b"", b"{", b"[]", b"null", b"\xff"])
+@pytest.mark.parametrize("stdin", [b"", b"{", b"[]", b"null", b"\xff", b"not json", b'"text"'])
 def test_undecodable_stdin_is_code_6(stdin):
     assert code_of(tenantjson.decode, stdin)[0] == 6
 
@@ -174,7 +174,9 @@ def test_a_known_key_in_another_case_is_code_7(key):
     ({"prevResult": {"interfaces": [1]}}, "prevResult.interfaces"),
     ({"prevResult": {"dns": []}}, "prevResult.dns"),
     ({"cni.dev/valid-attachments": [{"containerID": 1}]}, "valid-attachments"),
-    ({"vlanpipe": []}, "vlanpipe")])
+    ({"vlanpipe": []}, "vlanpipe"), ({"vlan": 5000}, "'vlan'"), ({"mtu": 10}, "'mtu'"),
+    ({"vlanpipe": {"state_dirr": "/x"}}, "state_dirr"),
+    ({"prevResult": {"interfaces": None, "ips": 5}}, "prevResult.ips")])
 def test_invalid_keys_are_code_7(keys, needle):
     code, line = code_of(parsed_from, keys)
     assert code == 7 and needle in line

@@ -14,7 +14,8 @@ def test_add_and_del_are_allowed_in_every_supported_version(version):
 
 @pytest.mark.parametrize("command,version", [
     ("ADD", "0.2.0"), ("ADD", "1.2.0"), ("ADD", "x"), ("CHECK", "0.3.1"),
-    ("STATUS", "1.0.0"), ("GC", "0.4.0")])
+    ("STATUS", "1.0.0"), ("GC", "0.4.0"), ("GC", "1.0.0"), ("ADD", "9.9.9"), ("ADD", "0.3.0"),
+    ("ADD", "one")])
 def test_refused_with_code_1(command, version):
     with pytest.raises(CniError) as err:
         versions.require(command, version)

@@ -139,6 +139,33 @@ def test_no_address_left_creates_nothing(tmp_path, host):
     assert host.leftovers() == before and c.records.load(ID) == []
 
 
+def _etcd3gw_takes_a_session() -> bool:
+    import inspect
+
+    from etcd3gw.client import Etcd3Client
+
+    return "session" in inspect.signature(Etcd3Client.__init__).parameters
+
+
+@pytest.mark.xfail(not _etcd3gw_takes_a_session(), raises=TypeError, strict=True,
+                   reason="known defect: plugin/ipam/stores/etcd_client.py passes session=, "
+                          "which etcd3gw 2.5 (what pip installs for Python 3.9; setup.cfg "
+                          "allows >=2.4) does not take")
+def test_an_etcd_outage_at_setup_creates_nothing(tmp_path, host):
+    """The allocator's etcd does not answer (nothing listens at its endpoint): the claim
+    fails with a BackendError naming etcd before any port or veth is made. The intent
+    record stays, naming no address: a claim can be applied with its reply lost, and the
+    record is what teardown or gc release it by. (A real etcd going down:
+    tests/e2e/test_etcd_store.py; a BackendError's exit code 6 through the kubelet's entry:
+    tests/e2e/test_exec_plugin.py::test_open_vswitch_down_is_an_error_in_bounded_time.)"""
+    c = core(tmp_path, host, networks=[{**NETWORK, "allocator": "etcd"}],
+             etcd={"endpoints": ["http://127.0.0.1:9"], "timeout": 1})
+    with pytest.raises(BackendError, match="etcd unreachable"):
+        c.attach(POD, [want()], SANDBOX)
+    assert host.leftovers() == []
+    assert [(r.interface, r.addresses) for r in c.records.load(ID)] == [("eth1", ())]
+
+
 def test_a_missing_bridge_is_said_before_anything_is_made(tmp_path, host):
     c = core(tmp_path, host)
     with pytest.raises(BackendError, match="bridge nobr does not exist"):

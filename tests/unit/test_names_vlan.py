@@ -44,14 +44,16 @@ def test_namespace_map_and_fixed_rules():
 
 
 @pytest.mark.parametrize("value", ["", "UPPER", "has space", "semi;colon", "$(reboot)",
-                                   "quote'd", 'dq"', "ünï", "a" * 64, "-lead", "trail-"])
+                                   "quote'd", 'dq"', "ünï", "a" * 64, "-lead", "trail-",
+                                   "Default", "a b", "x;y", "$(id)"])
 def test_namespace_rejects_bad_names(value):
     with pytest.raises(InputError, match="namespace"):
         names.namespace(value)
 
 
 @pytest.mark.parametrize("value", ["", "has space", "a;b", "$(id)", "`id`", "ünï", "a" * 254,
-                                   "x..y", "Caps"])
+                                   "x..y", "Caps", "22 spaced", "22-'quoted'", "22-a;reboot",
+                                   "22-$(id)", "22-ünï"])
 def test_pod_rejects_bad_names(value):
     with pytest.raises(InputError, match="pod name"):
         names.pod(value)
@@ -62,7 +64,7 @@ def test_pod_accepts_kubernetes_names():
 
 
 @pytest.mark.parametrize("value", ["", "a" * 63, "a" * 65, "A" * 64, "g" * 64, "0x" + "a" * 62,
-                                   "a" * 63 + ";"])
+                                   "a" * 63 + ";", "not-hex"])
 def test_infra_id_must_be_64_hex(value):
     with pytest.raises(InputError, match="64-hex"):
         names.infra_id(value)
