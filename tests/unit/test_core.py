@@ -139,18 +139,6 @@ def test_no_address_left_creates_nothing(tmp_path, host):
     assert host.leftovers() == before and c.records.load(ID) == []
 
 
-def _etcd3gw_takes_a_session() -> bool:
-    import inspect
-
-    from etcd3gw.client import Etcd3Client
-
-    return "session" in inspect.signature(Etcd3Client.__init__).parameters
-
-
-@pytest.mark.xfail(not _etcd3gw_takes_a_session(), raises=TypeError, strict=True,
-                   reason="known defect: plugin/ipam/stores/etcd_client.py passes session=, "
-                          "which etcd3gw 2.5 (what pip installs for Python 3.9; setup.cfg "
-                          "allows >=2.4) does not take")
 def test_an_etcd_outage_at_setup_creates_nothing(tmp_path, host):
     """The allocator's etcd does not answer (nothing listens at its endpoint): the claim
     fails with a BackendError naming etcd before any port or veth is made. The intent
