@@ -19,7 +19,7 @@ from plugin.errors import Failure
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import (MTU_MAX, MTU_MIN, EtcdConfig, NetworkConfig, parse_etcd,
                                   parse_networks)
-from plugin.core.policy import RULES, VlanRule
+from plugin.policy.vlan import RULES, VlanRule
 
 STATUS_REPORTS = ("docker", "vlan")
 TX_CHECKSUM = ("auto", "off", "on")

@@ -30,7 +30,7 @@ from plugin.config import schema
 from plugin.config.reader import Section
 from plugin.errors import shown
 from plugin.config.schema import Config, InterfaceSpec
-from plugin.core.policy import VlanRule
+from plugin.policy.vlan import VlanRule
 from plugin.frontends.cni import injected
 from plugin.frontends.cni.injected import VALID_ATTACHMENTS
 from plugin.frontends.cni.tenantjson import invalid, named, refused
