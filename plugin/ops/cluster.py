@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from plugin.config.schema import Config
 from plugin.errors import InputError
-from plugin.ipam.allocators import Allocators
 
 RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
 
@@ -36,7 +35,7 @@ class ClusterLease:
 
 def leases(config: Config) -> list[ClusterLease]:
     """Every lease in etcd, with its node and when that node was last seen."""
-    allocators = Allocators.for_config(config)
+    allocators = config.allocators()
     seen = allocators.nodes_seen()
     return [ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
                          owner.pod, owner.infra_id, owner.interface,
@@ -46,7 +45,7 @@ def leases(config: Config) -> list[ClusterLease]:
 
 def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[str]:
     """Release every etcd lease of `node`; refuse if it was seen recently (or is this one)."""
-    allocators = Allocators.for_config(config)
+    allocators = config.allocators()
     if node == config.node_name and not force:
         raise InputError(f"node {node} is this node", "run gc without --node to sweep it")
     last = allocators.nodes_seen().get(node)

@@ -131,9 +131,7 @@ def _docker(config: Config) -> str:
 
 
 def _allocators(config: Config) -> str:
-    from plugin.ipam.allocators import Allocators
-
-    allocators = Allocators.for_config(config)
+    allocators = config.allocators()
     damaged = allocators.damaged()
     if damaged:
         raise Failure(f"{len(damaged)} damaged lease(s): " + "; ".join(

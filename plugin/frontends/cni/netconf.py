@@ -35,7 +35,7 @@ from plugin.frontends.cni import injected
 from plugin.frontends.cni.injected import VALID_ATTACHMENTS
 from plugin.frontends.cni.tenantjson import invalid, named, refused
 from plugin.frontends.cni.podargs import PodRequest, pod_request
-from plugin.ipam.networks import MTU_MAX, MTU_MIN
+from plugin.config.networks import MTU_MAX, MTU_MIN
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
