@@ -152,17 +152,38 @@ def test_no_upward_import() -> None:
 
 
 def layer_text(edges: dict[str, set[str]]) -> str:
-    """The layers with their modules, and for each layer the layers it imports from."""
+    """The layers top to bottom: for each, the layers its modules import, and its files by
+    folder. docs/architecture.md shows this text; a test holds the two together."""
+    files = module_files()
     lines = []
     for index, (title, _) in enumerate(LAYERS):
-        members = sorted(m for m in edges if layer_of(m) == index)
+        members = [m for m in edges if layer_of(m) == index]
         below = sorted({layer_of(t) for m in members for t in edges[m]} - {index})
-        lines.append(f"{title}  ({len(members)} modules)  imports: "
-                     + (", ".join(LAYERS[i][0] for i in below) or "nothing of the product"))
+        lines.append(f"{title}  ->  " + (", ".join(LAYERS[i][0] for i in below) or "nothing"))
+        folders: dict[str, list[str]] = {}
         for module in members:
-            inner = sorted(t for t in edges[module] if layer_of(t) == index)
-            lines.append(f"    {module}" + (f"  -> {', '.join(inner)}" if inner else ""))
+            path = files[module].relative_to(ROOT)
+            folders.setdefault(f"{path.parent}/", []).append(path.stem)
+        for folder, stems in sorted(folders.items()):
+            lines.extend(_wrapped(f"    {folder:<25}", sorted(stems)))
     return "\n".join(lines)
+
+
+def _wrapped(head: str, words: list[str], width: int = 92) -> list[str]:
+    lines, line = [], head
+    for word in words:
+        if len(line) + len(word) + 1 > width and line.strip() != head.strip():
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += word + " "
+    return lines + [line.rstrip()]
+
+
+def test_the_architecture_document_draws_this_graph() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    assert layer_text(graph()) in text, (
+        "docs/architecture.md no longer draws the import graph: paste the output of "
+        "`python -m tests.unit.test_layers` into its layers block")
 
 
 if __name__ == "__main__":
