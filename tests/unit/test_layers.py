@@ -181,9 +181,10 @@ def _wrapped(head: str, words: list[str], width: int = 92) -> list[str]:
 
 def test_the_architecture_document_draws_this_graph() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
-    assert layer_text(graph()) in text, (
+    drawn = layer_text(graph())
+    assert drawn in text, (
         "docs/architecture.md no longer draws the import graph: paste the output of "
-        "`python -m tests.unit.test_layers` into its layers block")
+        "`python -m tests.unit.test_layers` into its layers block:\n" + drawn)
 
 
 if __name__ == "__main__":
