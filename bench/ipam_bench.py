@@ -34,9 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from plugin.config.etcd import parse_etcd  # noqa: E402
+from plugin.config.networks import parse_networks  # noqa: E402
 from plugin.config.reader import Section  # noqa: E402
 from plugin.ipam.allocators import Allocators  # noqa: E402
-from plugin.ipam.networks import parse_etcd, parse_networks  # noqa: E402
 from plugin.ipam.model import Owner  # noqa: E402
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64  # noqa: E402
 from tests.support import etcd_server  # noqa: E402

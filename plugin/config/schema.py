@@ -11,15 +11,19 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugin import names
+from plugin.config.etcd import parse_etcd
+from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
 from plugin.config.reader import Section
 from plugin.errors import Failure
 from plugin.ipam.addresses import parse_vlans
-from plugin.ipam.networks import (MTU_MAX, MTU_MIN, EtcdConfig, NetworkConfig, parse_etcd,
-                                  parse_networks)
-from plugin.core.policy import RULES, VlanRule
+from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.policy.vlan import RULES, VlanRule
+
+if TYPE_CHECKING:
+    from plugin.ipam.allocators import Allocators
 
 STATUS_REPORTS = ("docker", "vlan")
 TX_CHECKSUM = ("auto", "off", "on")
@@ -88,6 +92,13 @@ class Config:
     gc_on_init: bool = False
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
+
+    def allocators(self) -> Allocators:
+        """The allocators of this node's networks. Imported here, on first use, so that
+        reading the config (every call, `status` too) never loads them."""
+        from plugin.ipam.allocators import Allocators
+
+        return Allocators(self.networks, self.etcd, self.state_dir, self.node_name)
 
 
 def parse(data: Any, source: str) -> Config:

@@ -57,11 +57,7 @@ class Core:
         self.config = config
         self.log = log
         self.records = RecordStore(config.state_dir)
-        if allocators is None:
-            from plugin.ipam.allocators import Allocators
-
-            allocators = Allocators.for_config(config)
-        self.allocators = allocators
+        self.allocators = allocators if allocators is not None else config.allocators()
         self.plumbers = plumbing or plumbers(config)
         self.recorded = recorded
         self.any_plumber = next(iter(self.plumbers.values()))

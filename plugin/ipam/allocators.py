@@ -21,7 +21,6 @@ from plugin.ipam.networks import EtcdConfig, NetworkConfig
 from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
-    from plugin.config.schema import Config
     from plugin.ipam.stores.etcd_client import EtcdConnection
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
@@ -51,10 +50,6 @@ class Allocators:
         self._sources: dict[str, Allocator] = {}
         self._connection: EtcdConnection | None = None
         self._pins: dict[tuple[str, str], Pin | None] = {}
-
-    @classmethod
-    def for_config(cls, config: "Config") -> "Allocators":
-        return cls(config.networks, config.etcd, config.state_dir, config.node_name)
 
     def families_for(self, vlan: int) -> list[NetworkConfig]:
         """The network serving `vlan`: one family, or two (dual-stack)."""

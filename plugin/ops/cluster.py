@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from plugin.config.schema import Config
 from plugin.errors import ConfigError, InputError
-from plugin.ipam.allocators import Allocators
 from plugin.ops.actions import REMOVED, WOULD_REMOVE, Action
+
+if TYPE_CHECKING:
+    from plugin.ipam.allocators import Allocators
 
 RECENT_SECONDS = 600.0  # a node seen this recently may well be alive
 
@@ -75,7 +78,7 @@ def etcd_allocators(config: Config, command: str) -> Allocators:
         raise ConfigError(f"etcd is not configured: {command} reads the cluster's leases in "
                           f"etcd, and {config.source} has no etcd section",
                           "add an etcd: section (endpoints, prefix) as on the other nodes")
-    return Allocators.for_config(config)
+    return config.allocators()
 
 
 def _when(seen: float | None) -> str:

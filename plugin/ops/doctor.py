@@ -83,9 +83,7 @@ def _run(name: str, probe: Callable[[], str], fix: str) -> Check:
 
 def _config(config: Config) -> str:
     """Valid on its own and as a whole: an etcd network needs the etcd section."""
-    from plugin.ipam.allocators import Allocators
-
-    Allocators.for_config(config)
+    config.allocators()
     return f"valid: {config.source}"
 
 
@@ -154,9 +152,7 @@ def _docker(config: Config) -> str:
 
 
 def _allocators(config: Config) -> str:
-    from plugin.ipam.allocators import Allocators
-
-    allocators = Allocators.for_config(config)
+    allocators = config.allocators()
     damaged = allocators.damaged()
     if damaged:
         raise Failure(f"{len(damaged)} damaged lease(s): " + "; ".join(

@@ -18,8 +18,9 @@ from typing import Callable, Iterator
 
 import pytest
 
+from plugin.config.etcd import parse_etcd
 from plugin.config.reader import Section
-from plugin.ipam.networks import EtcdConfig, parse_etcd
+from plugin.ipam.networks import EtcdConfig
 from tests.support import etcd_server, hostnet
 from tests.support.hostnet import Container
 from tests.support.scope import Scope

@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 
+from plugin.config.etcd import parse_etcd
 from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
 from plugin.ipam.leaserecord import new_record
 from plugin.ipam.model import Owner, Pin, Request
-from plugin.ipam.networks import parse_etcd
 from plugin.ipam.pooled import PROBES, PoolAllocator
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64

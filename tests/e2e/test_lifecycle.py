@@ -118,13 +118,12 @@ def test_gc_without_docker_collects_a_lease_nothing_holds(tmp_path, bridge):
     where Docker does not answer, was counted alive ("nothing to sweep", exit 0). Nothing
     can hold it: judged again under the pod's lock, it is collected, and said so."""
     from plugin.config.loader import load
-    from plugin.ipam.allocators import Allocators
     from tests.support.ipamdata import owner
 
     plugin = make_plugin(str(tmp_path), base_config(
         bridge, docker_url=f"unix://{tmp_path}/none.sock"))
     orphan = owner(7)
-    (lease,) = Allocators.for_config(load(plugin.config_path)).allocate(orphan, 22)
+    (lease,) = load(plugin.config_path).allocators().allocate(orphan, 22)
     assert len(leases(plugin)) == 1
     call = plugin.ok("gc", "--json")
     (action,) = [a for a in json.loads(call.output) if a["pod"]]  # not other tests' netns links

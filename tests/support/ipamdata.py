@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugin.config.networks import parse_networks
 from plugin.config.reader import Section
 from plugin.ipam.model import Owner
-from plugin.ipam.networks import NetworkConfig, parse_networks
+from plugin.ipam.networks import NetworkConfig
 
 
 def networks(*items: dict[str, Any]) -> tuple[NetworkConfig, ...]:

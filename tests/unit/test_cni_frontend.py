@@ -14,7 +14,6 @@ from plugin import names
 from plugin.config import loader
 from plugin.core import marks
 from plugin.core.records import RecordStore
-from plugin.ipam.allocators import Allocators
 from tests.support.fakes import FakeHost
 from tests.support.wired import cni_main, wire
 
@@ -62,7 +61,7 @@ def cni(monkeypatch, capsys, node):
 def leases(node: str) -> list[tuple[str, str]]:
     """(container, interface) of every lease the node's allocators hold."""
     return sorted((o.infra_id, o.interface)
-                  for o, _ in Allocators.for_config(loader.load(node)).leases())
+                  for o, _ in loader.load(node).allocators().leases())
 
 
 def port_of(container: str, ifname: str) -> str:

@@ -75,13 +75,11 @@ def test_a_network_may_name_one_of_the_nodes_networks_for_every_vlan():
 def test_a_dual_stack_network_named_by_a_network_config_gives_both_families():
     """Issue 19 item 8: named from a CNI config, a dual-stack network serves both families,
     as it does when reached by its VLAN."""
-    from plugin.ipam.allocators import Allocators
-
     dual = {"name": "dual", "vlans": [41], "subnets": ["10.41.0.0/24", "fd00:41::/64"]}
     root = parse({"networks": [dual]}, "node.yaml")
     config = netconf.bind(parsed(vlanpipe={"network": "dual"}), root, "net1")
-    by_vlan = Allocators.for_config(root).families_for(41)
-    named = Allocators.for_config(config).families_for(22)
+    by_vlan = root.allocators().families_for(41)
+    named = config.allocators().families_for(22)
     assert [n.version for n in named] == [n.version for n in by_vlan] == [4, 6]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from plugin import names
 from plugin.errors import InputError
-from plugin.core.policy import VlanRule
+from plugin.policy.vlan import VlanRule
 
 ID = "a" * 64
 

@@ -24,7 +24,6 @@ from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses
 from plugin.frontends.cni.env import PodIdentity, identity
 from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, INVALID_ENVIRONMENT, CniError
 from plugin.frontends.cni.sandbox import host_link, locate
-from plugin.ipam.allocators import Allocators
 from plugin.ipam.model import Addresses
 
 
@@ -65,7 +64,7 @@ def delete(call: Call) -> None:
 
 def _recorded(call: Call, record: Attachment) -> Addresses:
     if record.allocator != "delegated":
-        return Allocators.for_config(call.config)  # every network of the node (netconf.bind)
+        return call.config.allocators()  # every network of the node (netconf.bind)
     try:
         ipam = json.loads(record.ipam)
     except ValueError:
@@ -76,7 +75,7 @@ def _recorded(call: Call, record: Attachment) -> Addresses:
     call.warn(f"the record of {record.interface} names no usable ipam config; released as "
               "the network config says now")
     delegate = call.delegate()
-    return DelegatedAddresses(delegate) if delegate else Allocators.for_config(call.config)
+    return DelegatedAddresses(delegate) if delegate else call.config.allocators()
 
 
 def check(call: Call) -> None:
@@ -141,7 +140,7 @@ def _want(call: Call, ref: PodRef) -> Want:
         want = Want(call.env.ifname, call.config.bridge, conf.request.vlan)
     else:
         # Pins come from vlanpipe's allocators even when an IPAM plugin gives the address.
-        want = plan(call.config, ref, Allocators.for_config(call.config).pinned)[0]
+        want = plan(call.config, ref, call.config.allocators().pinned)[0]
     if not want.pinned and not call.config.cni.allows_vlan(want.vlan):
         raise CniError(INVALID_CONFIG, f"VLAN {want.vlan} (from the "
                        f"{'pod' if conf.request.vlan is not None else 'network config'}) is not "

@@ -22,20 +22,19 @@ the runtime sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from plugin import names
-from plugin.config import schema
-from plugin.config.reader import Section
+from plugin.config import schema, tenant
+from plugin.config.networks import MTU_MAX, MTU_MIN
+from plugin.config.schema import Config
+from plugin.config.tenant import refused
 from plugin.errors import shown
-from plugin.config.schema import Config, InterfaceSpec
-from plugin.core.policy import VlanRule
 from plugin.frontends.cni import injected
 from plugin.frontends.cni.injected import VALID_ATTACHMENTS
-from plugin.frontends.cni.tenantjson import invalid, named, refused
 from plugin.frontends.cni.podargs import PodRequest, pod_request
-from plugin.ipam.networks import MTU_MAX, MTU_MIN
+from plugin.frontends.cni.tenantjson import invalid, named
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
@@ -129,37 +128,10 @@ def parse(document: Mapping[str, Any]) -> NetConf:
 
 
 def bind(conf: NetConf, node: Config, ifname: str) -> Config:
-    """The call's Config: the node's, with what this network chose, where the node allows it."""
-    policy = node.cni
-    bridge = conf.bridge or node.bridge
-    if bridge not in policy.bridges:
-        raise refused("bridge", bridge, "is not a bridge this node lets networks use "
-                       f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
-    if isinstance(conf.vlan, int) and not policy.allows_vlan(conf.vlan):
-        raise refused("vlan", conf.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
-    if conf.mtu is not None and not policy.allows_mtu(conf.mtu):
-        raise refused("mtu", conf.mtu, "is not an MTU this node lets networks use (cni.mtu: "
-                      f"{policy.mtus[0]}-{policy.mtus[1]})")
-    if conf.ipam_type and conf.ipam_type not in policy.ipam_types:
-        raise refused("ipam.type", conf.ipam_type, "is not an IPAM plugin this node lets "
-                       f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
-    networks = node.networks
-    if conf.network is not None:
-        # Every family of the network (a dual-stack one is two NetworkConfigs of one name)
-        # serves every VLAN of this network config. The node's other networks serve none
-        # but stay known: DEL releases on the network an attachment's record names.
-        if not any(n.name == conf.network for n in node.networks):
-            raise refused("vlanpipe.network", conf.network, "is not a network of this node "
-                           f"(networks: {', '.join(n.name for n in node.networks)})")
-        networks = tuple(replace(n, vlans=None if n.name == conf.network else ())
-                         for n in node.networks)
-    rule = next(a.vlan for a in node.attachments if a.primary)
-    if isinstance(conf.vlan, int):
-        rule = VlanRule("fixed", tag=conf.vlan)
-    elif conf.vlan is not None:
-        rule = schema.vlan_rule(Section(f"CNI network '{conf.name}'", conf.vlan, "vlan"))
-    return replace(node, bridge=bridge, networks=networks,
-                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
+    """The call's Config: the node's, with what this network chose, where the node allows it
+    (judged with the node config, `plugin.config.tenant`)."""
+    return tenant.bind(tenant.NetworkChoice(conf.name, conf.bridge, conf.vlan, conf.mtu,
+                                            conf.ipam_type, conf.network), node, ifname)
 
 
 def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:

@@ -89,9 +89,3 @@ def invalid(key: str, value: Any, why: str) -> CniError:
     return CniError(INVALID_CONFIG, f"network config key '{key}' = {shown(value)} {why}",
                     "fix the network config (the file in /etc/cni/net.d or the "
                     "NetworkAttachmentDefinition)")
-
-
-def refused(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {shown(value)} {why}",
-                    "change the network config, or ask the node's administrator (the node "
-                    "config's cni section)")

@@ -96,7 +96,7 @@ def test_without_etcd_there_are_no_pins(tmp_path):
 def test_importing_and_using_local_networks_does_not_load_the_etcd_client(tmp_path):
     code = (
         "import sys\n"
-        "from plugin.ipam.allocators import Allocators\nfrom plugin.ipam.networks import parse_networks\n"
+        "from plugin.ipam.allocators import Allocators\nfrom plugin.config.networks import parse_networks\n"
         "from plugin.ipam.model import Owner\n"
         f"ipam = Allocators(parse_networks([]), None, {str(tmp_path)!r}, 'n1')\n"
         "ipam.allocate(Owner('ab' * 32, 'eth1', 'ns', 'pod'), 22)\n"

@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
+from plugin.config.etcd import parse_etcd
 from plugin.config.reader import Section
 from plugin.errors import ConfigError
-from plugin.ipam.networks import parse_etcd
 from tests.support.ipamdata import network, networks
 
 NET22 = {"name": "v22", "vlans": [22], "subnet": "10.22.0.0/24"}

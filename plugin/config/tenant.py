@@ -1,0 +1,73 @@
+"""A tenant's network config held to the node's `cni` allow-lists: the call's Config.
+
+A network config is written by whoever may create a NetworkAttachmentDefinition
+(with Multus), so it may choose only what the node's config lets it. The CNI
+front-end decodes and checks the JSON itself (`plugin.frontends.cni.netconf`); the
+judgement against the node's config is made here, beside the node config's own
+parsing, so one place judges every config source. A refusal is a ConfigError
+(CNI code 7) naming the key, the value and who may change it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from plugin.config.reader import Section
+from plugin.config.schema import Config, InterfaceSpec, vlan_rule
+from plugin.errors import ConfigError, shown
+from plugin.policy.vlan import VlanRule
+
+
+@dataclass(frozen=True)
+class NetworkChoice:
+    """What a tenant's network config chose that the node's config must allow."""
+
+    name: str
+    bridge: str | None = None
+    vlan: int | Mapping[str, Any] | None = None  # a tag, or a rule object as in config.yaml
+    mtu: int | None = None
+    ipam_type: str | None = None  # a delegated IPAM plugin; None: the node's networks
+    network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+
+
+def refused(key: str, value: Any, why: str) -> ConfigError:
+    """A network config's key that the node does not allow: the tenant or the node's
+    administrator can change it."""
+    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
+                       "change the network config, or ask the node's administrator (the node "
+                       "config's cni section)")
+
+
+def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
+    """The call's Config: the node's, with what this network chose, where the node allows it."""
+    policy = node.cni
+    bridge = choice.bridge or node.bridge
+    if bridge not in policy.bridges:
+        raise refused("bridge", bridge, "is not a bridge this node lets networks use "
+                      f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
+    if isinstance(choice.vlan, int) and not policy.allows_vlan(choice.vlan):
+        raise refused("vlan", choice.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    if choice.mtu is not None and not policy.allows_mtu(choice.mtu):
+        raise refused("mtu", choice.mtu, "is not an MTU this node lets networks use (cni.mtu: "
+                      f"{policy.mtus[0]}-{policy.mtus[1]})")
+    if choice.ipam_type and choice.ipam_type not in policy.ipam_types:
+        raise refused("ipam.type", choice.ipam_type, "is not an IPAM plugin this node lets "
+                      f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
+    networks = node.networks
+    if choice.network is not None:
+        # Every family of the network (a dual-stack one is two NetworkConfigs of one name)
+        # serves every VLAN of this network config. The node's other networks serve none
+        # but stay known: DEL releases on the network an attachment's record names.
+        if not any(n.name == choice.network for n in node.networks):
+            raise refused("vlanpipe.network", choice.network, "is not a network of this node "
+                          f"(networks: {', '.join(n.name for n in node.networks)})")
+        networks = tuple(replace(n, vlans=None if n.name == choice.network else ())
+                         for n in node.networks)
+    rule = next(a.vlan for a in node.attachments if a.primary)
+    if isinstance(choice.vlan, int):
+        rule = VlanRule("fixed", tag=choice.vlan)
+    elif choice.vlan is not None:
+        rule = vlan_rule(Section(f"CNI network '{choice.name}'", choice.vlan, "vlan"))
+    return replace(node, bridge=bridge, networks=networks,
+                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
