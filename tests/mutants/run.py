@@ -69,7 +69,7 @@ def make_venv(target: str) -> str:
     with open(os.path.join(site, "vlanpipe-mutants.pth"), "w", encoding="utf-8") as handle:
         handle.write(f"{target}\n{sysconfig.get_paths()['purelib']}\n")
     for name, function in (("vlanpipe", "plugin.frontends.exec_cli:run"),
-                           ("vlanpipe-cni", "plugin.frontends.cni.main:main")):
+                           ("vlanpipe-cni", "plugin.frontends.entry:cni")):
         module, attribute = function.split(":")
         path = os.path.join(venv, "bin", name)
         with open(path, "w", encoding="utf-8") as handle:

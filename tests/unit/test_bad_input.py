@@ -24,8 +24,8 @@ from tests.support.hostnet import wait_until
 ID = "c" * 64
 POD = ("default", "22-web", ID)
 EXEC = (sys.executable, "-I", "-c", "from plugin.frontends.exec_cli import run; run()")
-CNI = (sys.executable, "-I", "-c", "import sys; from plugin.frontends.cni.main import main; "
-                                   "sys.exit(main())")
+CNI = (sys.executable, "-I", "-c", "import sys; from plugin.frontends.entry import cni; "
+                                   "sys.exit(cni())")  # as the console script vlanpipe-cni
 NETCONF = {"cniVersion": "1.0.0", "name": "vlan-net", "type": "vlanpipe", "vlan": 22}
 
 EXEC_CASES = [  # argv after the program name, exit code, text the line must hold

@@ -115,7 +115,7 @@ def test_etcd_and_lock_timeouts_raise_their_own_classes(tmp_path):
     from plugin import locks
     from plugin.config.reader import Section
     from plugin.errors import EtcdError, LockTimeout
-    from plugin.ipam.networks import parse_etcd
+    from plugin.config.etcd import parse_etcd
     from plugin.ipam.stores.etcd_client import EtcdConnection
 
     config = parse_etcd(Section("t.yaml", {"endpoints": ["http://127.0.0.1:9"], "timeout": 1},

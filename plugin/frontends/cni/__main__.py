@@ -1,7 +1,8 @@
-"""`python -m plugin.frontends.cni`: the CNI front-end, as a runtime would run the installed plugin."""
+"""`python -m plugin.frontends.cni`: the CNI front-end, as a runtime would run the installed
+plugin (an operator's command when called with arguments and no CNI_COMMAND)."""
 
 import sys
 
-from plugin.frontends.cni.main import main
+from plugin.frontends.entry import cni
 
-sys.exit(main())
+sys.exit(cni())

@@ -27,10 +27,6 @@ Handler = Callable[[Call], Optional[dict[str, Any]]]
 
 
 def main() -> int:
-    if not os.environ.get("CNI_COMMAND") and sys.argv[1:]:
-        from plugin.frontends import exec_cli  # an operator's command: `vlanpipe-cni doctor`
-
-        return exec_cli.main()
     version = versions.LATEST
     log = None
     try:
