@@ -99,6 +99,18 @@ def container(make_container: Callable[..., Container]) -> Container:
     return make_container()
 
 
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The test image in containerd (imported from Docker's), for `ctr run`; fails at once,
+    naming what is missing, when containerd is not ready."""
+    from tests.support import containerd
+
+    missing = containerd.preflight()
+    if missing:
+        pytest.fail("containerd not ready: " + "; ".join(missing), pytrace=False)
+    return containerd.import_image()
+
+
 _prefixes = itertools.count()
 
 

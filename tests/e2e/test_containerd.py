@@ -28,14 +28,6 @@ from tests.support.pluginstate import our_ports
 CTR_VERSIONS = ("0.3.1", "0.4.0", "1.0.0")  # containerd 1.6's go-cni knows no 1.1.0 result
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    missing = C.preflight()
-    if missing:
-        pytest.fail("containerd not ready: " + "; ".join(missing), pytrace=False)
-    return C.import_image()
-
-
 @pytest.fixture
 def runtime(tmp_path) -> Runtime:
     return Runtime(str(tmp_path))

@@ -11,7 +11,6 @@ import re
 import shutil
 import sys
 
-import pytest
 import yaml
 
 from plugin import names
@@ -33,14 +32,6 @@ def blocks(language: str) -> list[str]:
 def example(language: str, marker: str) -> str:
     (found,) = [b for b in blocks(language) if marker in b]
     return found
-
-
-@pytest.fixture
-def image() -> str:
-    missing = C.preflight()
-    if missing:
-        pytest.fail("containerd not ready: " + "; ".join(missing), pytrace=False)
-    return C.import_image()
 
 
 def test_the_plain_conflist_runs_on_containerd_as_written(tmp_path, scope, bridge, image):

@@ -121,14 +121,6 @@ def test_setup_again_fixes_a_pod_whose_offload_was_turned_back_on(tmp_path, brid
     assert our_ports(bridge) == {}
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    missing = C.preflight()
-    if missing:
-        pytest.fail("containerd not ready: " + "; ".join(missing), pytrace=False)
-    return C.import_image()
-
-
 @pytest.fixture
 def namespaces(scope):
     """CRI-order namespaces this test makes; all removed after it."""
