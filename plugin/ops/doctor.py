@@ -53,8 +53,7 @@ def run_checks(config: Config, executable: str) -> list[Check]:
          "give each VLAN's IPv6 network a range within one /96 (config.yaml: networks)"),
         ("pod checksums", lambda: checksums.check(config),
          "run the plugin's init command, or setup (CNI: ADD) again, which turn it off"),
-        ("node name", lambda: _node_name(config),
-         "put back the node_name the detail names, in the config file"),
+        ("node name", lambda: _node_name(config), ""),  # its finding names the old name
         ("records", lambda: _records(config),
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),

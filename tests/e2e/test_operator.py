@@ -37,7 +37,7 @@ def test_a_renamed_node_is_told_what_happened_and_how_to_fix_it(tmp_path, bridge
     row = doctor_row(plugin, "node name")
     assert not row["ok"], row
     assert f"marked for node '{old}'" in row["detail"] and f"{NS}/22-a" in row["detail"], row
-    assert f"set node_name back to '{old}'" in row["detail"], row
+    assert f"set node_name back to '{old}'" in row["fix"], row
     plugin.ok("gc")
     assert list(our_ports(bridge)) == [listed["port"]]  # gc keeps a live pod's port
     assert len(pluginstate.leases(plugin.state_dir)) == 1  # and its lease
