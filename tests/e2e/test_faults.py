@@ -209,7 +209,9 @@ def test_a_damaged_record_shows_in_list_and_doctor_and_gc_sweeps_leftover_files(
     os.utime(old_temp, (time.time() - 3600, time.time() - 3600))
     lock = Path(plugin.state_dir) / "locks" / ("1" * 40 + ".lock")
     lock.write_text("")
-    swept = {(a["what"], a["why"]) for a in json.loads(plugin.ok("gc", "--json").output)}
+    swept = {(a["what"], a["why"]) for a in json.loads(plugin.ok("gc", "--json").output)
+             if not a["what"].startswith(hostnet.NETNS_DIR)}  # gc sweeps every dangling
+    # netns link on the host: another suite's may be there (this test made none)
     assert swept == {(str(lock), "a pod lock no record uses"),
                      (str(old_temp), "a half-written file of a killed call")}, swept
     assert not lock.exists() and not old_temp.exists()
