@@ -1,7 +1,8 @@
 """Attach and detach a pod's VLAN interfaces: the one core both front-ends call.
 
 It orchestrates and rolls back; it knows nothing of argv, environment
-variables or exit codes, and touches no port itself (the plumbers do).
+variables or exit codes, and touches no port itself (the port facade,
+plugin/core/ports.py, does, with the plumber the sandbox names).
 `attach` is all-or-nothing: every step that creates something pushes its undo
 first, and any failure runs the undos in reverse, because the kubelet (and a
 CNI runtime) retries with a new infra container and never tears down the
@@ -19,7 +20,8 @@ from plugin.calllog import CallLog
 from plugin.config.files import check_private_dir
 from plugin.config.schema import Config
 from plugin.core import marks
-from plugin.core.plumbing import Plumber, Sandbox, plumbers
+from plugin.core.plumbing import Sandbox
+from plugin.core.ports import PodPorts
 from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
 from plugin.ipam.mac import mac_for
@@ -49,7 +51,7 @@ class Undo:
 
 class Core:
     def __init__(self, config: Config, log: CallLog, allocators: Addresses | None = None,
-                 plumbing: dict[str, Plumber] | None = None,
+                 ports: PodPorts | None = None,
                  recorded: Callable[[Attachment], Addresses] | None = None) -> None:
         """`recorded` gives the addresses a record's claim came from when they may differ
         from `allocators` (CNI: the network config changed between ADD and DEL)."""
@@ -58,9 +60,8 @@ class Core:
         self.log = log
         self.records = RecordStore(config.state_dir)
         self.allocators = allocators if allocators is not None else config.allocators()
-        self.plumbers = plumbing or plumbers(config)
+        self.ports = ports or PodPorts(config)
         self.recorded = recorded
-        self.any_plumber = next(iter(self.plumbers.values()))
 
     def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
         """Attach every wanted interface, or none of them.
@@ -69,15 +70,14 @@ class Core:
         network each lease will come from), then, once the addresses are claimed, the
         whole attachment. Whenever this process is killed, they name what to undo.
         """
-        plumber = self.plumbers[sandbox.plumber]
         with pod_lock(self.config.state_dir, ref.infra_id, self.config.lock_timeout):
             previous = self.records.load(ref.infra_id)
-            live = self._attached(ref, previous, wants, plumber, sandbox.netns)
+            live = self._attached(ref, previous, wants, sandbox.netns)
             todo = [w for w in wants if w.interface not in live]
             if not todo:
                 self.log.set(result="already attached")
                 return [live[w.interface] for w in wants]
-            plumber.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            self.ports.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
             others = [r for r in previous if r.interface not in {w.interface for w in todo}]
             intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
@@ -88,7 +88,7 @@ class Core:
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
                 for record, leases in prepared:
-                    plumber.plug(sandbox, record, leases, undo.push,
+                    self.ports.plug(sandbox, record, leases, undo.push,
                                  stale=record.interface in recorded)
             except BaseException as exc:
                 problems = undo.run()
@@ -125,7 +125,7 @@ class Core:
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
             marked = [m for m in (marks.Marks.read(p.external_ids) for p in
-                                  self.any_plumber.unplug(ref.infra_id, ports, only)) if m]
+                                  self.ports.remove(ref.infra_id, ports, only)) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
             claimed = {r.interface: r for r in gone}
@@ -157,7 +157,7 @@ class Core:
         if record is None:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
-        return self.any_plumber.differences(ref.infra_id, [(record, want)], netns)
+        return self.ports.differences(ref.infra_id, [(record, want)], netns)
 
     def _source(self, record: Attachment | None) -> Addresses:
         """Where a record's lease came from: as it says, if it says and the front-end knows
@@ -173,7 +173,7 @@ class Core:
             self.records.delete(infra_id)
 
     def _attached(self, ref: PodRef, recorded: list[Attachment], wants: list[Want],
-                  plumber: Plumber, netns: str) -> dict[str, Attachment]:
+                  netns: str) -> dict[str, Attachment]:
         """The records of the wanted interfaces still plugged as recorded: a second setup
         leaves them alone (and its rollback cannot touch them), but turns off a checksum
         offload an earlier release left on where it drops TCP."""
@@ -181,7 +181,7 @@ class Core:
         pairs = [(records[w.interface], w) for w in wants if w.interface in records]
         if not pairs:
             return {}
-        plugged, repaired = plumber.as_wanted(ref.infra_id, pairs, netns)
+        plugged, repaired = self.ports.as_wanted(ref.infra_id, pairs, netns)
         if repaired:
             self.log.set(checksum_offload_turned_off=",".join(repaired))
         return {i: records[i] for i in plugged}

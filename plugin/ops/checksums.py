@@ -17,7 +17,7 @@ from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core import marks
-from plugin.core.plumbing import checksum_off_wanted
+from plugin.core.ports import checksum_off_wanted
 from plugin.errors import Failure
 
 

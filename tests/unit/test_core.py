@@ -17,6 +17,7 @@ from plugin.core.attach import Core
 from plugin.core.plumbing import Sandbox
 from plugin.core.plumbing.netns import NetnsPlumber
 from plugin.core.plumbing.pipework import PipeworkPlumber
+from plugin.core.ports import PodPorts
 from plugin.core.policy import PodRef, Want
 from plugin.errors import AllocationError, BackendError, Failure
 from plugin.ipam.mac import mac_for
@@ -42,10 +43,10 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     settings = {"bridge": "br0", "state_dir": str(tmp_path / "state"), "node_name": "n1",
                 "log": {"file": str(tmp_path / "log")}, "networks": [NETWORK], **config}
     parsed = parse(settings, "test")
-    wrappers = {"ovs": host.ovs, "ip": host.ip, "announcer": host.announce}
-    return Core(parsed, CallLog(parsed.log_file, "test"), plumbing={
-        "pipework": PipeworkPlumber(parsed, runner=host.pipework, **wrappers),
-        "netns": NetnsPlumber(parsed, **wrappers)})
+    return Core(parsed, CallLog(parsed.log_file, "test"), ports=PodPorts(parsed, {
+        "pipework": PipeworkPlumber(parsed, ip=host.ip, runner=host.pipework),
+        "netns": NetnsPlumber(parsed, ip=host.ip)}, ovs=host.ovs, ip=host.ip,
+        announcer=host.announce))
 
 
 def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:
@@ -428,6 +429,6 @@ def test_detach_releases_through_the_source_the_record_names(tmp_path, host):
         asked.append(found)
         return c.allocators
 
-    later = Core(c.config, c.log, allocators=Refusing(), plumbing=c.plumbers, recorded=recorded)
+    later = Core(c.config, c.log, allocators=Refusing(), ports=c.ports, recorded=recorded)
     later.detach(POD)
     assert asked == [record] and leases(c) == [] and host.leftovers() == []

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from plugin.core.plumbing.base import (Plumber, Sandbox, checksum_off_wanted, docker_sandbox,
-                                       still_there)
+from plugin.core.plumbing.base import Plumber, Sandbox, Undo, docker_sandbox, still_there
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
 
-__all__ = ["Plumber", "Sandbox", "checksum_off_wanted", "docker_sandbox", "plumbers",
-           "still_there"]
+__all__ = ["Plumber", "Sandbox", "Undo", "docker_sandbox", "plumbers", "still_there"]
 
 
 def plumbers(config: "Config") -> dict[str, Plumber]:

@@ -1,34 +1,24 @@
-"""What every plumber shares: where the pod is, the port's marks, removal, and the checks.
+"""What the plumbers share: where the pod is, and the `ip` commands that address it.
 
-Removal is the same whatever made the port: the host end of the veth and the
-OVS port are named from (container id, interface), and the marks name the rest.
+A plumber makes the pod's end of the veth; the port itself, its checks and its
+removal are the port facade's (plugin/core/ports.py), the same for every plumber.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pipework_wrapper import iproute
-from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import marks
 from plugin.core.records import Attachment
-from plugin.errors import BackendError, ContainerError, NotReady, ToolFailed
+from plugin.errors import ContainerError
 from plugin.ipam.model import default_halves
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
-    from plugin.core.policy import Want
     from plugin.ipam.model import Lease
 
-OFFLOADED = "offloaded"
-CHECKSUM_HINT = ("run setup (CNI: ADD) again or `vlanpipe init`, which turn it off; see "
-                 "pod_tx_checksum in config.yaml")
-BRIDGE_HINT = ("run the plugin's init command with the same bridge and datapath_type "
-               "(or ovs-vsctl add-br BRIDGE -- set Bridge BRIDGE datapath_type=netdev)")
 Undo = Callable[[Callable[[], object]], None]  # pushes one compensating action
 
 
@@ -84,223 +74,20 @@ def docker_sandbox(config: "Config", container_id: str) -> Sandbox:
     return Sandbox("pipework", f"/proc/{found.pid}/ns/net", found.id, found.pid)
 
 
-def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
-    """`pipework_wrapper.announce`, imported by the calls that plug (it loads ctypes)."""
-    from pipework_wrapper.announce import announce
-
-    announce(netns, ifname, addresses)
-
-
-def checksum_off_wanted(config: "Config", datapath: str) -> bool:
-    """Whether pods on a bridge of this datapath_type need transmit checksum offload
-    off (`pod_tx_checksum`; `auto`: on the userspace datapath, which forwards a veth's
-    frames with the TCP/UDP checksum unwritten: see pipework_wrapper/ethtool.py)."""
-    policy = config.pod_tx_checksum
-    return policy == "off" or (policy == "auto" and datapath == "netdev")
-
-
 class Plumber:
-    """Makes (`plug`) and removes (`unplug`) one pod's port on an OVS bridge."""
+    """One way into a pod's network namespace: it makes the pod's end of the veth (its
+    name, MAC, MTU, addresses and routes) once the port exists (plugin/core/ports.py
+    does the rest, the same for every plumber)."""
 
     name: ClassVar[str]
 
-    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
-                 announcer: Callable[[str, str, list[str]], None] | None = None) -> None:
-        """`ovs`, `ip` and `announcer` are the wrappers (unit tests pass fakes of their shape)."""
+    def __init__(self, config: "Config", ip: Any = iproute) -> None:
+        """`ip` is the wrapper (unit tests pass a fake of its shape)."""
         self.config = config
-        self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
-        self.announce = announcer or _announce
 
-    def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
-             stale: bool) -> None:
-        """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step
-        pushes its undo before it runs.
-
-        `stale`: an earlier attempt for this container recorded this interface, so a
-        port of that name may be left in OVSDB.
-        """
+    def make(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"],
+             push: Undo) -> None:
+        """The pod's end of `record`'s veth in `sandbox`, named, addressed (`leases`, one
+        per family) and routed; every step pushes its undo before it runs."""
         raise NotImplementedError
-
-    def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete these ports and their veths, and any other port marked with the container
-        (of `only` these interfaces, if given); return the marked ports that were there."""
-        raise NotImplementedError
-
-    # --- shared by the plumbers -------------------------------------------------------
-
-    def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
-        """A missing bridge or an unreachable OVS, said plainly (pipework's own message,
-        "I do not know how to setup interface", says neither).
-
-        A bridge row without a device is what a stopped ovs-vswitchd, or a `system`
-        bridge without the kernel module, leaves: the port could not pass traffic.
-        Setup (`ask_ovsdb=False`) asks OVSDB only when a device is missing: its port
-        transaction (`_plug_port`) is its OVSDB check.
-        """
-        bridges = sorted(set(wanted))
-        if not ask_ovsdb and all(self.ip.link_exists(b) for b in bridges):
-            return
-        known = self.ovs.bridges()
-        for bridge in bridges:
-            if bridge not in known:
-                raise NotReady(f"Open vSwitch bridge {bridge} does not exist", BRIDGE_HINT)
-            if not self.ip.link_exists(bridge):
-                raise NotReady(f"bridge {bridge} exists in OVSDB but has no device "
-                               "(is ovs-vswitchd running?)", BRIDGE_HINT)
-
-    def checksum_off(self, datapath: str) -> bool:
-        return checksum_off_wanted(self.config, datapath)
-
-    def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
-                    netns: str = "") -> list[str]:
-        """How the ports of these records differ from what is wanted (empty: as wanted);
-        with the pod's `netns`, its interfaces' checksum offload is judged too."""
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
-        found = []
-        for record, want in pairs:
-            lines = self._differs(ports, record, want)
-            state = "" if lines or not netns else self._checksum(ports[record.port], netns,
-                                                                  record.interface)
-            if state == OFFLOADED:
-                lines = [f"{record.interface} in the pod leaves TCP/UDP checksums to "
-                         f"transmit offload on {record.bridge}, a userspace-datapath bridge, "
-                         f"so its TCP and UDP are dropped; {CHECKSUM_HINT}"]
-            elif state:
-                lines = [state]
-            found += lines
-        return found
-
-    def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
-                  netns: str = "") -> tuple[set[str], list[str]]:
-        """The interfaces of these records that are plugged as wanted (one OVSDB read), and
-        those of them whose checksum offload was on where it drops TCP and UDP, turned
-        off here in place (pods attached by a release that left it on)."""
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
-        plugged, repaired = set(), []
-        for record, want in pairs:
-            if self._differs(ports, record, want):
-                continue
-            state = self._checksum(ports[record.port], netns, record.interface) if netns else ""
-            if state == OFFLOADED:
-                self._checksum_off(netns, record.interface)
-                repaired.append(record.interface)
-            elif state:
-                continue  # unreadable inside the pod: plugged again
-            plugged.add(record.interface)
-        return plugged, repaired
-
-    def _checksum(self, port: Port, netns: str, ifname: str) -> str:
-        """"" when the interface's offload is as the bridge needs, OFFLOADED when it is on
-        where it must be off, else why it could not be read."""
-        if not self.checksum_off(port.datapath):
-            return ""
-        try:
-            return OFFLOADED if self.ip.tx_checksum(netns, ifname) else ""
-        except ToolFailed as exc:
-            return exc.line()
-
-    def _differs(self, ports: dict[str, Port], record: Attachment, want: "Want") -> list[str]:
-        port = ports.get(record.port)
-        if port is None:
-            return [f"port {record.port} is not in Open vSwitch"]
-        found = []
-        if port.bridge != want.bridge:
-            found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
-                         f"not {want.bridge}")
-        if port.tag != record.vlan or record.vlan != want.vlan:
-            found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
-        if port.error:
-            found.append(f"port {port.name} has an error: {port.error}")
-        if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
-            found.append(f"port {port.name} does not carry this attachment's marks")
-        if not self.ip.link_exists(port.name):
-            found.append(f"host veth {port.name} does not exist")
-        return found
-
-    def _remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete ports and veths; the kernel's slow veth destruction overlaps the OVSDB commit."""
-        failures: list[Exception] = []
-
-        def delete_links() -> None:
-            try:
-                for name in ports:
-                    self.ip.delete_link(name)
-            except Exception as exc:  # re-raised below, in the caller's thread
-                failures.append(exc)
-
-        links = threading.Thread(target=delete_links)
-        links.start()
-        try:
-            marked = self.ovs.find_then_delete(ports, **marks.of_container(infra_id))
-        finally:
-            links.join()
-        if failures:
-            raise failures[0]
-        marked = [p for p in marked
-                  if not only or p.external_ids.get(marks.KEYS["interface"]) in only]
-        leftovers = [p.name for p in marked if p.name not in ports]
-        if leftovers:  # a config changed since setup: ports under other names
-            self.ovs.delete_ports(leftovers)
-            for name in leftovers:
-                self.ip.delete_link(name)
-        return marked
-
-    def _plug_port(self, record: Attachment) -> str:
-        """The port with its tag and marks, in one OVSDB transaction, made before its link;
-        the bridge's datapath_type, read in the same transaction.
-
-        pipework adds a port only when `list-ports` lacks it, so with the port already
-        there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
-        wait that grows with the ports); ovs-vswitchd takes the device as it appears.
-        The transaction fails on a bridge OVSDB does not have: said plainly.
-        """
-        try:
-            return self.ovs.plug(record.bridge, record.port, record.vlan,
-                                 record.marks(self.config.node_name).external_ids())
-        except ToolFailed:
-            if record.bridge not in self.ovs.bridges():
-                raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",
-                               BRIDGE_HINT) from None
-            raise
-
-    def _settle_checksum(self, netns: str, ifname: str, datapath: str) -> None:
-        """The pod's new interface computes its own TCP/UDP checksums where the bridge
-        needs it, or setup fails (and rolls back): a pod that pings but cannot talk is
-        worse than no pod."""
-        if self.checksum_off(datapath):
-            self._checksum_off(netns, ifname)
-
-    def _checksum_off(self, netns: str, ifname: str) -> None:
-        if self.ip.set_tx_checksum(netns, ifname, False):
-            raise BackendError(
-                f"transmit checksum offload of {ifname} in the pod stays on after it was "
-                "turned off; on a userspace-datapath bridge its TCP and UDP would be dropped",
-                "check the interface's driver (ethtool -k), or set pod_tx_checksum: on "
-                "where OVS has userspace-tso-enable=true")
-
-    def _wait_in_datapath(self, port: str) -> None:
-        """Until the datapath switches the port's traffic (read from the link's flags, no
-        process), so that the announcement that follows is not dropped; bounded by the
-        OVS timeout."""
-        deadline = time.monotonic() + self.config.ovs_timeout
-        while not self.ip.in_datapath(port):
-            if time.monotonic() > deadline:
-                raise BackendError(
-                    f"Open vSwitch did not take port {port} into its datapath within "
-                    f"{self.config.ovs_timeout:g} s", "check ovs-vswitchd (its log, "
-                    "ovs-vsctl get Interface PORT error)")
-            time.sleep(0.002)
-
-    def _check(self, sandbox: Sandbox, record: Attachment) -> None:
-        """After plugging: the addresses are on the pod's interface, the host veth exists."""
-        ifname, port = record.interface, record.port
-        found = self.ip.container_addresses(sandbox.netns, ifname)
-        missing = [a for a in record.addresses if a not in found]
-        if missing:
-            raise BackendError(
-                f"after plugging, {ifname} in the pod has {found or 'no address'}, "
-                f"not {', '.join(missing)}", "see the plugin log for the commands' output")
-        if not self.ip.link_exists(port):
-            raise BackendError(f"after plugging, host veth {port} does not exist",
-                               "see the plugin log for the commands' output")

@@ -21,7 +21,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pipework_wrapper import iproute, pipework
-from pipework_wrapper.ovs import Ovs, Port
 from plugin.core.plumbing.base import Plumber, Sandbox, Undo, addressing, default_routes, routing
 from plugin.core.records import Attachment
 
@@ -33,25 +32,15 @@ if TYPE_CHECKING:
 class PipeworkPlumber(Plumber):
     name = "pipework"
 
-    def __init__(self, config: "Config", ovs: Ovs | None = None, ip: Any = iproute,
-                 runner: Any = pipework, **wrappers: Any) -> None:
-        super().__init__(config, ovs, ip, **wrappers)
+    def __init__(self, config: "Config", ip: Any = iproute, runner: Any = pipework) -> None:
+        super().__init__(config, ip)
         self.pipework = runner
 
-    def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
-             stale: bool) -> None:
+    def make(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"],
+             push: Undo) -> None:
         port, ifname = record.port, record.interface
-        if stale or self.ip.link_exists(port):
-            # Named from this container's id: nothing else can own it. Left in place it
-            # would make pipework refuse ("exists and is up") or skip add-port.
-            self.ovs.delete_ports([port])
-            self.ip.delete_link(port)
-        netns_existed = self.ip.has_netns_link(sandbox.pid)
-        push(lambda: self.ovs.delete_ports([port]))
-        push(lambda: self.ip.delete_link(port))
-        if not netns_existed:
+        if not self.ip.has_netns_link(sandbox.pid):  # pipework's, left when it fails
             push(lambda: self.ip.remove_netns_link(sandbox.pid))
-        datapath = self._plug_port(record)
         first = next((i for i, lease in enumerate(leases) if lease.address.version == 4), 0)
         self._pipework(sandbox, record, leases[first].address.version, push,
                        record.addresses[first])
@@ -64,13 +53,6 @@ class PipeworkPlumber(Plumber):
                     + routing(ifname, leases))
         if commands:
             self.ip.in_pod(sandbox.netns, commands)
-        self._settle_checksum(sandbox.netns, ifname, datapath)
-        self._check(sandbox, record)
-        self._wait_in_datapath(port)
-        self.announce(sandbox.netns, ifname, list(record.addresses))
-
-    def unplug(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        return self._remove(infra_id, ports, only)
 
     def _pipework(self, sandbox: Sandbox, record: Attachment, family: int, push: Undo,
                   address: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugin.core.plumbing import plumbers
+from plugin.core.ports import PodPorts
 from plugin.errors import BackendError, NotReady, ToolFailed
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError
@@ -10,9 +10,8 @@ from plugin.frontends.cni.errors import NOT_AVAILABLE, CniError
 
 def status(call: Call) -> None:
     """Ready when Open vSwitch answers and the bridge is there to plug into."""
-    plumber = next(iter(plumbers(call.config).values()))
     try:
-        plumber.bridges_ready([call.config.bridge])
+        PodPorts(call.config).bridges_ready([call.config.bridge])
     except NotReady as exc:
         raise CniError(NOT_AVAILABLE, exc.message, exc.hint) from None
     except (BackendError, ToolFailed) as exc:
