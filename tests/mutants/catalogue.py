@@ -25,7 +25,7 @@ class Mutant:
 
 MUTANTS = (
     # --- the core: attach, detach, rollback, marks --------------------------------------
-    Mutant("partial-detach-by-network-mark", "core", "plugin/core/plumbing/base.py",
+    Mutant("partial-detach-by-network-mark", "core", "plugin/core/ports.py",
            'p.external_ids.get(marks.KEYS["interface"]) in only',
            'p.external_ids.get(marks.KEYS["network"]) in only',
            "issue 26 item 1: DEL/gc of some interfaces, records lost, select ports by the "
@@ -49,8 +49,8 @@ MUTANTS = (
     Mutant("intent-not-recorded", "core", "plugin/core/attach.py",
            "                self.records.save(ref.infra_id, others + intended)\n", "",
            "no record names the network before the claim (a kill leaks the lease)"),
-    Mutant("pipework-veth-not-undone", "core", "plugin/core/plumbing/pipework.py",
-           "        push(lambda: self.ip.delete_link(port))\n", "",
+    Mutant("pipework-veth-not-undone", "core", "plugin/core/ports.py",
+           "        push(lambda: self.ip.delete_link(port))  # the pod's end goes with it\n", "",
            "a dropped undo step: a failed pipework leaves the veth"),
     Mutant("detach-keeps-records", "core", "plugin/core/attach.py",
            "kept = [r for r in records if r not in gone]", "kept = list(records)",
@@ -61,9 +61,9 @@ MUTANTS = (
     Mutant("vlan-upper-bound-off-by-one", "core", "plugin/names.py",
            "not VLAN_MIN <= value <= VLAN_MAX", "not VLAN_MIN <= value < VLAN_MAX",
            "an off-by-one VLAN bound: 4094 refused"),
-    Mutant("stale-port-not-cleared", "core", "plugin/core/plumbing/pipework.py",
-           "        if stale or self.ip.link_exists(port):\n            # Named",
-           "        if self.ip.link_exists(port):\n            # Named",
+    Mutant("stale-port-not-cleared", "core", "plugin/core/ports.py",
+           "        if stale or self.ip.link_exists(port):\n",
+           "        if self.ip.link_exists(port):\n",
            "a port a killed attempt left (no veth) keeps its stale tag: pipework skips add-port"),
     Mutant("records-delete-not-idempotent", "core", "plugin/core/records.py",
            "    def delete(self, infra_id: str) -> None:\n        try:\n"
