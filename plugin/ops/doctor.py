@@ -121,7 +121,7 @@ def _node_name(config: Config) -> str:
     node_name with pods attached hides them from list and gc, and leaves their leases
     and etcd stamps under the old name (where `gc --node OLD` would free a live pod's
     address): the only safe fix is the old name back until those pods are gone."""
-    from plugin.ops.listing import RENAMED, rows
+    from plugin.ops.listing import State, rows
     from plugin.ops.liveness import Liveness
 
     try:
@@ -130,8 +130,8 @@ def _node_name(config: Config) -> str:
         return "not checked: Open vSwitch does not answer (see its row)"
     moved: dict[str, list[str]] = {}
     for row in listed:
-        if row.state.startswith(RENAMED):
-            moved.setdefault(row.state[len(RENAMED):], []).append(f"{row.namespace}/{row.pod}")
+        if row.kind is State.RENAMED:
+            moved.setdefault(row.marked_for, []).append(f"{row.namespace}/{row.pod}")
     if not moved:
         return f"{config.node_name!r}: every attachment recorded here carries it"
     old, pods = sorted(moved.items())[0]

@@ -30,7 +30,7 @@ from plugin.core.records import RecordStore
 from plugin.errors import Failure
 from plugin.ops.actions import (FAILED, KEPT, NOT_JUDGED, REMOVED, SKIPPED, WOULD_REMOVE,
                                 Action)
-from plugin.ops.listing import Row, rows
+from plugin.ops.listing import Row, State, rows
 from plugin.ops.liveness import Liveness
 
 STALE_TEMP_SECONDS = 60.0
@@ -70,13 +70,13 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
     unjudged = f"Docker does not answer at {config.docker_url}"
     for row in listed:
         what = f"port {row.port} ({row.interface}{', ' + row.address if row.address else ''})"
-        if row.state == "container gone":
+        if row.kind is State.GONE:
             propose(row.namespace, row.pod, row.infra_id, row.interface, what,
                     "its container is gone", _gone(liveness, row))
-        elif row.state == "interface error":
+        elif row.kind is State.BROKEN:
             propose(row.namespace, row.pod, row.infra_id, row.interface, what,
                     "its interface is broken", _broken(config, row.infra_id, row.interface))
-        elif row.state == "docker down":
+        elif row.kind is State.UNJUDGED:
             done.append(Action(NOT_JUDGED, what, f"{row.namespace}/{row.pod}", unjudged))
     # Leases the allocators hold for this node (in etcd, another node's containers cannot
     # be seen from here): a lease whose pod is gone, or that no record and no port holds.

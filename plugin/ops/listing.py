@@ -14,6 +14,7 @@ the old name is also on the pod's leases and in etcd (see `doctor`'s node name c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs
@@ -24,12 +25,23 @@ from plugin.ops import uplink
 from plugin.ops.liveness import Liveness
 from plugin.ipam.mac import mac_for
 
-RENAMED = "marked for node "
+class State(str, Enum):
+    """What a row is: gc and doctor decide on these, never on the text `list` shows (a
+    str, so `--json` gives the value)."""
+
+    OK = "ok"
+    GONE = "container gone"
+    MISSING = "port missing"
+    BROKEN = "interface error"
+    UNJUDGED = "docker down"
+    RENAMED = "marked for node"  # made here under an earlier node_name (`marked_for`)
+    UPLINK = "uplink"
+    DAMAGED = "damaged record"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One attachment as `list` shows it, with the state gc acts on."""
+    """One attachment as `list` shows it: `state` is the text, `kind` what gc acts on."""
 
     namespace: str
     pod: str
@@ -40,12 +52,12 @@ class Row:
     vlan: int | None
     address: str
     mac: str
-    # ok, container gone, port missing, interface error, docker down, damaged record,
-    # RENAMED + the node name the port carries
     state: str
     plumber: str = ""
     netns: str = ""
     netns_id: str = ""
+    kind: State = State.OK
+    marked_for: str = ""  # the node name its port carries, for State.RENAMED
 
 
 def rows(config: Config, liveness: Liveness) -> list[Row]:
@@ -60,7 +72,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
         if found is None:  # the uplink: no pod's
             if config.uplink and port.name == config.uplink.interface:
                 uplinks.append(Row("", "(uplink)", "", port.name, port.name, port.bridge, None,
-                                   "", "", f"uplink, trunks {uplink.describe(port)}"))
+                                   "", "", f"uplink, trunks {uplink.describe(port)}",
+                                   kind=State.UPLINK))
             continue
         if found.node != config.node_name:
             # another node's (a second plugin on this Open vSwitch): not ours to list,
@@ -69,39 +82,42 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
             continue
         alive = liveness.alive(found.infra_id, found.plumber, found.netns, found.netns_id,
                                port.name)
-        state = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
+        kind = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
         rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
                               port.name, port.bridge, port.tag, found.address,
-                              macs.get(port.name) or _mac(found.address), state,
-                              found.plumber, found.netns, found.netns_id)
+                              macs.get(port.name) or _mac(found.address), kind.value,
+                              found.plumber, found.netns, found.netns_id, kind)
     for infra, attached in records.items():
         for record in attached:
             if record.port not in rows:
                 alive = liveness.alive(infra, record.plumber, record.netns, record.netns_id,
                                        record.port)
+                renamed = elsewhere.get(record.port, "")
+                kind = _state(alive, broken=False, missing=True, renamed=bool(renamed))
+                text = f"{kind.value} {renamed}" if renamed and kind is State.RENAMED \
+                    else kind.value
                 rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
                                         record.port, record.bridge, record.vlan,
-                                        ",".join(record.addresses),
-                                        record.mac, _state(alive, broken=False, missing=True,
-                                                           renamed=elsewhere.get(record.port)),
-                                        record.plumber, record.netns, record.netns_id)
+                                        ",".join(record.addresses), record.mac, text,
+                                        record.plumber, record.netns, record.netns_id, kind,
+                                        renamed)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
     return listed + uplinks + [
-        Row("", "", "", "", d.path, "", None, "", "", f"damaged record: {d.reason}")
-        for d in damaged]
+        Row("", "", "", "", d.path, "", None, "", "", f"damaged record: {d.reason}",
+            kind=State.DAMAGED) for d in damaged]
 
 
 def _state(alive: bool | None, broken: bool, missing: bool = False,
-           renamed: str | None = None) -> str:
+           renamed: bool = False) -> State:
     if alive is False:
-        return "container gone"
-    if renamed is not None:
-        return RENAMED + renamed
+        return State.GONE
+    if renamed:
+        return State.RENAMED
     if missing:
-        return "port missing"
+        return State.MISSING
     if broken:
-        return "interface error"
-    return "docker down" if alive is None else "ok"
+        return State.BROKEN
+    return State.UNJUDGED if alive is None else State.OK
 
 
 def _mac(addresses: str) -> str:
