@@ -108,19 +108,12 @@ class PodPorts:
                 raise NotReady(f"bridge {bridge} exists in OVSDB but has no device "
                                "(is ovs-vswitchd running?)", BRIDGE_HINT)
 
-    def checksum_off(self, datapath: str) -> bool:
-        return checksum_off_wanted(self.config, datapath)
-
     def differences(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
                     netns: str = "") -> list[str]:
         """How the ports of these records differ from what is wanted (empty: as wanted);
         with the pod's `netns`, its interfaces' checksum offload is judged too."""
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
         found = []
-        for record, want in pairs:
-            lines = self._differs(ports, record, want)
-            state = "" if lines or not netns else self._checksum(ports[record.port], netns,
-                                                                  record.interface)
+        for record, lines, state in self._judged(infra_id, pairs, netns):
             if state == OFFLOADED:
                 lines = [f"{record.interface} in the pod leaves TCP/UDP checksums to "
                          f"transmit offload on {record.bridge}, a userspace-datapath bridge, "
@@ -135,12 +128,10 @@ class PodPorts:
         """The interfaces of these records that are plugged as wanted (one OVSDB read), and
         those of them whose checksum offload was on where it drops TCP and UDP, turned
         off here in place (pods attached by a release that left it on)."""
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
         plugged, repaired = set(), []
-        for record, want in pairs:
-            if self._differs(ports, record, want):
+        for record, lines, state in self._judged(infra_id, pairs, netns):
+            if lines:
                 continue
-            state = self._checksum(ports[record.port], netns, record.interface) if netns else ""
             if state == OFFLOADED:
                 self._checksum_off(netns, record.interface)
                 repaired.append(record.interface)
@@ -149,10 +140,23 @@ class PodPorts:
             plugged.add(record.interface)
         return plugged, repaired
 
+    def _judged(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+                netns: str) -> list[tuple[Attachment, list[str], str]]:
+        """Each record with how its port differs (one OVSDB read for all) and, for a port
+        as wanted when the pod's `netns` is given, its checksum state (`_checksum`)."""
+        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        judged = []
+        for record, want in pairs:
+            lines = self._differs(ports, record, want)
+            state = "" if lines or not netns else self._checksum(ports[record.port], netns,
+                                                                  record.interface)
+            judged.append((record, lines, state))
+        return judged
+
     def _checksum(self, port: Port, netns: str, ifname: str) -> str:
         """"" when the interface's offload is as the bridge needs, OFFLOADED when it is on
         where it must be off, else why it could not be read."""
-        if not self.checksum_off(port.datapath):
+        if not checksum_off_wanted(self.config, port.datapath):
             return ""
         try:
             return OFFLOADED if self.ip.tx_checksum(netns, ifname) else ""
@@ -229,7 +233,7 @@ class PodPorts:
         """The pod's new interface computes its own TCP/UDP checksums where the bridge
         needs it, or setup fails (and rolls back): a pod that pings but cannot talk is
         worse than no pod."""
-        if self.checksum_off(datapath):
+        if checksum_off_wanted(self.config, datapath):
             self._checksum_off(netns, ifname)
 
     def _checksum_off(self, netns: str, ifname: str) -> None:

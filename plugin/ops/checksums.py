@@ -17,6 +17,7 @@ from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core import marks
+from plugin.core.plumbing import docker_sandbox
 from plugin.core.ports import checksum_off_wanted
 from plugin.errors import Failure
 
@@ -68,14 +69,10 @@ def fix(config: Config) -> tuple[list[str], list[str]]:
 
 
 def _namespace(config: Config, mark: marks.Marks) -> str:
+    """The recorded path for the netns plumber; setup's own Docker lookup for pipework."""
     if mark.plumber == "netns":
         return mark.netns
-    from pipework_wrapper.docker_lookup import inspect
-
-    found = inspect(mark.infra_id, config.docker_url, config.docker_timeout)
-    if not found.running or found.pid <= 0:
-        raise Failure("its infra container is not running")
-    return f"/proc/{found.pid}/ns/net"
+    return docker_sandbox(config, mark.infra_id).netns
 
 
 def check(config: Config) -> str:
