@@ -46,20 +46,27 @@ def receive(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def serve_tcp(address: str, size: int, seed: int) -> dict:
+def accept_one(address: str) -> tuple[socket.socket, str]:
+    """The one connection a TCP server takes (with the timeout set), after it said
+    "ready PORT"; and its peer's address."""
     with socket.socket(family(address), socket.SOCK_STREAM) as server:
         server.bind((address, 0))
         server.listen(1)
         server.settimeout(TIMEOUT)
         print("ready", server.getsockname()[1], flush=True)
         conn, peer = server.accept()
-        with conn:
-            conn.settimeout(TIMEOUT)
-            data = receive(conn, size)
-            conn.sendall(payload(seed + 1, size))
-            conn.shutdown(socket.SHUT_WR)
-            receive(conn, 1)  # until the client closes: every byte was read
-    return {"received": len(data), "intact": data == payload(seed, size), "peer": peer[0]}
+    conn.settimeout(TIMEOUT)
+    return conn, peer[0]
+
+
+def serve_tcp(address: str, size: int, seed: int) -> dict:
+    conn, peer = accept_one(address)
+    with conn:
+        data = receive(conn, size)
+        conn.sendall(payload(seed + 1, size))
+        conn.shutdown(socket.SHUT_WR)
+        receive(conn, 1)  # until the client closes: every byte was read
+    return {"received": len(data), "intact": data == payload(seed, size), "peer": peer}
 
 
 def tcp(address: str, port: int, size: int, seed: int) -> dict:
@@ -120,20 +127,14 @@ def listen(ifname: str, mac: str, seconds: float) -> dict:
 
 
 def sink(address: str) -> dict:
-    with socket.socket(family(address), socket.SOCK_STREAM) as server:
-        server.bind((address, 0))
-        server.listen(1)
-        server.settimeout(TIMEOUT)
-        print("ready", server.getsockname()[1], flush=True)
-        conn, _ = server.accept()
-        started, total = time.monotonic(), 0
-        with conn:
-            conn.settimeout(TIMEOUT)
-            while True:
-                chunk = conn.recv(1 << 20)
-                if not chunk:
-                    break
-                total += len(chunk)
+    conn, _ = accept_one(address)
+    started, total = time.monotonic(), 0
+    with conn:
+        while True:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
     return {"bytes": total, "seconds": time.monotonic() - started}
 
 

@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
 import selectors
 import socket
 import threading
-from typing import Any
 
-from tests.support.nodebed.processes import libc
-
-CLONE_NEWNET = 0x40000000
+from pipework_wrapper.errors import ToolFailed
+from pipework_wrapper.inside import inside
 
 
 def netns_socket(pid: int, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
@@ -23,29 +19,11 @@ def netns_socket(pid: int, family: int = socket.AF_INET, type: int = socket.SOCK
     and interface names (AF_PACKET) are resolved there. setns(CLONE_NEWNET) only
     changes the calling thread, so a throwaway thread does it and nothing else in
     this process moves (a process cannot setns its mount namespace once it has
-    threads, but the network namespace is per thread).
+    threads, but the network namespace is per thread): the product's own
+    `pipework_wrapper.inside`.
     """
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into the netns of {pid}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            box["sock"] = socket.socket(family, type, proto)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"netns-{pid}")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["sock"]
+    return inside(f"/proc/{pid}/ns/net", lambda: socket.socket(family, type, proto),
+                  f"make a socket in the network namespace of {pid}")
 
 
 class NetnsForwarder:
@@ -85,7 +63,7 @@ class NetnsForwarder:
             upstream.settimeout(5)
             upstream.connect(self.target)
             upstream.settimeout(None)
-        except OSError:
+        except (OSError, ToolFailed):
             client.close()
             return
         with self._lock:
