@@ -201,16 +201,6 @@ CNI_STDIN_CASES = [  # command, stdin (bytes or a dict over NETCONF), code, text
 ]
 
 
-@pytest.fixture
-def node(tmp_path) -> Path:
-    """A node config (root's) keeping state and log in the test's folder."""
-    path = tmp_path / "etc" / "config.yaml"
-    path.parent.mkdir(mode=0o755)
-    path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
-                                    "log": {"file": str(tmp_path / "log" / "vlanpipe.log")}}))
-    return path
-
-
 def short_log(tmp_path: Path) -> None:
     """The call's log line, if it got as far as writing one, is short: no echoed value in
     it is longer than a message may show."""

@@ -14,9 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-import yaml
-
 from plugin.frontends import exec_cli
 from plugin.frontends.cni import main as cni_main
 
@@ -27,16 +24,6 @@ class Bug(Exception):
 
 def _boom(*_args: object) -> None:
     raise Bug("a bug on purpose")
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Path:
-    """A node config (root's) keeping state and log in the test's folder."""
-    path = tmp_path / "etc" / "config.yaml"
-    path.parent.mkdir(mode=0o755)
-    path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
-                                    "log": {"file": str(tmp_path / "log" / "vlanpipe.log")}}))
-    return path
 
 
 def _logged(tmp_path: Path) -> dict:
