@@ -183,9 +183,24 @@ def test_the_architecture_document_draws_this_graph() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
     drawn = layer_text(graph())
     assert drawn in text, (
-        "docs/architecture.md no longer draws the import graph: paste the output of "
-        "`python -m tests.unit.test_layers` into its layers block:\n" + drawn)
+        "docs/architecture.md no longer draws the import graph: run "
+        "`python -m tests.unit.test_layers --write`, or paste its output into the layers block:\n" + drawn)
+
+
+def write_document() -> None:
+    """Replace the layers block of docs/architecture.md (the first fenced block after
+    its "## The layers" heading) with the graph the code has."""
+    path = ROOT / "docs" / "architecture.md"
+    text = path.read_text()
+    start = text.index("```\n", text.index("## The layers")) + 4
+    end = text.index("```", start)
+    path.write_text(text[:start] + layer_text(graph()) + "\n" + text[end:])
 
 
 if __name__ == "__main__":
-    print(layer_text(graph()))
+    import sys
+
+    if "--write" in sys.argv:
+        write_document()
+    else:
+        print(layer_text(graph()))
