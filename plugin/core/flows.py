@@ -23,6 +23,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plugin.core.records import Attachment
 
 PREFIX = 0x7670 << 48  # "vp"
 MASK = 0xFFFF << 48
@@ -72,6 +76,16 @@ class Guard:
         found = [(self.mac, _ip(a)) for a in (*self.addresses, *self.link_locals)]
         found += [(mac or self.mac, _ip(a)) for a, mac in self.pairs]
         return list(dict.fromkeys(found))
+
+
+def guard_of(record: "Attachment", ofport: int, node_default: bool) -> Guard | None:
+    """The guard of an attachment's port (OpenFlow number `ofport`), or None if its port
+    is not guarded (`node_default` decides for records from before port security)."""
+    guarded = record.port_security == "on" or (not record.port_security and node_default)
+    if not guarded:
+        return None
+    return Guard(record.port, ofport, record.mac, record.addresses, record.link_locals,
+                 record.pairs)
 
 
 def guard_rules(guard: Guard) -> list[str]:

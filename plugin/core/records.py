@@ -51,6 +51,13 @@ class Attachment:
     # config, as JSON, on CNI network `cni_network`); "" in records from before they said.
     allocator: str = ""
     ipam: str = ""
+    # Port security (`flows.Guard`): "on" or "off" as decided at setup ("" in records
+    # from before it existed: the node's setting decides), the pod's IPv6 link-local
+    # addresses as read from it after plugging, and the allowed address pairs (an
+    # address, and the MAC it may come from: "" for the pod's own).
+    port_security: str = ""
+    link_locals: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def address(self) -> str:
@@ -168,13 +175,18 @@ def _read(path: str) -> tuple[str, list[Attachment]]:
     return _parse(*recordfile.read(path))
 
 
+def _tuples(item: dict) -> dict:
+    """The JSON lists of a record item as the tuples an Attachment holds."""
+    found = {key: tuple(item.get(key, ())) for key in ("addresses", "gateways", "link_locals")}
+    found["pairs"] = tuple(tuple(pair) for pair in item.get("pairs", ()))
+    return found
+
+
 def _parse(infra_id: str, items: list[dict]) -> tuple[str, list[Attachment]]:
     known = {f.name for f in fields(Attachment)}
     if not all(set(i) <= known for i in items):
         raise ValueError("malformed attachments")
     try:
-        return infra_id, [Attachment(**{**item, "addresses": tuple(item.get("addresses", ())),
-                                        "gateways": tuple(item.get("gateways", ()))})
-                          for item in items]
+        return infra_id, [Attachment(**{**item, **_tuples(item)}) for item in items]
     except TypeError as exc:
         raise ValueError(f"malformed attachment ({exc})") from None

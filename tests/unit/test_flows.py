@@ -70,3 +70,30 @@ def test_dump_lines_parse_into_cookie_table_priority_match_and_count():
                                                                       100, 12)
     assert flow.match == "ip,in_port=5,dl_src=02:00:00:00:00:01,nw_src=10.0.0.1"
     assert flow.actions == "resubmit(,1)"
+
+
+def test_records_say_whether_their_port_is_guarded():
+    from plugin.core.records import Attachment
+
+    record = Attachment("ns", "22-a", "c" * 64, "eth1", "k8s_br", "vpc-1", 22, "net",
+                        addresses=("10.0.0.5/24",), mac=MAC, link_locals=("fe80::1",),
+                        pairs=(("10.0.0.100", ""),))
+    older = flows.guard_of(record, 7, node_default=True)
+    assert older == flows.Guard("vpc-1", 7, MAC, ("10.0.0.5/24",), ("fe80::1",),
+                                (("10.0.0.100", ""),))
+    assert flows.guard_of(record, 7, node_default=False) is None
+    on = Attachment(**{**record.__dict__, "port_security": "on"})
+    off = Attachment(**{**record.__dict__, "port_security": "off"})
+    assert flows.guard_of(on, 7, node_default=False) is not None
+    assert flows.guard_of(off, 7, node_default=True) is None
+
+
+def test_record_files_keep_the_guard_fields(tmp_path):
+    from plugin.core.records import Attachment, RecordStore
+
+    record = Attachment("ns", "22-a", "c" * 64, "eth1", "k8s_br", "vpc-1", 22, "net",
+                        addresses=("10.0.0.5/24",), mac=MAC, port_security="on",
+                        link_locals=("fe80::1",), pairs=(("10.0.0.100", "02:00:00:00:00:99"),))
+    store = RecordStore(str(tmp_path))
+    store.save(record.infra_id, [record])
+    assert store.load(record.infra_id) == [record]
