@@ -25,7 +25,8 @@ from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
 from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Request, Route
+from plugin.identity import Identity
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Request, Route
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
@@ -173,17 +174,17 @@ class DelegatedAddresses:
     def network_name(self, vlan: int) -> str:
         return self.delegate.conf.name
 
-    def allocate(self, owner: Owner, vlan: int,
+    def allocate(self, owner: Identity, vlan: int,
                  requested: tuple[Request, ...] = ()) -> list[Lease]:
         conf = self.delegate.conf
         self.answer = self.delegate.add()
         return self.answer.leases(conf.name, conf.mtu, conf.default_gateway)
 
-    def release(self, owner: Owner, network: str = "") -> bool:
+    def release(self, owner: Identity, network: str = "") -> bool:
         self.delegate.delete(owner.infra_id, owner.interface)
         return True
 
-    def release_anywhere(self, owner: Owner) -> list[str]:
+    def release_anywhere(self, owner: Identity) -> list[str]:
         self.release(owner)
         return []
 
