@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from plugin.frontends.cni import env as cni_env
-from plugin.frontends.cni import netconf
+from plugin.config import netconf
 from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses, parse_result
 from plugin.identity import Identity
 from plugin.ipam.model import Route

@@ -65,7 +65,7 @@ def delete(call: Call) -> None:
 
 def _recorded(call: Call, record: Attachment) -> Addresses:
     if record.allocator != "delegated":
-        return call.config.allocators()  # every network of the node (netconf.bind)
+        return call.config.allocators()  # every network of the node (config.tenant.bind)
     try:
         ipam = json.loads(record.ipam)
     except ValueError:
