@@ -367,7 +367,8 @@ def test_one_container_id_on_two_nodes_gets_two_addresses(etcd_config):
     """Issue 19 item 6: `ctr run --cni` ids (`<namespace>-<name>`) repeat across nodes. Each
     node's owner is its own: two addresses, and each release frees only its own."""
     a, b = on_node(etcd_config, "node-a"), on_node(etcd_config, "node-b")
-    on_a, on_b = (Identity(infra_id="default-web", interface="eth0", node=n) for n in ("node-a", "node-b"))
+    on_a, on_b = (Identity(infra_id="default-web", interface="eth0", node=n)
+                  for n in ("node-a", "node-b"))
     lease_a, lease_b = a.allocate(on_a), b.allocate(on_b)
     assert lease_a.address != lease_b.address
     assert a.release(on_a) is True
