@@ -22,10 +22,11 @@ from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
-from plugin.core.policy import PodRef, Want
+from plugin.core.policy import Want
 from plugin.core.records import Attachment, RecordStore
 from plugin.ipam.mac import mac_for
-from plugin.ipam.model import Addresses, Lease, Owner, Request
+from plugin.identity import Identity
+from plugin.ipam.model import Addresses, Lease, Request
 from plugin.locks import pod_lock
 
 
@@ -63,7 +64,7 @@ class Core:
         self.ports = ports or PodPorts(config)
         self.recorded = recorded
 
-    def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
+    def attach(self, ref: Identity, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
         """Attach every wanted interface, or none of them.
 
         The records are written twice before any link exists: first the intent (which
@@ -101,7 +102,7 @@ class Core:
             made = {record.interface: record for record, _ in prepared}
             return [live.get(w.interface) or made[w.interface] for w in wants]
 
-    def detach(self, ref: PodRef, only: set[str] | None = None,
+    def detach(self, ref: Identity, only: set[str] | None = None,
                only_if: Callable[[], bool] | None = None) -> list[str]:
         """Delete the ports, veths and leases of this container (of `only` these interfaces,
         if given); return the ports removed. Absent things are fine.
@@ -131,8 +132,7 @@ class Core:
             claimed = {r.interface: r for r in gone}
             problems = []
             for interface in sorted(interfaces | set(networks)):
-                owner = Owner(ref.infra_id, interface, ref.namespace, ref.pod,
-                              self.config.node_name)
+                owner = ref.with_interface(interface, self.config.node_name)
                 source = self._source(claimed.get(interface))
                 if interface in networks:
                     source.release(owner, networks[interface])
@@ -149,7 +149,7 @@ class Core:
             self.log.set(port=",".join(removed) or None)
             return removed
 
-    def differences(self, ref: PodRef, want: Want, netns: str = "") -> list[str]:
+    def differences(self, ref: Identity, want: Want, netns: str = "") -> list[str]:
         """How the attachment of `want.interface` differs from `want` (CNI CHECK); with
         the pod's `netns`, the interface's checksum offload is judged too."""
         record = next((r for r in self.records.load(ref.infra_id)
@@ -172,7 +172,7 @@ class Core:
         else:
             self.records.delete(infra_id)
 
-    def _attached(self, ref: PodRef, recorded: list[Attachment], wants: list[Want],
+    def _attached(self, ref: Identity, recorded: list[Attachment], wants: list[Want],
                   netns: str) -> dict[str, Attachment]:
         """The records of the wanted interfaces still plugged as recorded: a second setup
         leaves them alone (and its rollback cannot touch them), but turns off a checksum
@@ -186,25 +186,24 @@ class Core:
             self.log.set(checksum_offload_turned_off=",".join(repaired))
         return {i: records[i] for i in plugged}
 
-    def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
+    def _intent(self, ref: Identity, want: Want, sandbox: Sandbox) -> Attachment:
         """The record of one interface before its address: which network will lease it."""
         network = self.allocators.network_name(want.vlan)
         return Attachment(
-            namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
-            interface=want.interface, bridge=want.bridge,
+            who=ref.with_interface(want.interface), bridge=want.bridge,
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
             allocator=self.allocators.allocator, ipam=self.allocators.ipam)
 
-    def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
+    def _claim(self, ref: Identity, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:
         """The leases of one interface (one per family, all or none), and its full record.
 
         A lease the previous record already names on this network is not this call's: a
         rollback keeps it (the restored record names it, so teardown frees it)."""
-        owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
+        owner = ref.with_interface(want.interface, self.config.node_name)
         held = any(r.interface == want.interface and r.addresses and r.network == intent.network
                    for r in previous)
         if not held:

@@ -46,7 +46,10 @@ def flags(rest: list[str], allowed: set[str]) -> set[str]:
 def _json(rows: list[Any]) -> None:
     from dataclasses import asdict
 
-    print(json.dumps([asdict(r) for r in rows], indent=1))
+    from plugin import identity
+
+    print(json.dumps([identity.flat(r) if isinstance(r, identity.Identified) else asdict(r)
+                      for r in rows], indent=1))
 
 
 def cmd_gc(config, log, rest: list[str]) -> None:
@@ -102,7 +105,8 @@ def cmd_list(config, log, rest: list[str]) -> None:
     from plugin.ops.listing import rows
     from plugin.ops.liveness import Liveness
 
-    listed = [replace(r, infra_id=r.infra_id[:12]) for r in rows(config, Liveness(config))]
+    listed = [replace(r, who=replace(r.who, infra_id=r.infra_id[:12]))
+              for r in rows(config, Liveness(config))]
     if "--json" in given:
         _json(listed)
     else:

@@ -13,9 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.ipam.model import IPAddress, IPInterface, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import IPAddress, IPInterface
 
 KIND = "vlanpipe.lease/v1"
+# The owner (an attachment's Identity) is stored as these fields at the top level; listed,
+# not derived, so that records stay readable whatever the type gains.
 OWNER_FIELDS = ("infra_id", "interface", "namespace", "pod", "node")
 
 
@@ -25,11 +28,11 @@ class Record:
 
     network: str
     address: IPInterface
-    owner: Owner
+    owner: Identity
     created: str
 
 
-def new_record(network: str, address: IPInterface, owner: Owner) -> Record:
+def new_record(network: str, address: IPInterface, owner: Identity) -> Record:
     return Record(network, address, owner,
                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -62,4 +65,4 @@ def decode(data: bytes, network: str, address: IPAddress | None = None) -> Recor
     owner_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
     if len(owner_fields) != len(OWNER_FIELDS) or not fields["infra_id"] or not fields["interface"]:
         raise ValueError("owner fields missing or not strings")
-    return Record(network, stored, Owner(**owner_fields), str(body.get("created", "")))
+    return Record(network, stored, Identity(**owner_fields), str(body.get("created", "")))

@@ -56,7 +56,7 @@ MUTANTS = (
            "kept = [r for r in records if r not in gone]", "kept = list(records)",
            "teardown leaves the records of what it removed"),
     Mutant("marks-without-cni-network", "core", "plugin/core/records.py",
-           "node=node, cni_network=self.cni_network,", "node=node,",
+           "network=self.network, cni_network=self.cni_network,", "network=self.network,",
            "issue 26 item 3 (core side): the port does not carry its CNI network"),
     Mutant("vlan-upper-bound-off-by-one", "core", "plugin/names.py",
            "not VLAN_MIN <= value <= VLAN_MAX", "not VLAN_MIN <= value < VLAN_MAX",

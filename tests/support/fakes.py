@@ -16,7 +16,8 @@ from typing import Callable
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
 from plugin.ipam.leaserecord import Record
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.stores import Held, Outcome
 
 
@@ -41,7 +42,7 @@ class MemoryStore:
         self._count("exclusive")
         return contextlib.nullcontext()
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         self._count("held")
         address, revision = self.owners.get(owner.key, ("", 0))
         return Held(self.records.get(address), revision, self.last)
@@ -72,7 +73,7 @@ class MemoryStore:
         self._count("taken")
         return list(self.records)
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         address, _ = self.owners.pop(owner.key, ("", 0))
         return self.records.pop(address, None) is not None
 

@@ -22,7 +22,8 @@ import os
 from contextlib import AbstractContextManager
 
 from plugin.ipam.leaserecord import Record, decode, encode
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
 from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace,
@@ -49,7 +50,7 @@ class FileStore:
     def _address_path(self, address: IPAddress) -> str:
         return self._path("addr", str(address))
 
-    def _index_path(self, owner: Owner) -> str:
+    def _index_path(self, owner: Identity) -> str:
         return self._path("owner", hashlib.sha256(owner.key.encode()).hexdigest())
 
     def exclusive(self) -> AbstractContextManager[object]:
@@ -59,7 +60,7 @@ class FileStore:
                 ensure_dir(path)
         return locked(self._path("lock"), self.lock_timeout)
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         """The owner's record through its index (one read and one stat), and the rotation point."""
         return Held(self._held(owner), 0, self._last_reserved())
 
@@ -95,7 +96,7 @@ class FileStore:
     def taken(self) -> list[str]:
         return os.listdir(self._path("addr"))
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         if not os.path.isdir(self._path("owner")):
             return False
         with locked(self._path("lock"), self.lock_timeout):
@@ -128,7 +129,7 @@ class FileStore:
             found.append((int(address), record))
         return [record for _, record in sorted(found, key=lambda f: f[0])], damaged
 
-    def _held(self, owner: Owner) -> Record | None:
+    def _held(self, owner: Identity) -> Record | None:
         found = read_with_inode(self._index_path(owner))
         if found is None:
             return None
