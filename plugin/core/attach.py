@@ -24,6 +24,7 @@ from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
 from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
+from plugin.errors import AddressConflict
 from plugin.ipam.mac import mac_for
 from plugin.ipam.model import Addresses, Lease, Owner, Request
 from plugin.locks import pod_lock
@@ -91,6 +92,8 @@ class Core:
                     self.ports.plug(sandbox, record, leases, undo.push,
                                  stale=record.interface in recorded)
             except BaseException as exc:
+                if isinstance(exc, AddressConflict):
+                    self._keep_conflicted(ref, exc)  # before the undo would release it
                 problems = undo.run()
                 if problems:  # keep the records: they name what is left, for teardown or gc
                     if isinstance(exc, Exception):
@@ -158,6 +161,32 @@ class Core:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
         return self.ports.differences(ref.infra_id, [(record, want)], netns)
+
+    def _keep_conflicted(self, ref: PodRef, exc: AddressConflict) -> None:
+        """Turn the pod's leases that another host answered for into conflicted records
+        that hold the address for nobody, so no pod gets it again until an operator
+        clears it; the rollback then finds no lease of the pod's to release. Where the
+        address source cannot mark (a delegated IPAM plugin, a static address), the
+        rollback releases as usual, and the error says so."""
+        owner = Owner(ref.infra_id, exc.interface, ref.namespace, ref.pod,
+                      self.config.node_name)
+        kept, released = [], []
+        for address, mac in exc.found:
+            try:
+                marked = self.allocators.mark_conflicted(owner, exc.network, address, mac)
+            except Exception as failure:  # the rollback still runs, and releases it
+                self.log.set(conflict_not_marked=str(failure))
+                marked = False
+            (kept if marked else released).append(address.split("/")[0])
+        self.log.set(conflicted=[f"{a} {m}" for a, m in exc.found])
+        if kept:
+            exc.add_hint(f"the lease of {', '.join(kept)} is kept as conflicted: once that "
+                         f"host is gone, run `vlanpipe lease clear {kept[0]}`")
+        if released:
+            source = ("the IPAM plugin" if self.allocators.allocator == "delegated"
+                      else "its network")
+            exc.add_hint(f"{', '.join(released)} was released to {source}, which cannot "
+                         "keep it out of use")
 
     def _source(self, record: Attachment | None) -> Addresses:
         """Where a record's lease came from: as it says, if it says and the front-end knows

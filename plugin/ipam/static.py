@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from plugin.errors import AddressRefused, AllocationError
-from plugin.ipam.model import Damaged, IPInterface, Lease, Owner, Request
+from plugin.ipam.model import Conflicted, Damaged, IPAddress, IPInterface, Lease, Owner, Request
 from plugin.ipam.networks import NetworkConfig
 
 
@@ -58,4 +58,10 @@ class StaticAllocator:
         return []
 
     def damaged(self) -> list[Damaged]:
+        return []
+
+    def mark_conflicted(self, owner: Owner, address: IPAddress, mac: str) -> bool:
+        return False  # the config is the record: only changing it keeps an address out
+
+    def conflicted(self) -> list[Conflicted]:
         return []

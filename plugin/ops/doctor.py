@@ -16,7 +16,7 @@ from plugin.config.schema import Config
 from plugin.config.files import check_private_dir
 from plugin.core.records import Attachment, RecordStore
 from plugin.errors import BackendError, Failure, ToolFailed
-from plugin.ops import checksums
+from plugin.ops import checksums, conflicts
 from plugin.ops import doctor_install as installed
 from plugin.ops import doctor_pods as pods
 
@@ -58,6 +58,8 @@ def run_checks(config: Config, executable: str) -> list[Check]:
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),
          "a damaged lease names its file or key: fix or remove it"),
+        ("conflicted leases", lambda: conflicts.check(config),
+         f"remove the address from the host with that MAC, then {conflicts.CLEAR} ADDRESS"),
     ]
     results = [_run(name, probe, fix) for name, probe, fix in checks]
     try:
