@@ -24,7 +24,7 @@ from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
 from plugin.core.policy import PodRef, Want
 from plugin.core.records import Attachment, RecordStore
-from plugin.errors import AddressConflict
+from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
 from plugin.ipam.model import Addresses, Lease, Owner, Request
 from plugin.locks import pod_lock
@@ -79,6 +79,7 @@ class Core:
                 self.log.set(result="already attached")
                 return [live[w.interface] for w in wants]
             self.ports.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            self._requested_macs_free(ref, todo)
             others = [r for r in previous if r.interface not in {w.interface for w in todo}]
             intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
@@ -161,6 +162,29 @@ class Core:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
         return self.ports.differences(ref.infra_id, [(record, want)], netns)
+
+    def _requested_macs_free(self, ref: PodRef, todo: list[Want]) -> None:
+        """A MAC a pod asks for is not another interface's on its bridge and VLAN on this
+        node (plugin/core/macs.py, doctor's rule); checked before anything is made. Only
+        requested MACs: a derived one follows from an address the allocator keeps unique.
+        A holder whose host veth is gone (a dead sandbox gc has not swept yet, records
+        after a reboot) is not on the wire: a pod restarted with its MAC must not wait
+        for gc."""
+        asked = [w for w in todo if w.mac]
+        if not asked:
+            return
+        from plugin.core import macs
+
+        found, _ = self.records.all()
+        records = [r for attached in found.values() for r in attached]
+        for want in asked:
+            other = next((r for r in macs.holders(records, want.bridge, want.vlan,
+                                                  want.mac or "", (ref.infra_id, want.interface))
+                          if self.ports.ip.link_exists(r.port)), None)
+            if other is not None:
+                raise AllocationError(f"requested MAC {want.mac} is already used on bridge "
+                                      f"{want.bridge} VLAN {want.vlan} by {macs.who(other)}",
+                                      "ask for another MAC, or none (the address gives one)")
 
     def _keep_conflicted(self, ref: PodRef, exc: AddressConflict) -> None:
         """Turn the pod's leases that another host answered for into conflicted records
