@@ -167,3 +167,28 @@ def test_a_delegated_address_in_use_is_released_through_the_ipam_plugin(
     assert not any(name[0].isdigit() for name in os.listdir(held)), os.listdir(held)
     assert set(our_ports(bridge)) == {other.port}
     assert hostnet.container_addresses(container.id, "net1") == []
+
+
+def test_the_kubelets_setup_fails_with_exit_7_and_one_line(tmp_path, bridge, container,
+                                                           squatter):
+    """The exec front-end: the same probe, the exit code of its one table (7, no address),
+    the line on the combined output the kubelet reads; the lease kept as through CNI."""
+    from tests.support.kubelet import make_plugin
+
+    plugin = make_plugin(str(tmp_path), {
+        "bridge": bridge, "networks": [{"name": "pods", "vlans": "all",
+                                        "subnet": "10.96.0.0/24"}]})
+    other = squatter(22, "10.96.0.1/24")
+    call = plugin("setup", NS, "22-web", container.id)
+    assert call.code == 7, call.output
+    assert call.lines == [f"myplugin: address 10.96.0.1/24 is already used by MAC {other.mac} on bridge "
+                          f"{bridge} VLAN 22; find that host (the MAC names it) and remove the "
+                          "address from it; the lease of 10.96.0.1 is kept as conflicted: once "
+                          "that host is gone, run `vlanpipe lease clear 10.96.0.1`"], call.output
+    assert set(our_ports(bridge)) == {other.port}
+    assert hostnet.container_addresses(container.id, "eth1") == []
+    plugin.ok("setup", NS, "22-web", container.id)  # the kubelet's retry: the next address
+    assert hostnet.container_addresses(container.id, "eth1") == ["10.96.0.2/24"]
+    plugin.ok("teardown", NS, "22-web", container.id)
+    assert plugin.ok("lease", "clear", "10.96.0.1").lines == [
+        "cleared 10.96.0.1 on pods: it can be handed out again"]
