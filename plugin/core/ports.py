@@ -6,9 +6,9 @@ CRI pod). Everything else about the port is the same, so it lives here, once:
 the bridges' readiness, the port with its tag and marks in one OVSDB
 transaction, the transmit checksum offload the bridge's datapath needs, the
 checks after plugging, the wait for the datapath, the conflict probe, the
-announcement, the differences from what is wanted, and removal (one unplug path for every
-plumber). Per-port features (port security rules, QoS rows, meters, trunks)
-belong here too.
+announcement, the differences from what is wanted, and removal (one unplug
+path for every plumber). Per-port features (port security rules, QoS rows,
+meters, trunks) belong here too.
 """
 
 from __future__ import annotations
