@@ -24,6 +24,7 @@ from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
 from plugin.core.policy import Want
 from plugin.core.records import Attachment, RecordStore
+from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
 from plugin.identity import Identity
 from plugin.ipam.model import Addresses, Lease, Request
@@ -79,6 +80,7 @@ class Core:
                 self.log.set(result="already attached")
                 return [live[w.interface] for w in wants]
             self.ports.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            self._requested_macs_free(ref, todo)
             others = [r for r in previous if r.interface not in {w.interface for w in todo}]
             intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
@@ -92,6 +94,8 @@ class Core:
                     self.ports.plug(sandbox, record, leases, undo.push,
                                  stale=record.interface in recorded)
             except BaseException as exc:
+                if isinstance(exc, AddressConflict):
+                    self._keep_conflicted(ref, exc)  # before the undo would release it
                 problems = undo.run()
                 if problems:  # keep the records: they name what is left, for teardown or gc
                     if isinstance(exc, Exception):
@@ -158,6 +162,54 @@ class Core:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
         return self.ports.differences(ref.infra_id, [(record, want)], netns)
+
+    def _requested_macs_free(self, ref: Identity, todo: list[Want]) -> None:
+        """A MAC a pod asks for is not another interface's on its bridge and VLAN on this
+        node (plugin/core/macs.py, doctor's rule); checked before anything is made. Only
+        requested MACs: a derived one follows from an address the allocator keeps unique.
+        A holder whose host veth is gone (a dead sandbox gc has not swept yet, records
+        after a reboot) is not on the wire: a pod restarted with its MAC must not wait
+        for gc."""
+        asked = [w for w in todo if w.mac]
+        if not asked:
+            return
+        from plugin.core import macs
+
+        found, _ = self.records.all()
+        records = [r for attached in found.values() for r in attached]
+        for want in asked:
+            other = next((r for r in macs.holders(records, want.bridge, want.vlan,
+                                                  want.mac or "", (ref.infra_id, want.interface))
+                          if self.ports.ip.link_exists(r.port)), None)
+            if other is not None:
+                raise AllocationError(f"requested MAC {want.mac} is already used on bridge "
+                                      f"{want.bridge} VLAN {want.vlan} by {macs.who(other)}",
+                                      "ask for another MAC, or none (the address gives one)")
+
+    def _keep_conflicted(self, ref: Identity, exc: AddressConflict) -> None:
+        """Turn the pod's leases that another host answered for into conflicted records
+        that hold the address for nobody, so no pod gets it again until an operator
+        clears it; the rollback then finds no lease of the pod's to release. Where the
+        address source cannot mark (a delegated IPAM plugin, a static address), the
+        rollback releases as usual, and the error says so."""
+        owner = ref.with_interface(exc.interface, self.config.node_name)
+        kept, released = [], []
+        for address, mac in exc.found:
+            try:
+                marked = self.allocators.mark_conflicted(owner, exc.network, address, mac)
+            except Exception as failure:  # the rollback still runs, and releases it
+                self.log.set(conflict_not_marked=str(failure))
+                marked = False
+            (kept if marked else released).append(address.split("/")[0])
+        self.log.set(conflicted=[f"{a} {m}" for a, m in exc.found])
+        if kept:
+            exc.add_hint(f"the lease of {', '.join(kept)} is kept as conflicted: once that "
+                         f"host is gone, run `vlanpipe lease clear {kept[0]}`")
+        if released:
+            source = ("the IPAM plugin" if self.allocators.allocator == "delegated"
+                      else "its network")
+            exc.add_hint(f"{', '.join(released)} was released to {source}, which cannot "
+                         "keep it out of use")
 
     def _source(self, record: Attachment | None) -> Addresses:
         """Where a record's lease came from: as it says, if it says and the front-end knows

@@ -209,6 +209,7 @@ COMMANDS: dict[str, Callable] = {
     "list": _operator("list"),
     "doctor": _operator("doctor"),
     "pin": _operator("pin"),
+    "lease": _operator("lease"),
     "init": cmd_init,
     "setup": cmd_setup,
     "teardown": cmd_teardown,

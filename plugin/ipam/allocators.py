@@ -9,13 +9,15 @@ HTTP stack behind it are imported on first use of an etcd network or a pin, so
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AddressRefused, AllocationError, ConfigError, Failure
 from plugin.identity import Identity
-from plugin.ipam.model import Allocator, Damaged, Lease, Pin, Request
+from plugin.ipam.model import Allocator, Conflicted, Damaged, Lease, Pin, Request
+from plugin.ipam.leaserecord import Record
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
@@ -113,6 +115,30 @@ class Allocators:
 
     def leases(self) -> list[tuple[Identity, Lease]]:
         return [item for network in self.networks for item in self._source(network).leases()]
+
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        ip = ipaddress.ip_interface(address).ip
+        return any(self._source(family).mark_conflicted(self._stamped(owner), ip, mac)
+                   for family in self.networks
+                   if family.name == network and family.version == ip.version)
+
+    def conflicted(self) -> list[Conflicted]:
+        """Every address kept out of use on the wire's word, in etcd of every node."""
+        return [item for network in self.networks
+                for item in self._source(network).conflicted()]
+
+    def clear(self, address: str) -> list[Record]:
+        """Free `address` on every pooled network whose subnet holds it, where it is
+        conflicted; the records found there (conflicted or not)."""
+        ip = ipaddress.ip_address(address)
+        found = []
+        for network in self.networks:
+            source = self._source(network)
+            if isinstance(source, PoolAllocator) and ip in network.subnet:  # type: ignore[operator]
+                record = source.clear(ip)
+                if record is not None:
+                    found.append(record)
+        return found
 
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]

@@ -55,6 +55,18 @@ class Damaged:
 
 
 @dataclass(frozen=True)
+class Conflicted:
+    """An address kept out of use: when `found_by`'s setup probed the VLAN, the host with
+    `mac` answered for it (doctor lists it; `vlanpipe lease clear ADDRESS` frees it)."""
+
+    network: str
+    address: str
+    mac: str
+    found_by: Identity
+    since: str
+
+
+@dataclass(frozen=True)
 class Route:
     """A route a network gives its pods (no gateway: on-link)."""
 
@@ -96,10 +108,17 @@ class Allocator(Protocol):
         """Free the owner's lease; True if one existed. Never fails on absence."""
 
     def leases(self) -> list[tuple[Identity, Lease]]:
-        """Every lease held, for gc and list."""
+        """Every lease held, for gc and list (conflicted ones aside)."""
 
     def damaged(self) -> list[Damaged]:
         """Records found corrupt or foreign: their addresses stay out of use."""
+
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """Turn the owner's lease of `address` into a conflicted one that holds it for
+        nobody (another host, `mac`, uses it); False where nothing can be kept."""
+
+    def conflicted(self) -> list[Conflicted]:
+        """The addresses kept out of use because another host answered for them."""
 
 
 class Addresses(Protocol):
@@ -123,3 +142,7 @@ class Addresses(Protocol):
 
     def release_anywhere(self, owner: Identity) -> list[str]:
         """Free the owner's lease wherever it is, best effort; what failed."""
+
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        """Keep the owner's lease of `address` ("a/len") on `network` out of use for good
+        (another host, `mac`, answered for it); False where the source cannot."""

@@ -18,9 +18,9 @@ import random
 from typing import Iterator
 
 from plugin.errors import AddressRefused, AllocationError
-from plugin.ipam.leaserecord import Record, new_record
 from plugin.identity import Identity
-from plugin.ipam.model import Damaged, IPAddress, Lease, Request
+from plugin.ipam.leaserecord import Record, new_record
+from plugin.ipam.model import Conflicted, Damaged, IPAddress, Lease, Request
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores import Held, Store
@@ -63,10 +63,21 @@ class PoolAllocator:
         records, damaged = self.store.scan()
         for item in damaged:
             log.warning("%s: %s; left alone, its address is not reused", item.where, item.reason)
-        return [(r.owner, self.network.lease(r.address)) for r in records]
+        return [(r.owner, self.network.lease(r.address)) for r in records if not r.conflict]
 
     def damaged(self) -> list[Damaged]:
         return self.store.scan()[1]
+
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        return self.store.conflict(owner, address, mac)
+
+    def conflicted(self) -> list[Conflicted]:
+        return [Conflicted(r.network, str(r.address), r.conflict, r.owner, r.created)
+                for r in self.store.scan()[0] if r.conflict]
+
+    def clear(self, address: IPAddress) -> Record | None:
+        """Free a conflicted address (`Store.clear`): the record found, if any."""
+        return self.store.clear(address)
 
     def _claim_next(self, owner: Identity, held: Held) -> Record | None:
         """The first free candidate from the rotation point; None if the owner raced."""

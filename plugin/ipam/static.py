@@ -11,7 +11,7 @@ import ipaddress
 
 from plugin.errors import AddressRefused, AllocationError
 from plugin.identity import Identity
-from plugin.ipam.model import Damaged, IPInterface, Lease, Request
+from plugin.ipam.model import Conflicted, Damaged, IPAddress, IPInterface, Lease, Request
 from plugin.ipam.networks import NetworkConfig
 
 
@@ -59,4 +59,10 @@ class StaticAllocator:
         return []
 
     def damaged(self) -> list[Damaged]:
+        return []
+
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        return False  # the config is the record: only changing it keeps an address out
+
+    def conflicted(self) -> list[Conflicted]:
         return []

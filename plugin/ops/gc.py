@@ -27,7 +27,7 @@ from plugin.core import marks
 from plugin.core.attach import Core
 from plugin.core.records import RecordStore
 from plugin.errors import Failure
-from plugin.identity import Identity
+from plugin.ops import conflicts
 from plugin.ops.actions import (FAILED, KEPT, NOT_JUDGED, REMOVED, SKIPPED, WOULD_REMOVE,
                                 Action)
 from plugin.ops.listing import Row, State, rows
@@ -97,7 +97,7 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
         done += found.actions if dry_run else _collect(core, found)
     done += netns_links(dry_run)
     done += _leftover_files(config, dry_run)
-    return done
+    return done + conflicts.kept(config)
 
 
 def _collect(core: Core, found: Candidate) -> list[Action]:

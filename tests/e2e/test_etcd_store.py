@@ -429,3 +429,25 @@ def test_a_claim_for_an_owner_of_the_previous_release_replaces_its_key(etcd_conf
     assert etcd.get(base + "node-a/default-web/eth0").value == b"10.22.0.77/24"
     assert held(after) == ["10.22.0.77"]
     assert after.release(me) is True and held(after) == []
+
+
+def test_a_conflicted_lease_is_kept_out_of_use_on_every_node_until_cleared(etcd_config):
+    """Issue 21: setup on node a heard another host answer for its address; the lease
+    becomes a conflicted record in one transaction (owner key gone, address key kept), so
+    neither node hands the address out again, and releasing the owner frees nothing."""
+    node_a, node_b = store(etcd_config, subnet="10.23.0.0/29"), store(etcd_config,
+                                                                     subnet="10.23.0.0/29")
+    me = owner(1, node="node-a")
+    address = node_a.allocate(me).address.ip
+    assert node_a.mark_conflicted(me, address, "02:aa:bb:cc:dd:ee")
+    assert node_a.release(me) is False and held(node_a) == []
+    (kept,) = node_b.conflicted()
+    assert (kept.address, kept.mac, kept.found_by.node) == (f"{address}/29",
+                                                            "02:aa:bb:cc:dd:ee", "node-a")
+    others = {str(node_b.allocate(owner(i, node="node-b")).address.ip) for i in range(2, 6)}
+    assert str(address) not in others and len(others) == 4  # the pool's other four (.2-.6)
+    with pytest.raises(AllocationError, match="exhausted"):
+        node_a.allocate(owner(9, node="node-a"))
+    assert node_b.clear(address).conflict == "02:aa:bb:cc:dd:ee"
+    assert node_a.conflicted() == []
+    assert str(node_a.allocate(owner(9, node="node-a")).address.ip) == str(address)

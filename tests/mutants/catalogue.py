@@ -164,4 +164,27 @@ MUTANTS = (
            "((ContainerError, ContainerNotFound, DockerUnavailable), 5,",
            "((ContainerError, ContainerNotFound), 5,",
            "issue 26 item 6 (exec table): Docker down exits 1 instead of 5"),
+    # --- issue 21: the conflict probe and requested MACs ----------------------------------
+    Mutant("probe-answer-ignored", "core", "plugin/core/ports.py",
+           "        if found:\n            raise AddressConflict(",
+           "        if False:\n            raise AddressConflict(",
+           "issue 21: another host answers for the pod's address and setup succeeds",
+           ("tests/e2e/test_conflict_probe.py::"
+            "test_an_address_in_use_on_the_vlan_fails_add_and_is_never_handed_out_again",)),
+    Mutant("arp-probe-with-the-address-as-sender", "core", "pipework_wrapper/probe.py",
+           "1, mac, bytes(4), bytes(6),", "1, mac, address.packed, bytes(6),",
+           "issue 21: the probe is a gratuitous ARP, which rewrites the other host's entry in "
+           "every neighbour's cache before any conflict is known"),
+    Mutant("conflicted-lease-released", "core", "plugin/core/attach.py",
+           "                    self._keep_conflicted(ref, exc)",
+           "                    pass",
+           "issue 21: the rollback frees the address another host answered for: the next pod "
+           "gets it again"),
+    Mutant("conflicted-lease-counted-as-live", "ipam", "plugin/ipam/pooled.py",
+           "for r in records if not r.conflict]", "for r in records]",
+           "issue 21: a conflicted lease is a live one to gc, which frees it silently"),
+    Mutant("universal-mac-accepted", "cni", "plugin/config/schema.py",
+           "return self.universal_macs or bool(int(mac[:2], 16) & 2)",
+           "return True",
+           "issue 21: a pod takes a vendor's MAC without the node allowing it"),
 )

@@ -47,7 +47,7 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     return Core(parsed, CallLog(parsed.log_file, "test"), ports=PodPorts(parsed, {
         "pipework": PipeworkPlumber(parsed, ip=host.ip, runner=host.pipework),
         "netns": NetnsPlumber(parsed, ip=host.ip)}, ovs=host.ovs, ip=host.ip,
-        announcer=host.announce))
+        announcer=host.announce, prober=host.probe))
 
 
 def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:

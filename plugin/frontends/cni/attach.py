@@ -134,7 +134,9 @@ def _want(call: Call, ref: Identity) -> Want:
 
     A VLAN the network or the pod chose must be one the node allows; an address the pod
     asks for is reserved in the network's pool (a delegated IPAM plugin sees the request
-    itself, in the same runtimeConfig).
+    itself, in the same runtimeConfig); a MAC it asks for must be locally administered
+    unless the node allows others (`cni.universal_macs`), and is checked unused on its
+    bridge and VLAN by the core.
     """
     conf = call.conf
     if conf.request.vlan is not None:
@@ -148,5 +150,12 @@ def _want(call: Call, ref: Identity) -> Want:
                        "one this node lets networks use",
                        "use another VLAN, or ask the node's administrator (cni.vlans)")
     addresses = want.addresses or (() if conf.ipam_type else conf.request.addresses)
+    mac = conf.request.mac
+    if mac and not call.config.cni.allows_mac(mac):
+        raise CniError(INVALID_CONFIG, f"{conf.request.mac_from} = {mac} is a universally "
+                       "administered MAC (bit 1 of its first byte is clear): a vendor's, "
+                       "which a NIC or a router on the VLAN may have",
+                       "ask for a locally administered one (first byte x2, x6, xa or xe, as "
+                       "in 0a:58:...), or ask the node's administrator (cni.universal_macs)")
     return replace(want, addresses=addresses, mac=conf.request.mac, mtu=conf.mtu,
                    cni_network=conf.name)

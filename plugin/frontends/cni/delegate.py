@@ -177,6 +177,11 @@ class DelegatedAddresses:
         self.release(owner)
         return []
 
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        """An IPAM plugin has no verb for "keep this out of use": the rollback releases
+        it through DEL, and the error says so."""
+        return False
+
 
 def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:
     """The addresses an IPAM result holds (one per family), with gateways, routes and DNS."""

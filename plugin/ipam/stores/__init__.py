@@ -61,3 +61,11 @@ class Store(Protocol):
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         """Every record, and those that cannot be read (their addresses stay out of use)."""
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """Replace the owner's lease of `address` with a conflicted record (`Record.conflict`)
+        that no owner holds, in one step; False if the owner does not hold that address."""
+
+    def clear(self, address: IPAddress) -> Record | None:
+        """Delete the record of `address` if it is a conflicted one; return the record found
+        (a live lease is returned untouched, for the caller to refuse)."""

@@ -32,8 +32,8 @@ import logging
 import time
 from contextlib import AbstractContextManager
 
-from plugin.ipam.leaserecord import Record, decode, encode
 from plugin.identity import Identity
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
 from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
@@ -169,6 +169,37 @@ class EtcdStore:
             if won:
                 return True
         return False
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """One transaction, while the owner key and the address record are still the claim's
+        (one mod revision): the address record becomes the conflicted one, the owner key
+        goes. An earlier release's owner key is not converted: none is that recent."""
+        entry = self.etcd.get(self._owner_key(owner))
+        if entry is None or _parse_address(entry.value) != address:
+            return False
+        held = self.read(address)
+        if held is None:
+            return False
+        address_key = self._address_key(address)
+        won, _ = self.etcd.txn(
+            [unchanged(entry.key, entry.mod_revision),
+             unchanged(address_key, entry.mod_revision)],
+            [put_op(address_key, encode(new_record(self.network.name, held.address, owner,
+                                                   mac))),
+             delete_op(entry.key), *self._seen()])
+        return won
+
+    def clear(self, address: IPAddress) -> Record | None:
+        entry = self.etcd.get(self._address_key(address))
+        if entry is None:
+            return None
+        record = self.read(address)
+        if record is not None and record.conflict:
+            won, _ = self.etcd.txn([unchanged(entry.key, entry.mod_revision)],
+                                   [delete_op(entry.key)])
+            if not won:
+                return self.read(address)  # changed meanwhile: say what it is now
+        return record
 
     def _seen(self) -> list[dict]:
         """This node's sign of life, put in a transaction the call makes anyway: no extra

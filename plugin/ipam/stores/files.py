@@ -21,8 +21,8 @@ import logging
 import os
 from contextlib import AbstractContextManager
 
-from plugin.ipam.leaserecord import Record, decode, encode
 from plugin.identity import Identity
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
 from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
@@ -105,6 +105,34 @@ class FileStore:
                 remove(self._address_path(held.address.ip))
             remove(self._index_path(owner))
             return held is not None
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """The conflicted record replaces the lease under the address's name (a new inode:
+        the owner index no longer matches it, so the owner holds nothing), then the index
+        goes."""
+        if not os.path.isdir(self._path("owner")):
+            return False
+        with locked(self._path("lock"), self.lock_timeout):
+            held = self._held(owner)
+            if held is None or held.address.ip != address:
+                return False
+            temp = self._path("record.tmp")
+            write_new(temp, encode(new_record(self.network.name, held.address, owner, mac)))
+            try:
+                link_replace(temp, self._address_path(address))
+            finally:
+                remove(temp)
+            remove(self._index_path(owner))
+            return True
+
+    def clear(self, address: IPAddress) -> Record | None:
+        if not os.path.isdir(self._path("addr")):
+            return None
+        with locked(self._path("lock"), self.lock_timeout):
+            record = self.read(address)
+            if record is not None and record.conflict:
+                remove(self._address_path(address))
+            return record
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         """Every record, read without the lock: each file appears whole or not at all."""
