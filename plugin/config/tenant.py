@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from plugin.config.reader import Section
 from plugin.config.schema import Config, InterfaceSpec, vlan_rule
+from plugin.config.security import inside
 from plugin.errors import ConfigError, shown
 from plugin.policy.vlan import VlanRule
 
@@ -29,6 +30,8 @@ class NetworkChoice:
     mtu: int | None = None
     ipam_type: str | None = None  # a delegated IPAM plugin; None: the node's networks
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    port_security: bool | None = None  # None: the node's setting for the network
+    pairs: tuple[tuple[str, str], ...] = ()  # allowed address pairs (security.parse_pairs)
 
 
 def refused(key: str, value: Any, why: str) -> ConfigError:
@@ -54,6 +57,7 @@ def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
     if choice.ipam_type and choice.ipam_type not in policy.ipam_types:
         raise refused("ipam.type", choice.ipam_type, "is not an IPAM plugin this node lets "
                       f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
+    _judge_security(choice, policy)
     networks = node.networks
     if choice.network is not None:
         # Every family of the network (a dual-stack one is two NetworkConfigs of one name)
@@ -71,3 +75,18 @@ def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
         rule = vlan_rule(Section(f"CNI network '{choice.name}'", choice.vlan, "vlan"))
     return replace(node, bridge=bridge, networks=networks,
                    attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
+
+
+def _judge_security(choice: NetworkChoice, policy: Any) -> None:
+    """Port security is the node's to relax: a network config may set it only where
+    `cni.port_security_choice` allows, and claim extra addresses only inside
+    `cni.address_pair_cidrs`."""
+    if choice.port_security is not None and not policy.port_security_choice:
+        raise refused("port_security", choice.port_security, "is a setting this node does "
+                      "not let networks choose (cni.port_security_choice: false)")
+    for i, (address, _) in enumerate(choice.pairs):
+        if not inside(address, policy.address_pair_cidrs):
+            cidrs = ", ".join(map(str, policy.address_pair_cidrs)) or "none"
+            raise refused(f"allowed_address_pairs[{i}].ip", address, "is outside the "
+                          f"addresses this node lets networks add (cni.address_pair_cidrs: "
+                          f"{cidrs})")

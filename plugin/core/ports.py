@@ -3,11 +3,12 @@
 A plumber differs in one thing only: how the pod's end of the veth is made and
 addressed (pipework for a Docker container, a veth into a namespace path for a
 CRI pod). Everything else about the port is the same, so it lives here, once:
-the bridges' readiness, the port with its tag and marks in one OVSDB
-transaction, the transmit checksum offload the bridge's datapath needs, the
-checks after plugging, the wait for the datapath, the announcement, the
-differences from what is wanted, and removal (one unplug path for every
-plumber). Per-port features (port security rules, QoS rows, meters, trunks)
+the bridges' readiness, the port with its tag, marks and OpenFlow number in one
+OVSDB transaction, its port security rules installed before the pod's end exists
+(`plugin.core.guard`), the transmit checksum offload the bridge's datapath needs,
+the checks after plugging, the wait for the datapath, the announcement, the
+differences from what is wanted, and removal of the port, its veth and its rules
+(one unplug path for every plumber). Per-port features (QoS rows, meters, trunks)
 belong here too.
 """
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from pipework_wrapper import iproute
+from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
+from plugin.core.guard import PortGuard
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
 from plugin.errors import BackendError, NotReady, ToolFailed
@@ -56,19 +59,25 @@ class PodPorts:
 
     def __init__(self, config: "Config", plumbing: dict[str, Plumber] | None = None,
                  ovs: Ovs | None = None, ip: Any = iproute,
-                 announcer: Callable[[str, str, list[str]], None] | None = None) -> None:
-        """`ovs`, `ip`, `announcer` and the plumbers' own wrappers are what unit tests
-        replace with fakes of their shape."""
+                 announcer: Callable[[str, str, list[str]], None] | None = None,
+                 ofctl: Ofctl | None = None) -> None:
+        """`ovs`, `ip`, `announcer`, `ofctl` and the plumbers' own wrappers are what unit
+        tests replace with fakes of their shape."""
         self.config = config
         self.plumbers = plumbing or plumbers(config)
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
         self.announce = announcer or _announce
+        self.guard = PortGuard(config, self.ovs, ofctl, ip)
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
-             stale: bool) -> None:
+             stale: bool) -> Attachment:
         """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step
-        pushes its undo before it runs.
+        pushes its undo before it runs. Returns the record as plugged (with the pod's
+        IPv6 link-local addresses, which its guard admits).
+
+        The guard's rules exist before the pod's end does (`plugin.core.guard`); their
+        undo is pushed first, so a rollback removes them last, after the link.
 
         `stale`: an earlier attempt for this container recorded this interface, so a
         port of that name may be left in OVSDB. The port is named from this container's
@@ -79,14 +88,18 @@ class PodPorts:
         if stale or self.ip.link_exists(port):
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
+        push(self.guard.undo(record))
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the pod's end goes with it
-        datapath = self._plug_port(record)
+        datapath, ofport = self.guard.plug(record, lambda number: self._plug_port(record, number))
+        self.guard.install(record, ofport)
         self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)
+        record = self.guard.settle(sandbox.netns, record, ofport)
         self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
         self.announce(sandbox.netns, ifname, list(record.addresses))
+        return record
 
     def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
         """A missing bridge or an unreachable OVS, said plainly (pipework's own message,
@@ -181,10 +194,13 @@ class PodPorts:
             found.append(f"host veth {port.name} does not exist")
         return found
 
-    def remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete these ports and their veths, and any other port marked with the container
-        (of `only` these interfaces, if given); return the marked ports that were there.
-        The kernel's slow veth destruction overlaps the OVSDB commit."""
+    def remove(self, infra_id: str, ports: list[str], only: set[str] | None,
+               bridges: Mapping[str, str] | None = None) -> list[Port]:
+        """Delete these ports, their veths and their rules, and any other port marked with
+        the container (of `only` these interfaces, if given); return the marked ports that
+        were there. The kernel's slow veth destruction overlaps the OVSDB commit; the
+        rules go last, once nothing can send through the ports. A port's bridge is its
+        record's (`bridges`, by port), else the one OVSDB had it on."""
         failures: list[Exception] = []
 
         def delete_links() -> None:
@@ -209,11 +225,14 @@ class PodPorts:
             self.ovs.delete_ports(leftovers)
             for name in leftovers:
                 self.ip.delete_link(name)
+        where = {p.name: p.bridge for p in marked if p.bridge}
+        where.update(bridges or {})
+        self.guard.remove((where.get(name, ""), name) for name in {*ports, *leftovers})
         return marked
 
-    def _plug_port(self, record: Attachment) -> str:
-        """The port with its tag and marks, in one OVSDB transaction, made before its link;
-        the bridge's datapath_type, read in the same transaction.
+    def _plug_port(self, record: Attachment, ofport: int) -> str:
+        """The port with its tag, marks and OpenFlow number, in one OVSDB transaction, made
+        before its link; the bridge's datapath_type, read in the same transaction.
 
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
@@ -222,7 +241,7 @@ class PodPorts:
         """
         try:
             return self.ovs.plug(record.bridge, record.port, record.vlan,
-                                 record.marks(self.config.node_name).external_ids())
+                                 record.marks(self.config.node_name).external_ids(), ofport)
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",

@@ -29,6 +29,7 @@ from plugin import names
 from plugin.config import schema, tenant
 from plugin.config.networks import MTU_MAX, MTU_MIN
 from plugin.config.schema import Config
+from plugin.config.security import BadPair, parse_pairs
 from plugin.config.tenant import refused
 from plugin.errors import shown
 from plugin.frontends.cni import injected
@@ -38,7 +39,7 @@ from plugin.frontends.cni.tenantjson import invalid, named
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
-                   VALID_ATTACHMENTS})
+                   "port_security", "allowed_address_pairs", VALID_ATTACHMENTS})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
                  "give the network a gateway outside vlanpipe",
@@ -71,6 +72,8 @@ class NetConf:
     prev_result: Mapping[str, Any] | None = None
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    port_security: bool | None = None  # None: the node's setting
+    pairs: tuple[tuple[str, str], ...] = ()  # allowed address pairs
     warnings: tuple[str, ...] = ()
 
     @property
@@ -123,6 +126,8 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         prev_result=injected.prev_result(document.get("prevResult")),
         valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
+        port_security=_typed(document, "port_security", bool, "true or false"),
+        pairs=_pairs(document.get("allowed_address_pairs")),
         warnings=tuple(_warnings(document)),
     )
 
@@ -131,7 +136,8 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
     """The call's Config: the node's, with what this network chose, where the node allows it
     (judged with the node config, `plugin.config.tenant`)."""
     return tenant.bind(tenant.NetworkChoice(conf.name, conf.bridge, conf.vlan, conf.mtu,
-                                            conf.ipam_type, conf.network), node, ifname)
+                                            conf.ipam_type, conf.network, conf.port_security,
+                                            conf.pairs), node, ifname)
 
 
 def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
@@ -139,6 +145,15 @@ def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
     if value is not None and not isinstance(value, kind):
         raise invalid(key, value, f"must be {what}")
     return value
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    try:
+        return parse_pairs(value)
+    except BadPair as exc:
+        raise invalid(f"allowed_address_pairs{exc.where}", exc.item, str(exc)) from None
 
 
 def _vlan(value: Any) -> int | Mapping[str, Any] | None:
