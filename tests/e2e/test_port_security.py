@@ -13,10 +13,8 @@ kubelet's argv with Docker pods through pipework, and CNI with the netns plumber
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import pytest
@@ -30,6 +28,7 @@ from tests.support import containerd as C
 from tests.support import frames as F
 from tests.support import hostnet
 from tests.support.cni_runtime import Runtime
+from tests.support.frames import Pod, heard, pod_at
 from tests.support.kubelet import make_plugin
 from tests.support.pluginstate import our_ports
 from tests.support.traffic import End, talk
@@ -38,26 +37,6 @@ NS = "default"
 NET = {"name": "guarded", "vlans": "all", "subnets": ["10.95.0.0/24", "fd00:95::/64"]}
 VIP, NOT_VIP = "10.95.0.200", "10.95.0.201"
 STRANGER = "02:66:00:00:00:01"
-
-
-@dataclass(frozen=True)
-class Pod:
-    netns: str
-    ifname: str
-    port: str  # its OVS port
-    mac: str
-    ip4: str
-    ip6: str
-    link_local: str
-
-
-def pod_at(netns: str, ifname: str, port: str) -> Pod:
-    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-j", "addr", "show", "dev",
-                          ifname], capture_output=True, text=True, timeout=10, check=True)
-    (link,) = json.loads(out.stdout)
-    found = {(a["family"], a["scope"]): a["local"] for a in link["addr_info"]}
-    return Pod(netns, ifname, port, link["address"], found.get(("inet", "global"), ""),
-               found.get(("inet6", "global"), ""), found.get(("inet6", "link"), ""))
 
 
 def forgeries(a: Pod, b: Pod) -> dict[str, bytes]:
@@ -80,13 +59,6 @@ def honest(a: Pod) -> dict[str, bytes]:
     if a.link_local:
         found["own-link-local"] = F.udp_from(a.mac, a.link_local)
     return found
-
-
-def heard(sender: Pod, listener: Pod, sent: dict[str, bytes]) -> dict[str, int]:
-    """How many of each frame `listener` received while `sender` sent each three times."""
-    listening = F.listen(listener.netns, listener.ifname, list(sent), seconds=3)
-    F.send(sender.netns, sender.ifname, sent)
-    return listening.result()["counts"]
 
 
 def ends(pod: Pod) -> list[End]:

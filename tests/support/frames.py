@@ -80,15 +80,6 @@ def multicast_mac(address: str) -> str:
     return "33:33:" + ":".join(f"{b:02x}" for b in tail)
 
 
-@dataclass(frozen=True)
-class Pod:
-    """Who a frame claims to come from, and the neighbour it goes to."""
-
-    mac: str
-    ip4: str = ""
-    ip6: str = ""
-
-
 def udp_from(mac: str, ip: str, data: bytes = b"guard") -> bytes:
     """A broadcast UDP datagram from `mac`/`ip` (IPv4 or IPv6)."""
     if ":" in ip:
@@ -197,3 +188,32 @@ def spam(netns: str, ifname: str, frames: Mapping[str, bytes], seconds: float) -
     sends the frames in a loop for `seconds` (for the "no window" test)."""
     return Agent(nsenter(netns), "spam", ifname, str(seconds),
                  json.dumps(marked(frames))).ready()
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod as frames see it: where it is, its OVS port, its MAC and addresses."""
+
+    netns: str
+    ifname: str
+    port: str  # its OVS port
+    mac: str
+    ip4: str
+    ip6: str
+    link_local: str
+
+
+def pod_at(netns: str, ifname: str, port: str = "") -> Pod:
+    out = subprocess.run(["nsenter", f"--net={netns}", "ip", "-j", "addr", "show", "dev",
+                          ifname], capture_output=True, text=True, timeout=10, check=True)
+    (link,) = json.loads(out.stdout)
+    found = {(a["family"], a["scope"]): a["local"] for a in link["addr_info"]}
+    return Pod(netns, ifname, port, link["address"], found.get(("inet", "global"), ""),
+               found.get(("inet6", "global"), ""), found.get(("inet6", "link"), ""))
+
+
+def heard(sender: Pod, listener: Pod, sent: dict[str, bytes]) -> dict[str, int]:
+    """How many of each frame `listener` received while `sender` sent each three times."""
+    listening = listen(listener.netns, listener.ifname, list(sent), seconds=3)
+    send(sender.netns, sender.ifname, sent)
+    return listening.result()["counts"]
