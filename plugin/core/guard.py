@@ -30,6 +30,7 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from pipework_wrapper import iproute
 from pipework_wrapper.ofctl import Ofctl
 from plugin.core import flows
 from plugin.core.records import Attachment
@@ -57,7 +58,7 @@ class PortGuard:
     """Numbers a pod's port, installs its rules before its link exists, removes them."""
 
     def __init__(self, config: "Config", ovs: Any, ofctl: Ofctl | None = None,
-                 ip: Any = None) -> None:
+                 ip: Any = iproute) -> None:
         self.config = config
         self.ovs = ovs
         self.ofctl = ofctl or Ofctl(config.ovs_timeout)
