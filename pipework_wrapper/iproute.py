@@ -66,6 +66,14 @@ def tx_checksum(netns: str, ifname: str, timeout: float = 5.0) -> bool:
     return ethtool.tx_checksum(netns, ifname, timeout)
 
 
+def link_locals(netns: str, ifname: str, timeout: float = 5.0) -> list[str]:
+    """The IPv6 link-local addresses of `ifname` in the pod (`pipework_wrapper.linklocal`:
+    read in-process); none if IPv6 is off on it."""
+    from pipework_wrapper import linklocal  # only the calls that plug load it
+
+    return linklocal.link_locals(netns, ifname, timeout)
+
+
 def set_tx_checksum(netns: str, ifname: str, on: bool, timeout: float = 5.0) -> bool:
     """Turn the pod's `ifname` transmit checksum offload on or off; the state read back."""
     from pipework_wrapper import ethtool

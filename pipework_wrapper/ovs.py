@@ -100,9 +100,20 @@ class Ovs:
                    "--", "set", "Port", port, "vlan_mode=trunk",
                    f"trunks=[{','.join(map(str, vlans))}]", "tag=[]", *marks)
 
-    def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str]) -> str:
-        """Make `port` a member of `bridge` with `tag` and our marks, in one transaction;
-        return the bridge's datapath_type, read in the same transaction.
+    def ofports(self) -> set[int]:
+        """Every OpenFlow port number an Interface has or asks for (`ofport`,
+        `ofport_request`), on any bridge: one read."""
+        out = self.vsctl("--format=json", "--columns=ofport,ofport_request", "list",
+                         "Interface")
+        return {n for row in _rows(out) for n in (_scalar(row["ofport"]),
+                                                  _scalar(row["ofport_request"]))
+                if isinstance(n, int) and n > 0}
+
+    def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str],
+             ofport: int | None = None) -> str:
+        """Make `port` a member of `bridge` with `tag` and our marks (and OpenFlow port
+        number `ofport`, so rules can name the port before ovs-vswitchd has it), in one
+        transaction; return the bridge's datapath_type, read in the same transaction.
 
         `--may-exist` keeps pipework's own add-port (or the lack of it, when
         pipework skipped it for a same-named stale port) and fails if the port
@@ -111,8 +122,10 @@ class Ovs:
         it right after, and waiting for that costs more the more ports the bridge has.
         """
         marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
+        number = [] if ofport is None else ["--", "set", "Interface", port,
+                                            f"ofport_request={ofport}"]
         out = self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
-                         "--", "set", "Port", port, f"tag={tag}", *marks,
+                         "--", "set", "Port", port, f"tag={tag}", *marks, *number,
                          "--", "get", "Bridge", bridge, "datapath_type")
         return out.strip().strip('"')
 
@@ -122,14 +135,18 @@ class Ovs:
             self.vsctl("--no-wait", *_del_ports(ports))
 
     def find_then_delete(self, ports: list[str], **match: str) -> list[Port]:
-        """List the ports marked with `match`, then delete the named ones, in one
-        transaction: one process for teardown's common case, where the marked ports are
-        the named ones."""
+        """List the ports marked with `match` (with their bridges), then delete the named
+        ones, in one transaction: one process for teardown's common case, where the
+        marked ports are the named ones."""
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
         out = self.vsctl("--no-wait", "--format=json",
-                         "--", "--columns=name,external_ids", "find", "Port", *conditions,
+                         "--", "--columns=_uuid,name,external_ids", "find", "Port", *conditions,
+                         "--", "--columns=name,ports", "list", "Bridge",
                          *_del_ports(ports))
-        return [Port(row["name"], "", None, _map(row["external_ids"])) for row in _rows(out)]
+        rows, bridges = _documents(out)
+        owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
+        return [Port(row["name"], owner.get(row["_uuid"][1], ""), None,
+                     _map(row["external_ids"])) for row in rows]
 
 
 def _del_ports(ports: list[str]) -> list[str]:

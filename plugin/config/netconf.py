@@ -36,6 +36,7 @@ from typing import Any, Mapping
 from plugin import names
 from plugin.config import schema
 from plugin.config.networks import MTU_MAX, MTU_MIN
+from plugin.config.security import BadPair, parse_pairs
 from plugin.errors import SHOWN, ConfigError, shown
 
 # What the runtime adds to a tenant's config (libcni, Multus): known here, so that it is
@@ -45,7 +46,8 @@ VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 INJECTED = ("args", "runtimeConfig", "capabilities", "prevResult", VALID_ATTACHMENTS)
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns",
-                   "vlanpipe", "isDefaultGateway", *INJECTED})
+                   "vlanpipe", "isDefaultGateway", "port_security", "allowed_address_pairs",
+                   *INJECTED})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
                  "give the network a gateway outside vlanpipe",
@@ -76,6 +78,8 @@ class NetConf:
     dns: Mapping[str, Any] = field(default_factory=dict)
     default_gateway: bool = False
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    port_security: bool | None = None  # None: the node's setting
+    pairs: tuple[tuple[str, str], ...] = ()  # allowed address pairs
     warnings: tuple[str, ...] = ()
 
     @property
@@ -155,6 +159,8 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         dns=typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
         default_gateway=document.get("isDefaultGateway") is True,
         network=_plugin_object(document.get("vlanpipe")),
+        port_security=typed(document, "port_security", bool, "true or false"),
+        pairs=_pairs(document.get("allowed_address_pairs")),
         warnings=tuple(_warnings(document)),
     )
 
@@ -165,6 +171,15 @@ def typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
     if value is not None and not isinstance(value, kind):
         raise invalid(key, value, f"must be {what}")
     return value
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    try:
+        return parse_pairs(value)
+    except BadPair as exc:
+        raise invalid(f"allowed_address_pairs{exc.where}", exc.item, str(exc)) from None
 
 
 def _vlan(value: Any) -> int | Mapping[str, Any] | None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
 
 from plugin import names
 from plugin.config.etcd import parse_etcd
 from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
 from plugin.config.reader import Section
+from plugin.config.security import PortSecurity, network_setting, pair_cidrs
 from plugin.errors import Failure
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
@@ -59,6 +61,8 @@ class CniPolicy:
     ipam_data_dir: str = ""  # where a delegate keeps its state ("": the delegate's default)
     mtus: tuple[int, int] = (1280, 9000)  # the MTUs it may ask for, both included
     universal_macs: bool = False  # a pod may ask for a MAC whose U/L bit is clear
+    port_security_choice: bool = False  # whether it may set `port_security`
+    address_pair_cidrs: tuple[Any, ...] = ()  # where its allowed_address_pairs may lie
 
     def allows_mac(self, mac: str) -> bool:
         """A requested MAC must be locally administered (bit 1 of its first byte set), so
@@ -102,6 +106,13 @@ class Config:
     conflict_probe_wait_ms: int = 200  # how long setup listens for an answer
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
+    port_security: bool = True  # the node's default (flows.guard_of's node_default)
+    network_security: Mapping[str, PortSecurity] = field(  # the networks' own, by name
+        default_factory=lambda: MappingProxyType({}))
+
+    def security_for(self, network: str) -> PortSecurity:
+        """The port security of `network`'s ports: its own setting, else the node's."""
+        return self.network_security.get(network) or PortSecurity(self.port_security)
 
     def allocators(self) -> Allocators:
         """The allocators of this node's networks. Imported here, on first use, so that
@@ -130,7 +141,10 @@ def _parse(top: Section) -> Config:
     vlan_section.done()
     interface = top.convert("interface", names.ifname, "an interface name", "eth1")
     attachments = _attachments(top, bridge, interface, default_rule)
-    networks = parse_networks(top.sections("networks"))
+    port_security = top.boolean("port_security", True)
+    sections = top.sections("networks")
+    settings = [network_setting(section, port_security) for section in sections]
+    networks = parse_networks(sections)
     etcd = parse_etcd(top.section("etcd"))
     status = top.section("status")
     report = status.choice("report", STATUS_REPORTS, "docker")
@@ -176,6 +190,10 @@ def _parse(top: Section) -> Config:
         conflict_probe_wait_ms=probe_wait,
         cni=_cni_policy(top.section("cni"), bridge),
         uplink=_uplink(top.section("uplink"), bridge),
+        port_security=port_security,
+        network_security=MappingProxyType({
+            section.data["name"]: setting
+            for section, setting in zip(sections, settings) if setting is not None}),
     )
     top.done()
     if pins and etcd is None:
@@ -268,6 +286,8 @@ def _cni_policy(section: Section, bridge: str) -> CniPolicy:
     if mtus[0] > mtus[1]:
         raise section.error(section.key("mtu"), mtu.data, "must have min no greater than max")
     universal = section.boolean("universal_macs", CniPolicy.universal_macs)
+    choice = section.boolean("port_security_choice", False)
+    cidrs = pair_cidrs(section)
     section.done()
     return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
-                     tuple(types), data_dir, mtus, universal)
+                     tuple(types), data_dir, mtus, universal, choice, cidrs)

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from plugin.config.netconf import NetConf, refused
 from plugin.config.reader import Section
-from plugin.config.schema import Config, InterfaceSpec, vlan_rule
+from plugin.config.schema import CniPolicy, Config, InterfaceSpec, vlan_rule
+from plugin.config.security import inside
 from plugin.policy.vlan import VlanRule
 
 
@@ -32,6 +33,7 @@ def bind(choice: NetConf, node: Config, ifname: str) -> Config:
     if choice.ipam_type and choice.ipam_type not in policy.ipam_types:
         raise refused("ipam.type", choice.ipam_type, "is not an IPAM plugin this node lets "
                       f"networks use (cni.ipam: {', '.join(policy.ipam_types) or 'none'})")
+    _judge_security(choice, policy)
     networks = node.networks
     if choice.network is not None:
         # Every family of the network (a dual-stack one is two NetworkConfigs of one name)
@@ -49,3 +51,18 @@ def bind(choice: NetConf, node: Config, ifname: str) -> Config:
         rule = vlan_rule(Section(f"CNI network '{choice.name}'", choice.vlan, "vlan"))
     return replace(node, bridge=bridge, networks=networks,
                    attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
+
+
+def _judge_security(choice: NetConf, policy: CniPolicy) -> None:
+    """Port security is the node's to relax: a network config may set it only where
+    `cni.port_security_choice` allows, and claim extra addresses only inside
+    `cni.address_pair_cidrs`."""
+    if choice.port_security is not None and not policy.port_security_choice:
+        raise refused("port_security", choice.port_security, "is a setting this node does "
+                      "not let networks choose (cni.port_security_choice: false)")
+    for i, (address, _) in enumerate(choice.pairs):
+        if not inside(address, policy.address_pair_cidrs):
+            cidrs = ", ".join(map(str, policy.address_pair_cidrs)) or "none"
+            raise refused(f"allowed_address_pairs[{i}].ip", address, "is outside the "
+                          f"addresses this node lets networks add (cni.address_pair_cidrs: "
+                          f"{cidrs})")

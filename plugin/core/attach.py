@@ -90,9 +90,11 @@ class Core:
                             for want, record in zip(todo, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
                 recorded = {r.interface for r in previous}
-                for record, leases in prepared:
-                    self.ports.plug(sandbox, record, leases, undo.push,
-                                 stale=record.interface in recorded)
+                plugged = [self.ports.plug(sandbox, record, leases, undo.push,
+                                           stale=record.interface in recorded)
+                           for record, leases in prepared]
+                if plugged != [record for record, _ in prepared]:  # link-local addresses
+                    self.records.save(ref.infra_id, others + plugged)
             except BaseException as exc:
                 if isinstance(exc, AddressConflict):
                     self._keep_conflicted(ref, exc)  # before the undo would release it
@@ -103,7 +105,7 @@ class Core:
                 else:
                     self._restore(ref.infra_id, previous)
                 raise
-            made = {record.interface: record for record, _ in prepared}
+            made = {record.interface: record for record in plugged}
             return [live.get(w.interface) or made[w.interface] for w in wants]
 
     def detach(self, ref: Identity, only: set[str] | None = None,
@@ -130,7 +132,8 @@ class Core:
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
             marked = [m for m in (marks.Marks.read(p.external_ids) for p in
-                                  self.ports.remove(ref.infra_id, ports, only)) if m]
+                                  self.ports.remove(ref.infra_id, ports, only,
+                                                    {r.port: r.bridge for r in gone})) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
             claimed = {r.interface: r for r in gone}
@@ -239,15 +242,20 @@ class Core:
         return {i: records[i] for i in plugged}
 
     def _intent(self, ref: Identity, want: Want, sandbox: Sandbox) -> Attachment:
-        """The record of one interface before its address: which network will lease it."""
+        """The record of one interface before its address: which network will lease it, and
+        whether its port is guarded (decided here, once: `flows.guard_of`)."""
         network = self.allocators.network_name(want.vlan)
+        security = self.config.security_for(network)
+        guarded = security.on if want.port_security is None else want.port_security
         return Attachment(
             who=ref.with_interface(want.interface), bridge=want.bridge,
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
-            allocator=self.allocators.allocator, ipam=self.allocators.ipam)
+            allocator=self.allocators.allocator, ipam=self.allocators.ipam,
+            port_security="on" if guarded else "off",
+            pairs=tuple(dict.fromkeys(security.pairs + want.pairs)))
 
     def _claim(self, ref: Identity, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

@@ -25,7 +25,9 @@ class Want:
 
     `addresses` are what the allocator must reserve exactly, at most one per family
     (an operator's pin, or what a pod asks for), `mac` a MAC the pod asks for, `mtu`
-    the CNI network's MTU (else its allocator network's), `cni_network` the CNI network.
+    the CNI network's MTU (else its allocator network's), `cni_network` the CNI network;
+    `port_security` and `pairs` what a CNI network config chose (judged against the node's
+    `cni` policy), added to the node config's setting for the interface's network.
     """
 
     interface: str
@@ -37,6 +39,8 @@ class Want:
     mac: str | None = None
     mtu: int | None = None
     cni_network: str = ""
+    port_security: bool | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def plan(config: "Config", ref: Identity, pinned: Callable[[str, str], Pin | None]) -> list[Want]:

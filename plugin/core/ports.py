@@ -3,23 +3,28 @@
 A plumber differs in one thing only: how the pod's end of the veth is made and
 addressed (pipework for a Docker container, a veth into a namespace path for a
 CRI pod). Everything else about the port is the same, so it lives here, once:
-the bridges' readiness, the port with its tag and marks in one OVSDB
-transaction, the transmit checksum offload the bridge's datapath needs, the
-checks after plugging, the wait for the datapath, the conflict probe, the
-announcement, the differences from what is wanted, and removal (one unplug
-path for every plumber). Per-port features (port security rules, QoS rows,
-meters, trunks) belong here too.
+the bridges' readiness, the port with its tag, marks and OpenFlow number in one
+OVSDB transaction, its port security rules installed before the pod's end exists
+(`plugin.core.guard`), the transmit checksum offload the bridge's datapath needs
+(`plugin.core.checksum`), the checks after plugging, the wait for the datapath,
+the conflict probe, the announcement, the differences from what is wanted, and
+removal of the port, its veth and its rules (one unplug path for every plumber).
+Per-port features (QoS rows, meters, trunks) belong here too, each in a module
+of its own that this facade calls.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from pipework_wrapper import iproute
+from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
+from plugin.core.checksum import OFFLOADED, PodChecksums
+from plugin.core.guard import PortGuard
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
 from plugin.errors import AddressConflict, BackendError, NotReady, ToolFailed
@@ -30,19 +35,8 @@ if TYPE_CHECKING:
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
 
-OFFLOADED = "offloaded"
-CHECKSUM_HINT = ("run setup (CNI: ADD) again or `vlanpipe init`, which turn it off; see "
-                 "pod_tx_checksum in config.yaml")
 BRIDGE_HINT = ("run the plugin's init command with the same bridge and datapath_type "
                "(or ovs-vsctl add-br BRIDGE -- set Bridge BRIDGE datapath_type=netdev)")
-
-
-def checksum_off_wanted(config: "Config", datapath: str) -> bool:
-    """Whether pods on a bridge of this datapath_type need transmit checksum offload
-    off (`pod_tx_checksum`; `auto`: on the userspace datapath, which forwards a veth's
-    frames with the TCP/UDP checksum unwritten: see pipework_wrapper/ethtool.py)."""
-    policy = config.pod_tx_checksum
-    return policy == "off" or (policy == "auto" and datapath == "netdev")
 
 
 def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
@@ -64,8 +58,9 @@ class PodPorts:
     def __init__(self, config: "Config", plumbing: dict[str, Plumber] | None = None,
                  ovs: Ovs | None = None, ip: Any = iproute,
                  announcer: Callable[[str, str, list[str]], None] | None = None,
-                 prober: Callable[..., list["Answer"]] | None = None) -> None:
-        """`ovs`, `ip`, `announcer`, `prober` and the plumbers' own wrappers are what unit
+                 prober: Callable[..., list["Answer"]] | None = None,
+                 ofctl: Ofctl | None = None) -> None:
+        """`ovs`, `ip`, `announcer`, `prober`, `ofctl` and the plumbers' own wrappers are what unit
         tests replace with fakes of their shape."""
         self.config = config
         self.plumbers = plumbing or plumbers(config)
@@ -73,11 +68,17 @@ class PodPorts:
         self.ip = ip
         self.announce = announcer or _announce
         self.probe = prober or _probe
+        self.guard = PortGuard(config, self.ovs, ofctl, ip)
+        self.checksums = PodChecksums(config, ip)
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
-             stale: bool) -> None:
+             stale: bool) -> Attachment:
         """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step
-        pushes its undo before it runs.
+        pushes its undo before it runs. Returns the record as plugged (with the pod's
+        IPv6 link-local addresses, which its guard admits).
+
+        The guard's rules exist before the pod's end does (`plugin.core.guard`); their
+        undo is pushed first, so a rollback removes them last, after the link.
 
         `stale`: an earlier attempt for this container recorded this interface, so a
         port of that name may be left in OVSDB. The port is named from this container's
@@ -88,15 +89,19 @@ class PodPorts:
         if stale or self.ip.link_exists(port):
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
+        push(self.guard.undo(record))
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the pod's end goes with it
-        datapath = self._plug_port(record)
+        datapath, ofport = self.guard.plug(record, lambda number: self._plug_port(record, number))
+        self.guard.install(record, ofport)
         self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)
-        self._settle_checksum(sandbox.netns, ifname, datapath)
+        record = self.guard.settle(sandbox.netns, record, ofport)
+        self.checksums.settle(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
         self._unique_on_the_wire(sandbox.netns, record)
         self.announce(sandbox.netns, ifname, list(record.addresses))
+        return record
 
     def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
         """A missing bridge or an unreachable OVS, said plainly (pipework's own message,
@@ -125,9 +130,7 @@ class PodPorts:
         found = []
         for record, lines, state in self._judged(infra_id, pairs, netns):
             if state == OFFLOADED:
-                lines = [f"{record.interface} in the pod leaves TCP/UDP checksums to "
-                         f"transmit offload on {record.bridge}, a userspace-datapath bridge, "
-                         f"so its TCP and UDP are dropped; {CHECKSUM_HINT}"]
+                lines = [self.checksums.problem(record.interface, record.bridge)]
             elif state:
                 lines = [state]
             found += lines
@@ -143,7 +146,7 @@ class PodPorts:
             if lines:
                 continue
             if state == OFFLOADED:
-                self._checksum_off(netns, record.interface)
+                self.checksums.turn_off(netns, record.interface)
                 repaired.append(record.interface)
             elif state:
                 continue  # unreadable inside the pod: plugged again
@@ -153,25 +156,15 @@ class PodPorts:
     def _judged(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
                 netns: str) -> list[tuple[Attachment, list[str], str]]:
         """Each record with how its port differs (one OVSDB read for all) and, for a port
-        as wanted when the pod's `netns` is given, its checksum state (`_checksum`)."""
+        as wanted when the pod's `netns` is given, its checksum state (`PodChecksums.state`)."""
         ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
         judged = []
         for record, want in pairs:
             lines = self._differs(ports, record, want)
-            state = "" if lines or not netns else self._checksum(ports[record.port], netns,
-                                                                  record.interface)
+            state = "" if lines or not netns else self.checksums.state(
+                ports[record.port].datapath, netns, record.interface)
             judged.append((record, lines, state))
         return judged
-
-    def _checksum(self, port: Port, netns: str, ifname: str) -> str:
-        """"" when the interface's offload is as the bridge needs, OFFLOADED when it is on
-        where it must be off, else why it could not be read."""
-        if not checksum_off_wanted(self.config, port.datapath):
-            return ""
-        try:
-            return OFFLOADED if self.ip.tx_checksum(netns, ifname) else ""
-        except ToolFailed as exc:
-            return exc.line()
 
     def _differs(self, ports: dict[str, Port], record: Attachment, want: "Want") -> list[str]:
         port = ports.get(record.port)
@@ -191,10 +184,13 @@ class PodPorts:
             found.append(f"host veth {port.name} does not exist")
         return found
 
-    def remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
-        """Delete these ports and their veths, and any other port marked with the container
-        (of `only` these interfaces, if given); return the marked ports that were there.
-        The kernel's slow veth destruction overlaps the OVSDB commit."""
+    def remove(self, infra_id: str, ports: list[str], only: set[str] | None,
+               bridges: Mapping[str, str] | None = None) -> list[Port]:
+        """Delete these ports, their veths and their rules, and any other port marked with
+        the container (of `only` these interfaces, if given); return the marked ports that
+        were there. The kernel's slow veth destruction overlaps the OVSDB commit; the
+        rules go last, once nothing can send through the ports. A port's bridge is its
+        record's (`bridges`, by port), else the one OVSDB had it on."""
         failures: list[Exception] = []
 
         def delete_links() -> None:
@@ -219,11 +215,14 @@ class PodPorts:
             self.ovs.delete_ports(leftovers)
             for name in leftovers:
                 self.ip.delete_link(name)
+        where = {p.name: p.bridge for p in marked if p.bridge}
+        where.update(bridges or {})
+        self.guard.remove((where.get(name, ""), name) for name in {*ports, *leftovers})
         return marked
 
-    def _plug_port(self, record: Attachment) -> str:
-        """The port with its tag and marks, in one OVSDB transaction, made before its link;
-        the bridge's datapath_type, read in the same transaction.
+    def _plug_port(self, record: Attachment, ofport: int) -> str:
+        """The port with its tag, marks and OpenFlow number, in one OVSDB transaction, made
+        before its link; the bridge's datapath_type, read in the same transaction.
 
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
@@ -232,27 +231,12 @@ class PodPorts:
         """
         try:
             return self.ovs.plug(record.bridge, record.port, record.vlan,
-                                 record.marks(self.config.node_name).external_ids())
+                                 record.marks(self.config.node_name).external_ids(), ofport)
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",
                                BRIDGE_HINT) from None
             raise
-
-    def _settle_checksum(self, netns: str, ifname: str, datapath: str) -> None:
-        """The pod's new interface computes its own TCP/UDP checksums where the bridge
-        needs it, or setup fails (and rolls back): a pod that pings but cannot talk is
-        worse than no pod."""
-        if checksum_off_wanted(self.config, datapath):
-            self._checksum_off(netns, ifname)
-
-    def _checksum_off(self, netns: str, ifname: str) -> None:
-        if self.ip.set_tx_checksum(netns, ifname, False):
-            raise BackendError(
-                f"transmit checksum offload of {ifname} in the pod stays on after it was "
-                "turned off; on a userspace-datapath bridge its TCP and UDP would be dropped",
-                "check the interface's driver (ethtool -k), or set pod_tx_checksum: on "
-                "where OVS has userspace-tso-enable=true")
 
     def _wait_in_datapath(self, port: str) -> None:
         """Until the datapath switches the port's traffic (read from the link's flags, no

@@ -18,7 +18,7 @@ from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.plumbing import docker_sandbox
-from plugin.core.ports import checksum_off_wanted
+from plugin.core.checksum import off_wanted
 from plugin.errors import Failure
 
 
@@ -41,7 +41,7 @@ def survey(config: Config) -> tuple[list[Offloaded], list[str]]:
     for port in Ovs(config.ovs_timeout).ports(**marks.owned()):
         mark = marks.Marks.read(port.external_ids)
         if mark is None or mark.node != config.node_name \
-                or not checksum_off_wanted(config, port.datapath):
+                or not off_wanted(config, port.datapath):
             continue
         pod = f"{mark.namespace or '-'}/{mark.pod or mark.infra_id[:12]}"
         try:

@@ -27,6 +27,7 @@ from plugin.core import marks
 from plugin.core.attach import Core
 from plugin.core.records import RecordStore
 from plugin.errors import Failure
+from plugin.identity import Identity
 from plugin.ops import conflicts
 from plugin.ops.actions import (FAILED, KEPT, NOT_JUDGED, REMOVED, SKIPPED, WOULD_REMOVE,
                                 Action)

@@ -65,8 +65,13 @@ def test_kubelet_pods_talk_within_a_vlan_and_not_across(tmp_path, bridge, make_c
 
 
 def test_every_interface_of_a_multi_interface_pod_talks(tmp_path, bridge, make_container):
+    """Each VLAN its own subnet: with one subnet on both, a pod's traffic to the other pod's
+    eth2 address left through its eth1 (the first connected route), and was answered by the
+    other pod's eth1 for its eth2 address (Linux answers ARP for any of its addresses on
+    any interface): eth2 was never used, and port security rightly drops such claims."""
+    storage = {"name": "storage", "vlans": [300], "subnet": "10.92.0.0/24"}
     plugin = make_plugin(str(tmp_path), {
-        "bridge": bridge, "networks": [NETWORKS["ipv4"]],
+        "bridge": bridge, "networks": [NETWORKS["ipv4"], storage],
         "attachments": [{"interface": "eth1", "primary": True},
                         {"interface": "eth2", "vlan": {"rule": "fixed", "tag": 300}}]})
     a, b = make_container("a"), make_container("b")

@@ -65,6 +65,25 @@ MUTANTS = (
            "        if stale or self.ip.link_exists(port):\n",
            "        if self.ip.link_exists(port):\n",
            "a port a killed attempt left (no veth) keeps its stale tag: pipework skips add-port"),
+    Mutant("guard-after-the-pods-end", "core", "plugin/core/ports.py",
+           "        self.guard.install(record, ofport)\n"
+           "        self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)\n",
+           "        self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)\n"
+           "        self.guard.install(record, ofport)\n",
+           "issue 20: the guard's rules come after the pod's end exists (a window to spoof)",
+           ("tests/e2e/test_port_security.py::test_no_window_a_pod_sending_forged_frames_as_"
+            "its_interface_appears",)),
+    Mutant("teardown-keeps-rules", "core", "plugin/core/ports.py",
+           "        self.guard.remove((where.get(name, \"\"), name) for name in {*ports, *leftovers})\n",
+           "", "issue 20: teardown leaves the port's rules behind"),
+    Mutant("old-rules-on-a-reused-number", "core", "plugin/core/guard.py",
+           "        return [leftovers, *flows.replace(guard)]",
+           "        return [*flows.replace(guard)]",
+           "issue 20: a new port given the number of a port whose rules leaked inherits them"),
+    Mutant("tenant-turns-the-guard-off", "cni", "plugin/config/tenant.py",
+           "if choice.port_security is not None and not policy.port_security_choice:",
+           "if False:",
+           "issue 20: a tenant's network config turns port security off unasked"),
     Mutant("records-delete-not-idempotent", "core", "plugin/core/records.py",
            "    def delete(self, infra_id: str) -> None:\n        try:\n"
            "            os.unlink(self.path(infra_id))\n        except FileNotFoundError:\n"
@@ -130,7 +149,7 @@ MUTANTS = (
            "gc removes a record being written right now"),
     # --- the CNI front-end -------------------------------------------------------------------
     Mutant("cni-want-without-network", "cni", "plugin/frontends/cni/attach.py",
-           "mtu=conf.mtu,\n                   cni_network=conf.name)", "mtu=conf.mtu)",
+           "mtu=conf.mtu,\n                   cni_network=conf.name, ", "mtu=conf.mtu, ",
            "issue 26 item 3: ADD does not mark the port with its CNI network, GC never finds it",
            ("tests/e2e/test_cni.py::test_gc_removes_only_this_networks_stale_attachments",)),
     Mutant("cni-del-needs-the-sandbox", "cni", "plugin/frontends/cni/attach.py",

@@ -16,6 +16,7 @@ from typing import Callable
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
 from pipework_wrapper.probe import Answer
+from plugin.core.flows import BRIDGE
 from plugin.ipam.leaserecord import Record
 from plugin.identity import Identity
 from plugin.ipam.model import Damaged, IPAddress
@@ -91,7 +92,10 @@ class FakeHost:
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
     "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
-    "ip:offload", "probe", "announce".
+    "ip:offload", "probe", "announce", "ofctl:bundle".
+
+OpenFlow rules are kept per bridge as the bundles' `add` lines (`rules`); a port's
+requested OpenFlow number is in `ofports`.
 
     A pod interface starts with transmit checksum offload on, as a veth does;
     `offload_stuck` makes turning it off have no effect (a driver that ignores it).
@@ -118,8 +122,12 @@ class FakeHost:
         self.datapaths: dict[str, str] = {}  # bridge -> datapath_type (default netdev)
         self.offload: dict[tuple[str, str], bool] = {}  # (netns, ifname) -> tx checksum on
         self.offload_stuck = False
+        self.ofports: dict[str, int] = {}  # port -> ofport_request
+        self.rules: dict[str, list[str]] = {}  # bridge -> its rules, as `add` lines
+        self.link_locals: dict[tuple[str, str], list[str]] = {}  # (netns, ifname) -> fe80::
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
+        self.ofctl = FakeOfctl(self)
         self.ip = FakeIp(self)
         self.pipework = FakePipework(self)
 
@@ -153,7 +161,9 @@ class FakeHost:
                 + [f"port {n}" for n in sorted(self.ports)]
                 + [f"address {a} in {netns} {ifname}"
                    for (netns, ifname), found in sorted(self.addresses.items()) for a in found]
-                + [f"netns link {pid}" for pid in sorted(self.netns_links)])
+                + [f"netns link {pid}" for pid in sorted(self.netns_links)]
+                + [f"rule on {bridge}: {rule}" for bridge, rules in sorted(self.rules.items())
+                   for rule in rules if _cookie(rule) != BRIDGE])
 
 
 class FakeOvs:
@@ -168,7 +178,11 @@ class FakeOvs:
                 for p in self.host.ports.values()
                 if all(p.external_ids.get(k) == v for k, v in match.items())]
 
-    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> str:
+    def ofports(self) -> set[int]:
+        return {n for name, n in self.host.ofports.items() if name in self.host.ports}
+
+    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str],
+             ofport: int | None = None) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
             raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
@@ -176,6 +190,8 @@ class FakeOvs:
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
         self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+        if ofport is not None:
+            self.host.ofports[port] = ofport
         return self.host.datapaths.get(bridge, "netdev")
 
     def delete_ports(self, ports: list[str]) -> None:
@@ -183,6 +199,7 @@ class FakeOvs:
             self.host.step("ovs:delete")
         for name in ports:
             self.host.ports.pop(name, None)
+            self.host.ofports.pop(name, None)
 
     def find_then_delete(self, ports: list[str], **match: str) -> list[Port]:
         found = self.ports(**match)
@@ -190,9 +207,52 @@ class FakeOvs:
         return found
 
 
+class FakeOfctl:
+    """ovs-ofctl's bundles: `add` lines kept, `delete cookie=C/M[,in_port=N]` applied."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+
+    def bundle(self, bridge: str, lines: list[str]) -> None:
+        self.host.step("ofctl:bundle")
+        if bridge not in self.host.bridges:
+            raise ToolFailed(f"ovs-ofctl: {bridge} is not a bridge or a socket")
+        rules = list(self.host.rules.get(bridge, []))
+        for line in lines:
+            verb, _, spec = line.partition(" ")
+            fields = dict(f.split("=", 1) for f in spec.split(",") if "=" in f)
+            if verb == "add":
+                rules = [r for r in rules if _key(r) != _key(line)] + [line]
+                continue
+            value, _, mask = fields["cookie"].partition("/")
+            mask_value = -1 if mask in ("", "-1") else int(mask, 0)
+            rules = [r for r in rules
+                     if not (_cookie(r) & mask_value == int(value, 0) & mask_value
+                             and fields.get("in_port", _fields(r).get("in_port"))
+                             == _fields(r).get("in_port"))]
+        self.host.rules[bridge] = rules
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(f.split("=", 1) for f in line.partition(" ")[2].split(",") if "=" in f)
+
+
+def _cookie(line: str) -> int:
+    return int(_fields(line).get("cookie", "0"), 0)
+
+
+def _key(line: str) -> str:
+    """A rule's identity for `add`: its match and priority (cookie and actions aside)."""
+    return ",".join(f for f in line.partition(" ")[2].split(",")
+                    if not f.startswith(("cookie=", "actions=")))
+
+
 class FakeIp:
     def __init__(self, host: FakeHost) -> None:
         self.host = host
+
+    def link_locals(self, netns: str, ifname: str) -> list[str]:
+        return list(self.host.link_locals.get((netns, ifname), []))
 
     def link_exists(self, name: str) -> bool:
         return name in self.host.links or name in self.host.bridges

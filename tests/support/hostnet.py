@@ -132,12 +132,33 @@ def delete_bridge(name: str) -> None:
 
 
 def bridge_leaks(bridge: str) -> list[str]:
-    """What a test left behind on ``bridge``: its ports (the local port excluded)."""
+    """What a test left behind on ``bridge``: its ports (the local port excluded) and the
+    plugin's OpenFlow rules of any port (the bridge's own default rules may stay)."""
     problems = []
     if run(["ovs-vsctl", "--timeout=5", "br-exists", bridge], check=False).returncode == 0:
         for port in ovs("list-ports", bridge).split():
             problems.append(f"OVS port {port} still on bridge {bridge}")
+        from plugin.core import flows
+
+        problems += [f"OpenFlow rule {rule} still on bridge {bridge}"
+                     for rule in plugin_rules(bridge) if rule.cookie != flows.BRIDGE]
     return problems
+
+
+def plugin_rules(bridge: str) -> list[Any]:
+    """The rules on ``bridge`` whose cookie is the plugin's (`plugin.core.flows.PREFIX`)."""
+    from pipework_wrapper.errors import ToolFailed
+    from pipework_wrapper.ofctl import Ofctl
+    from plugin.core import flows
+
+    try:
+        return Ofctl(10).dump(bridge, flows.PREFIX, flows.MASK)
+    except ToolFailed:  # deleted since it was listed
+        return []
+
+
+def bridges() -> set[str]:
+    return set(ovs("list-br").split())
 
 
 def assert_clean(bridge: str) -> None:

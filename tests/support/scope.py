@@ -4,7 +4,9 @@ A test registers its containers, bridges, namespaces and links here (the
 fixtures do it for what they make). The check then looks only at names that
 follow from those: the plugin's host veth of each container and interface, pipework's
 default name for its PID, ports marked with its container ids or sitting on
-its bridges, the /var/run/netns entry of its PIDs. Anything else on the host
+its bridges, the OpenFlow rules carrying its ports' cookies on bridges it did not
+make (its own bridges are checked whole before they go: `hostnet.bridge_leaks`),
+the /var/run/netns entry of its PIDs. Anything else on the host
 belongs to someone else, so the suite can run beside anything.
 """
 
@@ -16,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from plugin import names
-from plugin.core import marks
+from plugin.core import flows, marks
 from tests.support import hostnet
 
 # Interface names tests give pods: the exec plugin's, Multus's and containerd's.
@@ -50,6 +52,7 @@ class Scope:
             if self._ours(name, port, derived):
                 found.append(f"OVS port {name} (bridge {port['bridge']}, tag {port['tag']}, "
                              f"external_ids {port['external_ids']})")
+        found += self._rules()
         found += [f"{path}" for path in sorted(self._netns_paths()) if os.path.lexists(path)]
         found += [f"container {c[:12]} of this test"
                   for c in sorted(hostnet.containers(self.label))]
@@ -64,6 +67,11 @@ class Scope:
             if self._ours(name, port, derived):
                 hostnet.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-port", name],
                             check=False)
+        cookies = {flows.cookie(name) for name in derived}
+        for bridge in hostnet.bridges() - self.bridges:
+            for cookie in {rule.cookie for rule in hostnet.plugin_rules(bridge)} & cookies:
+                hostnet.run(["ovs-ofctl", "--timeout=5", "del-flows", bridge,
+                             f"cookie={cookie:#x}/-1"], check=False)
         for name in hostnet.host_links():
             if name in derived or self._pipework_default(name):
                 hostnet.run(["ip", "link", "del", name], check=False)
@@ -71,6 +79,18 @@ class Scope:
             if hostnet.run(["ip", "netns", "delete", os.path.basename(path)],
                            check=False).returncode != 0 and os.path.lexists(path):
                 os.unlink(path)
+
+    def _rules(self) -> list[str]:
+        """The OpenFlow rules of this test's ports on bridges it did not make (shared with
+        others: judged by its own ports' cookies). Its own bridges are checked, whole,
+        before they go (`hostnet.bridge_leaks`)."""
+        cookies = {flows.cookie(name): name for name in self._derived_links()}
+        found = []
+        for bridge in sorted(hostnet.bridges() - self.bridges):
+            found += [f"OpenFlow rule of {cookies[rule.cookie]} on bridge {bridge}: "
+                      f"{rule.match} actions={rule.actions}"
+                      for rule in hostnet.plugin_rules(bridge) if rule.cookie in cookies]
+        return found
 
     def _derived_links(self) -> set[str]:
         return {names.host_veth(cid, ifname) for cid in self.containers for ifname in IFNAMES} \

@@ -1,7 +1,8 @@
 """The whole plugin over the fakes: every wrapper redirected to one `FakeHost`.
 
 `wire(monkeypatch, host)` points the wrappers the plugin reaches the host through
-(ovs-vsctl's `Ovs`, `iproute`, `pipework`, `announce`, `probe`, the Docker SDK's client)
+(ovs-vsctl's `Ovs`, ovs-ofctl's `Ofctl`, `iproute`, `pipework`, `announce`, `probe`, the
+Docker SDK's client)
 at the fakes, and makes every other external program an error. Then the
 front-ends run as they do in production (`cni_main` feeds the CNI front-end its
 environment and stdin), so a unit test states behaviour, not how the plugin is
@@ -20,14 +21,16 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from pipework_wrapper import announce, command, iproute, ovs, pipework, probe
+from pipework_wrapper import announce, command, iproute, ofctl, ovs, pipework, probe
+from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs
 from tests.support.fakes import FakeHost
 
 IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remove_netns_link",
             "container_addresses", "set_mtu", "add_veth", "enable_ipv6", "ipv6_defaults",
-            "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum")
-OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete")
+            "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum",
+            "link_locals")
+OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports")
 
 
 class FakeDocker:
@@ -71,13 +74,14 @@ def _refuse(program: str, args: list[str], *_: Any, **__: Any) -> None:
 def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     """Redirect the wrappers to `host`; return its Docker."""
     fake_docker = FakeDocker(host)
-    for module in (command, ovs, iproute, pipework):  # each binds `run` by name
+    for module in (command, ovs, iproute, pipework, ofctl):  # each binds `run` by name
         monkeypatch.setattr(module, "run", _refuse)
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
     for verb in OVS_VERBS:
         monkeypatch.setattr(Ovs, verb, lambda self, *a, _verb=verb, **k:
                             getattr(host.ovs, _verb)(*a, **k))
+    monkeypatch.setattr(Ofctl, "bundle", lambda self, *a, **k: host.ofctl.bundle(*a, **k))
     monkeypatch.setattr(pipework, "attach", host.pipework.attach)
     monkeypatch.setattr(pipework, "generation", host.pipework.generation)
     monkeypatch.setattr(announce, "announce", host.announce)

@@ -185,7 +185,7 @@ def test_a_delegated_lease_cannot_be_marked_so_it_is_released_through_the_delega
              ports=PodPorts(parsed, {"pipework": PipeworkPlumber(parsed, ip=host.ip,
                                                                  runner=host.pipework)},
                             ovs=host.ovs, ip=host.ip, announcer=host.announce,
-                            prober=host.probe))
+                            prober=host.probe, ofctl=host.ofctl))
     host.wire[("br0", 22, "10.5.0.2")] = OTHER
     with pytest.raises(AddressConflict, match="10.5.0.2 was released to the IPAM plugin, "
                        "which cannot keep it out of use"):

@@ -47,7 +47,7 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     return Core(parsed, CallLog(parsed.log_file, "test"), ports=PodPorts(parsed, {
         "pipework": PipeworkPlumber(parsed, ip=host.ip, runner=host.pipework),
         "netns": NetnsPlumber(parsed, ip=host.ip)}, ovs=host.ovs, ip=host.ip,
-        announcer=host.announce, prober=host.probe))
+        announcer=host.announce, prober=host.probe, ofctl=host.ofctl))
 
 
 def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:
@@ -107,7 +107,7 @@ def test_attach_twice_changes_nothing_and_runs_no_pipework(tmp_path, host):
 
 @pytest.mark.parametrize("step", ["pipework:veth", "pipework:port", "pipework:address",
                                   "ovs:plug", "ip:mtu", "ip:batch", "ip:addresses",
-                                  "ip:offload", "announce"])
+                                  "ip:offload", "announce", "ofctl:bundle"])
 def test_a_failure_at_any_step_leaves_nothing(tmp_path, host, step):
     c = core(tmp_path, host)
     host.fail_at(step)
