@@ -16,6 +16,8 @@ from typing import Any, Mapping
 from plugin.config.reader import Section
 from plugin.config.schema import Config, InterfaceSpec, vlan_rule
 from plugin.errors import ConfigError, shown
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 from plugin.policy.vlan import VlanRule
 
 
@@ -29,6 +31,7 @@ class NetworkChoice:
     mtu: int | None = None
     ipam_type: str | None = None  # a delegated IPAM plugin; None: the node's networks
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    trunk: tuple[TrunkEntry, ...] = ()  # VLANs the pod's port carries tagged (policy.trunk)
 
 
 def refused(key: str, value: Any, why: str) -> ConfigError:
@@ -48,6 +51,9 @@ def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
                       f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
     if isinstance(choice.vlan, int) and not policy.allows_vlan(choice.vlan):
         raise refused("vlan", choice.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    beyond = trunks.outside(choice.trunk, policy.vlans)
+    if beyond is not None:
+        raise refused("trunk", beyond, "is not a VLAN this node lets networks use (cni.vlans)")
     if choice.mtu is not None and not policy.allows_mtu(choice.mtu):
         raise refused("mtu", choice.mtu, "is not an MTU this node lets networks use (cni.mtu: "
                       f"{policy.mtus[0]}-{policy.mtus[1]})")
@@ -70,4 +76,5 @@ def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
     elif choice.vlan is not None:
         rule = vlan_rule(Section(f"CNI network '{choice.name}'", choice.vlan, "vlan"))
     return replace(node, bridge=bridge, networks=networks,
-                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
+                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule,
+                                              trunk=choice.trunk),))

@@ -196,7 +196,7 @@ class Core:
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
-            allocator=self.allocators.allocator, ipam=self.allocators.ipam)
+            allocator=self.allocators.allocator, ipam=self.allocators.ipam, trunk=want.trunk)
 
     def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

@@ -35,10 +35,12 @@ from plugin.frontends.cni import injected
 from plugin.frontends.cni.injected import VALID_ATTACHMENTS
 from plugin.frontends.cni.podargs import PodRequest, pod_request
 from plugin.frontends.cni.tenantjson import invalid, named
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
-                   VALID_ATTACHMENTS})
+                   "trunk", VALID_ATTACHMENTS})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
                  "give the network a gateway outside vlanpipe",
@@ -71,6 +73,7 @@ class NetConf:
     prev_result: Mapping[str, Any] | None = None
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    trunk: tuple[TrunkEntry, ...] = ()  # VLANs the pod's port carries tagged (policy.trunk)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -123,6 +126,7 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         prev_result=injected.prev_result(document.get("prevResult")),
         valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
+        trunk=_trunk(document),
         warnings=tuple(_warnings(document)),
     )
 
@@ -131,7 +135,18 @@ def bind(conf: NetConf, node: Config, ifname: str) -> Config:
     """The call's Config: the node's, with what this network chose, where the node allows it
     (judged with the node config, `plugin.config.tenant`)."""
     return tenant.bind(tenant.NetworkChoice(conf.name, conf.bridge, conf.vlan, conf.mtu,
-                                            conf.ipam_type, conf.network), node, ifname)
+                                            conf.ipam_type, conf.network, trunk=conf.trunk),
+                      node, ifname)
+
+
+def _trunk(document: Mapping[str, Any]) -> tuple[TrunkEntry, ...]:
+    """`trunk`, in ovs-cni's syntax, through the one trunk parser (plugin.policy.trunk)."""
+    if "trunk" not in document:
+        return ()
+    try:
+        return trunks.parse(document["trunk"])
+    except trunks.TrunkError as exc:
+        raise invalid(exc.key, exc.value, exc.why) from None
 
 
 def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
