@@ -175,3 +175,18 @@ def test_an_access_port_is_judged_as_before(tmp_path, host):
     (record,) = c.attach(POD, [access_want()], SANDBOX)
     assert host.ports[names.host_veth(ID, "eth1")].trunks == ()
     assert c.ports.differences(ID, [(record, access_want())]) == []
+
+
+def test_the_readmes_trunk_examples_parse_as_written():
+    import re
+    from pathlib import Path
+
+    from plugin.frontends.cni import netconf
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("## Trunks to pods", 1)[1].split("\n## ", 1)[0]
+    conf_text, config_text = re.findall(r"^```(?:json|yaml)\n(.*?)^```", section, re.S | re.M)
+    conf = netconf.parse(json.loads(conf_text))
+    config = parse_config(yaml.safe_load(config_text), "README")
+    assert conf.trunk == config.attachments[1].trunk == (
+        TrunkEntry(100, 100, ("10.100.0.5/24",)), TrunkEntry(101, 101), TrunkEntry(200, 210))
