@@ -190,3 +190,22 @@ def test_the_readmes_trunk_examples_parse_as_written():
     config = parse_config(yaml.safe_load(config_text), "README")
     assert conf.trunk == config.attachments[1].trunk == (
         TrunkEntry(100, 100, ("10.100.0.5/24",)), TrunkEntry(101, 101), TrunkEntry(200, 210))
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("trunk: [{id: 5000}]\n", "key 'trunk[0].id' = 5000 must be a VLAN id between 1 and 4094"),
+    ("trunk: []\n", "key 'trunk' = [] lists no VLAN"),
+])
+def test_exec_setup_refuses_a_bad_trunk_with_one_line_and_creates_nothing(tmp_path, node, text,
+                                                                          needle):
+    import subprocess
+
+    from tests.unit.test_bad_input import EXEC, POD
+
+    node.write_text(node.read_text() + text)
+    proc = subprocess.run([*EXEC, "--config", str(node), "setup", *POD],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 3 and proc.stdout.count("\n") == 1, proc.stdout
+    assert needle in proc.stdout and "internal error" not in proc.stdout, proc.stdout
+    nothing_created(tmp_path)
