@@ -173,3 +173,39 @@ def test_the_guard_holds_each_vlan_to_what_its_trunk_entry_lists(runtime, bridge
     assert set(heard[201]) == {"any-201", "eth-201"}  # MAC-only: any address, any type
     assert set(heard[202]) == {"a202-202"}
     assert ofctl.dump(bridge, flows.cookie(t.port)) == []
+
+
+def test_the_exec_front_end_takes_the_trunk_from_config_yaml(tmp_path, bridge, make_container):
+    """config.yaml's trunk on the kubelet's plugin: each pod's VLAN from its name is native,
+    unless the trunk lists it; setup again plugs a port anew when the trunk was edited."""
+    from plugin import names
+    from tests.support.kubelet import make_plugin
+
+    config = {"bridge": bridge, "networks": [{"name": "pods", "vlans": "all",
+                                              "subnet": "10.99.0.0/24"}],
+              "trunk": [{"id": 100}]}
+    plugin = make_plugin(str(tmp_path), config)
+    pods = {"10-t": make_container("t"), "100-u": make_container("u")}
+    try:
+        for pod, c in pods.items():
+            plugin.ok("setup", "default", pod, c.id)
+        port = {pod: names.host_veth(c.id, "eth1") for pod, c in pods.items()}
+        assert port_vlans(port["10-t"]) == ("native-untagged", 10, [100])
+        assert port_vlans(port["100-u"]) == ("trunk", [], [100])  # its VLAN listed: no native
+
+        t = pods["10-t"]
+        netns = f"/proc/{t.pid}/ns/net"
+        mac = json.loads(hostnet.run(["nsenter", f"--net={netns}", "ip", "-j", "link", "show",
+                                      "eth1"]).stdout)[0]["address"]
+        listener = vlanframes.Listener(f"/proc/{pods['100-u'].pid}/ns/net", "eth1")
+        vlanframes.send(netns, "eth1", mac, 100, "t-100")
+        assert listener.heard()["t-100"]["tags"] == [100]  # trunk to trunk: still tagged
+
+        plugin.configure({**config, "trunk": [{"id": 100}, {"id": 200}]})
+        plugin.ok("setup", "default", "10-t", t.id)
+        assert port_vlans(port["10-t"]) == ("native-untagged", 10, [100, 200])
+    finally:
+        for pod, c in pods.items():
+            plugin.ok("teardown", "default", pod, c.id)
+    assert pluginstate.our_ports(bridge) == {}
+    assert pluginstate.leases(plugin.state_dir) == []
