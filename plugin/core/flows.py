@@ -115,48 +115,54 @@ def guard_rules(guard: Guard) -> list[str]:
              f"priority={ND},icmp6,icmp_type=135,{drop}",
              f"priority={ND},icmp6,icmp_type=136,{drop}",
              f"priority={DENY},{drop}"]
-    home = "" if not guard.trunk else (UNTAGGED if trunks.native(guard.trunk, guard.vlan)
-                                       else f"dl_vlan={guard.vlan}")
-    senders = {home: guard.senders()}  # a VLAN match -> who may send there
-    mac_only = []
-    for entry in guard.trunk:
-        if entry.addresses:
-            match = f"dl_vlan={entry.low}"
-            senders[match] = list(dict.fromkeys(
-                senders.get(match, []) + [(guard.mac, _ip(a)) for a in entry.addresses]))
-        else:
-            mac_only += [vlan for vlan in entry.vlans() if f"dl_vlan={vlan}" != home]
-    rules += [f"priority={TAGGED},{match},dl_src={guard.mac},{admit}"
-              for match in _vlan_matches(sorted(mac_only))]
-    for match, found in senders.items():
-        rules += _own(guard.mac, found, match + "," if match else "", admit)
-    return [f"add {base},{rule}" for rule in rules]
-
-
-def _own(pod_mac: str, senders: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]],
-         vlan: str, admit: str) -> list[str]:
-    """The rules that admit `senders` (and the pod's probes) in frames matching `vlan`."""
-    rules = []
+    senders = guard.senders()
     own_v6 = [(mac, ip) for mac, ip in senders if ip.version == 6]
     for mac, ip in senders:
         if ip.version == 4:
-            rules += [f"priority={OWN},{vlan}ip,dl_src={mac},nw_src={ip},{admit}",
-                      f"priority={OWN},{vlan}arp,dl_src={mac},arp_sha={mac},arp_spa={ip},{admit}"]
+            rules += [f"priority={OWN},ip,dl_src={mac},nw_src={ip},{admit}",
+                      f"priority={OWN},arp,dl_src={mac},arp_sha={mac},arp_spa={ip},{admit}"]
             continue
-        rules.append(f"priority={OWN},{vlan}ipv6,dl_src={mac},ipv6_src={ip},{admit}")
+        rules.append(f"priority={OWN},ipv6,dl_src={mac},ipv6_src={ip},{admit}")
         for lladdr in (mac, NO_LLADDR):
-            rules.append(f"priority={ND + 1},{vlan}icmp6,icmp_type=135,dl_src={mac},"
+            rules.append(f"priority={ND + 1},icmp6,icmp_type=135,dl_src={mac},"
                          f"ipv6_src={ip},nd_sll={lladdr},{admit}")
-            rules += [f"priority={ND + 1},{vlan}icmp6,icmp_type=136,dl_src={mac},"
-                      f"ipv6_src={source},nd_target={ip},nd_tll={lladdr},{admit}"
+            rules += [f"priority={ND + 1},icmp6,icmp_type=136,dl_src={mac},ipv6_src={source},"
+                      f"nd_target={ip},nd_tll={lladdr},{admit}"
                       for source_mac, source in own_v6 if source_mac == mac]
     if any(ip.version == 4 for _, ip in senders):  # RFC 5227 probes: sender address 0.0.0.0
-        rules.append(f"priority={OWN},{vlan}arp,arp_op=1,dl_src={pod_mac},arp_sha={pod_mac},"
+        rules.append(f"priority={OWN},arp,arp_op=1,dl_src={guard.mac},arp_sha={guard.mac},"
                      f"arp_spa=0.0.0.0,{admit}")
     if own_v6:  # duplicate address detection: a solicitation from :: with no lladdr option
-        rules.append(f"priority={ND + 1},{vlan}icmp6,icmp_type=135,dl_src={pod_mac},"
-                     f"ipv6_src=::,nd_sll={NO_LLADDR},{admit}")
-    return rules
+        rules.append(f"priority={ND + 1},icmp6,icmp_type=135,dl_src={guard.mac},ipv6_src=::,"
+                     f"nd_sll={NO_LLADDR},{admit}")
+    if guard.trunk:
+        rules = _with_trunk(guard, rules, admit)
+    return [f"add {base},{rule}" for rule in rules]
+
+
+def _with_trunk(guard: Guard, rules: list[str], admit: str) -> list[str]:
+    """A trunk pod's rules (the module's docstring): its own rules held to its own VLAN's
+    frames (untagged on a native VLAN), each listed VLAN's by its entry's addresses (the
+    same rules as its own, on that VLAN) or by its MAC alone."""
+    home = UNTAGGED if trunks.native(guard.trunk, guard.vlan) else f"dl_vlan={guard.vlan}"
+    found = [_within(rule, home) if rule.endswith(admit) else rule for rule in rules]
+    mac_only = []
+    for entry in guard.trunk:
+        if entry.addresses:
+            listed = guard_rules(Guard(guard.port, guard.ofport, guard.mac, entry.addresses))
+            found += [_within(line.split(",", 3)[3], f"dl_vlan={entry.low}")
+                      for line in listed if line.endswith(admit)]
+        else:
+            mac_only += [vlan for vlan in entry.vlans() if f"dl_vlan={vlan}" != home]
+    found += [f"priority={TAGGED},{match},dl_src={guard.mac},{admit}"
+              for match in _vlan_matches(sorted(mac_only))]
+    return list(dict.fromkeys(found))
+
+
+def _within(rule: str, vlan: str) -> str:
+    """`rule` (`priority=N,...`) matching only frames that match `vlan` too."""
+    priority, rest = rule.split(",", 1)
+    return f"{priority},{vlan},{rest}"
 
 
 def _vlan_matches(vlans: list[int]) -> list[str]:
@@ -165,7 +171,7 @@ def _vlan_matches(vlans: list[int]) -> list[str]:
     matches, i = [], 0
     while i < len(vlans):
         start = vlans[i]
-        size = start & -start or 4096  # the largest aligned block starting here...
+        size = start & -start  # the largest aligned block starting here...
         while size > 1 and vlans[i + size - 1:i + size] != [start + size - 1]:
             size //= 2  # ...that the run fills (the list is sorted, without repeats)
         matches.append(f"dl_vlan={start}" if size == 1 else

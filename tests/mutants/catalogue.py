@@ -138,7 +138,8 @@ MUTANTS = (
            "trunks.vlans(record.trunk):",
            "CHECK and setup again miss a network whose trunk changed since ADD"),
     Mutant("native-addresses-accepted-tagged", "core", "plugin/core/flows.py",
-           'home = "" if not guard.trunk else (UNTAGGED', 'home = "" if guard.trunk else (UNTAGGED',
+           "found = [_within(rule, home) if rule.endswith(admit) else rule for rule in rules]",
+           "found = list(rules)",
            "a trunk pod's own addresses are admitted on every VLAN it carries",
            ("tests/e2e/test_trunk.py::test_the_guard_holds_each_vlan_to_what_its_trunk_entry_"
             "lists",)),
