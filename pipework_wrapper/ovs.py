@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipework_wrapper.command import run
 
@@ -110,10 +110,16 @@ class Ovs:
                 if isinstance(n, int) and n > 0}
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str],
-             ofport: int | None = None) -> str:
+             ofport: int | None = None, trunks: Sequence[int] = (),
+             native: bool = True) -> str:
         """Make `port` a member of `bridge` with `tag` and our marks (and OpenFlow port
         number `ofport`, so rules can name the port before ovs-vswitchd has it), in one
         transaction; return the bridge's datapath_type, read in the same transaction.
+
+        With `trunks` the port also carries those VLANs tagged: `tag` is its native
+        (untagged) VLAN (`vlan_mode=native-untagged`), or, with `native` false, it has none
+        (`vlan_mode=trunk`: untagged frames arrive nowhere). An empty `trunks` is never
+        written for a trunk: OVS would read it as every VLAN.
 
         `--may-exist` keeps pipework's own add-port (or the lack of it, when
         pipework skipped it for a same-named stale port) and fails if the port
@@ -124,8 +130,12 @@ class Ovs:
         marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
         number = [] if ofport is None else ["--", "set", "Interface", port,
                                             f"ofport_request={ofport}"]
+        vlan = [f"tag={tag}"]
+        if trunks:
+            vlan = [f"vlan_mode={'native-untagged' if native else 'trunk'}",
+                    f"tag={tag if native else '[]'}", f"trunks=[{','.join(map(str, trunks))}]"]
         out = self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
-                         "--", "set", "Port", port, f"tag={tag}", *marks, *number,
+                         "--", "set", "Port", port, *vlan, *marks, *number,
                          "--", "get", "Bridge", bridge, "datapath_type")
         return out.strip().strip('"')
 

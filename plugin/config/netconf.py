@@ -38,6 +38,8 @@ from plugin.config import schema
 from plugin.config.networks import MTU_MAX, MTU_MIN
 from plugin.config.security import BadPair, parse_pairs
 from plugin.errors import SHOWN, ConfigError, shown
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 
 # What the runtime adds to a tenant's config (libcni, Multus): known here, so that it is
 # neither warned about nor dropped from what a delegate gets; its shape is checked by the
@@ -46,7 +48,7 @@ VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 INJECTED = ("args", "runtimeConfig", "capabilities", "prevResult", VALID_ATTACHMENTS)
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns",
-                   "vlanpipe", "isDefaultGateway", "port_security", "allowed_address_pairs",
+                   "vlanpipe", "isDefaultGateway", "port_security", "allowed_address_pairs", "trunk",
                    *INJECTED})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
@@ -80,6 +82,7 @@ class NetConf:
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
     port_security: bool | None = None  # None: the node's setting
     pairs: tuple[tuple[str, str], ...] = ()  # allowed address pairs
+    trunk: tuple[TrunkEntry, ...] = ()  # VLANs the pod's port carries tagged (policy.trunk)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -161,8 +164,19 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         network=_plugin_object(document.get("vlanpipe")),
         port_security=typed(document, "port_security", bool, "true or false"),
         pairs=_pairs(document.get("allowed_address_pairs")),
+        trunk=_trunk(document),
         warnings=tuple(_warnings(document)),
     )
+
+
+def _trunk(document: Mapping[str, Any]) -> tuple[TrunkEntry, ...]:
+    """`trunk`, in ovs-cni's syntax, through the one trunk parser (plugin.policy.trunk)."""
+    if "trunk" not in document:
+        return ()
+    try:
+        return trunks.parse(document["trunk"])
+    except trunks.TrunkError as exc:
+        raise invalid(exc.key, exc.value, exc.why) from None
 
 
 def typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:

@@ -22,6 +22,8 @@ from plugin.config.security import PortSecurity, network_setting, pair_cidrs
 from plugin.errors import Failure
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 from plugin.policy.vlan import RULES, VlanRule
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class InterfaceSpec:
     bridge: str
     vlan: VlanRule
     primary: bool = True
+    trunk: tuple[TrunkEntry, ...] = ()  # VLANs its port also carries tagged (policy.trunk)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def _parse(top: Section) -> Config:
     pins = vlan_section.boolean("pinned", False)
     vlan_section.done()
     interface = top.convert("interface", names.ifname, "an interface name", "eth1")
-    attachments = _attachments(top, bridge, interface, default_rule)
+    attachments = _attachments(top, bridge, interface, default_rule, trunk_of(top))
     port_security = top.boolean("port_security", True)
     sections = top.sections("networks")
     settings = [network_setting(section, port_security) for section in sections]
@@ -229,10 +232,25 @@ def _config_tag(section: Section, key: str, tag: int) -> int:
         raise section.error(section.key(key), tag, str(exc)) from None
 
 
-def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> tuple[InterfaceSpec, ...]:
+def trunk_of(section: Section) -> tuple[TrunkEntry, ...]:
+    """The section's `trunk` (none: ()), through the one trunk parser."""
+    value = section.raw("trunk", None)
+    try:
+        return () if value is None else trunks.parse(value, section.key("trunk"))
+    except trunks.TrunkError as exc:
+        raise section.error(exc.key, exc.value, exc.why) from None
+
+
+def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule,
+                 trunk: tuple[TrunkEntry, ...]) -> tuple[InterfaceSpec, ...]:
+    """The `attachments` list, or the one attachment the top-level keys describe (its
+    `trunk` too: with a list, each item says its own)."""
     items = top.sections("attachments")
     if not items:
-        return (InterfaceSpec(interface, bridge, rule, True),)
+        return (InterfaceSpec(interface, bridge, rule, True, trunk),)
+    if trunk:
+        raise top.error("trunk", top.raw("trunk"), "applies without an attachments list: "
+                        "give the attachment that carries it its own trunk key")
     specs = []
     for item in items:
         vlan = item.section("vlan")
@@ -241,6 +259,7 @@ def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule) -> t
             bridge=item.convert("bridge", names.ifname, "a bridge name", bridge),
             vlan=vlan_rule(vlan) if item.has("vlan") else rule,
             primary=item.boolean("primary", False),
+            trunk=trunk_of(item),
         )
         vlan.done()
         item.done()

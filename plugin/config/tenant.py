@@ -15,6 +15,7 @@ from plugin.config.netconf import NetConf, refused
 from plugin.config.reader import Section
 from plugin.config.schema import CniPolicy, Config, InterfaceSpec, vlan_rule
 from plugin.config.security import inside
+from plugin.policy import trunk as trunks
 from plugin.policy.vlan import VlanRule
 
 
@@ -27,6 +28,9 @@ def bind(choice: NetConf, node: Config, ifname: str) -> Config:
                       f"(cni.bridges: {', '.join(sorted(policy.bridges))})")
     if isinstance(choice.vlan, int) and not policy.allows_vlan(choice.vlan):
         raise refused("vlan", choice.vlan, "is not a VLAN this node lets networks use (cni.vlans)")
+    beyond = trunks.outside(choice.trunk, policy.vlans)
+    if beyond is not None:
+        raise refused("trunk", beyond, "is not a VLAN this node lets networks use (cni.vlans)")
     if choice.mtu is not None and not policy.allows_mtu(choice.mtu):
         raise refused("mtu", choice.mtu, "is not an MTU this node lets networks use (cni.mtu: "
                       f"{policy.mtus[0]}-{policy.mtus[1]})")
@@ -50,7 +54,8 @@ def bind(choice: NetConf, node: Config, ifname: str) -> Config:
     elif choice.vlan is not None:
         rule = vlan_rule(Section(f"CNI network '{choice.name}'", choice.vlan, "vlan"))
     return replace(node, bridge=bridge, networks=networks,
-                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule),))
+                   attachments=(InterfaceSpec(ifname or "net1", bridge, rule,
+                                              trunk=choice.trunk),))
 
 
 def _judge_security(choice: NetConf, policy: CniPolicy) -> None:

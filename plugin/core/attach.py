@@ -255,7 +255,7 @@ class Core:
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
             allocator=self.allocators.allocator, ipam=self.allocators.ipam,
             port_security="on" if guarded else "off",
-            pairs=tuple(dict.fromkeys(security.pairs + want.pairs)))
+            pairs=tuple(dict.fromkeys(security.pairs + want.pairs)), trunk=want.trunk)
 
     def _claim(self, ref: Identity, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

@@ -16,6 +16,13 @@ The pipeline has two tables:
 - `FORWARD` (table 1), forwarding: `NORMAL` (MAC learning, the VLAN tags in
   OVSDB, the uplink trunk), where per-port forwarding features (egress meters)
   add their rules.
+
+A trunk pod (`Guard.trunk`) may also send tagged on the VLANs its trunk lists: as
+its MAC only (`dl_vlan=V,dl_src=MAC`, ahead of the neighbour-discovery drops), or,
+for an entry that lists `addresses`, with the OWN-style rules of those addresses on
+that VLAN only. Its own addresses are then held to its native VLAN's untagged
+frames (`vlan_tci=0x0000/0x1fff`), or, without a native VLAN, to its own VLAN's tag;
+a tag its trunk does not list meets the drop.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 
 if TYPE_CHECKING:
     from plugin.core.records import Attachment
@@ -36,8 +46,10 @@ NO_LLADDR = "00:00:00:00:00:00"  # how OpenFlow matches an ND message without th
 
 # Priorities in GUARD, highest first: what is never allowed from a pod, then the
 # neighbour discovery a pod may send about itself, then the rest of its traffic, then
-# the drop of everything else from its port.
-NEVER, ND, OWN, DENY = 50, 40, 30, 10
+# the drop of everything else from its port. TAGGED: a trunk's VLANs guarded by MAC alone
+# (all of the pod's frames there, neighbour discovery too, but not what NEVER drops).
+NEVER, TAGGED, ND, OWN, DENY = 50, 45, 40, 30, 10
+UNTAGGED = "vlan_tci=0x0000/0x1fff"  # no 802.1Q header (OpenFlow's VLAN match of VID 0)
 
 
 def cookie(port: str) -> int:
@@ -70,6 +82,8 @@ class Guard:
     addresses: tuple[str, ...]
     link_locals: tuple[str, ...] = ()
     pairs: tuple[tuple[str, str], ...] = ()
+    trunk: tuple[TrunkEntry, ...] = ()  # the VLANs it may also send tagged on
+    vlan: int = 0  # with a trunk, its attachment's VLAN (listed: its addresses' tag)
 
     def senders(self) -> list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
         """Each (MAC, address) the port may send from."""
@@ -85,7 +99,7 @@ def guard_of(record: "Attachment", ofport: int, node_default: bool) -> Guard | N
     if not guarded:
         return None
     return Guard(record.port, ofport, record.mac, record.addresses, record.link_locals,
-                 record.pairs)
+                 record.pairs, record.trunk, record.vlan if record.trunk else 0)
 
 
 def guard_rules(guard: Guard) -> list[str]:
@@ -121,7 +135,49 @@ def guard_rules(guard: Guard) -> list[str]:
     if own_v6:  # duplicate address detection: a solicitation from :: with no lladdr option
         rules.append(f"priority={ND + 1},icmp6,icmp_type=135,dl_src={guard.mac},ipv6_src=::,"
                      f"nd_sll={NO_LLADDR},{admit}")
+    if guard.trunk:
+        rules = _with_trunk(guard, rules, admit)
     return [f"add {base},{rule}" for rule in rules]
+
+
+def _with_trunk(guard: Guard, rules: list[str], admit: str) -> list[str]:
+    """A trunk pod's rules (the module's docstring): its own rules held to its own VLAN's
+    frames (untagged on a native VLAN), each listed VLAN's by its entry's addresses (the
+    same rules as its own, on that VLAN) or by its MAC alone."""
+    home = UNTAGGED if trunks.native(guard.trunk, guard.vlan) else f"dl_vlan={guard.vlan}"
+    found = [_within(rule, home) if rule.endswith(admit) else rule for rule in rules]
+    mac_only = []
+    for entry in guard.trunk:
+        if entry.addresses:
+            listed = guard_rules(Guard(guard.port, guard.ofport, guard.mac, entry.addresses))
+            found += [_within(line.split(",", 3)[3], f"dl_vlan={entry.low}")
+                      for line in listed if line.endswith(admit)]
+        else:
+            mac_only += [vlan for vlan in entry.vlans() if f"dl_vlan={vlan}" != home]
+    found += [f"priority={TAGGED},{match},dl_src={guard.mac},{admit}"
+              for match in _vlan_matches(sorted(mac_only))]
+    return list(dict.fromkeys(found))
+
+
+def _within(rule: str, vlan: str) -> str:
+    """`rule` (`priority=N,...`) matching only frames that match `vlan` too."""
+    priority, rest = rule.split(",", 1)
+    return f"{priority},{vlan},{rest}"
+
+
+def _vlan_matches(vlans: list[int]) -> list[str]:
+    """Matches of exactly these tagged VLANs (sorted), few: a run of VLANs is cut into
+    aligned blocks, each one masked `vlan_tci` match (a single VLAN: `dl_vlan`)."""
+    matches, i = [], 0
+    while i < len(vlans):
+        start = vlans[i]
+        size = start & -start  # the largest aligned block starting here...
+        while size > 1 and vlans[i + size - 1:i + size] != [start + size - 1]:
+            size //= 2  # ...that the run fills (the list is sorted, without repeats)
+        matches.append(f"dl_vlan={start}" if size == 1 else
+                       f"vlan_tci={0x1000 | start:#06x}/{0x1000 | (0xFFF & -size):#06x}")
+        i += size
+    return matches
 
 
 def replace(guard: Guard) -> list[str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from plugin.identity import Identity
 from plugin.ipam.model import IPInterface, Pin
+from plugin.policy.trunk import TrunkEntry
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -41,6 +42,7 @@ class Want:
     cni_network: str = ""
     port_security: bool | None = None
     pairs: tuple[tuple[str, str], ...] = ()
+    trunk: tuple[TrunkEntry, ...] = ()  # the VLANs its port carries tagged (policy.trunk)
 
 
 def plan(config: "Config", ref: Identity, pinned: Callable[[str, str], Pin | None]) -> list[Want]:
@@ -50,8 +52,8 @@ def plan(config: "Config", ref: Identity, pinned: Callable[[str, str], Pin | Non
     """
     pin = pinned(ref.namespace, ref.pod) if config.vlan_pins else None
     return [Want(spec.interface, spec.bridge, pin.vlan, spec.primary,
-                 addresses=(pin.address,) if pin.address else (), pinned=True)
+                 addresses=(pin.address,) if pin.address else (), pinned=True, trunk=spec.trunk)
             if pin and spec.primary else
             Want(spec.interface, spec.bridge, spec.vlan.tag_for(ref.namespace, ref.pod),
-                 spec.primary)
+                 spec.primary, trunk=spec.trunk)
             for spec in config.attachments]

@@ -28,6 +28,7 @@ from plugin.core.guard import PortGuard
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
 from plugin.errors import AddressConflict, BackendError, NotReady, ToolFailed
+from plugin.policy import trunk as trunks
 
 if TYPE_CHECKING:
     from pipework_wrapper.probe import Answer
@@ -174,8 +175,14 @@ class PodPorts:
         if port.bridge != want.bridge:
             found.append(f"port {port.name} is on bridge {port.bridge or '(none)'}, "
                          f"not {want.bridge}")
-        if port.tag != record.vlan or record.vlan != want.vlan:
-            found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}")
+        native = trunks.native(record.trunk, record.vlan)
+        if port.tag != (record.vlan if native else None) or record.vlan != want.vlan:
+            found.append(f"port {port.name} has VLAN {port.tag}, wanted {want.vlan}"
+                         f"{'' if native else ' (tagged, no native VLAN)'}")
+        if list(port.trunks) != trunks.vlans(record.trunk) or record.trunk != want.trunk:
+            found.append(f"port {port.name} trunks VLANs {list(port.trunks) or 'none'}, wanted "
+                         f"{trunks.vlans(want.trunk) or 'none'}"
+                         f"{'' if record.trunk == want.trunk else ' (the trunk changed)'}")
         if port.error:
             found.append(f"port {port.name} has an error: {port.error}")
         if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
@@ -221,8 +228,9 @@ class PodPorts:
         return marked
 
     def _plug_port(self, record: Attachment, ofport: int) -> str:
-        """The port with its tag, marks and OpenFlow number, in one OVSDB transaction, made
-        before its link; the bridge's datapath_type, read in the same transaction.
+        """The port with its tag (and trunk), marks and OpenFlow number, in one OVSDB
+        transaction, made before its link; the bridge's datapath_type, read in the same
+        transaction.
 
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
@@ -231,7 +239,9 @@ class PodPorts:
         """
         try:
             return self.ovs.plug(record.bridge, record.port, record.vlan,
-                                 record.marks(self.config.node_name).external_ids(), ofport)
+                                 record.marks(self.config.node_name).external_ids(), ofport,
+                                 trunks.vlans(record.trunk),
+                                 trunks.native(record.trunk, record.vlan))
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",

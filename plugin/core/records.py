@@ -24,6 +24,8 @@ from plugin.core import recordfile
 from plugin.core.marks import Marks
 from plugin.core.recordfile import KIND, VERSION
 from plugin.identity import Identified, Identity
+from plugin.policy import trunk as trunks
+from plugin.policy.trunk import TrunkEntry
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Attachment(Identified):
     port_security: str = ""
     link_locals: tuple[str, ...] = ()
     pairs: tuple[tuple[str, str], ...] = ()
+    # The VLANs its port carries tagged (`plugin.policy.trunk`; () for no trunk, and in
+    # records from before trunks), with the addresses the pod may use on each.
+    trunk: tuple[TrunkEntry, ...] = ()
 
     @property
     def address(self) -> str:
@@ -178,6 +183,7 @@ def _tuples(item: dict) -> dict:
     """The JSON lists of a record item as the tuples an Attachment holds."""
     found = {key: tuple(item.get(key, ())) for key in ("addresses", "gateways", "link_locals")}
     found["pairs"] = tuple(tuple(pair) for pair in item.get("pairs", ()))
+    found["trunk"] = trunks.from_record(item.get("trunk", ()))
     return found
 
 

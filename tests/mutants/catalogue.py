@@ -147,6 +147,21 @@ MUTANTS = (
            "time.time() - os.lstat(path).st_mtime <= older_than",
            "time.time() - os.lstat(path).st_mtime < -older_than",
            "gc removes a record being written right now"),
+    Mutant("trunk-range-drops-its-last-vlan", "core", "plugin/policy/trunk.py",
+           "return range(self.low, self.high + 1)", "return range(self.low, self.high)",
+           "a trunk range's maxID is not carried",
+           ("tests/e2e/test_trunk.py::test_listed_vlans_arrive_tagged_both_ways_and_untagged_"
+            "frames_in_the_native_vlan",)),
+    Mutant("trunk-change-not-judged", "core", "plugin/core/ports.py",
+           "trunks.vlans(record.trunk) or record.trunk != want.trunk:",
+           "trunks.vlans(record.trunk):",
+           "CHECK and setup again miss a network whose trunk changed since ADD"),
+    Mutant("native-addresses-accepted-tagged", "core", "plugin/core/flows.py",
+           "found = [_within(rule, home) if rule.endswith(admit) else rule for rule in rules]",
+           "found = list(rules)",
+           "a trunk pod's own addresses are admitted on every VLAN it carries",
+           ("tests/e2e/test_trunk.py::test_the_guard_holds_each_vlan_to_what_its_trunk_entry_"
+            "lists",)),
     # --- the CNI front-end -------------------------------------------------------------------
     Mutant("cni-want-without-network", "cni", "plugin/frontends/cni/attach.py",
            "mtu=conf.mtu,\n                   cni_network=conf.name, ", "mtu=conf.mtu, ",

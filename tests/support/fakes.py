@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
@@ -182,14 +182,16 @@ class FakeOvs:
         return {n for name, n in self.host.ofports.items() if name in self.host.ports}
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str],
-             ofport: int | None = None) -> str:
+             ofport: int | None = None, trunks: Sequence[int] = (),
+             native: bool = True) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
             raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
         old = self.host.ports.get(port)
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
-        self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+        self.host.ports[port] = Port(port, bridge, tag if native else None, dict(external_ids),
+                                     trunks=tuple(trunks))
         if ofport is not None:
             self.host.ofports[port] = ofport
         return self.host.datapaths.get(bridge, "netdev")

@@ -99,3 +99,85 @@ def test_record_files_keep_the_guard_fields(tmp_path):
     store = RecordStore(str(tmp_path))
     store.save(record.infra_id, [record])
     assert store.load(record.infra_id) == [record]
+
+
+def trunk_guard(vlan: int = 22, **changes) -> flows.Guard:
+    from plugin.policy import trunk
+
+    entries = trunk.parse([{"id": 100}, {"id": 300, "addresses": ["10.3.0.5/24", "fd03::5/64"]},
+                           {"minID": 200, "maxID": 210}])
+    return guard(trunk=entries, vlan=vlan, **changes)
+
+
+def admitted(rules: list[str]) -> list[str]:
+    return [r for r in rules if "resubmit" in r]
+
+
+def test_without_a_trunk_no_rule_matches_a_vlan():
+    assert not any("vlan" in r for r in flows.guard_rules(guard()))
+
+
+def test_a_trunks_listed_vlans_admit_the_pods_mac_alone_ahead_of_the_nd_drops():
+    rules = flows.guard_rules(trunk_guard())
+    mac_only = [r for r in rules if f"priority={flows.TAGGED}," in r]
+    assert flows.NEVER > flows.TAGGED > flows.ND
+    matches = sorted(r.split(f"in_port=7,priority={flows.TAGGED},")[1].split(",dl_src")[0]
+                     for r in mac_only)
+    # 100, and 200-210 as aligned blocks: 200-207, 208-209, 210.
+    assert matches == ["dl_vlan=100", "dl_vlan=210", "vlan_tci=0x10c8/0x1ff8",
+                       "vlan_tci=0x10d0/0x1ffe"]
+    assert all(r.endswith(f"dl_src={MAC},actions=resubmit(,{flows.FORWARD})") for r in mac_only)
+    assert not any("dl_vlan=300" in r for r in mac_only)  # it lists addresses
+
+
+def test_addresses_listed_for_a_vlan_are_admitted_there_and_nowhere_else():
+    rules = admitted(flows.guard_rules(trunk_guard()))
+    assert any(f"dl_vlan=300,ip,dl_src={MAC},nw_src=10.3.0.5," in r for r in rules)
+    assert any(f"dl_vlan=300,arp,dl_src={MAC},arp_sha={MAC},arp_spa=10.3.0.5," in r
+               for r in rules)
+    assert any(f"dl_vlan=300,ipv6,dl_src={MAC},ipv6_src=fd03::5," in r for r in rules)
+    assert any("dl_vlan=300,icmp6,icmp_type=136" in r and "nd_target=fd03::5" in r
+               for r in rules)
+    assert any("dl_vlan=300,arp,arp_op=1" in r and "arp_spa=0.0.0.0" in r for r in rules)
+    with_address = [r for r in rules if "10.3.0.5" in r or "fd03::5" in r]
+    assert with_address and all("dl_vlan=300," in r for r in with_address)  # not on A, B...
+
+
+def test_the_native_vlans_own_addresses_are_admitted_untagged_only():
+    rules = admitted(flows.guard_rules(trunk_guard()))
+    own = [r for r in rules if "10.0.0.5" in r]
+    assert own and all(f",{flows.UNTAGGED},ip" in r or f",{flows.UNTAGGED},arp" in r
+                       for r in own)
+    probes = [r for r in rules if "arp_spa=0.0.0.0" in r]
+    assert len(probes) == 2 and sum(flows.UNTAGGED in r for r in probes) == 1
+
+
+def test_without_a_native_vlan_the_pods_addresses_go_tagged_on_its_own_vlan():
+    rules = admitted(flows.guard_rules(trunk_guard(vlan=205)))
+    own = [r for r in rules if "10.0.0.5" in r]
+    assert own and all("dl_vlan=205," in r for r in own)
+    assert not any(flows.UNTAGGED in r for r in rules)  # untagged: only the drop
+    mac_only = [r for r in rules if f"priority={flows.TAGGED}," in r]
+    assert not any("dl_vlan=205," in r for r in mac_only)  # address-guarded, not MAC-only
+    assert any("vlan_tci=0x10c8/0x1ffc" in r for r in mac_only)  # 200-203, then 204, 206-...
+    assert any("dl_vlan=204," in r for r in mac_only)
+
+
+def test_the_pods_own_vlan_listed_with_addresses_keeps_both():
+    from plugin.policy import trunk
+
+    g = guard(trunk=trunk.parse([{"id": 22, "addresses": ["10.2.0.9/24"]}]), vlan=22)
+    own = [r for r in admitted(flows.guard_rules(g)) if "nw_src=" in r]
+    assert sorted(r.split("nw_src=")[1].split(",")[0] for r in own) == ["10.0.0.5", "10.2.0.9"]
+    assert all("dl_vlan=22," in r for r in own)
+
+
+def test_guard_of_a_trunk_record_carries_its_trunk_and_vlan():
+    from plugin.core.records import Attachment
+    from plugin.policy import trunk
+
+    entries = trunk.parse([{"id": 100}])
+    record = Attachment(WHO, "k8s_br", "vpc-1", 22, "net",
+                        addresses=("10.0.0.5/24",), mac=MAC, port_security="on", trunk=entries)
+    found = flows.guard_of(record, 7, node_default=False)
+    assert found is not None and (found.trunk, found.vlan) == (entries, 22)

@@ -140,7 +140,8 @@ def _want(call: Call, ref: Identity) -> Want:
     """
     conf = call.conf
     if conf.request.vlan is not None:
-        want = Want(call.env.ifname, call.config.bridge, conf.request.vlan)
+        want = Want(call.env.ifname, call.config.bridge, conf.request.vlan,
+                    trunk=call.config.attachments[0].trunk)
     else:
         # Pins come from vlanpipe's allocators even when an IPAM plugin gives the address.
         want = plan(call.config, ref, call.config.allocators().pinned)[0]
