@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from plugin import names
 from plugin.config.etcd import parse_etcd
-from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
+from plugin.config.networks import MTU_MAX, MTU_MIN, parse_bandwidth, parse_networks
 from plugin.config.reader import Section
-from plugin.errors import Failure
+from plugin.errors import ConfigError, Failure
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.policy.bandwidth import Bandwidth
 from plugin.policy.vlan import RULES, VlanRule
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Config:
     gc_on_init: bool = False
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
+    bandwidth_max: Bandwidth = Bandwidth()  # the most any pod may get (0: unbounded)
 
     def allocators(self) -> Allocators:
         """The allocators of this node's networks. Imported here, on first use, so that
@@ -159,8 +161,14 @@ def _parse(top: Section) -> Config:
         gc_on_init=top.boolean("gc_on_init", False),
         cni=_cni_policy(top.section("cni"), bridge),
         uplink=_uplink(top.section("uplink"), bridge),
+        bandwidth_max=parse_bandwidth(top, "bandwidth_max"),
     )
     top.done()
+    for network in networks:
+        for key, value, most in network.bandwidth.exceeding(config.bandwidth_max):
+            raise ConfigError(f"config {top.source}: network {network.name}'s bandwidth.{key} "
+                              f"= {value} is above bandwidth_max.{key} ({most})",
+                              "lower the network's limit or raise bandwidth_max")
     if pins and etcd is None:
         raise top.error("vlan.pinned", True, "needs an etcd section to read pins from")
     return config

@@ -19,7 +19,7 @@ from plugin import names
 from plugin.calllog import CallLog
 from plugin.config.files import check_private_dir
 from plugin.config.schema import Config
-from plugin.core import marks
+from plugin.core import bandwidth, marks
 from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
 from plugin.core.policy import PodRef, Want
@@ -125,7 +125,7 @@ class Core:
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
             marked = [m for m in (marks.Marks.read(p.external_ids) for p in
-                                  self.ports.remove(ref.infra_id, ports, only)) if m]
+                                  self.ports.remove(ref.infra_id, ports, only, gone)) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
             claimed = {r.interface: r for r in gone}
@@ -187,7 +187,8 @@ class Core:
         return {i: records[i] for i in plugged}
 
     def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
-        """The record of one interface before its address: which network will lease it."""
+        """The record of one interface before its address: which network will lease it, and
+        the port's limits (`bandwidth.resolve`: refused here, before anything is made)."""
         network = self.allocators.network_name(want.vlan)
         return Attachment(
             namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
@@ -196,7 +197,8 @@ class Core:
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
-            allocator=self.allocators.allocator, ipam=self.allocators.ipam)
+            allocator=self.allocators.allocator, ipam=self.allocators.ipam,
+            bandwidth=bandwidth.resolve(self.config, want.bandwidth, network))
 
     def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from plugin import names
 from plugin.ipam.model import IPInterface, Pin
+from plugin.policy.bandwidth import Bandwidth
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -37,7 +38,8 @@ class Want:
 
     `addresses` are what the allocator must reserve exactly, at most one per family
     (an operator's pin, or what a pod asks for), `mac` a MAC the pod asks for, `mtu`
-    the CNI network's MTU (else its allocator network's), `cni_network` the CNI network.
+    the CNI network's MTU (else its allocator network's), `cni_network` the CNI network,
+    `bandwidth` the limits asked for (per direction over its allocator network's).
     """
 
     interface: str
@@ -49,6 +51,7 @@ class Want:
     mac: str | None = None
     mtu: int | None = None
     cni_network: str = ""
+    bandwidth: Bandwidth = Bandwidth()
 
 
 def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]) -> list[Want]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import marks
+from plugin.core import bandwidth, marks
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
 from plugin.errors import BackendError, NotReady, ToolFailed
@@ -64,6 +64,7 @@ class PodPorts:
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
         self.announce = announcer or _announce
+        self.limits = bandwidth.Limits(self.ovs, config.ovs_timeout)
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
@@ -76,9 +77,12 @@ class PodPorts:
         ("exists and is up") or skip its add-port.
         """
         port, ifname = record.port, record.interface
+        self.limits.check(record)
         if stale or self.ip.link_exists(port):
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
+        if record.bandwidth.ingress:  # runs after the port's deletion, which leaves its QoS
+            push(lambda: self.limits.remove_qos(record))
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the pod's end goes with it
         datapath = self._plug_port(record)
@@ -86,6 +90,7 @@ class PodPorts:
         self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
+        self.limits.apply(record, push)
         self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
@@ -181,10 +186,16 @@ class PodPorts:
             found.append(f"host veth {port.name} does not exist")
         return found
 
-    def remove(self, infra_id: str, ports: list[str], only: set[str] | None) -> list[Port]:
+    def remove(self, infra_id: str, ports: list[str], only: set[str] | None,
+               records: Iterable[Attachment] = ()) -> list[Port]:
         """Delete these ports and their veths, and any other port marked with the container
         (of `only` these interfaces, if given); return the marked ports that were there.
-        The kernel's slow veth destruction overlaps the OVSDB commit."""
+        The kernel's slow veth destruction overlaps the OVSDB commit. What enforced the
+        bandwidth limits of `records` goes too: meters before their port, QoS after."""
+        limited = [r for r in records if r.bandwidth.ingress or r.bandwidth.egress]
+        for record in limited:
+            if record.bandwidth.egress:
+                self.limits.remove_meter(record)
         failures: list[Exception] = []
 
         def delete_links() -> None:
@@ -209,6 +220,9 @@ class PodPorts:
             self.ovs.delete_ports(leftovers)
             for name in leftovers:
                 self.ip.delete_link(name)
+        for record in limited:
+            if record.bandwidth.ingress:
+                self.limits.remove_qos(record)
         return marked
 
     def _plug_port(self, record: Attachment) -> str:
@@ -218,11 +232,13 @@ class PodPorts:
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
         wait that grows with the ports); ovs-vswitchd takes the device as it appears.
-        The transaction fails on a bridge OVSDB does not have: said plainly.
+        The transaction fails on a bridge OVSDB does not have: said plainly. An ingress
+        limit's QoS is made in it too, so the port never exists without its limit.
         """
         try:
             return self.ovs.plug(record.bridge, record.port, record.vlan,
-                                 record.marks(self.config.node_name).external_ids())
+                                 record.marks(self.config.node_name).external_ids(),
+                                 qos=bandwidth.qos(record, self.config.node_name))
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from plugin.core import recordfile
 from plugin.core.marks import Marks
 from plugin.core.recordfile import KIND, VERSION
+from plugin.policy.bandwidth import Bandwidth
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Attachment:
     port_security: str = ""
     link_locals: tuple[str, ...] = ()
     pairs: tuple[tuple[str, str], ...] = ()
+    # The port's limits as resolved at setup (`plugin.core.bandwidth` makes and removes
+    # what enforces them).
+    bandwidth: Bandwidth = Bandwidth()
 
     @property
     def address(self) -> str:
@@ -179,6 +183,7 @@ def _tuples(item: dict) -> dict:
     """The JSON lists of a record item as the tuples an Attachment holds."""
     found = {key: tuple(item.get(key, ())) for key in ("addresses", "gateways", "link_locals")}
     found["pairs"] = tuple(tuple(pair) for pair in item.get("pairs", ()))
+    found["bandwidth"] = Bandwidth(**item.get("bandwidth", {}))
     return found
 
 

@@ -150,7 +150,8 @@ class FakeOvs:
                 for p in self.host.ports.values()
                 if all(p.external_ids.get(k) == v for k, v in match.items())]
 
-    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> str:
+    def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str],
+             qos: object = None) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
             raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
@@ -170,6 +171,17 @@ class FakeOvs:
         found = self.ports(**match)
         self.delete_ports(ports)
         return found
+
+    # Bandwidth limits (QoS rows, OpenFlow numbers): none on the fake host; what makes them
+    # is tested against the real Open vSwitch (tests/e2e/test_bandwidth.py).
+    def unreferenced_qos(self, **match: str) -> tuple[list[str], list[str]]:
+        return [], []
+
+    def destroy_qos(self, qos: list[str], queues: list[str]) -> None:
+        assert not qos and not queues, "the fake host has no QoS rows"
+
+    def ofports(self) -> dict[str, int]:
+        return {}
 
 
 class FakeIp:

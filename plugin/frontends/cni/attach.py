@@ -148,4 +148,4 @@ def _want(call: Call, ref: PodRef) -> Want:
                        "use another VLAN, or ask the node's administrator (cni.vlans)")
     addresses = want.addresses or (() if conf.ipam_type else conf.request.addresses)
     return replace(want, addresses=addresses, mac=conf.request.mac, mtu=conf.mtu,
-                   cni_network=conf.name)
+                   cni_network=conf.name, bandwidth=conf.request.bandwidth.over(conf.bandwidth))

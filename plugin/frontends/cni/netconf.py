@@ -3,7 +3,8 @@
 Who writes it: on a plain node root (a file in /etc/cni/net.d), but with Multus
 anyone who may create a NetworkAttachmentDefinition in a namespace. So it may
 choose only what a network is: its bridge and VLAN (within the node config's
-`cni` allow-lists), MTU, and its addresses: a delegated IPAM plugin of the
+`cni` allow-lists), MTU, bandwidth limits (within the node's `bandwidth_max`), and
+its addresses: a delegated IPAM plugin of the
 allowed types whose settings name no path or endpoint, or one of the node's
 networks by name (`vlanpipe.network`). Node-level settings (binaries, paths,
 endpoints, timeouts, pools) come from the node config only; one in the
@@ -33,12 +34,13 @@ from plugin.config.tenant import refused
 from plugin.errors import shown
 from plugin.frontends.cni import injected
 from plugin.frontends.cni.injected import VALID_ATTACHMENTS
-from plugin.frontends.cni.podargs import PodRequest, pod_request
+from plugin.frontends.cni.podargs import PodRequest, limits, pod_request
+from plugin.policy.bandwidth import Bandwidth
 from plugin.frontends.cni.tenantjson import invalid, named
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
                    "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
-                   VALID_ATTACHMENTS})
+                   "bandwidth", VALID_ATTACHMENTS})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
                  "give the network a gateway outside vlanpipe",
@@ -71,6 +73,7 @@ class NetConf:
     prev_result: Mapping[str, Any] | None = None
     valid_attachments: frozenset[tuple[str, str]] = frozenset()
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
+    bandwidth: Bandwidth = Bandwidth()  # the network's limits for pods that ask for none
     warnings: tuple[str, ...] = ()
 
     @property
@@ -123,6 +126,7 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         prev_result=injected.prev_result(document.get("prevResult")),
         valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
+        bandwidth=limits(document.get("bandwidth"), "bandwidth"),
         warnings=tuple(_warnings(document)),
     )
 
