@@ -21,13 +21,10 @@ from plugin.frontends.cni.errors import INVALID_CONFIG
 from tests.support import hostnet, pluginstate
 from tests.support.cni_runtime import Runtime
 from tests.support.kubelet import make_plugin
+from tests.support.rates import BURST, FIGURES, LIMIT, OFFERED, held, unlimited
 from tests.support.traffic import End, tcp_rate, udp_rate
 
-LIMIT = 20_000_000  # bit/s
-BURST = 5_000_000  # bits: a quarter of a second at the limit's rate (TCP needs a bucket)
-OFFERED = 5 * LIMIT
 VLAN = 31
-FIGURES: dict[str, float] = {}  # printed at the end of the module (pytest -s), for the README
 
 
 def limits(ingress: int = 0, egress: int = 0) -> dict[str, int]:
@@ -42,20 +39,6 @@ def limits(ingress: int = 0, egress: int = 0) -> dict[str, int]:
 def end(container: hostnet.Container, ifname: str) -> End:
     (address,) = hostnet.container_addresses(container.id, ifname)
     return End.of_pid(container.pid, address, ifname)
-
-
-def held(name: str, rate: float, limit: int = LIMIT) -> None:
-    """The received rate of a limited direction: at most 10 % above, at least half."""
-    FIGURES[name] = rate
-    assert 0.5 * limit <= rate <= 1.1 * limit, f"{name}: {rate / 1e6:.2f} Mbit/s against " \
-        f"a limit of {limit / 1e6:g}"
-
-
-def unlimited(name: str, rate: float, limit: int = LIMIT) -> None:
-    """A direction without a limit passes well above the other direction's limit."""
-    FIGURES[name] = rate
-    assert rate > 1.5 * limit, f"{name}: {rate / 1e6:.2f} Mbit/s: limited in the wrong " \
-        f"direction ({limit / 1e6:g} Mbit/s is the other direction's limit)"
 
 
 def qos_of(port: str) -> dict[str, str]:
@@ -97,14 +80,12 @@ def test_cni_limits_hold_each_in_its_own_direction(runtime, bridge, make_contain
     assert qos_of(port_out) == {}
     assert len([m for m in hostnet.meters(bridge) if m > METER_BASE]) == 1
     assert len(meter_rules(bridge)) == 1
-    held("UDP towards a pod (ingress)", udp_rate(free, inbound, OFFERED))
-    held("UDP from a pod (egress)", udp_rate(outbound, free, OFFERED))
+    held("UDP towards a pod (ingress)", lambda: udp_rate(free, inbound, OFFERED))
+    held("UDP from a pod (egress)", lambda: udp_rate(outbound, free, OFFERED))
     unlimited("UDP from a pod limited towards it", udp_rate(inbound, free, OFFERED))
     unlimited("UDP towards a pod limited from it", udp_rate(free, outbound, OFFERED))
-    FIGURES["TCP towards a pod (ingress)"] = tcp_rate(free, inbound)
-    FIGURES["TCP from a pod (egress)"] = tcp_rate(outbound, free)
-    for name in ("TCP towards a pod (ingress)", "TCP from a pod (egress)"):
-        assert 0.5 * LIMIT <= FIGURES[name] <= 1.1 * LIMIT, (name, FIGURES[name])
+    held("TCP towards a pod (ingress)", lambda: tcp_rate(free, inbound))
+    held("TCP from a pod (egress)", lambda: tcp_rate(outbound, free))
     for name, container in pods.items():
         runtime.ok("DEL", runtime.netconf("1.0.0", bridge, vlan=VLAN), container)
     assert hostnet.meters(bridge) == [] and meter_rules(bridge) == []
@@ -125,7 +106,7 @@ def test_exec_network_default_holds_both_ways_and_teardown_removes_it(tmp_path, 
     a_end, b_end = end(a, "eth1"), end(b, "eth1")
     # Both pods are limited both ways: what b receives from a is held by a's egress meter
     # and b's ingress QoS alike.
-    held("UDP between two limited pods (exec)", udp_rate(a_end, b_end, OFFERED))
+    held("UDP between two limited pods (exec)", lambda: udp_rate(a_end, b_end, OFFERED))
     assert len([m for m in hostnet.meters(bridge) if m > METER_BASE]) == 2
     plugin.ok("teardown", "default", "31-a", a.id)
     plugin.ok("teardown", "default", "31-b", b.id)
