@@ -5,12 +5,17 @@ in tests/e2e/test_bandwidth.py."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+
 import pytest
 import yaml
 
 from pipework_wrapper.ofctl import MeterFeatures, Ofctl
-from plugin.config import loader
+from plugin.config import loader, schema
 from plugin.errors import ConfigError
+from plugin.frontends.cni import netconf
 from plugin.frontends.cni.errors import BACKEND, INVALID_CONFIG
 from plugin.policy.bandwidth import Bandwidth, parse
 from tests.support.fakes import FakeHost
@@ -146,3 +151,22 @@ def test_an_egress_limit_on_a_datapath_without_meters_is_a_setup_error(host, cni
     assert status != 0 and out["code"] == BACKEND, out
     assert "bridge br0 cannot enforce egressRate" in out["msg"], out
     assert host.leftovers() == [] and "ovs:plug" not in host.calls
+
+
+def readme_block(language: str, marker: str) -> str:
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme, encoding="utf-8") as handle:
+        found = re.findall(rf"^```{language}\n(.*?)^```", handle.read(), flags=re.S | re.M)
+    (block,) = [b for b in found if marker in b]
+    return block
+
+
+def test_the_readmes_bandwidth_examples_read_as_documented():
+    config = schema.parse(yaml.safe_load(readme_block("yaml", "bandwidth_max:")), "README")
+    assert config.bandwidth_max.ingress_rate == 1000 * M
+    assert {n.bandwidth for n in config.networks} == {Bandwidth(20 * M, 5 * M, 20 * M, 5 * M)}
+    entry = json.loads(readme_block("json", '"capabilities": {"bandwidth": true}'))
+    # libcni gives a conflist entry its list's name and version
+    conf = netconf.parse({"cniVersion": "1.0.0", "name": "vlan22", **entry})
+    assert conf.bandwidth == Bandwidth(egress_rate=50 * M, egress_burst=5 * M)
+    assert not conf.warnings
