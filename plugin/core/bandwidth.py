@@ -87,11 +87,7 @@ class Limits:
         force on the device (ingress); each undo pushed before its step."""
         limits = record.bandwidth
         if limits.egress:
-            ofport = self.ovs.ofport(record.port)
-            if ofport <= 0:
-                raise BackendError(f"port {record.port} has no OpenFlow number, so its "
-                                   "egress meter cannot be attached",
-                                   "check ovs-vsctl get Interface PORT error")
+            ofport = self._ofport(record.port)
             meter = meter_id(ofport)
             push(lambda: self.ofctl.delete_meter(record.bridge, meter))
             # A meter of that id can only be a dead port's (the number is this port's now).
@@ -126,6 +122,20 @@ class Limits:
         held = {meter_id(numbers[p.name]) for p in self.ovs.ports(**marks.owned())
                 if p.bridge == bridge and p.name in numbers}
         return [m for m in found if m not in held]
+
+    def _ofport(self, port: str) -> int:
+        """The port's OpenFlow number, which ovs-vswitchd writes to OVSDB just after it takes
+        the device (bounded by the OVS timeout)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            ofport = self.ovs.ofport(port)
+            if ofport > 0:
+                return ofport
+            if time.monotonic() > deadline:
+                raise BackendError(f"port {port} has no OpenFlow number after "
+                                   f"{self.timeout:g} s, so its egress meter cannot be "
+                                   "attached", "check ovs-vsctl get Interface PORT error")
+            time.sleep(0.01)
 
     def _wait_for_htb(self, port: str) -> None:
         """Until ovs-vswitchd put the htb qdisc on the port's device: a QoS in OVSDB that

@@ -81,6 +81,7 @@ class PodPorts:
         if stale or self.ip.link_exists(port):
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
+            self.limits.remove_qos(record)  # the earlier port's, which OVSDB keeps
         if record.bandwidth.ingress:  # runs after the port's deletion, which leaves its QoS
             push(lambda: self.limits.remove_qos(record))
         push(lambda: self.ovs.delete_ports([port]))

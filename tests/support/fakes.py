@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
@@ -112,6 +112,9 @@ class FakeHost:
         self.datapaths: dict[str, str] = {}  # bridge -> datapath_type (default netdev)
         self.offload: dict[tuple[str, str], bool] = {}  # (netns, ifname) -> tx checksum on
         self.offload_stuck = False
+        # QoS rows by UUID: (the port made with it, the Qos); like OVSDB's, they outlive it.
+        self.qos: dict[str, tuple[str, Any]] = {}
+        self.qos_stuck = False  # ovs-vswitchd never puts a port's htb qdisc on its device
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ip = FakeIp(self)
@@ -135,7 +138,8 @@ class FakeHost:
                 + [f"port {n}" for n in sorted(self.ports)]
                 + [f"address {a} in {netns} {ifname}"
                    for (netns, ifname), found in sorted(self.addresses.items()) for a in found]
-                + [f"netns link {pid}" for pid in sorted(self.netns_links)])
+                + [f"netns link {pid}" for pid in sorted(self.netns_links)]
+                + [f"QoS row of {port}" for port, _ in sorted(self.qos.values())])
 
 
 class FakeOvs:
@@ -159,6 +163,8 @@ class FakeOvs:
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
         self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+        if qos is not None:
+            self.host.qos[f"qos-{len(self.host.calls)}"] = (port, qos)
         return self.host.datapaths.get(bridge, "netdev")
 
     def delete_ports(self, ports: list[str]) -> None:
@@ -172,13 +178,31 @@ class FakeOvs:
         self.delete_ports(ports)
         return found
 
-    # Bandwidth limits (QoS rows, OpenFlow numbers): none on the fake host; what makes them
-    # is tested against the real Open vSwitch (tests/e2e/test_bandwidth.py).
+    # Bandwidth limits: QoS rows (each one's queue is "queue-" its UUID); no OpenFlow
+    # numbers, so no meters (those run against the real OVS: tests/e2e/test_bandwidth.py).
+    def _qos_in_use(self) -> set[str]:
+        """The newest QoS made with each port that exists: the one its row refers to."""
+        return {max(u for u, (p, _) in self.host.qos.items() if p == port)
+                for port, _ in self.host.qos.values() if port in self.host.ports}
+
+    def qos_rows(self, **match: str) -> tuple[list[str], list[str]]:
+        found = [u for u, (_, q) in self.host.qos.items()
+                 if all(q.external_ids.get(k) == v for k, v in match.items())]
+        return found, [f"queue-{u}" for u in found]
+
     def unreferenced_qos(self, **match: str) -> tuple[list[str], list[str]]:
-        return [], []
+        unused = [u for u in self.qos_rows(**match)[0] if u not in self._qos_in_use()]
+        return unused, [f"queue-{u}" for u in unused]
 
     def destroy_qos(self, qos: list[str], queues: list[str]) -> None:
-        assert not qos and not queues, "the fake host has no QoS rows"
+        if qos or queues:
+            self.host.step("ovs:destroy-qos")
+        for uuid in qos:
+            assert uuid not in self._qos_in_use(), "OVSDB refuses to destroy a QoS in use"
+            self.host.qos.pop(uuid, None)
+
+    def ofport(self, port: str) -> int:
+        return -1
 
     def ofports(self) -> dict[str, int]:
         return {}
@@ -195,6 +219,12 @@ class FakeIp:
         """ovs-vswitchd takes a port's link once both the port and the link exist."""
         return not self.host.datapath_stuck and name in self.host.links \
             and name in self.host.ports
+
+    def root_qdiscs(self, name: str) -> list[str]:
+        """ovs-vswitchd puts a port's htb qdisc on its device once both exist."""
+        applied = (name in self.host.links and not self.host.qos_stuck
+                   and any(port == name for port, _ in self.host.qos.values()))
+        return ["htb"] if applied else []
 
     def delete_link(self, name: str) -> bool:
         if name not in self.host.links:

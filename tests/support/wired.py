@@ -26,9 +26,10 @@ from tests.support.fakes import FakeHost
 
 IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remove_netns_link",
             "container_addresses", "set_mtu", "add_veth", "enable_ipv6", "ipv6_defaults",
-            "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum")
-OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "unreferenced_qos",
-             "destroy_qos", "ofports")
+            "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum",
+            "root_qdiscs")
+OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "qos_rows",
+             "unreferenced_qos", "destroy_qos", "ofport", "ofports")
 
 
 class FakeDocker:

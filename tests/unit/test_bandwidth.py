@@ -13,10 +13,12 @@ import pytest
 import yaml
 
 from pipework_wrapper.ofctl import MeterFeatures, Ofctl
+from plugin.calllog import CallLog
 from plugin.config import loader, schema
 from plugin.errors import ConfigError
 from plugin.frontends.cni import netconf
 from plugin.frontends.cni.errors import BACKEND, INVALID_CONFIG
+from plugin.ops.gc import sweep
 from plugin.policy.bandwidth import Bandwidth, parse
 from tests.support.fakes import FakeHost
 from tests.support.wired import cni_main, wire
@@ -108,21 +110,34 @@ def host(monkeypatch) -> FakeHost:
     return fake
 
 
+class Cni:
+    """The CNI front-end as a runtime calls it for container cri-1's net1, over the fakes."""
+
+    def __init__(self, monkeypatch, capsys, node: str) -> None:
+        self.monkeypatch, self.capsys, self.node = monkeypatch, capsys, node
+
+    def conf(self, **keys) -> dict:
+        return {"cniVersion": "1.0.0", "name": "limited", "type": "vlanpipe", "bridge": "br0",
+                "vlan": 22, **keys}
+
+    def __call__(self, **keys) -> tuple[int, dict]:
+        return cni_main(self.monkeypatch, self.capsys, self.node, "ADD", self.conf(**keys),
+                        "cri-1", "net1", "/var/run/netns/cni-1")
+
+    def delete(self) -> tuple[int, dict]:
+        return cni_main(self.monkeypatch, self.capsys, self.node, "DEL", self.conf(), "cri-1",
+                        "net1", "/var/run/netns/cni-1")
+
+
 @pytest.fixture
-def cni(monkeypatch, capsys, tmp_path):
+def cni(monkeypatch, capsys, tmp_path) -> Cni:
     node = write(tmp_path, bridge="br0", node_name="n1", log={"file": str(tmp_path / "log")},
-                 docker_url="unix:///nonexistent.sock",
+                 docker_url="unix:///nonexistent.sock", timeouts={"ovs": 0.5},
                  networks=[{"name": "pods", "vlans": "all", "subnet": "10.9.0.0/24"}],
                  cni={"bridges": ["br0"], "vlans": "all"},
                  bandwidth_max={"ingressRate": 30 * M, "ingressBurst": 5 * M,
                                 "egressRate": 30 * M, "egressBurst": 5 * M})
-
-    def add(**keys) -> tuple[int, dict]:
-        conf = {"cniVersion": "1.0.0", "name": "limited", "type": "vlanpipe", "bridge": "br0",
-                "vlan": 22, **keys}
-        return cni_main(monkeypatch, capsys, node, "ADD", conf, "cri-1", "net1",
-                        "/var/run/netns/cni-1")
-    return add
+    return Cni(monkeypatch, capsys, node)
 
 
 @pytest.mark.parametrize("keys, names", [
@@ -170,3 +185,52 @@ def test_the_readmes_bandwidth_examples_read_as_documented():
     conf = netconf.parse({"cniVersion": "1.0.0", "name": "vlan22", **entry})
     assert conf.bandwidth == Bandwidth(egress_rate=50 * M, egress_burst=5 * M)
     assert not conf.warnings
+
+
+INGRESS = {"runtimeConfig": {"bandwidth": {"ingressRate": 20 * M, "ingressBurst": M}}}
+
+
+def test_an_ingress_limit_is_a_qos_made_with_the_port_and_destroyed_after_it(host, cni):
+    status, out = cni(**INGRESS)
+    assert status == 0, out
+    (port,) = host.ports
+    ((made_with, qos),) = host.qos.values()
+    assert made_with == port and (qos.max_rate, qos.burst) == (20 * M, M)
+    assert qos.external_ids == host.ports[port].external_ids  # marked like the port
+    status, out = cni.delete()
+    assert status == 0, out
+    assert host.leftovers() == []
+    assert host.calls.index("ovs:delete") < host.calls.index("ovs:destroy-qos")
+
+
+def test_an_ingress_limit_that_never_takes_hold_fails_setup_and_leaves_nothing(host, cni):
+    """A QoS in OVSDB without its qdisc on the device would be a limit only on paper."""
+    host.qos_stuck = True
+    status, out = cni(**INGRESS)
+    assert status != 0 and out["code"] == BACKEND, out
+    assert "did not put the ingress limit (linux-htb QoS) on port" in out["msg"], out
+    assert host.leftovers() == []
+
+
+def test_gc_destroys_the_qos_of_a_port_deleted_behind_the_plugins_back(host, cni):
+    assert cni(**INGRESS)[0] == 0
+    (port,) = host.ports
+    (uuid,) = host.qos
+    host.ovs.delete_ports([port])  # a crash between teardown's steps, or an operator
+    config = loader.load(cni.node)
+    swept = {a.what for a in sweep(config, CallLog(config.log_file, "gc"))}
+    assert {f"QoS {uuid}", f"Queue queue-{uuid}"} <= swept
+    assert host.qos == {}
+
+
+def test_a_port_made_again_takes_the_place_of_its_qos_too(host, cni):
+    """ADD again after the host veth vanished: the port is made anew, and the QoS rows of
+    the one it replaces (which OVSDB keeps) are destroyed."""
+    assert cni(**INGRESS)[0] == 0
+    (port,) = host.ports
+    (first,) = host.qos
+    host.ip.delete_link(port)
+    status, out = cni(**INGRESS)
+    assert status == 0, out
+    assert list(host.qos) != [first] and len(host.qos) == 1
+    assert cni.delete()[0] == 0 and host.leftovers() == []
