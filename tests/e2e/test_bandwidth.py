@@ -82,8 +82,8 @@ def test_cni_limits_hold_each_in_its_own_direction(runtime, bridge, make_contain
     assert len(meter_rules(bridge)) == 1
     held("UDP towards a pod (ingress)", lambda: udp_rate(free, inbound, OFFERED))
     held("UDP from a pod (egress)", lambda: udp_rate(outbound, free, OFFERED))
-    unlimited("UDP from a pod limited towards it", udp_rate(inbound, free, OFFERED))
-    unlimited("UDP towards a pod limited from it", udp_rate(free, outbound, OFFERED))
+    unlimited("UDP from a pod limited towards it", lambda: udp_rate(inbound, free, OFFERED))
+    unlimited("UDP towards a pod limited from it", lambda: udp_rate(free, outbound, OFFERED))
     held("TCP towards a pod (ingress)", lambda: tcp_rate(free, inbound))
     held("TCP from a pod (egress)", lambda: tcp_rate(outbound, free))
     for name, container in pods.items():

@@ -31,8 +31,15 @@ def held(name: str, measure: Callable[[], float], limit: int = LIMIT) -> None:
         f"Mbit/s, under half the limit of {limit / 1e6:g} each time"
 
 
-def unlimited(name: str, rate: float, limit: int = LIMIT) -> None:
-    """A direction without a limit passes well above the other direction's limit."""
-    FIGURES[name] = rate
-    assert rate > 1.5 * limit, f"{name}: {rate / 1e6:.2f} Mbit/s: limited in the wrong " \
-        f"direction ({limit / 1e6:g} Mbit/s is the other direction's limit)"
+def unlimited(name: str, measure: Callable[[], float], limit: int = LIMIT) -> None:
+    """A direction without a limit passes well above the other direction's limit (in one of
+    up to TRIES measurements: starvation lowers a rate, a limit in the wrong direction
+    holds it down every time)."""
+    rates = []
+    for _ in range(TRIES):
+        rates.append(measure())
+        if rates[-1] > 1.5 * limit:
+            break
+    FIGURES[name] = rates[-1]
+    assert rates[-1] > 1.5 * limit, f"{name}: {[round(r / 1e6, 2) for r in rates]} Mbit/s: " \
+        f"limited in the wrong direction ({limit / 1e6:g} Mbit/s is the other direction's)"
