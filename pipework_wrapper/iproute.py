@@ -45,6 +45,13 @@ def _flags(name: str) -> int:
         return 0
 
 
+def root_qdiscs(name: str, timeout: float = 10.0) -> list[str]:
+    """The kinds of the root queueing disciplines on a host link (`htb` once Open vSwitch
+    applied a linux-htb QoS to it)."""
+    result = run("tc", ["-j", "qdisc", "show", "dev", name], timeout=timeout)
+    return [q.get("kind", "") for q in json.loads(result.stdout or "[]") if q.get("root")]
+
+
 def set_up(name: str, timeout: float = 10.0) -> None:
     run("ip", ["link", "set", "dev", name, "up"], timeout=timeout)
 

@@ -31,6 +31,20 @@ class Flow:
     packets: int
 
 
+@dataclass(frozen=True)
+class MeterFeatures:
+    """What the bridge's datapath says its OpenFlow meters can do (`meter-features`)."""
+
+    max_meter: int
+    band_types: frozenset[str]
+    capabilities: frozenset[str]
+
+    def can_limit(self) -> bool:
+        """Meters that drop above a rate in kbit/s, with a burst: what an egress limit is."""
+        return (self.max_meter > 0 and "drop" in self.band_types
+                and {"kbps", "burst"} <= self.capabilities)
+
+
 class Ofctl:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -55,6 +69,33 @@ class Ofctl:
         out = self._ofctl("--no-names", "dump-flows", bridge,
                           f"cookie={cookie:#x}/{_mask(mask)}")
         return [_flow(line) for line in out.splitlines() if " actions=" in line]
+
+
+    def _meters(self, *args: str) -> str:
+        """Meters are OpenFlow 1.3's: every meter command asks for it."""
+        return self._ofctl("-O", "OpenFlow13", *args)
+
+    def meter_features(self, bridge: str) -> MeterFeatures:
+        out = self._meters("meter-features", bridge)
+        found = re.search(r"max_meter:(\d+)", out)
+        lists = {key: frozenset(m.group(1).split()) if m else frozenset()
+                 for key in ("band_types", "capabilities")
+                 for m in [re.search(rf"^{key}:(.*)$", out, re.M)]}
+        return MeterFeatures(int(found.group(1)) if found else 0, **lists)
+
+    def add_meter(self, bridge: str, meter: int, kbps: int, burst_kbits: int) -> None:
+        """A meter that drops what its rules send above `kbps` (after a burst)."""
+        self._meters("add-meter", bridge, f"meter={meter},kbps,burst,band=type=drop,"
+                     f"rate={kbps},burst_size={burst_kbits}")
+
+    def delete_meter(self, bridge: str, meter: int) -> None:
+        """Delete meter `meter` of `bridge` (absent: fine), and the rules that use it."""
+        self._meters("del-meter", bridge, f"meter={meter}")
+
+    def meters(self, bridge: str) -> list[int]:
+        """The ids of `bridge`'s meters."""
+        out = self._meters("dump-meters", bridge)
+        return [int(m) for m in re.findall(r"^meter=(\d+)", out, re.M)]
 
 
 def _mask(mask: int) -> str:

@@ -29,6 +29,26 @@ class Port:
     datapath: str = ""  # its bridge's datapath_type ("netdev": the userspace datapath)
 
 
+@dataclass(frozen=True)
+class Qos:
+    """A `linux-htb` QoS of one queue on a port: what holds the rate of the traffic the port
+    sends towards its device (on either datapath); marked like the port."""
+
+    max_rate: int  # bit/s
+    burst: int  # bits
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def create(self, port: str) -> list[str]:
+        """ovs-vsctl arguments that give `port` this QoS, in the caller's transaction. QoS
+        and Queue rows are roots in OVSDB: deleting the port leaves them (`destroy_qos`)."""
+        marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in self.external_ids.items()]
+        return ["--", "set", "Port", port, "qos=@qos",
+                "--", "--id=@qos", "create", "QoS", "type=linux-htb",
+                f"other_config:max-rate={self.max_rate}", "queues:0=@queue", *marks,
+                "--", "--id=@queue", "create", "Queue", f"other_config:max-rate={self.max_rate}",
+                f"other_config:burst={self.burst}", *marks]
+
+
 class Ovs:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -111,7 +131,7 @@ class Ovs:
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str],
              ofport: int | None = None, trunks: Sequence[int] = (),
-             native: bool = True) -> str:
+             native: bool = True, qos: Qos | None = None) -> str:
         """Make `port` a member of `bridge` with `tag` and our marks (and OpenFlow port
         number `ofport`, so rules can name the port before ovs-vswitchd has it), in one
         transaction; return the bridge's datapath_type, read in the same transaction.
@@ -126,6 +146,7 @@ class Ovs:
         sits on another bridge; the `set` then overrides whatever tag it had.
         `--no-wait`: the database is the truth the caller checks; ovs-vswitchd applies
         it right after, and waiting for that costs more the more ports the bridge has.
+        With `qos`, the port is never without it (the rows' UUIDs print before the type).
         """
         marks = [f"external_ids:{k}={json.dumps(v)}" for k, v in external_ids.items()]
         number = [] if ofport is None else ["--", "set", "Interface", port,
@@ -136,8 +157,49 @@ class Ovs:
                     f"tag={tag if native else '[]'}", f"trunks=[{','.join(map(str, trunks))}]"]
         out = self.vsctl("--no-wait", "--", "--may-exist", "add-port", bridge, port,
                          "--", "set", "Port", port, *vlan, *marks, *number,
+                         *(qos.create(port) if qos else []),
                          "--", "get", "Bridge", bridge, "datapath_type")
-        return out.strip().strip('"')
+        return out.strip().splitlines()[-1].strip('"')
+
+    def ofport(self, port: str) -> int:
+        """The OpenFlow number ovs-vswitchd gave `port`'s interface (-1: none, e.g. no
+        device; [] before ovs-vswitchd has seen it, or no such interface: taken as -1)."""
+        out = self.vsctl("--if-exists", "get", "Interface", port, "ofport").strip()
+        return int(out) if out.lstrip("-").isdigit() else -1
+
+    def ofport_numbers(self) -> dict[str, int]:
+        """Every interface's OpenFlow number, by name (one read)."""
+        rows = _rows(self.vsctl("--format=json", "--columns=name,ofport", "list", "Interface"))
+        return {r["name"]: r["ofport"] for r in rows if isinstance(r["ofport"], int)}
+
+    def qos_rows(self, **match: str) -> tuple[list[str], list[str]]:
+        """The UUIDs of the QoS and Queue rows whose external_ids hold `match` (one read)."""
+        conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
+        out = self.vsctl("--format=json", "--", "--columns=_uuid", "find", "QoS", *conditions,
+                         "--", "--columns=_uuid", "find", "Queue", *conditions)
+        qos, queues = _documents(out)
+        return [r["_uuid"][1] for r in qos], [r["_uuid"][1] for r in queues]
+
+    def unreferenced_qos(self, **match: str) -> tuple[list[str], list[str]]:
+        """Of the QoS and Queue rows that hold `match`, those no Port (QoS) or no QoS
+        (Queue) refers to: what a port deleted without them left (one read)."""
+        conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
+        out = self.vsctl("--format=json", "--", "--columns=_uuid,queues", "find", "QoS",
+                         *conditions, "--", "--columns=_uuid", "find", "Queue", *conditions,
+                         "--", "--columns=qos", "list", "Port")
+        qos, queues, ports = _documents(out)
+        used = {u for p in ports for u in _uuids_or_none(p["qos"])}
+        kept = [r for r in qos if r["_uuid"][1] in used]
+        queued = {u[1] for r in kept for _, u in r["queues"][1]}
+        return ([r["_uuid"][1] for r in qos if r["_uuid"][1] not in used],
+                [r["_uuid"][1] for r in queues if r["_uuid"][1] not in queued])
+
+    def destroy_qos(self, qos: list[str], queues: list[str]) -> None:
+        """Destroy these QoS rows, then their Queue rows, in one transaction (gone: fine)."""
+        args = [arg for table, uuids in (("QoS", qos), ("Queue", queues)) for uuid in uuids
+                for arg in ("--", "--if-exists", "destroy", table, uuid)]
+        if args:
+            self.vsctl("--no-wait", *args)
 
     def delete_ports(self, ports: list[str]) -> None:
         """Delete every named port that exists, in one transaction; absent ones are fine."""
@@ -188,6 +250,11 @@ def _uuids(value: Any) -> list[str]:
     if value[0] == "uuid":
         return [value[1]]
     return [item[1] for item in value[1]]
+
+
+def _uuids_or_none(value: Any) -> list[str]:
+    """An optional reference column: ["uuid", U] or ["set", []]."""
+    return [] if value[0] == "set" and not value[1] else _uuids(value)
 
 
 def _scalar(value: Any) -> Any:

@@ -3,7 +3,8 @@
 Who writes it: on a plain node root (a file in /etc/cni/net.d), but with Multus
 anyone who may create a NetworkAttachmentDefinition in a namespace. So it may
 choose only what a network is: its bridge and VLAN (within the node config's
-`cni` allow-lists), MTU, and its addresses: a delegated IPAM plugin of the
+`cni` allow-lists), MTU, bandwidth limits (within the node's `bandwidth_max`), and
+its addresses: a delegated IPAM plugin of the
 allowed types whose settings name no path or endpoint, or one of the node's
 networks by name (`vlanpipe.network`). Node-level settings (binaries, paths,
 endpoints, timeouts, pools) come from the node config only; one in the
@@ -38,7 +39,8 @@ from plugin.config import schema
 from plugin.config.networks import MTU_MAX, MTU_MIN
 from plugin.config.security import BadPair, parse_pairs
 from plugin.errors import SHOWN, ConfigError, shown
-from plugin.policy import trunk as trunks
+from plugin.policy import bandwidth, trunk as trunks
+from plugin.policy.bandwidth import Bandwidth
 from plugin.policy.trunk import TrunkEntry
 
 # What the runtime adds to a tenant's config (libcni, Multus): known here, so that it is
@@ -49,6 +51,7 @@ INJECTED = ("args", "runtimeConfig", "capabilities", "prevResult", VALID_ATTACHM
 
 KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns",
                    "vlanpipe", "isDefaultGateway", "port_security", "allowed_address_pairs", "trunk",
+                   "bandwidth",
                    *INJECTED})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
@@ -83,6 +86,7 @@ class NetConf:
     port_security: bool | None = None  # None: the node's setting
     pairs: tuple[tuple[str, str], ...] = ()  # allowed address pairs
     trunk: tuple[TrunkEntry, ...] = ()  # VLANs the pod's port carries tagged (policy.trunk)
+    bandwidth: Bandwidth = Bandwidth()  # the network's limits for pods that ask for none
     warnings: tuple[str, ...] = ()
 
     @property
@@ -165,8 +169,17 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         port_security=typed(document, "port_security", bool, "true or false"),
         pairs=_pairs(document.get("allowed_address_pairs")),
         trunk=_trunk(document),
+        bandwidth=_bandwidth(document.get("bandwidth")),
         warnings=tuple(_warnings(document)),
     )
+
+
+def _bandwidth(value: Any) -> Bandwidth:
+    """The network's limits for pods that ask for none, in the CNI bandwidth plugin's keys."""
+    try:
+        return bandwidth.parse(value, "bandwidth")
+    except ValueError as exc:
+        raise ConfigError(str(exc), bandwidth.HINT) from None
 
 
 def _trunk(document: Mapping[str, Any]) -> tuple[TrunkEntry, ...]:

@@ -20,6 +20,8 @@ from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_
 from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Route
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
+from plugin.policy.bandwidth import Bandwidth
+from plugin.policy.bandwidth import parse as parse_limits
 
 ALLOCATORS = ("static", "local", "etcd")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -57,6 +59,7 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
     allocator = s.choice("allocator", ALLOCATORS, "local" if subnet or dual else "static")
     routes = tuple(_parse_route(r) for r in s.sections("routes"))
     mtu = s.integer("mtu", None, MTU_MIN, MTU_MAX)
+    limits = parse_bandwidth(s, "bandwidth")
     if dual:
         if allocator == "static":
             raise s.error(s.key("subnets"), s.raw("subnets"), "applies to allocator local or "
@@ -73,8 +76,17 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
             raise s.error(f"{s.key('routes')}[{i}].dst", str(route.destination),
                           f"is IPv{route.destination.version}, a family the network has not")
     return [replace(f, routes=tuple(r for r in routes if r.destination.version == f.version),
-                    mtu=mtu)
+                    mtu=mtu, bandwidth=limits)
             for f in families]
+
+
+def parse_bandwidth(s: Section, name: str) -> Bandwidth:
+    """Limits in the CNI bandwidth plugin's keys and units (`plugin.policy.bandwidth`)."""
+    try:
+        return parse_limits(s.raw(name, None), f"config {s.source}: {s.key(name)}")
+    except ValueError as exc:
+        raise ConfigError(str(exc), "fix the file or remove the key to take the default") \
+            from None
 
 
 def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from plugin import names
 from plugin.config.etcd import parse_etcd
-from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
+from plugin.config.networks import MTU_MAX, MTU_MIN, parse_bandwidth, parse_networks
 from plugin.config.reader import Section
 from plugin.config.security import PortSecurity, network_setting, pair_cidrs
-from plugin.errors import Failure
+from plugin.errors import ConfigError, Failure
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
 from plugin.policy import trunk as trunks
+from plugin.policy.bandwidth import Bandwidth
 from plugin.policy.trunk import TrunkEntry
 from plugin.policy.vlan import RULES, VlanRule
 
@@ -109,6 +110,7 @@ class Config:
     conflict_probe_wait_ms: int = 200  # how long setup listens for an answer
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
+    bandwidth_max: Bandwidth = Bandwidth()  # the most any pod may get (0: unbounded)
     port_security: bool = True  # the node's default (flows.guard_of's node_default)
     network_security: Mapping[str, PortSecurity] = field(  # the networks' own, by name
         default_factory=lambda: MappingProxyType({}))
@@ -193,12 +195,18 @@ def _parse(top: Section) -> Config:
         conflict_probe_wait_ms=probe_wait,
         cni=_cni_policy(top.section("cni"), bridge),
         uplink=_uplink(top.section("uplink"), bridge),
+        bandwidth_max=parse_bandwidth(top, "bandwidth_max"),
         port_security=port_security,
         network_security=MappingProxyType({
             section.data["name"]: setting
             for section, setting in zip(sections, settings) if setting is not None}),
     )
     top.done()
+    for network in networks:
+        for key, value, most in network.bandwidth.exceeding(config.bandwidth_max):
+            raise ConfigError(f"config {top.source}: network {network.name}'s bandwidth.{key} "
+                              f"= {value} is above bandwidth_max.{key} ({most})",
+                              "lower the network's limit or raise bandwidth_max")
     if pins and etcd is None:
         raise top.error("vlan.pinned", True, "needs an etcd section to read pins from")
     return config

@@ -19,7 +19,7 @@ from plugin import names
 from plugin.calllog import CallLog
 from plugin.config.files import check_private_dir
 from plugin.config.schema import Config
-from plugin.core import marks
+from plugin.core import bandwidth, marks
 from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
 from plugin.core.policy import Want
@@ -132,8 +132,7 @@ class Core:
             ports = sorted({names.host_veth(ref.infra_id, i) for i in interfaces}
                            | {r.port for r in gone})
             marked = [m for m in (marks.Marks.read(p.external_ids) for p in
-                                  self.ports.remove(ref.infra_id, ports, only,
-                                                    {r.port: r.bridge for r in gone})) if m]
+                                  self.ports.remove(ref.infra_id, ports, only, gone)) if m]
             networks = {m.interface: m.network for m in marked if m.network}
             networks.update({r.interface: r.network for r in gone})
             claimed = {r.interface: r for r in gone}
@@ -242,8 +241,9 @@ class Core:
         return {i: records[i] for i in plugged}
 
     def _intent(self, ref: Identity, want: Want, sandbox: Sandbox) -> Attachment:
-        """The record of one interface before its address: which network will lease it, and
-        whether its port is guarded (decided here, once: `flows.guard_of`)."""
+        """The record of one interface before its address: which network will lease it,
+        whether its port is guarded (decided here, once: `flows.guard_of`), and the port's
+        limits (`bandwidth.resolve`: refused here, before anything is made)."""
         network = self.allocators.network_name(want.vlan)
         security = self.config.security_for(network)
         guarded = security.on if want.port_security is None else want.port_security
@@ -255,7 +255,8 @@ class Core:
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
             allocator=self.allocators.allocator, ipam=self.allocators.ipam,
             port_security="on" if guarded else "off",
-            pairs=tuple(dict.fromkeys(security.pairs + want.pairs)), trunk=want.trunk)
+            pairs=tuple(dict.fromkeys(security.pairs + want.pairs)), trunk=want.trunk,
+            bandwidth=bandwidth.resolve(self.config, want.bandwidth, network))
 
     def _claim(self, ref: Identity, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:

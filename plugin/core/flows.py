@@ -180,9 +180,15 @@ def _vlan_matches(vlans: list[int]) -> list[str]:
     return matches
 
 
+def unguard(port: str) -> str:
+    """The `delete` line for `port`'s rules in GUARD: its rules in other tables (an egress
+    meter's, in FORWARD) are another feature's and stay."""
+    return f"delete table={GUARD},cookie={cookie(port):#x}/-1"
+
+
 def replace(guard: Guard) -> list[str]:
-    """One bundle's lines that make `guard.port`'s rules exactly `guard_rules(guard)`."""
-    return [f"delete cookie={cookie(guard.port):#x}/-1", *guard_rules(guard)]
+    """One bundle's lines that make `guard.port`'s GUARD rules exactly `guard_rules(guard)`."""
+    return [unguard(guard.port), *guard_rules(guard)]
 
 
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

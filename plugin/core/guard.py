@@ -88,7 +88,7 @@ class PortGuard:
         if not found:
             return record
         settled = replace(record, link_locals=found)
-        self.ofctl.bundle(record.bridge, self._rules(settled, ofport))
+        self.ofctl.bundle(record.bridge, self._rules(settled, ofport, leftovers=False))
         return settled
 
     def undo(self, record: Attachment) -> Callable[[], None]:
@@ -110,10 +110,11 @@ class PortGuard:
                 if self.ip.link_exists(bridge) and bridge in self.ovs.bridges():
                     raise
 
-    def _rules(self, record: Attachment, ofport: int) -> list[str]:
-        """The port's rules, replacing its own and any of the plugin's left on `ofport`."""
-        leftovers = f"delete cookie={flows.PREFIX:#x}/{flows.MASK:#x},in_port={ofport}"
+    def _rules(self, record: Attachment, ofport: int, leftovers: bool = True) -> list[str]:
+        """The port's GUARD rules, replacing its own, and (`leftovers`: before the port has
+        any other) any rule of the plugin's left on `ofport` by a port whose teardown was
+        killed, in every table."""
+        first = [f"delete cookie={flows.PREFIX:#x}/{flows.MASK:#x},in_port={ofport}"]
         guard = flows.guard_of(record, ofport, self.config.port_security)
-        if guard is None:
-            return [leftovers, f"delete cookie={flows.cookie(record.port):#x}/-1"]
-        return [leftovers, *flows.replace(guard)]
+        rules = flows.replace(guard) if guard else [flows.unguard(record.port)]
+        return first + rules if leftovers else rules

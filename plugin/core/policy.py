@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from plugin.identity import Identity
 from plugin.ipam.model import IPInterface, Pin
 from plugin.policy.trunk import TrunkEntry
+from plugin.policy.bandwidth import Bandwidth
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -28,7 +29,8 @@ class Want:
     (an operator's pin, or what a pod asks for), `mac` a MAC the pod asks for, `mtu`
     the CNI network's MTU (else its allocator network's), `cni_network` the CNI network;
     `port_security` and `pairs` what a CNI network config chose (judged against the node's
-    `cni` policy), added to the node config's setting for the interface's network.
+    `cni` policy), added to the node config's setting for the interface's network;
+    `bandwidth` the limits asked for (per direction over its allocator network's).
     """
 
     interface: str
@@ -43,6 +45,7 @@ class Want:
     port_security: bool | None = None
     pairs: tuple[tuple[str, str], ...] = ()
     trunk: tuple[TrunkEntry, ...] = ()  # the VLANs its port carries tagged (policy.trunk)
+    bandwidth: Bandwidth = Bandwidth()
 
 
 def plan(config: "Config", ref: Identity, pinned: Callable[[str, str], Pin | None]) -> list[Want]:

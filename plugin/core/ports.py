@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pipework_wrapper import iproute
 from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import marks
+from plugin.core import bandwidth, marks
 from plugin.core.checksum import OFFLOADED, PodChecksums
 from plugin.core.guard import PortGuard
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
@@ -71,6 +71,7 @@ class PodPorts:
         self.probe = prober or _probe
         self.guard = PortGuard(config, self.ovs, ofctl, ip)
         self.checksums = PodChecksums(config, ip)
+        self.limits = bandwidth.Limits(self.ovs, config.ovs_timeout, ofctl)
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> Attachment:
@@ -87,10 +88,14 @@ class PodPorts:
         ("exists and is up") or skip its add-port.
         """
         port, ifname = record.port, record.interface
+        self.limits.check(record)
         if stale or self.ip.link_exists(port):
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
+            self.limits.remove_qos(record)  # the earlier port's, which OVSDB keeps
         push(self.guard.undo(record))
+        if record.bandwidth.ingress:  # runs after the port's deletion, which leaves its QoS
+            push(lambda: self.limits.remove_qos(record))
         push(lambda: self.ovs.delete_ports([port]))
         push(lambda: self.ip.delete_link(port))  # the pod's end goes with it
         datapath, ofport = self.guard.plug(record, lambda number: self._plug_port(record, number))
@@ -100,6 +105,7 @@ class PodPorts:
         self.checksums.settle(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
+        self.limits.apply(record, ofport, push)
         self._unique_on_the_wire(sandbox.netns, record)
         self.announce(sandbox.netns, ifname, list(record.addresses))
         return record
@@ -192,12 +198,18 @@ class PodPorts:
         return found
 
     def remove(self, infra_id: str, ports: list[str], only: set[str] | None,
-               bridges: Mapping[str, str] | None = None) -> list[Port]:
+               records: Iterable[Attachment] = ()) -> list[Port]:
         """Delete these ports, their veths and their rules, and any other port marked with
         the container (of `only` these interfaces, if given); return the marked ports that
         were there. The kernel's slow veth destruction overlaps the OVSDB commit; the
         rules go last, once nothing can send through the ports. A port's bridge is its
-        record's (`bridges`, by port), else the one OVSDB had it on."""
+        record's (of `records`), else the one OVSDB had it on. What enforced the bandwidth
+        limits of `records` goes too: meters before their port, QoS after."""
+        records = list(records)
+        limited = [r for r in records if r.bandwidth.ingress or r.bandwidth.egress]
+        for record in limited:
+            if record.bandwidth.egress:
+                self.limits.remove_meter(record)
         failures: list[Exception] = []
 
         def delete_links() -> None:
@@ -223,8 +235,11 @@ class PodPorts:
             for name in leftovers:
                 self.ip.delete_link(name)
         where = {p.name: p.bridge for p in marked if p.bridge}
-        where.update(bridges or {})
+        where.update({r.port: r.bridge for r in records})
         self.guard.remove((where.get(name, ""), name) for name in {*ports, *leftovers})
+        for record in limited:
+            if record.bandwidth.ingress:
+                self.limits.remove_qos(record)
         return marked
 
     def _plug_port(self, record: Attachment, ofport: int) -> str:
@@ -235,13 +250,15 @@ class PodPorts:
         pipework adds a port only when `list-ports` lacks it, so with the port already
         there no call waits while ovs-vswitchd reconfigures every port of the bridge (a
         wait that grows with the ports); ovs-vswitchd takes the device as it appears.
-        The transaction fails on a bridge OVSDB does not have: said plainly.
+        The transaction fails on a bridge OVSDB does not have: said plainly. An ingress
+        limit's QoS is made in it too, so the port never exists without its limit.
         """
         try:
             return self.ovs.plug(record.bridge, record.port, record.vlan,
                                  record.marks(self.config.node_name).external_ids(), ofport,
                                  trunks.vlans(record.trunk),
-                                 trunks.native(record.trunk, record.vlan))
+                                 trunks.native(record.trunk, record.vlan),
+                                 qos=bandwidth.qos(record, self.config.node_name))
         except ToolFailed:
             if record.bridge not in self.ovs.bridges():
                 raise NotReady(f"Open vSwitch bridge {record.bridge} does not exist",

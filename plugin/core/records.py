@@ -26,6 +26,7 @@ from plugin.core.recordfile import KIND, VERSION
 from plugin.identity import Identified, Identity
 from plugin.policy import trunk as trunks
 from plugin.policy.trunk import TrunkEntry
+from plugin.policy.bandwidth import Bandwidth
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Attachment(Identified):
     # The VLANs its port carries tagged (`plugin.policy.trunk`; () for no trunk, and in
     # records from before trunks), with the addresses the pod may use on each.
     trunk: tuple[TrunkEntry, ...] = ()
+    # The port's limits as resolved at setup (`plugin.core.bandwidth` makes and removes
+    # what enforces them).
+    bandwidth: Bandwidth = Bandwidth()
 
     @property
     def address(self) -> str:
@@ -184,6 +188,7 @@ def _tuples(item: dict) -> dict:
     found = {key: tuple(item.get(key, ())) for key in ("addresses", "gateways", "link_locals")}
     found["pairs"] = tuple(tuple(pair) for pair in item.get("pairs", ()))
     found["trunk"] = trunks.from_record(item.get("trunk", ()))
+    found["bandwidth"] = Bandwidth(**item.get("bandwidth", {}))
     return found
 
 

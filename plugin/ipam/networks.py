@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Lease, Route
+from plugin.policy.bandwidth import Bandwidth
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class NetworkConfig:
     address: IPInterface | None = None
     pods: Mapping[str, IPInterface] = field(default_factory=lambda: MappingProxyType({}))
     store: str = ""  # where its leases are kept ("": under the name)
+    bandwidth: Bandwidth = Bandwidth()  # its pods' limits unless a pod asks for others
 
     @property
     def key(self) -> str:

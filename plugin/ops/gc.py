@@ -25,6 +25,7 @@ from plugin.config import cache
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.attach import Core
+from plugin.core.bandwidth import Limits
 from plugin.core.records import RecordStore
 from plugin.errors import Failure
 from plugin.identity import Identity
@@ -98,6 +99,7 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
         done += found.actions if dry_run else _collect(core, found)
     done += netns_links(dry_run)
     done += _leftover_files(config, dry_run)
+    done += _limits_left(config, dry_run)
     return done + conflicts.kept(config)
 
 
@@ -152,6 +154,28 @@ def _broken(config: Config, infra: str, interface: str) -> Callable[[], bool]:
                  if (m := marks.Marks.read(p.external_ids)) and m.interface == interface]
         return all(p.error or not iproute.link_exists(p.name) for p in ports)
     return broken
+
+
+def _limits_left(config: Config, dry_run: bool) -> list[Action]:
+    """What enforced the bandwidth limits of ports that are gone (a teardown that found no
+    record, a killed call): QoS and Queue rows of the plugin that no port uses, and the
+    plugin's meters whose port number no port of the plugin holds."""
+    ovs = Ovs(config.ovs_timeout)
+    limits = Limits(ovs, config.ovs_timeout)
+    outcome = WOULD_REMOVE if dry_run else REMOVED
+    qos, queues = ovs.unreferenced_qos(**marks.owned())
+    if not dry_run:
+        ovs.destroy_qos(qos, queues)
+    actions = [Action(outcome, f"{table} {uuid}", "", "an ingress limit no port uses")
+               for table, uuids in (("QoS", qos), ("Queue", queues)) for uuid in uuids]
+    bridges = {config.bridge, *config.cni.bridges, *(a.bridge for a in config.attachments)}
+    for bridge in sorted(bridges & ovs.bridges()):
+        for meter in limits.stale_meters(bridge):
+            if not dry_run:
+                limits.ofctl.delete_meter(bridge, meter)
+            actions.append(Action(outcome, f"meter {meter} on {bridge}", "",
+                                  "an egress limit of a port that is gone"))
+    return actions
 
 
 def _leftover_files(config: Config, dry_run: bool) -> list[Action]:

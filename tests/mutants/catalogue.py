@@ -24,6 +24,31 @@ class Mutant:
 
 
 MUTANTS = (
+    # --- bandwidth limits (issue 21 item 1) ----------------------------------------------
+    Mutant("bandwidth-network-overrides-pod", "core", "plugin/policy/bandwidth.py",
+           "ingress = self if self.ingress else default",
+           "ingress = default if default.ingress else self",
+           "issue 21 item 1: a network's default wins over the pod's own ingress limit"),
+    Mutant("bandwidth-max-unchecked", "core", "plugin/core/bandwidth.py",
+           "in limits.exceeding(config.bandwidth_max):", "in []:",
+           "issue 21 item 1: a limit above bandwidth_max is applied instead of refused"),
+    Mutant("bandwidth-directions-reversed", "core", "plugin/core/bandwidth.py",
+           "    if not limits.ingress:\n        return None\n"
+           "    return Qos(limits.ingress_rate, limits.ingress_burst,",
+           "    if not limits.egress:\n        return None\n"
+           "    return Qos(limits.egress_rate, limits.egress_burst,",
+           "issue 21 item 1 (kube-ovn #795): the pod's egress limit shapes traffic towards it",
+           ("tests/e2e/test_bandwidth.py::test_cni_limits_hold_each_in_its_own_direction",)),
+    Mutant("bandwidth-qos-left-after-teardown", "core", "plugin/core/ports.py",
+           "            if record.bandwidth.ingress:\n"
+           "                self.limits.remove_qos(record)\n        return marked",
+           "            pass\n        return marked",
+           "issue 21 item 1: del-port leaves the port's QoS and Queue rows in OVSDB"),
+    Mutant("bandwidth-meter-left-after-teardown", "core", "plugin/core/ports.py",
+           "            if record.bandwidth.egress:\n                self.limits.remove_meter(record)",
+           "            if False:\n                self.limits.remove_meter(record)",
+           "issue 21 item 1: teardown leaves the port's meter (and its rule) on the bridge",
+           ("tests/e2e/test_bandwidth.py::test_cni_limits_hold_each_in_its_own_direction",)),
     # --- the core: attach, detach, rollback, marks --------------------------------------
     Mutant("partial-detach-by-network-mark", "core", "plugin/core/ports.py",
            'p.external_ids.get(marks.KEYS["interface"]) in only',
@@ -77,8 +102,8 @@ MUTANTS = (
            "        self.guard.remove((where.get(name, \"\"), name) for name in {*ports, *leftovers})\n",
            "", "issue 20: teardown leaves the port's rules behind"),
     Mutant("old-rules-on-a-reused-number", "core", "plugin/core/guard.py",
-           "        return [leftovers, *flows.replace(guard)]",
-           "        return [*flows.replace(guard)]",
+           "        return first + rules if leftovers else rules",
+           "        return rules",
            "issue 20: a new port given the number of a port whose rules leaked inherits them"),
     Mutant("tenant-turns-the-guard-off", "cni", "plugin/config/tenant.py",
            "if choice.port_security is not None and not policy.port_security_choice:",

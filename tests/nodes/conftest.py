@@ -332,6 +332,14 @@ class Cluster:
             for port in node_ports(node):
                 problems.append(f"node {name}: OVS port {port} left on {node.bridge}")
                 node.ovs("--if-exists", "del-port", node.bridge, port)
+            for table in ("QoS", "Queue"):  # an ingress limit's rows outlive their port
+                for uuid in node.ovs("--columns=_uuid", "--bare", "list", table).split():
+                    problems.append(f"node {name}: {table} row {uuid} left")
+                    node.ovs("--if-exists", "destroy", table, uuid)
+            meters = node.run(["ovs-ofctl", "--timeout=5", "-O", "OpenFlow13", "dump-meters",
+                               node.bridge], check=True).stdout
+            problems += [f"node {name}: {line.split()[0]} left on {node.bridge}"
+                         for line in meters.splitlines() if line.startswith("meter=")]
             for link in node.links() - links:
                 problems.append(f"node {name}: link {link} left")
                 node.run(["ip", "link", "del", link])

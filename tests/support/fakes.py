@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
@@ -125,6 +125,9 @@ requested OpenFlow number is in `ofports`.
         self.ofports: dict[str, int] = {}  # port -> ofport_request
         self.rules: dict[str, list[str]] = {}  # bridge -> its rules, as `add` lines
         self.link_locals: dict[tuple[str, str], list[str]] = {}  # (netns, ifname) -> fe80::
+        # QoS rows by UUID: (the port made with it, the Qos); like OVSDB's, they outlive it.
+        self.qos: dict[str, tuple[str, Any]] = {}
+        self.qos_stuck = False  # ovs-vswitchd never puts a port's htb qdisc on its device
         self._failures: dict[str, int] = {}
         self.ovs = FakeOvs(self)
         self.ofctl = FakeOfctl(self)
@@ -163,7 +166,8 @@ requested OpenFlow number is in `ofports`.
                    for (netns, ifname), found in sorted(self.addresses.items()) for a in found]
                 + [f"netns link {pid}" for pid in sorted(self.netns_links)]
                 + [f"rule on {bridge}: {rule}" for bridge, rules in sorted(self.rules.items())
-                   for rule in rules if _cookie(rule) != BRIDGE])
+                   for rule in rules if _cookie(rule) != BRIDGE]
+                + [f"QoS row of {port}" for port, _ in sorted(self.qos.values())])
 
 
 class FakeOvs:
@@ -183,7 +187,7 @@ class FakeOvs:
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str],
              ofport: int | None = None, trunks: Sequence[int] = (),
-             native: bool = True) -> str:
+             native: bool = True, qos: object = None) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
             raise ToolFailed(f"ovs-vsctl: no bridge named {bridge}")
@@ -194,6 +198,8 @@ class FakeOvs:
                                      trunks=tuple(trunks))
         if ofport is not None:
             self.host.ofports[port] = ofport
+        if qos is not None:
+            self.host.qos[f"qos-{len(self.host.calls)}"] = (port, qos)
         return self.host.datapaths.get(bridge, "netdev")
 
     def delete_ports(self, ports: list[str]) -> None:
@@ -208,9 +214,39 @@ class FakeOvs:
         self.delete_ports(ports)
         return found
 
+    # Bandwidth limits: QoS rows (each one's queue is "queue-" its UUID); no OpenFlow
+    # numbers, so no meters (those run against the real OVS: tests/e2e/test_bandwidth.py).
+    def _qos_in_use(self) -> set[str]:
+        """The newest QoS made with each port that exists: the one its row refers to."""
+        return {max(u for u, (p, _) in self.host.qos.items() if p == port)
+                for port, _ in self.host.qos.values() if port in self.host.ports}
+
+    def qos_rows(self, **match: str) -> tuple[list[str], list[str]]:
+        found = [u for u, (_, q) in self.host.qos.items()
+                 if all(q.external_ids.get(k) == v for k, v in match.items())]
+        return found, [f"queue-{u}" for u in found]
+
+    def unreferenced_qos(self, **match: str) -> tuple[list[str], list[str]]:
+        unused = [u for u in self.qos_rows(**match)[0] if u not in self._qos_in_use()]
+        return unused, [f"queue-{u}" for u in unused]
+
+    def destroy_qos(self, qos: list[str], queues: list[str]) -> None:
+        if qos or queues:
+            self.host.step("ovs:destroy-qos")
+        for uuid in qos:
+            assert uuid not in self._qos_in_use(), "OVSDB refuses to destroy a QoS in use"
+            self.host.qos.pop(uuid, None)
+
+    def ofport(self, port: str) -> int:
+        return self.host.ofports.get(port, -1) if port in self.host.ports else -1
+
+    def ofport_numbers(self) -> dict[str, int]:
+        return {name: n for name, n in self.host.ofports.items() if name in self.host.ports}
+
 
 class FakeOfctl:
-    """ovs-ofctl's bundles: `add` lines kept, `delete cookie=C/M[,in_port=N]` applied."""
+    """ovs-ofctl's bundles: `add` lines kept, `delete [table=T,]cookie=C/M[,in_port=N]`
+    applied."""
 
     def __init__(self, host: FakeHost) -> None:
         self.host = host
@@ -230,8 +266,8 @@ class FakeOfctl:
             mask_value = -1 if mask in ("", "-1") else int(mask, 0)
             rules = [r for r in rules
                      if not (_cookie(r) & mask_value == int(value, 0) & mask_value
-                             and fields.get("in_port", _fields(r).get("in_port"))
-                             == _fields(r).get("in_port"))]
+                             and all(fields.get(key, _fields(r).get(key)) == _fields(r).get(key)
+                                     for key in ("in_port", "table")))]
         self.host.rules[bridge] = rules
 
 
@@ -263,6 +299,12 @@ class FakeIp:
         """ovs-vswitchd takes a port's link once both the port and the link exist."""
         return not self.host.datapath_stuck and name in self.host.links \
             and name in self.host.ports
+
+    def root_qdiscs(self, name: str) -> list[str]:
+        """ovs-vswitchd puts a port's htb qdisc on its device once both exist."""
+        applied = (name in self.host.links and not self.host.qos_stuck
+                   and any(port == name for port, _ in self.host.qos.values()))
+        return ["htb"] if applied else []
 
     def delete_link(self, name: str) -> bool:
         if name not in self.host.links:

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 IMAGE = "vlanpipe/busybox:latest"
 TEST_LABEL = "vlanpipe-test=1"
@@ -132,8 +132,10 @@ def delete_bridge(name: str) -> None:
 
 
 def bridge_leaks(bridge: str) -> list[str]:
-    """What a test left behind on ``bridge``: its ports (the local port excluded) and the
-    plugin's OpenFlow rules of any port (the bridge's own default rules may stay)."""
+    """What a test left behind on ``bridge``: its ports (the local port excluded), the
+    plugin's OpenFlow rules of any port (the bridge's own default rules may stay) and its
+    OpenFlow meters (the bandwidth limits' egress half; they go with the bridge, so they
+    are checked here, before it is deleted)."""
     problems = []
     if run(["ovs-vsctl", "--timeout=5", "br-exists", bridge], check=False).returncode == 0:
         for port in ovs("list-ports", bridge).split():
@@ -142,6 +144,7 @@ def bridge_leaks(bridge: str) -> list[str]:
 
         problems += [f"OpenFlow rule {rule} still on bridge {bridge}"
                      for rule in plugin_rules(bridge) if rule.cookie != flows.BRIDGE]
+        problems += [f"meter {m} still on bridge {bridge}" for m in meters(bridge)]
     return problems
 
 
@@ -159,6 +162,20 @@ def plugin_rules(bridge: str) -> list[Any]:
 
 def bridges() -> set[str]:
     return set(ovs("list-br").split())
+
+
+def meters(bridge: str) -> list[int]:
+    """The ids of ``bridge``'s OpenFlow meters."""
+    out = run(["ovs-ofctl", "--timeout=5", "-O", "OpenFlow13", "dump-meters", bridge]).stdout
+    return [int(m) for m in re.findall(r"^meter=(\d+)", out, re.M)]
+
+
+def qos_rows(table: str, infra_ids: Iterable[str]) -> list[str]:
+    """The QoS or Queue rows marked with one of these container ids: "TABLE UUID (marks)"."""
+    wanted = set(infra_ids)
+    return [f"{table} {row['_uuid']} ({row['external_ids']})"
+            for row in ovs_list(table, ["_uuid", "external_ids"])
+            if row["external_ids"].get("vlanpipe-infra-id") in wanted]
 
 
 def assert_clean(bridge: str) -> None:

@@ -3,10 +3,11 @@
 A test registers its containers, bridges, namespaces and links here (the
 fixtures do it for what they make). The check then looks only at names that
 follow from those: the plugin's host veth of each container and interface, pipework's
-default name for its PID, ports marked with its container ids or sitting on
-its bridges, the OpenFlow rules carrying its ports' cookies on bridges it did not
-make (its own bridges are checked whole before they go: `hostnet.bridge_leaks`),
-the /var/run/netns entry of its PIDs. Anything else on the host
+default name for its PID, ports, QoS and Queue rows marked with its container ids,
+ports sitting on its bridges (and their meters: `hostnet.bridge_leaks`), the OpenFlow
+rules carrying its ports' cookies on bridges it did not make (its own bridges are
+checked whole before they go: `hostnet.bridge_leaks`), the /var/run/netns entry of
+its PIDs. Anything else on the host
 belongs to someone else, so the suite can run beside anything.
 """
 
@@ -54,6 +55,8 @@ class Scope:
                              f"external_ids {port['external_ids']})")
         found += self._rules()
         found += [f"{path}" for path in sorted(self._netns_paths()) if os.path.lexists(path)]
+        found += [row for table in ("QoS", "Queue")  # an ingress limit's rows outlive the port
+                  for row in hostnet.qos_rows(table, self.containers)]
         found += [f"container {c[:12]} of this test"
                   for c in sorted(hostnet.containers(self.label))]
         return found
@@ -75,6 +78,12 @@ class Scope:
         for name in hostnet.host_links():
             if name in derived or self._pipework_default(name):
                 hostnet.run(["ip", "link", "del", name], check=False)
+        for row in hostnet.qos_rows("QoS", self.containers):
+            hostnet.run(["ovs-vsctl", "--timeout=5", "--if-exists", "destroy", "QoS",
+                         row.split()[1]], check=False)
+        for row in hostnet.qos_rows("Queue", self.containers):
+            hostnet.run(["ovs-vsctl", "--timeout=5", "--if-exists", "destroy", "Queue",
+                         row.split()[1]], check=False)
         for path in self._netns_paths():
             if hostnet.run(["ip", "netns", "delete", os.path.basename(path)],
                            check=False).returncode != 0 and os.path.lexists(path):

@@ -127,6 +127,28 @@ def talk(a: End, b: End) -> None:
             f"no full-MTU unfragmented ping from {client.address} to {server.address}"
 
 
+def udp_rate(source: End, target: End, offered: float, seconds: float = 4.0) -> float:
+    """The UDP rate (bit/s of payload) `target` receives while `source` offers `offered`
+    bit/s for `seconds` (measured from half a second after the first datagram)."""
+    sink = _Agent(target, "udp-sink", target.address, str(seconds - 0.5)).ready()
+    sent = _run(source, "udp-flood", target.address, str(sink.port), str(offered),
+                str(seconds))
+    heard = sink.result()
+    assert "bps" in heard and "bps" in sent, f"UDP {source.address} -> {target.address}: " \
+        f"sender {sent}, receiver {heard}"
+    return float(heard["bps"])
+
+
+def tcp_rate(source: End, target: End, size: int = 8 * MIB) -> float:
+    """The rate (bit/s) of one TCP stream of `size` bytes from `source` to `target`."""
+    sink = _Agent(target, "sink", target.address).ready()
+    sent = _run(source, "bulk", target.address, str(sink.port), str(size))
+    heard = sink.result()
+    assert heard.get("bytes") == size, f"TCP {source.address} -> {target.address}: " \
+        f"sender {sent}, receiver {heard}"
+    return heard["bytes"] * 8 / heard["seconds"]
+
+
 _UDP_TRIES = """
 import socket, sys
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET

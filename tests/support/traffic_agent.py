@@ -12,6 +12,8 @@ seeded pseudo-random bytes, so the receiver checks every byte, not a count.
   listen IFNAME MAC SECONDS  count the frames on IFNAME whose source MAC is MAC
   sink ADDR                  accept one connection, count its bytes and seconds to EOF
   bulk ADDR PORT SIZE        send SIZE bytes as fast as it can (the benchmark's load)
+  udp-sink ADDR SECONDS      count the UDP bytes that arrive, until SECONDS after the first
+  udp-flood ADDR PORT BPS SECONDS   send UDP paced at BPS bits/s of payload for SECONDS
 """
 
 from __future__ import annotations
@@ -148,6 +150,61 @@ def bulk(address: str, port: int, size: int) -> dict:
     return {"bytes": sent}
 
 
+DATAGRAM = 1400  # payload bytes: a full frame, well under the 1500 MTU
+SETTLE = 0.5  # seconds after the first datagram a rate is measured from (the burst passes)
+
+
+def udp_sink(address: str, seconds: float) -> dict:
+    """The bytes received from SETTLE to `seconds` after the first datagram, and that
+    window's rate: what a limit lets through, its burst aside."""
+    with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        sock.bind((address, 0))
+        sock.settimeout(TIMEOUT)
+        print("ready", sock.getsockname()[1], flush=True)
+        sock.recv(65536)
+        first = time.monotonic()
+        total, counted = 0, 0
+        sock.settimeout(0.2)
+        while time.monotonic() < first + seconds:
+            try:
+                size = len(sock.recv(65536))
+            except socket.timeout:
+                continue
+            total += size
+            if time.monotonic() >= first + SETTLE:
+                counted += size
+    window = seconds - SETTLE
+    return {"bytes": total, "window_bytes": counted, "seconds": window,
+            "bps": counted * 8 / window}
+
+
+def udp_flood(address: str, port: int, bps: float, seconds: float) -> dict:
+    """Datagrams of DATAGRAM bytes paced at `bps` bits/s of payload (sent in small batches
+    when the loop falls behind), for `seconds`."""
+    block = bytes(DATAGRAM)
+    interval = DATAGRAM * 8 / bps
+    sent = 0
+    with socket.socket(family(address), socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+        start = time.monotonic()
+        end = start + seconds
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            due = int((now - start) / interval) + 1
+            while sent < due:
+                try:
+                    sock.sendto(block, (address, port))
+                except OSError:  # a full queue: the datagram is lost, as on a wire
+                    pass
+                sent += 1
+            time.sleep(max(0.0, start + sent * interval - time.monotonic()))
+    elapsed = time.monotonic() - start
+    return {"datagrams": sent, "bps": sent * DATAGRAM * 8 / elapsed}
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "serve-tcp":
@@ -164,6 +221,10 @@ def main(argv: list[str]) -> None:
         found = sink(args[0])
     elif mode == "bulk":
         found = bulk(args[0], int(args[1]), int(args[2]))
+    elif mode == "udp-sink":
+        found = udp_sink(args[0], float(args[1]))
+    elif mode == "udp-flood":
+        found = udp_flood(args[0], int(args[1]), float(args[2]), float(args[3]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(found), flush=True)

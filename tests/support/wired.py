@@ -29,8 +29,9 @@ from tests.support.fakes import FakeHost
 IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remove_netns_link",
             "container_addresses", "set_mtu", "add_veth", "enable_ipv6", "ipv6_defaults",
             "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum",
-            "link_locals")
-OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports")
+            "link_locals", "root_qdiscs")
+OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports",
+             "qos_rows", "unreferenced_qos", "destroy_qos", "ofport", "ofport_numbers")
 
 
 class FakeDocker:
@@ -76,6 +77,7 @@ def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     fake_docker = FakeDocker(host)
     for module in (command, ovs, iproute, pipework, ofctl):  # each binds `run` by name
         monkeypatch.setattr(module, "run", _refuse)
+    monkeypatch.setattr(ofctl.Ofctl, "meters", lambda self, bridge: [])  # none on the fake host
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
     for verb in OVS_VERBS:

@@ -59,7 +59,7 @@ def test_pairs_are_sent_from_their_own_mac_or_the_pods():
 
 def test_replace_deletes_the_ports_rules_first():
     lines = flows.replace(guard())
-    assert lines[0] == f"delete cookie={flows.cookie('vp1234abcd-1'):#x}/-1"
+    assert lines[0] == f"delete table=0,cookie={flows.cookie('vp1234abcd-1'):#x}/-1"
     assert all(line.startswith("add ") for line in lines[1:])
 
 

@@ -159,4 +159,5 @@ def _want(call: Call, ref: Identity) -> Want:
                        "ask for a locally administered one (first byte x2, x6, xa or xe, as "
                        "in 0a:58:...), or ask the node's administrator (cni.universal_macs)")
     return replace(want, addresses=addresses, mac=conf.request.mac, mtu=conf.mtu,
-                   cni_network=conf.name, port_security=conf.port_security, pairs=conf.pairs)
+                   cni_network=conf.name, port_security=conf.port_security, pairs=conf.pairs,
+                   bandwidth=conf.request.bandwidth.over(conf.bandwidth))

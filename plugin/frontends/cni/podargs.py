@@ -1,7 +1,7 @@
 """What one pod asks of this network: a VLAN, an address, a MAC.
 
 Multus passes them in two places: `runtimeConfig` (the runtime's capabilities
-`ips` and `mac`, from the pod's network-selection annotation) and `args.cni`
+`ips`, `mac` and `bandwidth`, from the pod's network-selection annotation) and `args.cni`
 (the annotation's `cni-args`, free-form). This is what lets one network
 attachment definition serve many VLANs. `runtimeConfig` wins where both say
 something: it is the runtime's word, `args` the user's.
@@ -18,6 +18,9 @@ from plugin import names
 from plugin.errors import shown
 from plugin.frontends.cni.errors import INVALID_CONFIG, UNSUPPORTED_FIELD, CniError
 from plugin.ipam.model import IPInterface
+from plugin.policy import bandwidth
+from plugin.policy.bandwidth import Bandwidth
+from plugin.policy.bandwidth import parse as parse_limits
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
@@ -30,6 +33,7 @@ class PodRequest:
     addresses: tuple[IPInterface, ...] = ()
     mac: str | None = None
     mac_from: str = ""  # where the MAC was asked for: "runtimeConfig.mac" or "args.cni.mac"
+    bandwidth: Bandwidth = Bandwidth()  # runtimeConfig.bandwidth (capability `bandwidth`)
 
 
 def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) -> PodRequest:
@@ -41,7 +45,17 @@ def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) 
 
     mac_from, mac = pick("mac")
     return PodRequest(vlan=_vlan(*pick("vlan")), addresses=_addresses(*pick("ips")),
-                      mac=_mac(mac_from, mac), mac_from=mac_from if mac is not None else "")
+                      mac=_mac(mac_from, mac), mac_from=mac_from if mac is not None else "",
+                      bandwidth=limits(runtime_config.get("bandwidth"), "runtimeConfig.bandwidth"))
+
+
+def limits(value: Any, where: str) -> Bandwidth:
+    """Bandwidth limits in the CNI bandwidth plugin's keys and units (the runtime's
+    capability `bandwidth`, or a network config's defaults)."""
+    try:
+        return parse_limits(value, where)
+    except ValueError as exc:
+        raise CniError(INVALID_CONFIG, str(exc), bandwidth.HINT) from None
 
 
 def _vlan(key: str, value: Any) -> int | None:
