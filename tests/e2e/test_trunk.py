@@ -98,10 +98,13 @@ def test_listed_vlans_arrive_tagged_both_ways_and_untagged_frames_in_the_native_
     assert port_vlans(access[100].port) == ([], 100, [])
 
     listeners = {vlan: pod.listen() for vlan, pod in [*access.items(), (0, t)]}
-    for vlan in (100, 201, 300, 0):
+    # Tagged VLANs listed without addresses admit any frame from the pod's MAC; untagged
+    # (its native VLAN) and access pods' frames pass the guard only from their addresses.
+    for vlan in (100, 201, 300):
         t.send(vlan, f"t-{vlan}")
-    access[100].send(0, "from-100")
-    access[10].send(0, "from-10")
+    t.send(0, "t-0", src_ip=t.ip)
+    access[100].send(0, "from-100", src_ip=access[100].ip)
+    access[10].send(0, "from-10", src_ip=access[10].ip)
     heard = {vlan: listener.heard() for vlan, listener in listeners.items()}
 
     assert frames(heard[100], "t-100") == 3 and heard[100]["t-100"]["tags"] == [0]
@@ -133,9 +136,12 @@ def test_without_a_native_vlan_untagged_frames_arrive_nowhere(runtime, pods):
         u.result["ips"][0]["address"]]
 
     listeners = {vlan: pod.listen() for vlan, pod in [*access.items(), (0, u)]}
-    for vlan in (0, 100, 200):
-        u.send(vlan, f"u-{vlan}")
-    access[200].send(0, "from-200")
+    # From its own address, as the guard admits on the pod's VLAN (tagged, with no native
+    # VLAN); untagged, even from that address, it goes nowhere.
+    for vlan in (0, 100):
+        u.send(vlan, f"u-{vlan}", src_ip=u.ip)
+    u.send(200, "u-200")
+    access[200].send(0, "from-200", src_ip=access[200].ip)
     heard = {vlan: listener.heard() for vlan, listener in listeners.items()}
 
     assert frames(heard[100], "u-0") == frames(heard[200], "u-0") == 0
