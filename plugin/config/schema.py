@@ -92,6 +92,9 @@ class Config:
     gc_on_init: bool = False
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
+    # The node's port security setting (issue 20): whether a pod's port is guarded when its
+    # record does not say (records of earlier releases). Its config key is the guard's.
+    port_security: bool = True
 
     def allocators(self) -> Allocators:
         """The allocators of this node's networks. Imported here, on first use, so that

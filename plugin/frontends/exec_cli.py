@@ -208,6 +208,8 @@ COMMANDS: dict[str, Callable] = {
     "list": _operator("list"),
     "doctor": _operator("doctor"),
     "pin": _operator("pin"),
+    "reconcile": _operator("reconcile"),
+    "watch": _operator("watch"),
     "init": cmd_init,
     "setup": cmd_setup,
     "teardown": cmd_teardown,
