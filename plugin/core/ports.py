@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pipework_wrapper import iproute
+from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import marks
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
@@ -56,10 +57,12 @@ class PodPorts:
 
     def __init__(self, config: "Config", plumbing: dict[str, Plumber] | None = None,
                  ovs: Ovs | None = None, ip: Any = iproute,
-                 announcer: Callable[[str, str, list[str]], None] | None = None) -> None:
-        """`ovs`, `ip`, `announcer` and the plumbers' own wrappers are what unit tests
-        replace with fakes of their shape."""
+                 announcer: Callable[[str, str, list[str]], None] | None = None,
+                 ofctl: Ofctl | None = None) -> None:
+        """`ovs`, `ip`, `announcer`, `ofctl` and the plumbers' own wrappers are what unit
+        tests replace with fakes of their shape."""
         self.config = config
+        self.ofctl = ofctl or Ofctl(config.ovs_timeout)
         self.plumbers = plumbing or plumbers(config)
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
@@ -121,6 +124,26 @@ class PodPorts:
             elif state:
                 lines = [state]
             found += lines
+        return found + self._rule_differences(infra_id, [r for r, _ in pairs])
+
+    def _rule_differences(self, infra_id: str, records: list[Attachment]) -> list[str]:
+        """How the port security rules of these records differ from what each record asks
+        for. Judged for records that say (`port_security`, written by setups that install
+        rules); a record of an earlier release, whose ADD made none, is doctor's and
+        reconcile's (doctor names it unguarded until reconcile has given it its rules)."""
+        judged = [r for r in records if r.port_security]
+        if not judged:
+            return []
+        from plugin.core import flows, rules
+
+        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        found = []
+        for record in judged:
+            if record.port in ports:  # a missing port is said above
+                found += rules.differences(
+                    record, ports[record.port],
+                    self.ofctl.dump(record.bridge, flows.cookie(record.port)),
+                    self.config.port_security)
         return found
 
     def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],

@@ -4,7 +4,9 @@ ever touched."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import subprocess
 
@@ -138,3 +140,33 @@ def test_init_makes_a_live_bridge_fail_closed_with_a_short_cut(plugin, bridge,
     assert guarded_as_recorded(plugin, bridge, a.id) and guarded_as_recorded(plugin, bridge, b.id)
     for pod, c in (("22-a", a), ("22-b", b)):
         plugin.ok("teardown", NS, pod, c.id)
+
+
+def test_cni_check_fails_while_the_rules_differ_from_the_record(tmp_path, bridge, container):
+    """CHECK judges the port security rules of a record that asks for them: none (its rules
+    lost), then exactly as recorded after reconcile, then one rule missing."""
+    from tests.support.cni_runtime import Runtime, pod_args
+
+    runtime = Runtime(str(tmp_path / "cni"))
+    conf = runtime.netconf("1.0.0", bridge, vlan=22)
+    result = runtime.ok("ADD", conf, container, args=pod_args(NS, "web", container.id)).body
+    store = RecordStore(runtime.state_dir)
+    [record] = store.load(container.id)
+    store.save(container.id, [dataclasses.replace(record, port_security="on")])
+    check = {**conf, "prevResult": result}
+    hostnet.run(["ovs-ofctl", "--timeout=5", "del-flows", bridge,
+                 f"cookie={flows.cookie(record.port):#x}/-1"])
+    error = runtime.fails(1003, "CHECK", check, container)
+    assert f"port {record.port} has none of its" in error["msg"], error
+    operator = subprocess.run([*runtime.command, "reconcile"], capture_output=True, text=True,
+                              env={**os.environ, "VLANPIPE_CONFIG": runtime.config_path},
+                              timeout=60)
+    assert operator.returncode == 0 and "guard rules installed" in operator.stdout, operator
+    runtime.ok("CHECK", check, container)
+    drop = next(f for f in dump(bridge, flows.cookie(record.port), -1)
+                if f.priority == flows.DENY)
+    hostnet.run(["ovs-ofctl", "--timeout=5", "--strict", "del-flows", bridge,
+                 f"table=0,priority={drop.priority},{drop.match}"])
+    error = runtime.fails(1003, "CHECK", check, container)
+    assert "differ from the" in error["msg"], error
+    runtime.ok("DEL", conf, container)
