@@ -129,7 +129,7 @@ def measure(size: int, runs: int, rounds: int, restarts: int) -> dict[str, Any]:
             samples[name] += _child("--variant", name, "--size", str(size), "--runs", str(runs))
     mbps = {name: statistics.median(s["mbps"] for s in got) for name, got in samples.items()}
     back = _child("--variant", "restart", "--runs", str(restarts))
-    return {"size_bytes": size, "runs": runs * rounds, "mbps": mbps,
+    return {"size_bytes": size, "runs": runs * rounds, "mbps": mbps, "samples": samples,
             "ratio": mbps["guarded"] / mbps["unguarded"], "restart_s": back,
             "restart_median_s": statistics.median(back), "restart_max_s": max(back)}
 

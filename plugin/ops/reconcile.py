@@ -22,7 +22,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pipework_wrapper.ofctl import Ofctl
+from pipework_wrapper.ofctl import Flow, Ofctl
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.config.schema import Config
 from plugin.core import flows, marks, rules
@@ -105,8 +105,8 @@ def _make_secure(config: Config, ovs: Ovs, ofctl: Ofctl, bridge: str, mode: str,
     this node's pods on it (in one order: no deadlock with another reconcile), the rules
     that must survive are read, the mode switched, and all put back in one bundle: the
     defaults, each attachment's, and those of others."""
-    pods = sorted({p.external_ids[marks.KEYS["infra_id"]] for p in ovs.ports()
-                   if p.bridge == bridge and _this_node(config, p)})
+    pods = sorted({p.external_ids.get(marks.KEYS["infra_id"], "") for p in ovs.ports()
+                   if p.bridge == bridge and _this_node(config, p)} - {""})
     with ExitStack() as held:
         for infra_id in pods:
             held.enter_context(pod_lock(config.state_dir, infra_id, config.lock_timeout))
@@ -147,7 +147,7 @@ def _this_node(config: Config, port: Port) -> bool:
 
 
 def _guard(config: Config, ovs: Ovs, ofctl: Ofctl, record: Attachment, port: Port,
-           found: list, outcome: Outcome) -> str:
+           found: list[Flow], outcome: Outcome) -> str:
     """One attachment's rules made exactly its record's, if they are not; its line, or ""
     when nothing changed. Judged from the bulk reads first, then again under the pod's
     lock (a setup or teardown may have run since), where the change is made."""
