@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -171,3 +172,25 @@ def test_cni_check_fails_while_the_rules_differ_from_the_record(tmp_path, bridge
     error = runtime.fails(1003, "CHECK", check, container)
     assert "differ from the" in error["msg"], error
     runtime.ok("DEL", conf, container)
+
+
+def test_doctor_counts_what_a_spoofing_pod_had_dropped(plugin, bridge, make_container):
+    """A guarded pod that sends frames as someone else is named in doctor's `pod drops` row
+    with the frames its rules dropped; an honest neighbour is not."""
+    from tests.support import forge
+
+    liar, honest = make_container("liar"), make_container("honest")
+    plugin.ok("setup", NS, "22-liar", liar.id)
+    plugin.ok("setup", NS, "22-honest", honest.id)
+    plugin.ok("reconcile")
+    sent = subprocess.run(["nsenter", "-t", str(liar.pid), "-n", sys.executable, forge.__file__,
+                           "eth1", "02:66:de:ad:be:ef", "1"], capture_output=True, text=True,
+                          timeout=60)
+    lied = json.loads(sent.stdout.splitlines()[-1])["sent"]
+    checks, _ = json.JSONDecoder().raw_decode(plugin("doctor", "--json").output)
+    row = {c["name"]: c for c in checks}["pod drops"]
+    found = re.search(rf"{NS}/22-liar eth1 (\d+)", row["detail"])
+    assert row["ok"] and found and int(found.group(1)) >= lied > 0, (row, lied)
+    assert "22-honest" not in row["detail"], row
+    for pod, c in (("22-liar", liar), ("22-honest", honest)):
+        plugin.ok("teardown", NS, pod, c.id)

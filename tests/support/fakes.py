@@ -15,6 +15,7 @@ from typing import Callable
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
+from tests.support.fake_ofctl import FakeOfctl
 from plugin.ipam.leaserecord import Record
 from plugin.ipam.model import Damaged, IPAddress, Owner
 from plugin.ipam.stores import Held, Outcome
@@ -113,7 +114,9 @@ class FakeHost:
         self.offload: dict[tuple[str, str], bool] = {}  # (netns, ifname) -> tx checksum on
         self.offload_stuck = False
         self._failures: dict[str, int] = {}
+        self.fail_modes: dict[str, str] = {}  # bridge -> fail_mode ("" standalone)
         self.ovs = FakeOvs(self)
+        self.ofctl = FakeOfctl(self.bridges)
         self.ip = FakeIp(self)
         self.pipework = FakePipework(self)
 
@@ -150,6 +153,15 @@ class FakeOvs:
                 for p in self.host.ports.values()
                 if all(p.external_ids.get(k) == v for k, v in match.items())]
 
+    def fail_modes(self) -> dict[str, str]:
+        return {b: self.host.fail_modes.get(b, "") for b in self.host.bridges}
+
+    def set_fail_mode(self, bridge: str, mode: str) -> None:
+        """Open vSwitch flushes a bridge's rules when its fail mode changes."""
+        if self.host.fail_modes.get(bridge, "") != mode:
+            self.host.ofctl.rules[bridge] = []
+        self.host.fail_modes[bridge] = mode
+
     def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str]) -> str:
         self.host.step("ovs:plug")
         if bridge not in self.host.bridges:
@@ -157,7 +169,9 @@ class FakeOvs:
         old = self.host.ports.get(port)
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
-        self.host.ports[port] = Port(port, bridge, tag, dict(external_ids))
+        number = old.ofport if old is not None else 1 + max(
+            [p.ofport or 0 for p in self.host.ports.values()], default=0)
+        self.host.ports[port] = Port(port, bridge, tag, dict(external_ids), ofport=number)
         return self.host.datapaths.get(bridge, "netdev")
 
     def delete_ports(self, ports: list[str]) -> None:

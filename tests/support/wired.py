@@ -20,14 +20,17 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from pipework_wrapper import announce, command, iproute, ovs, pipework
+from pipework_wrapper import announce, command, iproute, ofctl, ovs, pipework
+from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs
 from tests.support.fakes import FakeHost
 
 IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remove_netns_link",
             "container_addresses", "set_mtu", "add_veth", "enable_ipv6", "ipv6_defaults",
             "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum")
-OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete")
+OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "fail_modes",
+             "set_fail_mode")
+OFCTL_VERBS = ("bundle", "delete", "dump")
 
 
 class FakeDocker:
@@ -71,13 +74,16 @@ def _refuse(program: str, args: list[str], *_: Any, **__: Any) -> None:
 def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     """Redirect the wrappers to `host`; return its Docker."""
     fake_docker = FakeDocker(host)
-    for module in (command, ovs, iproute, pipework):  # each binds `run` by name
+    for module in (command, ovs, iproute, pipework, ofctl):  # each binds `run` by name
         monkeypatch.setattr(module, "run", _refuse)
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
     for verb in OVS_VERBS:
         monkeypatch.setattr(Ovs, verb, lambda self, *a, _verb=verb, **k:
                             getattr(host.ovs, _verb)(*a, **k))
+    for verb in OFCTL_VERBS:
+        monkeypatch.setattr(Ofctl, verb, lambda self, *a, _verb=verb, **k:
+                            getattr(host.ofctl, _verb)(*a, **k))
     monkeypatch.setattr(pipework, "attach", host.pipework.attach)
     monkeypatch.setattr(pipework, "generation", host.pipework.generation)
     monkeypatch.setattr(announce, "announce", host.announce)
