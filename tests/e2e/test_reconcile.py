@@ -194,3 +194,27 @@ def test_doctor_counts_what_a_spoofing_pod_had_dropped(plugin, bridge, make_cont
     assert "22-honest" not in row["detail"], row
     for pod, c in (("22-liar", liar), ("22-honest", honest)):
         plugin.ok("teardown", NS, pod, c.id)
+
+
+def test_a_port_given_a_gone_ports_openflow_number_keeps_none_of_its_rules(plugin, bridge,
+                                                                          make_container):
+    """del-port leaves the old port's rules, matching its OpenFlow number; a new port given
+    that number would be governed by them (its neighbour's MAC and address admitted from
+    it). reconcile sweeps them and gives the new port its own rules only."""
+    old, new = make_container("old"), make_container("new")
+    plugin.ok("setup", NS, "22-old", old.id)
+    plugin.ok("reconcile")
+    old_port, new_port = names.host_veth(old.id, "eth1"), names.host_veth(new.id, "eth1")
+    number = ofport(old_port)
+    hostnet.ovs("del-port", bridge, old_port)
+    assert all(f"in_port={number}" in f.match for f in dump(bridge, flows.cookie(old_port), -1))
+    plugin.ok("setup", NS, "22-new", new.id)
+    hostnet.ovs("set", "Interface", new_port, f"ofport_request={number}")
+    assert hostnet.wait_until(lambda: ofport(new_port) == number, timeout=10)
+    plugin.ok("reconcile")
+    on_number = [f for f in dump(bridge, flows.PREFIX, flows.MASK) if f"in_port={number}" in
+                 f.match.split(",")]
+    assert on_number and {f.cookie for f in on_number} == {flows.cookie(new_port)}
+    assert guarded_as_recorded(plugin, bridge, new.id)
+    plugin.ok("teardown", NS, "22-new", new.id)
+    plugin.ok("teardown", NS, "22-old", old.id)
