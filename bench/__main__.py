@@ -133,12 +133,15 @@ def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: d
     target = Target(host.make_bridge(), VLAN, ADDRESS)
     plugin_install = setup_plugin.install(host.root, target)
     plugin = PluginContender(plugin_install.path, plugin_install.log_file, target)
+    probed_install = setup_plugin.install(host.root, target, probe=True)
+    probed = PluginContender(probed_install.path, probed_install.log_file, target,
+                             report.PROBED)
     pod = host.start_pod("contender")
     arping_is_true = quiet_folder(host.root)
     pipework = PipeworkContender(target, arping_is_true)
     card_floor = CardFloorContender(setup_plugin.interpreter(plugin.path), target, arping_is_true)
     with_arping = PipeworkContender(target, None)
-    contenders = [plugin, pipework, with_arping, OvsDockerContender(target),
+    contenders = [plugin, probed, pipework, with_arping, OvsDockerContender(target),
                   FloorContender(target), card_floor]
     _say(f"contenders: {args.rounds} interleaved rounds on bridge {target.bridge}, "
          f"VLAN {VLAN}, {ADDRESS}")

@@ -20,7 +20,7 @@ from bench.report import CARD, CONTENDERS, PLUGIN  # noqa: E402
 
 WHOLE = "whole call (no phases)"
 SHORT = {"pipework": "pipework, equal work", "pipework+arping": "pipework + 1 s arping",
-         "floor": "floor.sh"}
+         "floor": "floor.sh", "plugin+probe": "plugin + conflict probe"}
 
 
 def draw(results: dict[str, Any], path: str) -> None:

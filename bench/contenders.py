@@ -120,9 +120,8 @@ class Contender(Protocol):
 class PluginContender:
     """vlanpipe, installed as DIR/myplugin/myplugin, called with the kubelet's exact argv."""
 
-    name = "plugin"
-
-    def __init__(self, path: str, log_file: str, target: Target) -> None:
+    def __init__(self, path: str, log_file: str, target: Target, name: str = "plugin") -> None:
+        self.name = name  # "plugin+probe": the install with the conflict probe on
         self.path = path
         self.log = LogTail(log_file)
         self.target = target

@@ -38,7 +38,7 @@ from plugin.config.etcd import parse_etcd  # noqa: E402
 from plugin.config.networks import parse_networks  # noqa: E402
 from plugin.config.reader import Section  # noqa: E402
 from plugin.ipam.allocators import Allocators  # noqa: E402
-from plugin.ipam.model import Owner  # noqa: E402
+from plugin.identity import Identity  # noqa: E402
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64  # noqa: E402
 from tests.support import etcd_server  # noqa: E402
 
@@ -47,8 +47,8 @@ KINDS = ("static", "local", "etcd")
 SUBNET = "10.64.0.0/16"
 
 
-def owner(index: int) -> Owner:
-    return Owner(f"{index:064x}", "eth1", "bench", f"22-pod-{index}")
+def owner(index: int) -> Identity:
+    return Identity("bench", f"22-pod-{index}", f"{index:064x}", "eth1")
 
 
 class Bench:

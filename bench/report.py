@@ -14,15 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from bench import stats
+from plugin.config.schema import Config
+
+PROBE_WAIT_MS = Config.conflict_probe_wait_ms  # the default the `plugin+probe` install keeps
 
 PLUGIN, CARD = "plugin", "card floor"
+PROBED = "plugin+probe"  # the plugin with the conflict probe on: its cost is the difference
 PEERS = {  # key in the results -> label; the last one does more work than the plugin
     "pipework": "pipework, equal work (arping -> true, then one announcement)",
     "ovs-docker": "ovs-docker",
     "floor": "floor.sh (ip + one ovs-vsctl)",
     "pipework+arping": "pipework with its one-second arping (not equal work)",
 }
-CONTENDERS = (PLUGIN, *PEERS, CARD)
+CONTENDERS = (PLUGIN, PROBED, *PEERS, CARD)
 CALLS = ("setup", "teardown", "status")
 STATUS_RATIO, CALL_RATIO, BURST_RATIO, GROWTH_RATIO = 1.5, 1.05, 1.1, 1.1
 STATUS_RSS_MB, SETUP_RSS_MB = 50, 80
@@ -165,7 +169,8 @@ def _peers(results: dict[str, Any]) -> list[str]:
     c = results["contenders"]
     memory = results.get("memory_mb", {})
     programs = results.get("programs_executed", {})
-    labels = {PLUGIN: PLUGIN, **PEERS, CARD: CARD}
+    labels = {PLUGIN: f"{PLUGIN} (conflict probe off)",
+              PROBED: f"plugin, conflict probe on (wait_ms {PROBE_WAIT_MS})", **PEERS, CARD: CARD}
     lines = ["Against the peers at equal work: wall median ms [p25-p75] / CPU ms "
              "(the card floor beside them)"]
     lines += _table(
@@ -185,6 +190,7 @@ def _peers(results: dict[str, Any]) -> list[str]:
                      f"{announce['phases_ms']['announce']:.1f} ms wall / "
                      f"{announce['phases_cpu_ms']['announce']:.1f} ms CPU; "
                      f"the plugin's in-process announce phase: {_fmt1(own)} ms")
+    lines += _probe_cost(c)
     lines.append("")
     lines.append("Ratios: plugin median / peer median")
     lines += _table(["peer", "setup wall", "setup CPU", "teardown wall", "teardown CPU"],
@@ -193,6 +199,20 @@ def _peers(results: dict[str, Any]) -> list[str]:
                                       for kind in ("setup", "teardown") for m in (_med, _cpu))]
                      for peer in PEERS if peer in c])
     return lines
+
+
+def _probe_cost(c: dict[str, Any]) -> list[str]:
+    """What the conflict probe adds to a setup: the install with it against the one without,
+    interleaved in the same rounds, and its own phase from the log."""
+    on, off = c.get(PROBED, {}).get("setup"), c.get(PLUGIN, {}).get("setup")
+    if not on or not off:
+        return []
+    return [f"- conflict probe (one ARP probe, then a wait of wait_ms {PROBE_WAIT_MS}): setup "
+            f"{on['wall_ms']['median']:.1f} ms wall / {_fmt0(on['cpu_ms'])} ms CPU with it, "
+            f"{off['wall_ms']['median']:.1f} / {_fmt0(off['cpu_ms'])} without: "
+            f"{on['wall_ms']['median'] - off['wall_ms']['median']:+.1f} ms wall, "
+            f"{on['cpu_ms'] - off['cpu_ms']:+.0f} ms CPU; its probe phase "
+            f"{_fmt1(on.get('phases_ms', {}).get('probe'))} ms"]
 
 
 def _phase_lines(results: dict[str, Any]) -> list[str]:

@@ -63,13 +63,15 @@ def _unsolicited_advertisement(mac: bytes, address: ipaddress.IPv6Address) -> by
     (RFC 4861 7.2.6)."""
     icmp = struct.pack("!BBHI16sBB6s", 136, 0, 0, 0x20000000, address.packed, 2, 1, mac)
     pseudo = address.packed + ALL_NODES.packed + struct.pack("!I3xB", len(icmp), 58)
-    icmp = icmp[:2] + struct.pack("!H", _checksum(pseudo + icmp)) + icmp[4:]
+    icmp = icmp[:2] + struct.pack("!H", checksum(pseudo + icmp)) + icmp[4:]
     ipv6 = struct.pack("!IHBB16s16s", 6 << 28, len(icmp), 58, 255, address.packed,
                        ALL_NODES.packed)
     return b"\x33\x33\x00\x00\x00\x01" + mac + struct.pack("!H", ETH_P_IPV6) + ipv6 + icmp
 
 
-def _checksum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ICMPv6 over its pseudo-header: the probe's
+    neighbour solicitation (`pipework_wrapper.probe`) is summed the same way."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))

@@ -13,7 +13,7 @@ from pipework_wrapper.errors import ContainerNotFound, DockerUnavailable, Failur
 __all__ = ["Failure", "UsageError", "ConfigError", "InputError", "ContainerError",
            "ContainerNotFound", "DockerUnavailable", "BackendError", "ToolFailed",
            "NotReady", "EtcdError", "LockTimeout", "AllocationError", "AddressRefused",
-           "NeedsRoot", "shown"]
+           "AddressConflict", "NeedsRoot", "shown"]
 
 SHOWN = 60  # characters of an outside value a message (and so the log) may echo
 
@@ -70,3 +70,20 @@ class AllocationError(Failure):
 class AddressRefused(AllocationError):
     """An address asked for by name is not one the network may give (bad input, not a
     shortage)."""
+
+
+class AddressConflict(AllocationError):
+    """Another host on the pod's VLAN answered for an address the pod was given (the
+    conflict probe, plugin/core/ports.py): `found` holds each (address/len, MAC)."""
+
+    def __init__(self, message: str, hint: str = "", interface: str = "", network: str = "",
+                 found: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message, hint)
+        self.interface = interface
+        self.network = network
+        self.found = found
+
+    def add_hint(self, text: str) -> None:
+        """What became of the leases, said once the core has kept or released them."""
+        self.hint = f"{self.hint}; {text}" if self.hint else text
+        self.args = (self.line(),)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 STATUS_REPORTS = ("docker", "vlan")
 TX_CHECKSUM = ("auto", "off", "on")
+PROBE_WAIT_MS = (1, 5000)  # a host on the VLAN answers in about a millisecond
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class CniPolicy:
     ipam_types: tuple[str, ...] = ("host-local", "static")  # IPAM plugins it may delegate to
     ipam_data_dir: str = ""  # where a delegate keeps its state ("": the delegate's default)
     mtus: tuple[int, int] = (1280, 9000)  # the MTUs it may ask for, both included
+    universal_macs: bool = False  # a pod may ask for a MAC whose U/L bit is clear
+
+    def allows_mac(self, mac: str) -> bool:
+        """A requested MAC must be locally administered (bit 1 of its first byte set), so
+        a pod cannot take a vendor's address, a NIC's or a router's, unless the node says
+        so."""
+        return self.universal_macs or bool(int(mac[:2], 16) & 2)
 
     def allows_vlan(self, vlan: int) -> bool:
         return self.vlans is None or vlan in self.vlans
@@ -90,6 +98,8 @@ class Config:
     pipework_timeout: float = 60.0
     lock_timeout: float = 90.0
     gc_on_init: bool = False
+    conflict_probe: bool = True  # ask the VLAN whether another host has the pod's address
+    conflict_probe_wait_ms: int = 200  # how long setup listens for an answer
     cni: CniPolicy = CniPolicy()
     uplink: Uplink | None = None
     # The node's port security setting (issue 20): whether a pod's port is guarded when its
@@ -138,6 +148,11 @@ def _parse(top: Section) -> Config:
     pipework_timeout = timeouts.number("pipework", 60.0)
     lock_timeout = timeouts.number("lock", 90.0)
     timeouts.done()
+    probe = top.section("conflict_probe")
+    probe_enabled = probe.boolean("enabled", Config.conflict_probe)
+    probe_wait = probe.integer("wait_ms", Config.conflict_probe_wait_ms, PROBE_WAIT_MS[0],
+                               PROBE_WAIT_MS[1])
+    probe.done()
     config = Config(
         source=top.source,
         bridge=bridge,
@@ -160,6 +175,8 @@ def _parse(top: Section) -> Config:
         pipework_timeout=pipework_timeout,
         lock_timeout=lock_timeout,
         gc_on_init=top.boolean("gc_on_init", False),
+        conflict_probe=probe_enabled,
+        conflict_probe_wait_ms=probe_wait,
         cni=_cni_policy(top.section("cni"), bridge),
         uplink=_uplink(top.section("uplink"), bridge),
     )
@@ -253,6 +270,7 @@ def _cni_policy(section: Section, bridge: str) -> CniPolicy:
     mtu.done()
     if mtus[0] > mtus[1]:
         raise section.error(section.key("mtu"), mtu.data, "must have min no greater than max")
+    universal = section.boolean("universal_macs", CniPolicy.universal_macs)
     section.done()
     return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
-                     tuple(types), data_dir, mtus)
+                     tuple(types), data_dir, mtus, universal)

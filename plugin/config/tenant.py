@@ -1,45 +1,23 @@
 """A tenant's network config held to the node's `cni` allow-lists: the call's Config.
 
 A network config is written by whoever may create a NetworkAttachmentDefinition
-(with Multus), so it may choose only what the node's config lets it. The CNI
-front-end decodes and checks the JSON itself (`plugin.frontends.cni.netconf`); the
-judgement against the node's config is made here, beside the node config's own
-parsing, so one place judges every config source. A refusal is a ConfigError
-(CNI code 7) naming the key, the value and who may change it.
+(with Multus), so it may choose only what the node's config lets it. Its keys are
+judged in `netconf.py`; the judgement against the node's config is made here, beside
+the node config's own parsing, so one place judges every config source. A refusal is
+a ConfigError (CNI code 7) naming the key, the value and who may change it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from dataclasses import replace
 
+from plugin.config.netconf import NetConf, refused
 from plugin.config.reader import Section
 from plugin.config.schema import Config, InterfaceSpec, vlan_rule
-from plugin.errors import ConfigError, shown
 from plugin.policy.vlan import VlanRule
 
 
-@dataclass(frozen=True)
-class NetworkChoice:
-    """What a tenant's network config chose that the node's config must allow."""
-
-    name: str
-    bridge: str | None = None
-    vlan: int | Mapping[str, Any] | None = None  # a tag, or a rule object as in config.yaml
-    mtu: int | None = None
-    ipam_type: str | None = None  # a delegated IPAM plugin; None: the node's networks
-    network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
-
-
-def refused(key: str, value: Any, why: str) -> ConfigError:
-    """A network config's key that the node does not allow: the tenant or the node's
-    administrator can change it."""
-    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
-                       "change the network config, or ask the node's administrator (the node "
-                       "config's cni section)")
-
-
-def bind(choice: NetworkChoice, node: Config, ifname: str) -> Config:
+def bind(choice: NetConf, node: Config, ifname: str) -> Config:
     """The call's Config: the node's, with what this network chose, where the node allows it."""
     policy = node.cni
     bridge = choice.bridge or node.bridge

@@ -22,10 +22,12 @@ from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
-from plugin.core.policy import PodRef, Want
+from plugin.core.policy import Want
 from plugin.core.records import Attachment, RecordStore
+from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
-from plugin.ipam.model import Addresses, Lease, Owner, Request
+from plugin.identity import Identity
+from plugin.ipam.model import Addresses, Lease, Request
 from plugin.locks import pod_lock
 
 
@@ -63,7 +65,7 @@ class Core:
         self.ports = ports or PodPorts(config)
         self.recorded = recorded
 
-    def attach(self, ref: PodRef, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
+    def attach(self, ref: Identity, wants: list[Want], sandbox: Sandbox) -> list[Attachment]:
         """Attach every wanted interface, or none of them.
 
         The records are written twice before any link exists: first the intent (which
@@ -78,6 +80,7 @@ class Core:
                 self.log.set(result="already attached")
                 return [live[w.interface] for w in wants]
             self.ports.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
+            self._requested_macs_free(ref, todo)
             others = [r for r in previous if r.interface not in {w.interface for w in todo}]
             intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
@@ -91,6 +94,8 @@ class Core:
                     self.ports.plug(sandbox, record, leases, undo.push,
                                  stale=record.interface in recorded)
             except BaseException as exc:
+                if isinstance(exc, AddressConflict):
+                    self._keep_conflicted(ref, exc)  # before the undo would release it
                 problems = undo.run()
                 if problems:  # keep the records: they name what is left, for teardown or gc
                     if isinstance(exc, Exception):
@@ -101,7 +106,7 @@ class Core:
             made = {record.interface: record for record, _ in prepared}
             return [live.get(w.interface) or made[w.interface] for w in wants]
 
-    def detach(self, ref: PodRef, only: set[str] | None = None,
+    def detach(self, ref: Identity, only: set[str] | None = None,
                only_if: Callable[[], bool] | None = None) -> list[str]:
         """Delete the ports, veths and leases of this container (of `only` these interfaces,
         if given); return the ports removed. Absent things are fine.
@@ -131,8 +136,7 @@ class Core:
             claimed = {r.interface: r for r in gone}
             problems = []
             for interface in sorted(interfaces | set(networks)):
-                owner = Owner(ref.infra_id, interface, ref.namespace, ref.pod,
-                              self.config.node_name)
+                owner = ref.with_interface(interface, self.config.node_name)
                 source = self._source(claimed.get(interface))
                 if interface in networks:
                     source.release(owner, networks[interface])
@@ -149,7 +153,7 @@ class Core:
             self.log.set(port=",".join(removed) or None)
             return removed
 
-    def differences(self, ref: PodRef, want: Want, netns: str = "") -> list[str]:
+    def differences(self, ref: Identity, want: Want, netns: str = "") -> list[str]:
         """How the attachment of `want.interface` differs from `want` (CNI CHECK); with
         the pod's `netns`, the interface's checksum offload is judged too."""
         record = next((r for r in self.records.load(ref.infra_id)
@@ -158,6 +162,54 @@ class Core:
             return [f"no attachment of {want.interface} is recorded for container "
                     f"{ref.infra_id[:12]}"]
         return self.ports.differences(ref.infra_id, [(record, want)], netns)
+
+    def _requested_macs_free(self, ref: Identity, todo: list[Want]) -> None:
+        """A MAC a pod asks for is not another interface's on its bridge and VLAN on this
+        node (plugin/core/macs.py, doctor's rule); checked before anything is made. Only
+        requested MACs: a derived one follows from an address the allocator keeps unique.
+        A holder whose host veth is gone (a dead sandbox gc has not swept yet, records
+        after a reboot) is not on the wire: a pod restarted with its MAC must not wait
+        for gc."""
+        asked = [w for w in todo if w.mac]
+        if not asked:
+            return
+        from plugin.core import macs
+
+        found, _ = self.records.all()
+        records = [r for attached in found.values() for r in attached]
+        for want in asked:
+            other = next((r for r in macs.holders(records, want.bridge, want.vlan,
+                                                  want.mac or "", (ref.infra_id, want.interface))
+                          if self.ports.ip.link_exists(r.port)), None)
+            if other is not None:
+                raise AllocationError(f"requested MAC {want.mac} is already used on bridge "
+                                      f"{want.bridge} VLAN {want.vlan} by {macs.who(other)}",
+                                      "ask for another MAC, or none (the address gives one)")
+
+    def _keep_conflicted(self, ref: Identity, exc: AddressConflict) -> None:
+        """Turn the pod's leases that another host answered for into conflicted records
+        that hold the address for nobody, so no pod gets it again until an operator
+        clears it; the rollback then finds no lease of the pod's to release. Where the
+        address source cannot mark (a delegated IPAM plugin, a static address), the
+        rollback releases as usual, and the error says so."""
+        owner = ref.with_interface(exc.interface, self.config.node_name)
+        kept, released = [], []
+        for address, mac in exc.found:
+            try:
+                marked = self.allocators.mark_conflicted(owner, exc.network, address, mac)
+            except Exception as failure:  # the rollback still runs, and releases it
+                self.log.set(conflict_not_marked=str(failure))
+                marked = False
+            (kept if marked else released).append(address.split("/")[0])
+        self.log.set(conflicted=[f"{a} {m}" for a, m in exc.found])
+        if kept:
+            exc.add_hint(f"the lease of {', '.join(kept)} is kept as conflicted: once that "
+                         f"host is gone, run `vlanpipe lease clear {kept[0]}`")
+        if released:
+            source = ("the IPAM plugin" if self.allocators.allocator == "delegated"
+                      else "its network")
+            exc.add_hint(f"{', '.join(released)} was released to {source}, which cannot "
+                         "keep it out of use")
 
     def _source(self, record: Attachment | None) -> Addresses:
         """Where a record's lease came from: as it says, if it says and the front-end knows
@@ -172,7 +224,7 @@ class Core:
         else:
             self.records.delete(infra_id)
 
-    def _attached(self, ref: PodRef, recorded: list[Attachment], wants: list[Want],
+    def _attached(self, ref: Identity, recorded: list[Attachment], wants: list[Want],
                   netns: str) -> dict[str, Attachment]:
         """The records of the wanted interfaces still plugged as recorded: a second setup
         leaves them alone (and its rollback cannot touch them), but turns off a checksum
@@ -186,25 +238,24 @@ class Core:
             self.log.set(checksum_offload_turned_off=",".join(repaired))
         return {i: records[i] for i in plugged}
 
-    def _intent(self, ref: PodRef, want: Want, sandbox: Sandbox) -> Attachment:
+    def _intent(self, ref: Identity, want: Want, sandbox: Sandbox) -> Attachment:
         """The record of one interface before its address: which network will lease it."""
         network = self.allocators.network_name(want.vlan)
         return Attachment(
-            namespace=ref.namespace, pod=ref.pod, infra_id=ref.infra_id,
-            interface=want.interface, bridge=want.bridge,
+            who=ref.with_interface(want.interface), bridge=want.bridge,
             port=names.host_veth(ref.infra_id, want.interface), vlan=want.vlan,
             network=network, mac=want.mac or "", primary=want.primary,
             cni_network=want.cni_network, plumber=sandbox.plumber,
             netns=sandbox.netns if sandbox.netns_id else "", netns_id=sandbox.netns_id,
             allocator=self.allocators.allocator, ipam=self.allocators.ipam)
 
-    def _claim(self, ref: PodRef, want: Want, intent: Attachment, previous: list[Attachment],
+    def _claim(self, ref: Identity, want: Want, intent: Attachment, previous: list[Attachment],
                undo: Undo) -> tuple[Attachment, list[Lease]]:
         """The leases of one interface (one per family, all or none), and its full record.
 
         A lease the previous record already names on this network is not this call's: a
         rollback keeps it (the restored record names it, so teardown frees it)."""
-        owner = Owner(ref.infra_id, want.interface, ref.namespace, ref.pod, self.config.node_name)
+        owner = ref.with_interface(want.interface, self.config.node_name)
         held = any(r.interface == want.interface and r.addresses and r.network == intent.network
                    for r in previous)
         if not held:

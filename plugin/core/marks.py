@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Mapping
 
+from plugin.identity import Identified, Identity
+
 OWNER_KEY, OWNER = "owner", "vlanpipe"
-# Field of Marks -> its external_ids key.
+# Field of Marks (or of its Identity) -> its external_ids key.
 KEYS = {
     "namespace": "vlanpipe-namespace",
     "pod": "vlanpipe-pod",
@@ -27,17 +29,17 @@ KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class Marks:
-    """Whose a port is: enough to tear it down and release its lease with no container."""
+_WHO = tuple(f.name for f in fields(Identity))
 
-    namespace: str = ""
-    pod: str = ""
-    infra_id: str = ""
-    interface: str = ""
+
+@dataclass(frozen=True)
+class Marks(Identified):
+    """Whose a port is (`who`, with the node that made it): enough to tear it down and
+    release its lease with no container."""
+
+    who: Identity = Identity()
     address: str = ""
     network: str = ""
-    node: str = ""
     cni_network: str = ""  # the CNI network (config name) whose GC may collect the port
     plumber: str = ""  # which plumber made it (gc judges a netns attachment without Docker)
     netns: str = ""  # the namespace path the netns plumber was given
@@ -45,8 +47,9 @@ class Marks:
 
     def external_ids(self) -> dict[str, str]:
         ids = {OWNER_KEY: OWNER}
-        ids.update({KEYS[f.name]: getattr(self, f.name) for f in fields(self)
-                    if getattr(self, f.name)})
+        values = {**{name: getattr(self.who, name) for name in _WHO},
+                  **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "who"}}
+        ids.update({KEYS[name]: value for name, value in values.items() if value})
         return ids
 
     @classmethod
@@ -55,7 +58,8 @@ class Marks:
         its uplink)."""
         if external_ids.get(OWNER_KEY) != OWNER or external_ids.get(ROLE_KEY):
             return None
-        return cls(**{name: external_ids.get(key, "") for name, key in KEYS.items()})
+        values = {name: external_ids.get(key, "") for name, key in KEYS.items()}
+        return cls(Identity(**{name: values.pop(name) for name in _WHO}), **values)
 
 
 ROLE_KEY, UPLINK = "vlanpipe-role", "uplink"

@@ -1,5 +1,5 @@
 """Which interfaces a pod gets, on which bridge and VLAN: the config's rules and the
-operator's pins, planned into the `Want`s the core attaches.
+operator's pins, planned into the `Want`s the core attaches to a pod (an `Identity`).
 
 The rules themselves (`plugin.policy.vlan`) are types the config parses into; a
 pin in etcd overrides the rule (and may fix the address) for a pod's primary
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from plugin import names
+from plugin.identity import Identity
 from plugin.ipam.model import IPInterface, Pin
 
 if TYPE_CHECKING:
@@ -19,21 +19,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class PodRef:
-    """Which pod: Kubernetes' names (empty when a CNI runtime gives none) and its sandbox id."""
-
-    namespace: str
-    pod: str
-    infra_id: str
-
-    @classmethod
-    def checked(cls, namespace: str, pod: str, infra_id: str) -> "PodRef":
-        return cls(names.namespace(namespace), names.pod(pod), names.infra_id(infra_id))
-
-
-@dataclass(frozen=True)
 class Want:
-    """One interface a front-end asks the core for.
+    """One interface a front-end asks the core for (the pod's `Identity` with `interface`
+    names the attachment).
 
     `addresses` are what the allocator must reserve exactly, at most one per family
     (an operator's pin, or what a pod asks for), `mac` a MAC the pod asks for, `mtu`
@@ -51,7 +39,7 @@ class Want:
     cni_network: str = ""
 
 
-def plan(config: "Config", ref: PodRef, pinned: Callable[[str, str], Pin | None]) -> list[Want]:
+def plan(config: "Config", ref: Identity, pinned: Callable[[str, str], Pin | None]) -> list[Want]:
     """The exec front-end's wants: every configured interface, VLAN by its rule or a pin.
 
     `pinned` is asked once, and only when pins are on: it reads etcd.

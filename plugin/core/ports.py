@@ -5,10 +5,10 @@ addressed (pipework for a Docker container, a veth into a namespace path for a
 CRI pod). Everything else about the port is the same, so it lives here, once:
 the bridges' readiness, the port with its tag and marks in one OVSDB
 transaction, the transmit checksum offload the bridge's datapath needs, the
-checks after plugging, the wait for the datapath, the announcement, the
-differences from what is wanted, and removal (one unplug path for every
-plumber). Per-port features (port security rules, QoS rows, meters, trunks)
-belong here too.
+checks after plugging, the wait for the datapath, the conflict probe, the
+announcement, the differences from what is wanted, and removal (one unplug
+path for every plumber). Per-port features (port security rules, QoS rows,
+meters, trunks) belong here too.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pipework_wrapper import iproute
-from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import marks
+from plugin.core import marks, rules
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
-from plugin.errors import BackendError, NotReady, ToolFailed
+from plugin.errors import AddressConflict, BackendError, NotReady, ToolFailed
 
 if TYPE_CHECKING:
+    from pipework_wrapper.probe import Answer
     from plugin.config.schema import Config
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
@@ -52,21 +52,27 @@ def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
     announce(netns, ifname, addresses)
 
 
+def _probe(netns: str, ifname: str, addresses: list[str], wait: float) -> list["Answer"]:
+    from pipework_wrapper.probe import probe  # likewise
+
+    return probe(netns, ifname, addresses, wait)
+
+
 class PodPorts:
     """Makes (`plug`) and removes (`remove`) pods' ports on OVS bridges."""
 
     def __init__(self, config: "Config", plumbing: dict[str, Plumber] | None = None,
                  ovs: Ovs | None = None, ip: Any = iproute,
                  announcer: Callable[[str, str, list[str]], None] | None = None,
-                 ofctl: Ofctl | None = None) -> None:
-        """`ovs`, `ip`, `announcer`, `ofctl` and the plumbers' own wrappers are what unit
+                 prober: Callable[..., list["Answer"]] | None = None) -> None:
+        """`ovs`, `ip`, `announcer`, `prober` and the plumbers' own wrappers are what unit
         tests replace with fakes of their shape."""
         self.config = config
-        self.ofctl = ofctl or Ofctl(config.ovs_timeout)
         self.plumbers = plumbing or plumbers(config)
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
         self.announce = announcer or _announce
+        self.probe = prober or _probe
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> None:
@@ -89,6 +95,7 @@ class PodPorts:
         self._settle_checksum(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)
         self._wait_in_datapath(port)
+        self._unique_on_the_wire(sandbox.netns, record)
         self.announce(sandbox.netns, ifname, list(record.addresses))
 
     def bridges_ready(self, wanted: Iterable[str], ask_ovsdb: bool = True) -> None:
@@ -124,27 +131,8 @@ class PodPorts:
             elif state:
                 lines = [state]
             found += lines
-        return found + self._rule_differences(infra_id, [r for r, _ in pairs])
-
-    def _rule_differences(self, infra_id: str, records: list[Attachment]) -> list[str]:
-        """How the port security rules of these records differ from what each record asks
-        for. Judged for records that say (`port_security`, written by setups that install
-        rules); a record of an earlier release, whose ADD made none, is doctor's and
-        reconcile's (doctor names it unguarded until reconcile has given it its rules)."""
-        judged = [r for r in records if r.port_security]
-        if not judged:
-            return []
-        from plugin.core import flows, rules
-
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
-        found = []
-        for record in judged:
-            if record.port in ports:  # a missing port is said above
-                found += rules.differences(
-                    record, ports[record.port],
-                    self.ofctl.dump(record.bridge, flows.cookie(record.port)),
-                    self.config.port_security)
-        return found
+        return found + rules.recorded_differences(self.config, self.ovs, infra_id,
+                                                  [record for record, _ in pairs])
 
     def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
                   netns: str = "") -> tuple[set[str], list[str]]:
@@ -279,6 +267,23 @@ class PodPorts:
                     f"{self.config.ovs_timeout:g} s", "check ovs-vswitchd (its log, "
                     "ovs-vsctl get Interface PORT error)")
             time.sleep(0.002)
+
+    def _unique_on_the_wire(self, netns: str, record: Attachment) -> None:
+        """No other host on the VLAN answers for the pod's addresses (`conflict_probe`):
+        probed once the datapath switches the port, before the announcement would
+        overwrite the other host in its neighbours' caches. The core keeps the lease."""
+        if not self.config.conflict_probe or not record.addresses:
+            return
+        by_ip = {a.split("/")[0]: a for a in record.addresses}
+        found = tuple((by_ip.get(a.address, a.address), a.mac) for a in self.probe(
+            netns, record.interface, list(by_ip.values()),
+            self.config.conflict_probe_wait_ms / 1000))
+        if found:
+            raise AddressConflict("; ".join(
+                f"address {address} is already used by MAC {mac} on bridge {record.bridge} "
+                f"VLAN {record.vlan}" for address, mac in found),
+                "find that host (the MAC names it) and remove the address from it",
+                record.interface, record.network, found)
 
     def _check(self, sandbox: Sandbox, record: Attachment) -> None:
         """After plugging: the addresses are on the pod's interface, the host veth exists."""

@@ -17,21 +17,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 
+from plugin import identity
 from plugin.core import recordfile
 from plugin.core.marks import Marks
 from plugin.core.recordfile import KIND, VERSION
+from plugin.identity import Identified, Identity
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """What the plugin attached (or set out to attach) for one interface of one pod."""
+class Attachment(Identified):
+    """What the plugin attached (or set out to attach) for one interface of one pod (`who`:
+    its pod and interface, no node: a record is the node's own). On disk its identity's
+    parts stand at the top level, as they always have (`identity.flat`)."""
 
-    namespace: str
-    pod: str
-    infra_id: str
-    interface: str
+    who: Identity
     bridge: str
     port: str
     vlan: int
@@ -74,10 +75,8 @@ class Attachment:
 
     def marks(self, node: str) -> Marks:
         """The marks on this attachment's OVS port."""
-        return Marks(namespace=self.namespace, pod=self.pod, infra_id=self.infra_id,
-                     interface=self.interface, address=",".join(self.addresses),
-                     network=self.network,
-                     node=node, cni_network=self.cni_network, plumber=self.plumber,
+        return Marks(replace(self.who, node=node), address=",".join(self.addresses),
+                     network=self.network, cni_network=self.cni_network, plumber=self.plumber,
                      netns=self.netns, netns_id=self.netns_id)
 
 
@@ -113,7 +112,7 @@ class RecordStore:
     def save(self, infra_id: str, attachments: list[Attachment]) -> None:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         body = {"kind": KIND, "version": VERSION, "infra_id": infra_id,
-                "attachments": [asdict(a) for a in attachments]}
+                "attachments": [identity.flat(a) for a in attachments]}
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -183,10 +182,13 @@ def _tuples(item: dict) -> dict:
 
 
 def _parse(infra_id: str, items: list[dict]) -> tuple[str, list[Attachment]]:
-    known = {f.name for f in fields(Attachment)}
+    known = {f.name for f in fields(Attachment) if f.name != "who"} | set(identity.STORED)
     if not all(set(i) <= known for i in items):
         raise ValueError("malformed attachments")
     try:
-        return infra_id, [Attachment(**{**item, **_tuples(item)}) for item in items]
+        return infra_id, [Attachment(**identity.unflat({**item, **_tuples(item)}))
+                          for item in items]
+    except KeyError as exc:
+        raise ValueError(f"malformed attachment (no {exc})") from None
     except TypeError as exc:
         raise ValueError(f"malformed attachment ({exc})") from None

@@ -24,11 +24,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable
 
 from pipework_wrapper.ofctl import Flow, Ofctl
-from pipework_wrapper.ovs import Port
-from plugin.core import flows
+from pipework_wrapper.ovs import Ovs, Port
+from plugin.core import flows, marks
 from plugin.ipam.mac import mac_for
 
 if TYPE_CHECKING:
+    from plugin.config.schema import Config
     from plugin.core.records import Attachment
 
 SECURE = "secure"  # the fail mode in which a bridge without rules forwards nothing
@@ -103,6 +104,23 @@ def differences(record: "Attachment", port: Port | None, found: list[Flow],
                 "it is unguarded"]
     return [f"port {record.port} has {len(found)} port security rule(s) that differ from "
             f"the {len(lines)} its record asks for"]
+
+
+def recorded_differences(config: "Config", ovs: Ovs, infra_id: str,
+                         records: list["Attachment"]) -> list[str]:
+    """How the rules of these records (one container's) differ from what each asks for
+    (CNI CHECK). Judged for records that say (`port_security`, written by setups that
+    install rules); a record of an earlier release, whose ADD made none, is doctor's and
+    reconcile's (doctor names it unguarded until reconcile has given it its rules)."""
+    judged = [r for r in records if r.port_security]
+    if not judged:
+        return []
+    ofctl = Ofctl(config.ovs_timeout)
+    ports = {p.name: p for p in ovs.ports(**marks.of_container(infra_id))}
+    return [line for record in judged if record.port in ports  # a missing one: said before
+            for line in differences(record, ports[record.port],
+                                    ofctl.dump(record.bridge, flows.cookie(record.port)),
+                                    config.port_security)]
 
 
 def drops(found: list[Flow]) -> int:

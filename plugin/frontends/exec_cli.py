@@ -154,9 +154,10 @@ def cmd_init(config, log, rest: list[str]) -> None:
 
 def cmd_setup(config, log, rest: list[str]) -> None:
     from plugin.core.plumbing import docker_sandbox
-    from plugin.core.policy import PodRef, plan
+    from plugin.core.policy import plan
+    from plugin.identity import Identity
 
-    pod = PodRef.checked(*rest)
+    pod = Identity.checked(*rest)
     core = _core(config, log)
     wants = plan(config, pod, core.allocators.pinned)
     sandbox = docker_sandbox(config, pod.infra_id)
@@ -165,9 +166,9 @@ def cmd_setup(config, log, rest: list[str]) -> None:
 
 
 def cmd_teardown(config, log, rest: list[str]) -> None:
-    from plugin.core.policy import PodRef
+    from plugin.identity import Identity
 
-    _core(config, log).detach(PodRef.checked(*rest))
+    _core(config, log).detach(Identity.checked(*rest))
 
 
 def cmd_status(config, log, rest: list[str]) -> None:
@@ -210,6 +211,7 @@ COMMANDS: dict[str, Callable] = {
     "pin": _operator("pin"),
     "reconcile": _operator("reconcile"),
     "watch": _operator("watch"),
+    "lease": _operator("lease"),
     "init": cmd_init,
     "setup": cmd_setup,
     "teardown": cmd_teardown,

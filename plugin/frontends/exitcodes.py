@@ -21,7 +21,8 @@ TABLE: tuple[tuple[tuple[type[Failure], ...], int, str], ...] = (
     ((ContainerError, ContainerNotFound, DockerUnavailable), 5,
      "the container, its namespace, or Docker (gc: Docker's pods not judged)"),
     ((BackendError, ToolFailed), 6, "Open vSwitch, pipework, ip or another tool; an uplink refused"),
-    ((AllocationError,), 7, "no address: pool exhausted, address held, lease unreadable"),
+    ((AllocationError,), 7, "no address: pool exhausted, address held or answered for on "
+                            "the VLAN, lease unreadable"),
     ((EtcdError,), 8, "etcd does not answer or refuses the request"),
     ((LockTimeout,), 9, "a pod's lock is still held after timeouts.lock"),
     ((NeedsRoot,), 10, "an operator command not run as root"),

@@ -1,4 +1,4 @@
-"""The operator commands of the exec front-end: gc, list, doctor, pin, version.
+"""The operator commands of the exec front-end: gc, list, doctor, pin, lease, version.
 
 The kubelet's four commands stay in `exec_cli` (and `status` must not import
 this module). Each command here prints its answer on stdout, within 80
@@ -15,7 +15,7 @@ from typing import Any
 
 from plugin.errors import Failure, NeedsRoot, UsageError
 
-NEEDS_ROOT = ("doctor", "gc", "list", "pin", "reconcile", "watch")
+NEEDS_ROOT = ("doctor", "gc", "list", "pin", "lease", "reconcile", "watch")
 
 
 def require_root(command: str) -> None:
@@ -46,7 +46,10 @@ def flags(rest: list[str], allowed: set[str]) -> set[str]:
 def _json(rows: list[Any]) -> None:
     from dataclasses import asdict
 
-    print(json.dumps([asdict(r) for r in rows], indent=1))
+    from plugin import identity
+
+    print(json.dumps([identity.flat(r) if isinstance(r, identity.Identified) else asdict(r)
+                      for r in rows], indent=1))
 
 
 def cmd_gc(config, log, rest: list[str]) -> None:
@@ -148,7 +151,8 @@ def cmd_list(config, log, rest: list[str]) -> None:
     from plugin.ops.listing import rows
     from plugin.ops.liveness import Liveness
 
-    listed = [replace(r, infra_id=r.infra_id[:12]) for r in rows(config, Liveness(config))]
+    listed = [replace(r, who=replace(r.who, infra_id=r.infra_id[:12]))
+              for r in rows(config, Liveness(config))]
     if "--json" in given:
         _json(listed)
     else:
@@ -225,3 +229,14 @@ def cmd_pin(config, log, rest: list[str]) -> None:
     else:
         raise UsageError(f"pin takes set NAMESPACE/POD VLAN [ADDRESS/LEN] | get NAMESPACE/POD "
                          f"| del NAMESPACE/POD, got {' '.join(rest)!r}")
+
+
+def cmd_lease(config, log, rest: list[str]) -> None:
+    """`lease clear ADDRESS`: the operator's word that the host which answered for a
+    conflicted address is gone (plugin/ops/conflicts.py)."""
+    if len(rest) != 2 or rest[0] != "clear":
+        raise UsageError(f"lease takes clear ADDRESS, got {' '.join(rest)!r}")
+    from plugin.ops import conflicts
+
+    log.set(lease=rest[1])
+    print(conflicts.clear(config, rest[1]))

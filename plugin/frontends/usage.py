@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "pin a pod to a VLAN, and to an address of the network serving it"),
     "pin get": ("pin get NAMESPACE/POD", "print a pod's pin as JSON (exit 1 if none)"),
     "pin del": ("pin del NAMESPACE/POD", "remove a pod's pin"),
+    "lease": ("lease clear ADDRESS",
+              "free an address kept out of use since another host answered for it at a "
+              "pod's setup (doctor lists them); run it once that host is gone"),
     "version": ("version", "the plugin's version and commit, Python, the pipework found"),
 }
 KUBELET = ("init", "setup", "teardown", "status")

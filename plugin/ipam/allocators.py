@@ -9,12 +9,15 @@ HTTP stack behind it are imported on first use of an etcd network or a pin, so
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from plugin.errors import AddressRefused, AllocationError, ConfigError, Failure
-from plugin.ipam.model import Allocator, Damaged, Lease, Owner, Pin, Request
+from plugin.identity import Identity
+from plugin.ipam.model import Allocator, Conflicted, Damaged, Lease, Pin, Request
+from plugin.ipam.leaserecord import Record
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
@@ -72,7 +75,7 @@ class Allocators:
             self._pins[namespace, pod] = read_pin(self._etcd(), self.etcd.prefix, namespace, pod)
         return self._pins[namespace, pod]
 
-    def allocate(self, owner: Owner, vlan: int,
+    def allocate(self, owner: Identity, vlan: int,
                  requested: tuple[Request, ...] = ()) -> list[Lease]:
         """The owner's leases on the network of `vlan`, one per family, all or none (the
         caller releases the network if a later family fails). `requested` (an operator's
@@ -91,7 +94,7 @@ class Allocators:
             leases.append(self._source(family).allocate(self._stamped(owner), mine))
         return leases
 
-    def release(self, owner: Owner, network: str) -> bool:
+    def release(self, owner: Identity, network: str) -> bool:
         """Free the owner's leases on `network` (the one its record names), every family;
         True if one was held. A failure is raised: only this network's pods are affected."""
         released = False
@@ -99,7 +102,7 @@ class Allocators:
             released = self._source(family).release(self._stamped(owner)) or released
         return released
 
-    def release_anywhere(self, owner: Owner) -> list[str]:
+    def release_anywhere(self, owner: Identity) -> list[str]:
         """Free the owner's lease on every network, best effort, when no record names one;
         return what failed (an allocator that is down must not fail another's pods)."""
         problems = []
@@ -110,13 +113,37 @@ class Allocators:
                 problems.append(f"network {network.name}: {exc.line()}")
         return problems
 
-    def leases(self) -> list[tuple[Owner, Lease]]:
+    def leases(self) -> list[tuple[Identity, Lease]]:
         return [item for network in self.networks for item in self._source(network).leases()]
+
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        ip = ipaddress.ip_interface(address).ip
+        return any(self._source(family).mark_conflicted(self._stamped(owner), ip, mac)
+                   for family in self.networks
+                   if family.name == network and family.version == ip.version)
+
+    def conflicted(self) -> list[Conflicted]:
+        """Every address kept out of use on the wire's word, in etcd of every node."""
+        return [item for network in self.networks
+                for item in self._source(network).conflicted()]
+
+    def clear(self, address: str) -> list[Record]:
+        """Free `address` on every pooled network whose subnet holds it, where it is
+        conflicted; the records found there (conflicted or not)."""
+        ip = ipaddress.ip_address(address)
+        found = []
+        for network in self.networks:
+            source = self._source(network)
+            if isinstance(source, PoolAllocator) and ip in network.subnet:  # type: ignore[operator]
+                record = source.clear(ip)
+                if record is not None:
+                    found.append(record)
+        return found
 
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]
 
-    def cluster_leases(self) -> list[tuple[Owner, Lease]]:
+    def cluster_leases(self) -> list[tuple[Identity, Lease]]:
         """Every lease in etcd, of every node."""
         return [item for network in self.networks if network.allocator == "etcd"
                 for item in self._source(network).leases()]
@@ -129,7 +156,7 @@ class Allocators:
 
         return nodes_seen(self._etcd(), self.etcd.prefix)
 
-    def collectable(self, alive: Callable[[str], bool]) -> list[tuple[Owner, Lease]]:
+    def collectable(self, alive: Callable[[str], bool]) -> list[tuple[Identity, Lease]]:
         """The leases of this node whose infra container is not `alive`.
 
         In etcd only this node's leases are judged: another node's containers
@@ -140,7 +167,7 @@ class Allocators:
                 if (network.allocator != "etcd" or owner.node == self.node)
                 and not alive(owner.infra_id)]
 
-    def _stamped(self, owner: Owner) -> Owner:
+    def _stamped(self, owner: Identity) -> Identity:
         return owner if owner.node else replace(owner, node=self.node)
 
     def _source(self, network: NetworkConfig) -> Allocator:

@@ -13,25 +13,34 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.ipam.model import IPAddress, IPInterface, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import IPAddress, IPInterface
 
 KIND = "vlanpipe.lease/v1"
+# The owner (an attachment's Identity) is stored as these fields at the top level; listed,
+# not derived, so that records stay readable whatever the type gains.
 OWNER_FIELDS = ("infra_id", "interface", "namespace", "pod", "node")
 
 
 @dataclass(frozen=True)
 class Record:
-    """A lease as a store keeps it: the address, its owner and when it was claimed."""
+    """A lease as a store keeps it: the address, its owner and when it was claimed.
+
+    `conflict`: the MAC of another host that answered for the address when `owner`'s
+    setup probed the VLAN (plugin/core/ports.py). Such a record holds the address for
+    nobody (no owner index names it): no claim can take it, gc never frees it, only
+    `vlanpipe lease clear` does; `created` is then when the conflict was found."""
 
     network: str
     address: IPInterface
-    owner: Owner
+    owner: Identity
     created: str
+    conflict: str = ""
 
 
-def new_record(network: str, address: IPInterface, owner: Owner) -> Record:
+def new_record(network: str, address: IPInterface, owner: Identity, conflict: str = "") -> Record:
     return Record(network, address, owner,
-                  time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                  time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), conflict)
 
 
 def encode(record: Record) -> bytes:
@@ -39,6 +48,8 @@ def encode(record: Record) -> bytes:
                             "address": str(record.address)}
     body.update({name: getattr(record.owner, name) for name in OWNER_FIELDS})
     body["created"] = record.created
+    if record.conflict:
+        body["conflict"] = record.conflict
     return json.dumps(body, sort_keys=True).encode()
 
 
@@ -62,4 +73,8 @@ def decode(data: bytes, network: str, address: IPAddress | None = None) -> Recor
     owner_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
     if len(owner_fields) != len(OWNER_FIELDS) or not fields["infra_id"] or not fields["interface"]:
         raise ValueError("owner fields missing or not strings")
-    return Record(network, stored, Owner(**owner_fields), str(body.get("created", "")))
+    conflict = body.get("conflict", "")
+    if not isinstance(conflict, str):
+        raise ValueError("conflict is not a MAC")
+    return Record(network, stored, Identity(**owner_fields), str(body.get("created", "")),
+                  conflict)

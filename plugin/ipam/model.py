@@ -1,9 +1,9 @@
 """The records and the one protocol every address source implements.
 
 The core never knows which allocator serves a pod: it asks for a `Lease` for an
-`Owner` and hands it back on teardown. Allocation is keyed by the owner's infra
-container id and interface, so a repeated setup gets the same lease and a
-repeated release is harmless.
+owner (the attachment's `Identity`, with its node) and hands it back on teardown.
+Allocation is keyed by the owner's infra container id and interface, so a repeated
+setup gets the same lease and a repeated release is harmless.
 """
 
 from __future__ import annotations
@@ -12,24 +12,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Protocol, Union
 
+from plugin.identity import Identity
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Who holds an address: one interface of one infra container on one node."""
-
-    infra_id: str
-    interface: str
-    namespace: str = ""
-    pod: str = ""
-    node: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.infra_id}/{self.interface}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +55,18 @@ class Damaged:
 
 
 @dataclass(frozen=True)
+class Conflicted:
+    """An address kept out of use: when `found_by`'s setup probed the VLAN, the host with
+    `mac` answered for it (doctor lists it; `vlanpipe lease clear ADDRESS` frees it)."""
+
+    network: str
+    address: str
+    mac: str
+    found_by: Identity
+    since: str
+
+
+@dataclass(frozen=True)
 class Route:
     """A route a network gives its pods (no gateway: on-link)."""
 
@@ -99,20 +98,27 @@ class Lease:
 class Allocator(Protocol):
     """The addresses of one network (static, or a pool over a disk or etcd store)."""
 
-    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
+    def allocate(self, owner: Identity, requested: Request | None = None) -> Lease:
         """Return the owner's lease, creating it if it has none.
 
         `requested` must be handed out exactly, or refused.
         """
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         """Free the owner's lease; True if one existed. Never fails on absence."""
 
-    def leases(self) -> list[tuple[Owner, Lease]]:
-        """Every lease held, for gc and list."""
+    def leases(self) -> list[tuple[Identity, Lease]]:
+        """Every lease held, for gc and list (conflicted ones aside)."""
 
     def damaged(self) -> list[Damaged]:
         """Records found corrupt or foreign: their addresses stay out of use."""
+
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """Turn the owner's lease of `address` into a conflicted one that holds it for
+        nobody (another host, `mac`, uses it); False where nothing can be kept."""
+
+    def conflicted(self) -> list[Conflicted]:
+        """The addresses kept out of use because another host answered for them."""
 
 
 class Addresses(Protocol):
@@ -126,13 +132,17 @@ class Addresses(Protocol):
     def network_name(self, vlan: int) -> str:
         """The network a lease on `vlan` would come from (recorded before the claim)."""
 
-    def allocate(self, owner: Owner, vlan: int,
+    def allocate(self, owner: Identity, vlan: int,
                  requested: tuple[Request, ...] = ()) -> list[Lease]:
         """The owner's leases, one per family of the network; `requested` reserved exactly
         or refused."""
 
-    def release(self, owner: Owner, network: str) -> bool:
+    def release(self, owner: Identity, network: str) -> bool:
         """Free the owner's lease on `network`."""
 
-    def release_anywhere(self, owner: Owner) -> list[str]:
+    def release_anywhere(self, owner: Identity) -> list[str]:
         """Free the owner's lease wherever it is, best effort; what failed."""
+
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        """Keep the owner's lease of `address` ("a/len") on `network` out of use for good
+        (another host, `mac`, answered for it); False where the source cannot."""

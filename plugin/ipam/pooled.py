@@ -18,8 +18,9 @@ import random
 from typing import Iterator
 
 from plugin.errors import AddressRefused, AllocationError
+from plugin.identity import Identity
 from plugin.ipam.leaserecord import Record, new_record
-from plugin.ipam.model import Damaged, IPAddress, Lease, Owner, Request
+from plugin.ipam.model import Conflicted, Damaged, IPAddress, Lease, Request
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores import Held, Store
@@ -36,7 +37,7 @@ class PoolAllocator:
         self.pool = Pool.of(network)
         self.store = store
 
-    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
+    def allocate(self, owner: Identity, requested: Request | None = None) -> Lease:
         """The owner's lease, claimed if it has none; `requested` exactly or not at all."""
         if requested is not None and (why := self.pool.refusal(
                 requested.address, in_range=not requested.pinned)) is not None:
@@ -55,19 +56,30 @@ class PoolAllocator:
         raise AllocationError(f"network {self.network.name}: the lease of {owner.key} kept "
                               "changing under concurrent setups", "retry the setup")
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         return self.store.release(owner)
 
-    def leases(self) -> list[tuple[Owner, Lease]]:
+    def leases(self) -> list[tuple[Identity, Lease]]:
         records, damaged = self.store.scan()
         for item in damaged:
             log.warning("%s: %s; left alone, its address is not reused", item.where, item.reason)
-        return [(r.owner, self.network.lease(r.address)) for r in records]
+        return [(r.owner, self.network.lease(r.address)) for r in records if not r.conflict]
 
     def damaged(self) -> list[Damaged]:
         return self.store.scan()[1]
 
-    def _claim_next(self, owner: Owner, held: Held) -> Record | None:
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        return self.store.conflict(owner, address, mac)
+
+    def conflicted(self) -> list[Conflicted]:
+        return [Conflicted(r.network, str(r.address), r.conflict, r.owner, r.created)
+                for r in self.store.scan()[0] if r.conflict]
+
+    def clear(self, address: IPAddress) -> Record | None:
+        """Free a conflicted address (`Store.clear`): the record found, if any."""
+        return self.store.clear(address)
+
+    def _claim_next(self, owner: Identity, held: Held) -> Record | None:
         """The first free candidate from the rotation point; None if the owner raced."""
         taken: frozenset[str] = frozenset()
         misses = 0
@@ -89,7 +101,7 @@ class PoolAllocator:
             f"its pool holds {self.pool.size}; free the leases of dead pods (gc on every node) "
             "or widen the network's range")
 
-    def _claim_requested(self, owner: Owner, requested: Request, held: Held) -> Record | None:
+    def _claim_requested(self, owner: Identity, requested: Request, held: Held) -> Record | None:
         record = new_record(self.network.name, self.pool.interface(requested.address), owner)
         outcome = self.store.claim(record, held, rotate=False)
         if outcome == "taken":

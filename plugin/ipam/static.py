@@ -10,7 +10,8 @@ from __future__ import annotations
 import ipaddress
 
 from plugin.errors import AddressRefused, AllocationError
-from plugin.ipam.model import Damaged, IPInterface, Lease, Owner, Request
+from plugin.identity import Identity
+from plugin.ipam.model import Conflicted, Damaged, IPAddress, IPInterface, Lease, Request
 from plugin.ipam.networks import NetworkConfig
 
 
@@ -18,7 +19,7 @@ class StaticAllocator:
     def __init__(self, network: NetworkConfig) -> None:
         self.network = network
 
-    def allocate(self, owner: Owner, requested: Request | None = None) -> Lease:
+    def allocate(self, owner: Identity, requested: Request | None = None) -> Lease:
         if requested is not None:
             return self.network.lease(self._requested(requested))
         address = self.network.pods.get(f"{owner.namespace}/{owner.pod}", self.network.address)
@@ -51,11 +52,17 @@ class StaticAllocator:
         raise AddressRefused(f"{requested.what} is not on network {self.network.name}",
                              "pin an address of that network's subnet, or pin another VLAN")
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         return False
 
-    def leases(self) -> list[tuple[Owner, Lease]]:
+    def leases(self) -> list[tuple[Identity, Lease]]:
         return []
 
     def damaged(self) -> list[Damaged]:
+        return []
+
+    def mark_conflicted(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        return False  # the config is the record: only changing it keeps an address out
+
+    def conflicted(self) -> list[Conflicted]:
         return []

@@ -14,9 +14,9 @@ from typing import Callable
 from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.config.files import check_private_dir
-from plugin.core.records import Attachment, RecordStore
+from plugin.core.records import RecordStore
 from plugin.errors import BackendError, Failure, ToolFailed
-from plugin.ops import checksums
+from plugin.ops import checksums, conflicts
 from plugin.ops import doctor_install as installed
 from plugin.ops import doctor_pods as pods
 
@@ -58,6 +58,8 @@ def run_checks(config: Config, executable: str) -> list[Check]:
          "read the damaged files it names; remove them once their pods are torn down"),
         ("allocators", lambda: _allocators(config),
          "a damaged lease names its file or key: fix or remove it"),
+        ("conflicted leases", lambda: conflicts.check(config),
+         f"remove the address from the host with that MAC, then {conflicts.CLEAR} ADDRESS"),
     ]
     results = [_run(name, probe, fix) for name, probe, fix in checks]
     try:
@@ -171,32 +173,18 @@ def _allocators(config: Config) -> str:
 
 
 def _macs(config: Config) -> str:
-    """No two interfaces on one bridge and VLAN of this node with one MAC, whichever network,
-    allocator or pod request gave it. A VLAN spans nodes, but only this node's interfaces
-    can be seen here; across nodes MACs follow from addresses (plugin/ipam/mac.py)."""
-    from plugin.ipam.mac import mac_for
+    """No two interfaces on one bridge and VLAN of this node with one MAC (plugin/core/macs.py,
+    the rule setup enforces for a requested MAC); intents without an address are not
+    plugged yet."""
+    from plugin.core import macs
 
     found, _ = RecordStore(config.state_dir).all()  # damaged files: the records check's
-    seen: dict[tuple[str, int, str], Attachment] = {}
-    clashes = []
-    count = 0
-    for records in found.values():
-        for record in records:
-            if not record.addresses:
-                continue  # only intended: nothing is plugged yet
-            count += 1
-            mac = record.mac or mac_for(*record.addresses)
-            other = seen.setdefault((record.bridge, record.vlan, mac), record)
-            if other is not record:
-                clashes.append(f"{mac} of {_who(record)} and {_who(other)} on {record.bridge} "
-                               f"VLAN {record.vlan}")
+    plugged = [record for records in found.values() for record in records if record.addresses]
+    clashes = [f"{macs.effective(record)} of {macs.who(record)} and {macs.who(other)} on "
+               f"{record.bridge} VLAN {record.vlan}" for record, other in macs.clashes(plugged)]
     if clashes:
         raise Failure(f"{len(clashes)} MAC(s) shared on a VLAN: " + "; ".join(clashes[:3]))
-    return f"{count} interface(s), each MAC once on its bridge and VLAN"
-
-
-def _who(record: Attachment) -> str:
-    return f"{record.namespace}/{record.pod} {record.interface} ({record.infra_id[:12]})"
+    return f"{len(plugged)} interface(s), each MAC once on its bridge and VLAN"
 
 
 def _records(config: Config) -> str:

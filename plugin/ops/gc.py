@@ -25,9 +25,9 @@ from plugin.config import cache
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.attach import Core
-from plugin.core.policy import PodRef
 from plugin.core.records import RecordStore
 from plugin.errors import Failure
+from plugin.ops import conflicts
 from plugin.ops.actions import (FAILED, KEPT, NOT_JUDGED, REMOVED, SKIPPED, WOULD_REMOVE,
                                 Action)
 from plugin.ops.listing import Row, State, rows
@@ -40,8 +40,7 @@ STALE_TEMP_SECONDS = 60.0
 class Candidate:
     """A pod gc would collect, and the check it must still pass under the pod's lock."""
 
-    namespace: str
-    pod: str
+    pod: Identity
     check: Callable[[], bool]  # asked under the pod's lock: still to be collected?
     interfaces: set[str] = field(default_factory=set)
     actions: list[Action] = field(default_factory=list)  # what collecting it removes
@@ -55,15 +54,14 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
     done: list[Action] = []
     candidates: dict[str, Candidate] = {}
 
-    def propose(namespace: str, pod: str, infra: str, interface: str, what: str, why: str,
-                check: Callable[[], bool]) -> None:
-        whose = f"{namespace}/{pod}"
-        if not names.plaintext(infra):
+    def propose(who: Identity, what: str, why: str, check: Callable[[], bool]) -> None:
+        whose = f"{who.namespace}/{who.pod}"
+        if not names.plaintext(who.infra_id):
             done.append(Action(SKIPPED, what, whose,
-                               f"{why}, but its container id {infra!r} is malformed"))
+                               f"{why}, but its container id {who.infra_id!r} is malformed"))
             return
-        found = candidates.setdefault(infra, Candidate(namespace, pod, check))
-        found.interfaces.add(interface)
+        found = candidates.setdefault(who.infra_id, Candidate(who.pod_part(), check))
+        found.interfaces.add(who.interface)
         found.actions.append(Action(WOULD_REMOVE, what, whose, why))
 
     listed = rows(config, liveness)
@@ -71,11 +69,10 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
     for row in listed:
         what = f"port {row.port} ({row.interface}{', ' + row.address if row.address else ''})"
         if row.kind is State.GONE:
-            propose(row.namespace, row.pod, row.infra_id, row.interface, what,
-                    "its container is gone", _gone(liveness, row))
+            propose(row.who, what, "its container is gone", _gone(liveness, row))
         elif row.kind is State.BROKEN:
-            propose(row.namespace, row.pod, row.infra_id, row.interface, what,
-                    "its interface is broken", _broken(config, row.infra_id, row.interface))
+            propose(row.who, what, "its interface is broken",
+                    _broken(config, row.infra_id, row.interface))
         elif row.kind is State.UNJUDGED:
             done.append(Action(NOT_JUDGED, what, f"{row.namespace}/{row.pod}", unjudged))
     # Leases the allocators hold for this node (in etcd, another node's containers cannot
@@ -90,19 +87,18 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
 
     for owner, lease in core.allocators.collectable(lambda infra: verdict(infra) is not False):
         row = by_pod.get(owner.infra_id)
-        propose(owner.namespace, owner.pod, owner.infra_id, owner.interface,
-                f"lease {lease.address} on {lease.network}",
+        propose(owner, f"lease {lease.address} on {lease.network}",
                 "its container is gone" if row else "no record and no port holds it",
                 _gone(liveness, row) if row else _unattached(core, owner.infra_id))
     for owner, lease in core.allocators.collectable(lambda infra: verdict(infra) is not None):
         done.append(Action(NOT_JUDGED, f"lease {lease.address} on {lease.network}",
                            f"{owner.namespace}/{owner.pod}", unjudged))
-    for infra, found in candidates.items():
-        done += found.actions if dry_run else _collect(core, infra, found)
+    for found in candidates.values():
+        done += found.actions if dry_run else _collect(core, found)
     done += netns_links(dry_run)
     done += stale_rules(config, dry_run)
     done += _leftover_files(config, dry_run)
-    return done
+    return done + conflicts.kept(config)
 
 
 def stale_rules(config: Config, dry_run: bool) -> list[Action]:
@@ -137,11 +133,11 @@ def stale_rules(config: Config, dry_run: bool) -> list[Action]:
     return actions
 
 
-def _collect(core: Core, infra: str, found: Candidate) -> list[Action]:
+def _collect(core: Core, found: Candidate) -> list[Action]:
     """Detach one candidate if, under its lock, it is still to be collected."""
     verdict: list[bool] = []
     try:
-        core.detach(PodRef(found.namespace, found.pod, infra), found.interfaces,
+        core.detach(found.pod, found.interfaces,
                     only_if=lambda: verdict.append(found.check()) or verdict[-1])
     except Failure as exc:
         return [replace(a, outcome=FAILED, why=f"{a.why}; {exc.line()}") for a in found.actions]

@@ -13,7 +13,7 @@ the old name is also on the pod's leases and in etcd (see `doctor`'s node name c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from pipework_wrapper import iproute
@@ -21,6 +21,7 @@ from pipework_wrapper.ovs import Ovs
 from plugin.config.schema import Config
 from plugin.core import marks
 from plugin.core.records import RecordStore
+from plugin.identity import Identified, Identity
 from plugin.ops import uplink
 from plugin.ops.liveness import Liveness
 from plugin.ipam.mac import mac_for
@@ -40,13 +41,11 @@ class State(str, Enum):
 
 
 @dataclass(frozen=True)
-class Row:
-    """One attachment as `list` shows it: `state` is the text, `kind` what gc acts on."""
+class Row(Identified):
+    """One attachment as `list` shows it (`who`, without the node: the list is this node's):
+    `state` is the text, `kind` what gc acts on."""
 
-    namespace: str
-    pod: str
-    infra_id: str
-    interface: str
+    who: Identity
     port: str
     bridge: str
     vlan: int | None
@@ -71,9 +70,9 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
         found = marks.Marks.read(port.external_ids)
         if found is None:  # the uplink: no pod's
             if config.uplink and port.name == config.uplink.interface:
-                uplinks.append(Row("", "(uplink)", "", port.name, port.name, port.bridge, None,
-                                   "", "", f"uplink, trunks {uplink.describe(port)}",
-                                   kind=State.UPLINK))
+                uplinks.append(Row(Identity(pod="(uplink)", interface=port.name), port.name,
+                                   port.bridge, None, "", "",
+                                   f"uplink, trunks {uplink.describe(port)}", kind=State.UPLINK))
             continue
         if found.node != config.node_name:
             # another node's (a second plugin on this Open vSwitch): not ours to list,
@@ -83,9 +82,8 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
         alive = liveness.alive(found.infra_id, found.plumber, found.netns, found.netns_id,
                                port.name)
         kind = _state(alive, broken=bool(port.error) or not iproute.link_exists(port.name))
-        rows[port.name] = Row(found.namespace, found.pod, found.infra_id, found.interface,
-                              port.name, port.bridge, port.tag, found.address,
-                              macs.get(port.name) or _mac(found.address), kind.value,
+        rows[port.name] = Row(replace(found.who, node=""), port.name, port.bridge, port.tag,
+                              found.address, macs.get(port.name) or _mac(found.address), kind.value,
                               found.plumber, found.netns, found.netns_id, kind)
     for infra, attached in records.items():
         for record in attached:
@@ -96,14 +94,14 @@ def rows(config: Config, liveness: Liveness) -> list[Row]:
                 kind = _state(alive, broken=False, missing=True, renamed=bool(renamed))
                 text = f"{kind.value} {renamed}" if renamed and kind is State.RENAMED \
                     else kind.value
-                rows[record.port] = Row(record.namespace, record.pod, infra, record.interface,
-                                        record.port, record.bridge, record.vlan,
+                rows[record.port] = Row(replace(record.who, infra_id=infra), record.port,
+                                        record.bridge, record.vlan,
                                         ",".join(record.addresses), record.mac, text,
                                         record.plumber, record.netns, record.netns_id, kind,
                                         renamed)
     listed = sorted(rows.values(), key=lambda r: (r.namespace, r.pod, r.interface))
     return listed + uplinks + [
-        Row("", "", "", "", d.path, "", None, "", "", f"damaged record: {d.reason}",
+        Row(Identity(), d.path, "", None, "", "", f"damaged record: {d.reason}",
             kind=State.DAMAGED) for d in damaged]
 
 

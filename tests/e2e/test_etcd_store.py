@@ -15,7 +15,8 @@ from plugin.config.reader import Section
 from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
 from plugin.ipam.leaserecord import new_record
-from plugin.ipam.model import Owner, Pin, Request
+from plugin.identity import Identity
+from plugin.ipam.model import Pin, Request
 from plugin.ipam.pooled import PROBES, PoolAllocator
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64
@@ -366,7 +367,8 @@ def test_one_container_id_on_two_nodes_gets_two_addresses(etcd_config):
     """Issue 19 item 6: `ctr run --cni` ids (`<namespace>-<name>`) repeat across nodes. Each
     node's owner is its own: two addresses, and each release frees only its own."""
     a, b = on_node(etcd_config, "node-a"), on_node(etcd_config, "node-b")
-    on_a, on_b = (Owner("default-web", "eth0", node=n) for n in ("node-a", "node-b"))
+    on_a, on_b = (Identity(infra_id="default-web", interface="eth0", node=n)
+                  for n in ("node-a", "node-b"))
     lease_a, lease_b = a.allocate(on_a), b.allocate(on_b)
     assert lease_a.address != lease_b.address
     assert a.release(on_a) is True
@@ -380,8 +382,8 @@ def test_a_previous_release_node_beside_this_one_never_shares_an_address(etcd_co
     takes the other's address, and neither's release frees the other's lease."""
     old, new = on_node(etcd_config, "node-a", previous=True), on_node(etcd_config, "node-b")
     ids = ["default-web", "default-db"]
-    on_a = {i: Owner(i, "eth0", node="node-a") for i in ids}
-    on_b = {i: Owner(i, "eth0", node="node-b") for i in ids}
+    on_a = {i: Identity(infra_id=i, interface="eth0", node="node-a") for i in ids}
+    on_b = {i: Identity(infra_id=i, interface="eth0", node="node-b") for i in ids}
     first_a = old.allocate(on_a["default-web"])       # old first, then new
     first_b = new.allocate(on_b["default-web"])
     second_b = new.allocate(on_b["default-db"])        # new first, then old
@@ -400,12 +402,12 @@ def test_a_lease_of_the_previous_release_is_read_and_released_after_the_upgrade(
     repeated setup gets the same address), releases them at teardown, and another node
     never takes them for its own container of the same id."""
     before = on_node(etcd_config, "node-a", previous=True)
-    me = Owner("default-web", "eth0", node="node-a")
+    me = Identity(infra_id="default-web", interface="eth0", node="node-a")
     lease = before.allocate(me)
     legacy = f"{etcd_config.prefix}/ipam/net/owner/default-web/eth0"
     assert EtcdConnection(etcd_config).get(legacy) is not None  # written the old way
     after, other = on_node(etcd_config, "node-a"), on_node(etcd_config, "node-b")
-    them = Owner("default-web", "eth0", node="node-b")
+    them = Identity(infra_id="default-web", interface="eth0", node="node-b")
     assert after.allocate(me) == lease
     assert other.allocate(them) != lease and other.release(them) is True
     assert held(after) == [str(lease.address.ip)]         # node B's release left it alone
@@ -417,7 +419,7 @@ def test_a_lease_of_the_previous_release_is_read_and_released_after_the_upgrade(
 def test_a_claim_for_an_owner_of_the_previous_release_replaces_its_key(etcd_config):
     """Issue 19 item 6: the next claim of an old-format lease's owner (a pin moving its
     address) writes today's key and deletes the old one in the same transaction."""
-    me = Owner("default-web", "eth0", node="node-a")
+    me = Identity(infra_id="default-web", interface="eth0", node="node-a")
     lease = on_node(etcd_config, "node-a", previous=True).allocate(me)
     after = on_node(etcd_config, "node-a")
     moved = after.allocate(me, Request(ipaddress.ip_address("10.22.0.77"), pinned=True))
@@ -427,3 +429,25 @@ def test_a_claim_for_an_owner_of_the_previous_release_replaces_its_key(etcd_conf
     assert etcd.get(base + "node-a/default-web/eth0").value == b"10.22.0.77/24"
     assert held(after) == ["10.22.0.77"]
     assert after.release(me) is True and held(after) == []
+
+
+def test_a_conflicted_lease_is_kept_out_of_use_on_every_node_until_cleared(etcd_config):
+    """Issue 21: setup on node a heard another host answer for its address; the lease
+    becomes a conflicted record in one transaction (owner key gone, address key kept), so
+    neither node hands the address out again, and releasing the owner frees nothing."""
+    node_a, node_b = store(etcd_config, subnet="10.23.0.0/29"), store(etcd_config,
+                                                                     subnet="10.23.0.0/29")
+    me = owner(1, node="node-a")
+    address = node_a.allocate(me).address.ip
+    assert node_a.mark_conflicted(me, address, "02:aa:bb:cc:dd:ee")
+    assert node_a.release(me) is False and held(node_a) == []
+    (kept,) = node_b.conflicted()
+    assert (kept.address, kept.mac, kept.found_by.node) == (f"{address}/29",
+                                                            "02:aa:bb:cc:dd:ee", "node-a")
+    others = {str(node_b.allocate(owner(i, node="node-b")).address.ip) for i in range(2, 6)}
+    assert str(address) not in others and len(others) == 4  # the pool's other four (.2-.6)
+    with pytest.raises(AllocationError, match="exhausted"):
+        node_a.allocate(owner(9, node="node-a"))
+    assert node_b.clear(address).conflict == "02:aa:bb:cc:dd:ee"
+    assert node_a.conflicted() == []
+    assert str(node_a.allocate(owner(9, node="node-a")).address.ip) == str(address)

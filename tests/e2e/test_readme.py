@@ -16,7 +16,8 @@ import yaml
 from plugin import names
 from tests.support import containerd as C
 from tests.support import pluginstate
-from tests.support.cni_runtime import CNI_PATH, Runtime, pod_args
+from tests.support import hostnet
+from tests.support.cni_runtime import CNI_PATH, Runtime, pod_args, with_capabilities
 from tests.support.pluginstate import our_ports
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
@@ -35,7 +36,7 @@ def example(language: str, marker: str) -> str:
 
 
 def test_the_plain_conflist_runs_on_containerd_as_written(tmp_path, scope, bridge, image):
-    conflist = json.loads(example("json", '"plugins"'))
+    conflist = json.loads(example("json", '"name": "vlan22"'))
     (plugin,) = conflist["plugins"]
     assert plugin["bridge"] == "k8s_br"
     plugin["bridge"] = bridge
@@ -80,4 +81,30 @@ def test_the_multus_example_runs_with_the_node_config_beside_it(tmp_path, bridge
     port = body["interfaces"][0]["name"]
     assert our_ports(bridge)[port]["tag"] == selection["cni-args"]["vlan"]
     runtime.ok("DEL", conf, container, ifname=selection["interface"])
+    assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []
+
+
+def test_the_capabilities_conflist_gives_the_pod_the_mac_and_address_it_asks_for(
+        tmp_path, bridge, container):
+    """The README's capabilities conflist, its one plugin handed over as libcni does with
+    the capability arguments Multus passes (containerd 1.6's `ctr` passes none): the pod's
+    interface has the MAC and the address asked for, the address is a lease of the node's
+    network, and DEL frees it."""
+    conflist = json.loads(example("json", '"capabilities"'))
+    (plugin,) = conflist["plugins"]
+    assert plugin["capabilities"] == {"mac": True, "ips": True}
+    runtime = Runtime(str(tmp_path))  # its node config's network is `pods`, 10.97.0.0/24
+    runtime.netconf(conflist["cniVersion"], bridge)  # the node allows the test's bridge
+    conf = with_capabilities({**plugin, "bridge": bridge, "name": conflist["name"],
+                              "cniVersion": conflist["cniVersion"]},
+                             mac="0a:58:0a:61:00:63", ips=["10.97.0.99/24"])
+    assert conf["runtimeConfig"] == {"mac": "0a:58:0a:61:00:63", "ips": ["10.97.0.99/24"]}
+    args = pod_args("default", "web", container.id)
+    body = runtime.ok("ADD", conf, container, args=args).body
+    assert body["interfaces"][1]["mac"] == "0a:58:0a:61:00:63"
+    assert hostnet.container_addresses(container.id, "net1") == ["10.97.0.99/24"]
+    link = hostnet.in_container(container.id, "cat", "/sys/class/net/net1/address")
+    assert link.stdout.strip() == "0a:58:0a:61:00:63"
+    assert pluginstate.leases(runtime.state_dir) == ["10.97.0.99"]
+    runtime.ok("DEL", conf, container, args=args)
     assert our_ports(bridge) == {} and pluginstate.leases(runtime.state_dir) == []

@@ -56,7 +56,7 @@ MUTANTS = (
            "kept = [r for r in records if r not in gone]", "kept = list(records)",
            "teardown leaves the records of what it removed"),
     Mutant("marks-without-cni-network", "core", "plugin/core/records.py",
-           "node=node, cni_network=self.cni_network,", "node=node,",
+           "network=self.network, cni_network=self.cni_network,", "network=self.network,",
            "issue 26 item 3 (core side): the port does not carry its CNI network"),
     Mutant("vlan-upper-bound-off-by-one", "core", "plugin/names.py",
            "not VLAN_MIN <= value <= VLAN_MAX", "not VLAN_MIN <= value < VLAN_MAX",
@@ -177,4 +177,27 @@ MUTANTS = (
            "if c != flows.BRIDGE and c not in live", "if c not in live",
            "issue 20: the sweep of gone ports' rules deletes the bridge's default rules, so "
            "the bridge forwards nothing"),
+    # --- issue 21: the conflict probe and requested MACs ----------------------------------
+    Mutant("probe-answer-ignored", "core", "plugin/core/ports.py",
+           "        if found:\n            raise AddressConflict(",
+           "        if False:\n            raise AddressConflict(",
+           "issue 21: another host answers for the pod's address and setup succeeds",
+           ("tests/e2e/test_conflict_probe.py::"
+            "test_an_address_in_use_on_the_vlan_fails_add_and_is_never_handed_out_again",)),
+    Mutant("arp-probe-with-the-address-as-sender", "core", "pipework_wrapper/probe.py",
+           "1, mac, bytes(4), bytes(6),", "1, mac, address.packed, bytes(6),",
+           "issue 21: the probe is a gratuitous ARP, which rewrites the other host's entry in "
+           "every neighbour's cache before any conflict is known"),
+    Mutant("conflicted-lease-released", "core", "plugin/core/attach.py",
+           "                    self._keep_conflicted(ref, exc)",
+           "                    pass",
+           "issue 21: the rollback frees the address another host answered for: the next pod "
+           "gets it again"),
+    Mutant("conflicted-lease-counted-as-live", "ipam", "plugin/ipam/pooled.py",
+           "for r in records if not r.conflict]", "for r in records]",
+           "issue 21: a conflicted lease is a live one to gc, which frees it silently"),
+    Mutant("universal-mac-accepted", "cni", "plugin/config/schema.py",
+           "return self.universal_macs or bool(int(mac[:2], 16) & 2)",
+           "return True",
+           "issue 21: a pod takes a vendor's MAC without the node allowing it"),
 )

@@ -43,6 +43,18 @@ class Reply:
         return self.body["code"] if self.status and self.body else None
 
 
+def with_capabilities(plugin: Mapping[str, Any], **capability_args: Any) -> dict[str, Any]:
+    """A plugin's config as libcni hands it over (injectRuntimeConfig, libcni 1.x): of the
+    runtime's capability arguments (Multus: the annotation's `mac`, `ips`; a CRI runtime:
+    `portMappings`, `bandwidth`...), only those the config's `capabilities` map declares
+    true, under `runtimeConfig`; no `runtimeConfig` at all when none is. containerd 1.6's
+    `ctr` passes no capability arguments, so tests inject them here."""
+    declared = plugin.get("capabilities") or {}
+    passed = {name: value for name, value in capability_args.items()
+              if declared.get(name) is True}
+    return {**plugin, "runtimeConfig": passed} if passed else dict(plugin)
+
+
 def pod_args(namespace: str, pod: str, infra_id: str) -> str:
     return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod};"
             f"K8S_POD_INFRA_CONTAINER_ID={infra_id}")

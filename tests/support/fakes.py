@@ -15,9 +15,11 @@ from typing import Callable
 
 from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
+from pipework_wrapper.probe import Answer
 from tests.support.fake_ofctl import FakeOfctl
 from plugin.ipam.leaserecord import Record
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.stores import Held, Outcome
 
 
@@ -42,7 +44,7 @@ class MemoryStore:
         self._count("exclusive")
         return contextlib.nullcontext()
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         self._count("held")
         address, revision = self.owners.get(owner.key, ("", 0))
         return Held(self.records.get(address), revision, self.last)
@@ -73,7 +75,7 @@ class MemoryStore:
         self._count("taken")
         return list(self.records)
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         address, _ = self.owners.pop(owner.key, ("", 0))
         return self.records.pop(address, None) is not None
 
@@ -90,7 +92,7 @@ class FakeHost:
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
     "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
-    "ip:offload", "announce".
+    "ip:offload", "probe", "announce".
 
     A pod interface starts with transmit checksum offload on, as a veth does;
     `offload_stuck` makes turning it off have no effect (a driver that ignores it).
@@ -108,6 +110,10 @@ class FakeHost:
         self.namespaces: dict[str, tuple[int, int]] = {"/proc/self/ns/net": (4, 1)}
         self.calls: list[str] = []
         self.announced: list[tuple[str, str, list[str]]] = []
+        self.probed: list[tuple[str, str, list[str], float]] = []
+        # Other hosts on the wire: (bridge, VLAN, IP) -> MAC; a probe of a pod plugged
+        # there hears that MAC answer (`probe`).
+        self.wire: dict[tuple[str, int, str], str] = {}
         self.ipv6_defaults: dict[str, tuple[str, str]] = {}  # pod netns -> (disable, dad)
         self.datapath_stuck = False  # ovs-vswitchd never takes a port into its datapath
         self.datapaths: dict[str, str] = {}  # bridge -> datapath_type (default netdev)
@@ -131,6 +137,18 @@ class FakeHost:
     def announce(self, netns: str, ifname: str, addresses: list[str]) -> None:
         self.step("announce")
         self.announced.append((netns, ifname, list(addresses)))
+
+    def probe(self, netns: str, ifname: str, addresses: list[str], wait: float) -> list[Answer]:
+        """The conflict probe: answers from `wire` for the port whose pod end this is."""
+        self.step("probe")
+        self.probed.append((netns, ifname, list(addresses), wait))
+        port = next((self.ports.get(host) for host, peer in self.peers.items()
+                     if peer == (netns, ifname)), None)
+        if port is None:
+            return []
+        ips = [a.split("/")[0] for a in addresses]
+        return [Answer(ip, self.wire[port.bridge, port.tag, ip]) for ip in ips
+                if (port.bridge, port.tag, ip) in self.wire]
 
     def leftovers(self) -> list[str]:
         """Everything a pod's attachment leaves on the host (bridges aside)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from plugin.config.networks import parse_networks
 from plugin.config.reader import Section
-from plugin.ipam.model import Owner
+from plugin.identity import Identity
 from plugin.ipam.networks import NetworkConfig
 
 
@@ -21,12 +21,12 @@ def network(**fields: Any) -> NetworkConfig:
     return networks(fields)[0]
 
 
-def lookup(allocator, who: Owner):
+def lookup(allocator, who: Identity):
     """The owner's lease without creating anything: what the store holds for it."""
     record = allocator.store.held(who).record
     return allocator.network.lease(record.address) if record else None
 
 
-def owner(index: int, node: str = "", interface: str = "eth1") -> Owner:
-    return Owner(infra_id=f"{index:064x}", interface=interface, namespace="ns",
+def owner(index: int, node: str = "", interface: str = "eth1") -> Identity:
+    return Identity(infra_id=f"{index:064x}", interface=interface, namespace="ns",
                  pod=f"22-pod-{index}", node=node)

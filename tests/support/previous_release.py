@@ -16,7 +16,8 @@ import time
 from contextlib import AbstractContextManager
 
 from plugin.ipam.leaserecord import Record, decode, encode
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
 from plugin.ipam.stores.etcd_client import (EtcdConnection, absent, branch_entries, delete_op,
@@ -40,13 +41,13 @@ class PreviousEtcdStore:
     def _address_key(self, address: IPAddress) -> str:
         return f"{self.base}addr/{address}"
 
-    def _owner_key(self, owner: Owner) -> str:
+    def _owner_key(self, owner: Identity) -> str:
         return f"{self.base}owner/{owner.key}"
 
     def exclusive(self) -> AbstractContextManager[object]:
         return contextlib.nullcontext()  # every claim is a compare-and-set transaction
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         """The owner's key and the rotation point, read in one round trip."""
         _, responses = self.etcd.txn([], [range_op(self._owner_key(owner)),
                                           range_op(self.base + "last_reserved")])
@@ -92,7 +93,7 @@ class PreviousEtcdStore:
         prefix = self.base + "addr/"
         return [entry.key[len(prefix):] for entry in self.etcd.scan(prefix, keys_only=True)]
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         """Delete owner and address keys while both still carry the claim's revision."""
         owner_key = self._owner_key(owner)
         for _ in range(RETRIES):

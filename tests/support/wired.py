@@ -1,7 +1,7 @@
 """The whole plugin over the fakes: every wrapper redirected to one `FakeHost`.
 
 `wire(monkeypatch, host)` points the wrappers the plugin reaches the host through
-(ovs-vsctl's `Ovs`, `iproute`, `pipework`, `announce`, the Docker SDK's client)
+(ovs-vsctl's `Ovs`, `iproute`, `pipework`, `announce`, `probe`, the Docker SDK's client)
 at the fakes, and makes every other external program an error. Then the
 front-ends run as they do in production (`cni_main` feeds the CNI front-end its
 environment and stdin), so a unit test states behaviour, not how the plugin is
@@ -20,7 +20,7 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from pipework_wrapper import announce, command, iproute, ofctl, ovs, pipework
+from pipework_wrapper import announce, command, iproute, ofctl, ovs, pipework, probe
 from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs
 from tests.support.fakes import FakeHost
@@ -87,6 +87,7 @@ def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     monkeypatch.setattr(pipework, "attach", host.pipework.attach)
     monkeypatch.setattr(pipework, "generation", host.pipework.generation)
     monkeypatch.setattr(announce, "announce", host.announce)
+    monkeypatch.setattr(probe, "probe", host.probe)
     monkeypatch.setattr(docker, "APIClient", fake_docker.client)
     return fake_docker
 

@@ -155,13 +155,15 @@ def test_doctor_fits_80_columns(node):
 
 def test_list_rows_fit_80_columns_and_show_no_none():
     from plugin.frontends.render import attachments
+    from plugin.identity import Identity
     from plugin.ops.listing import Row
 
-    rows = [Row("default", "22-" + "w" * 240, "c" * 12, "eth1", "vp0123456789ab", "k8s_br", 22,
+    rows = [Row(Identity("default", "22-" + "w" * 240, "c" * 12, "eth1"), "vp0123456789ab",
+                "k8s_br", 22,
                 "10.22.0.5/24,fd00:22::5/64", "0a:58:0a:16:00:05", "ok"),
-            Row("", "(uplink)", "", "eth2", "eth2", "k8s_br", None, "", "",
+            Row(Identity(pod="(uplink)", interface="eth2"), "eth2", "k8s_br", None, "", "",
                 "uplink, trunks 22,23"),
-            Row("", "", "", "", "/var/lib/vlanpipe/attachments/x.json", "", None, "", "",
+            Row(Identity(), "/var/lib/vlanpipe/attachments/x.json", "", None, "", "",
                 "damaged record: not JSON")]
     text = attachments(rows)
     assert "None" not in text and all(len(line) <= 80 for line in text.splitlines())

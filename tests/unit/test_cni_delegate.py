@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from plugin.frontends.cni import env as cni_env
-from plugin.frontends.cni import netconf
+from plugin.config import netconf
 from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses, parse_result
-from plugin.ipam.model import Owner, Route
+from plugin.identity import Identity
+from plugin.ipam.model import Route
 from plugin.frontends.cni.errors import CniError
 
 FAKE = """#!{python}
@@ -148,7 +149,8 @@ def test_release_is_a_del_naming_the_owner_and_a_pre_1_1_plugin_gets_no_gc(tmp_p
     make, calls = fake
     make()
     addresses = DelegatedAddresses(delegate(tmp_path, CNI_COMMAND="GC"))
-    for owner in (Owner("c2", "net1"), Owner("c3", "net2")):
+    for owner in (Identity(infra_id="c2", interface="net1"),
+                  Identity(infra_id="c3", interface="net2")):
         assert addresses.release(owner)
     addresses.delegate.collect()
     commands = [c["env"]["CNI_COMMAND"] for c in calls()]

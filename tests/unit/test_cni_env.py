@@ -4,6 +4,7 @@ import pytest
 
 from plugin.frontends.cni import env
 from plugin.frontends.cni.errors import CniError
+from plugin.identity import Identity
 
 FULL = {"CNI_CONTAINERID": "a" * 64, "CNI_NETNS": "/proc/1/ns/net", "CNI_IFNAME": "net1",
         "CNI_PATH": "/usr/lib/cni:/opt/cni/bin"}
@@ -49,8 +50,8 @@ def test_bad_values_are_code_4(changes, needle):
 def test_identity_from_cni_args():
     who = env.identity("IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=22-web-1;"
                        "K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u;;")
-    assert who == env.PodIdentity("team-a", "22-web-1", "abc")
-    assert env.identity("") == env.PodIdentity()
+    assert who == Identity("team-a", "22-web-1", "abc")
+    assert env.identity("") == Identity()
 
 
 @pytest.mark.parametrize("text,needle", [

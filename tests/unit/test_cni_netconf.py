@@ -1,10 +1,13 @@
 """The network config: decoded (code 6), validated (code 7), mapped onto the plugin config."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from plugin.frontends.cni import netconf, tenantjson
+from plugin.config import netconf, tenant
+from plugin.frontends.cni import injected, tenantjson
 from plugin.frontends.cni.errors import CniError, code_for
 from plugin.config.schema import parse
 from plugin.errors import Failure
@@ -18,7 +21,7 @@ def parsed(**keys):
 
 def parsed_from(keys):
     document = {**BASE, **keys}
-    return netconf.parse(document)
+    return injected.parse(document)
 
 
 def code_of(call, *args, **kwargs):
@@ -51,24 +54,24 @@ def node(**keys):
 def test_a_minimal_config_uses_the_nodes_bridge_rule_and_networks():
     conf = parsed()
     assert conf.ipam_type is None and conf.warnings == () and conf.bridge is None
-    config = netconf.bind(conf, node(), "net1")
+    config = tenant.bind(conf, node(), "net1")
     assert config.bridge == "k8s_br" and primary(config).interface == "net1"
     assert primary(config).vlan.kind == "pod-name-prefix"
     assert [n.name for n in config.networks] == ["pods", "storage"]
 
 
 def test_vlan_tag_becomes_a_fixed_rule_and_rules_pass_through():
-    assert primary(netconf.bind(parsed(vlan=22), node(), "net1")).vlan.tag_for("ns", "p") == 22
-    rule = netconf.bind(parsed(vlan={"rule": "namespace-map", "namespaces": {"team-a": 30}}),
+    assert primary(tenant.bind(parsed(vlan=22), node(), "net1")).vlan.tag_for("ns", "p") == 22
+    rule = tenant.bind(parsed(vlan={"rule": "namespace-map", "namespaces": {"team-a": 30}}),
                         node(), "net1")
     assert primary(rule).vlan.tag_for("team-a", "x") == 30
 
 
 def test_a_network_may_name_one_of_the_nodes_networks_for_every_vlan():
-    config = netconf.bind(parsed(vlanpipe={"network": "storage"}), node(), "net1")
+    config = tenant.bind(parsed(vlanpipe={"network": "storage"}), node(), "net1")
     # The others serve no VLAN but stay known, for DEL of what ADD claimed on them.
     assert [(n.name, n.vlans) for n in config.networks] == [("pods", ()), ("storage", None)]
-    code, line = code_of(netconf.bind, parsed(vlanpipe={"network": "other"}), node(), "net1")
+    code, line = code_of(tenant.bind, parsed(vlanpipe={"network": "other"}), node(), "net1")
     assert code == 7 and "'vlanpipe.network' = 'other' is not a network of this node" in line
 
 
@@ -77,7 +80,7 @@ def test_a_dual_stack_network_named_by_a_network_config_gives_both_families():
     as it does when reached by its VLAN."""
     dual = {"name": "dual", "vlans": [41], "subnets": ["10.41.0.0/24", "fd00:41::/64"]}
     root = parse({"networks": [dual]}, "node.yaml")
-    config = netconf.bind(parsed(vlanpipe={"network": "dual"}), root, "net1")
+    config = tenant.bind(parsed(vlanpipe={"network": "dual"}), root, "net1")
     by_vlan = root.allocators().families_for(41)
     named = config.allocators().families_for(22)
     assert [n.version for n in named] == [n.version for n in by_vlan] == [4, 6]
@@ -108,18 +111,18 @@ def test_an_unknown_key_in_the_plugin_object_is_code_7_and_shown_escaped():
 ])
 def test_choices_outside_the_nodes_allow_lists_are_code_7(keys, needle):
     policy = {"cni": {"bridges": ["k8s_br", "br1"], "vlans": ["20-30"], "ipam": ["host-local"]}}
-    assert netconf.bind(parsed(bridge="br1", vlan=22), node(**policy), "net1").bridge == "br1"
+    assert tenant.bind(parsed(bridge="br1", vlan=22), node(**policy), "net1").bridge == "br1"
     for mtu in (1280, 9000):  # the default cni.mtu range, both ends included
-        netconf.bind(parsed(mtu=mtu), node(**policy), "net1")
-    code, line = code_of(netconf.bind, parsed(**keys), node(**policy), "net1")
+        tenant.bind(parsed(mtu=mtu), node(**policy), "net1")
+    code, line = code_of(tenant.bind, parsed(**keys), node(**policy), "net1")
     assert code == 7 and needle in line
 
 
 def test_without_a_cni_section_only_the_nodes_bridge_is_allowed():
-    assert netconf.bind(parsed(bridge="k8s_br"), node(), "net1").bridge == "k8s_br"
-    code, line = code_of(netconf.bind, parsed(bridge="br1"), node(), "net1")
+    assert tenant.bind(parsed(bridge="k8s_br"), node(), "net1").bridge == "k8s_br"
+    code, line = code_of(tenant.bind, parsed(bridge="br1"), node(), "net1")
     assert code == 7 and "'bridge' = 'br1' is not a bridge this node lets" in line
-    assert netconf.bind(parsed(bridge="br1"), node(bridge="br1"), "net1").bridge == "br1"
+    assert tenant.bind(parsed(bridge="br1"), node(bridge="br1"), "net1").bridge == "br1"
 
 
 @pytest.mark.parametrize("ipam,needle", [
@@ -224,7 +227,7 @@ LIMIT = tenantjson.MAX_DEPTH
 @pytest.mark.parametrize("key", STRUCTURES)
 def test_nesting_at_the_limit_is_read_and_one_past_it_is_code_7(key):
     at_limit = json.dumps({**BASE, **STRUCTURES[key](0)}).encode()
-    assert netconf.parse(tenantjson.decode(at_limit)).name == "vlan-net"
+    assert injected.parse(tenantjson.decode(at_limit)).name == "vlan-net"
     past = json.dumps({**BASE, **STRUCTURES[key](1)}).encode()
     code, line = code_of(tenantjson.decode, past)
     assert code == 7 and f"nests deeper than {LIMIT} levels (in '{key}')" in line, line
@@ -242,3 +245,29 @@ def test_stdin_at_the_size_limit_is_read_and_one_byte_more_is_code_7():
 
 def test_cni_error_is_a_plugin_error():
     assert isinstance(CniError(7, "x"), Failure)
+
+
+def test_a_network_config_is_judged_by_the_config_layer_without_the_cni_front_end():
+    """Issue 22: every config source is judged in plugin/config; the CNI front-end only reads
+    stdin and adds what the runtime injected. A refusal there is the config's own error,
+    which the front-end's one table turns into code 7."""
+    code = (
+        "import sys\n"
+        "from plugin.config import netconf, tenant\n"
+        "from plugin.config.schema import parse\n"
+        "from plugin.errors import ConfigError\n"
+        "conf = netconf.parse({'cniVersion': '1.0.0', 'name': 'n', 'type': 'vlanpipe', "
+        "'vlan': 22, 'ipam': {'type': 'host-local'}})\n"
+        "node = parse({'cni': {'ipam': ['host-local']}}, 'node.yaml')\n"
+        "assert tenant.bind(conf, node, 'net1').bridge == 'k8s_br'\n"
+        "try:\n"
+        "    netconf.parse({'cniVersion': '1.0.0', 'name': 'n', 'type': 'vlanpipe', "
+        "'vlanpipe': {'state_dir': '/tmp'}})\n"
+        "except ConfigError as exc:\n"
+        "    print(exc.message)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('plugin.frontends')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    refusal, loaded = done.stdout.splitlines()
+    assert "'vlanpipe.state_dir' = '/tmp' is a node-level setting" in refusal
+    assert loaded == "[]"

@@ -16,7 +16,7 @@ def test_runtime_config_wins_over_args():
     request = pod_request({"ips": ["10.0.0.5/24"], "mac": "0A:58:0A:00:00:05"},
                           {"ips": ["10.0.0.6/24"], "vlan": "23", "mac": "0a:58:00:00:00:01"})
     assert request == PodRequest(23, (ipaddress.ip_interface("10.0.0.5/24"),),
-                                 "0a:58:0a:00:00:05")
+                                 "0a:58:0a:00:00:05", "runtimeConfig.mac")
 
 
 @pytest.mark.parametrize("runtime_config,args,needle", [

@@ -1,13 +1,16 @@
 """Result shapes per spec version, prevResult passed through, and what CHECK reads back."""
 
+from dataclasses import replace
+
 import pytest
 
 from plugin.frontends.cni import result
 from plugin.frontends.cni.errors import CniError
 from plugin.frontends.cni.sandbox import HostLink
 from plugin.core.records import Attachment
+from plugin.identity import Identity
 
-RECORD = Attachment(namespace="default", pod="web", infra_id="a" * 64, interface="net1",
+RECORD = Attachment(who=Identity("default", "web", "a" * 64, "net1"),
                     bridge="br", port="vp123", vlan=22, addresses=("10.0.0.5/24",),
                     network="pods", mac="0a:58:0a:00:00:05", gateways=("",))
 HOST = HostLink("vp123", "4e:00:00:00:00:01", 1500)
@@ -37,7 +40,7 @@ def test_gateway_reported_and_default_route_only_when_set_by_pipework():
                           {"nameservers": ["9.9.9.9"]})
     assert body["ips"][0]["gateway"] == "10.0.0.1" and body["routes"] == []
     assert body["dns"] == {"nameservers": ["9.9.9.9"]}
-    routed = Attachment(**{**RECORD.__dict__, "addresses": ("fd00::5/64",),
+    routed = replace(RECORD, **{"addresses": ("fd00::5/64",),
                            "gateways": ("fd00::1",)})
     body = result.success("0.4.0", routed, SANDBOX, HOST, ("fd00::1",), {})
     assert body["routes"] == [{"dst": "::/1", "gw": "fd00::1"}, {"dst": "8000::/1", "gw": "fd00::1"}]
@@ -46,7 +49,7 @@ def test_gateway_reported_and_default_route_only_when_set_by_pipework():
 
 @pytest.mark.parametrize("version", ["0.3.1", "1.0.0"])
 def test_a_dual_stack_attachment_reports_both_families_on_one_interface(version):
-    dual = Attachment(**{**RECORD.__dict__, "addresses": ("10.0.0.5/24", "fd00::5/64"),
+    dual = replace(RECORD, **{"addresses": ("10.0.0.5/24", "fd00::5/64"),
                          "gateways": ("10.0.0.1", "")})
     body = result.success(version, dual, SANDBOX, HOST, ("10.0.0.1", "fd00::1"), {})
     assert [(ip["address"], ip["interface"], ip["gateway"]) for ip in body["ips"]] == [

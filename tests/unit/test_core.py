@@ -18,14 +18,15 @@ from plugin.core.plumbing import Sandbox
 from plugin.core.plumbing.netns import NetnsPlumber
 from plugin.core.plumbing.pipework import PipeworkPlumber
 from plugin.core.ports import PodPorts
-from plugin.core.policy import PodRef, Want
+from plugin.core.policy import Want
 from plugin.errors import AllocationError, BackendError, Failure
+from plugin.identity import Identity
 from plugin.ipam.mac import mac_for
 from tests.support.fakes import FakeHost
 
 ID = "a" * 64
 PID = 4242
-POD = PodRef("default", "22-web", ID)
+POD = Identity("default", "22-web", ID)
 SANDBOX = Sandbox("pipework", f"/proc/{PID}/ns/net", ID, PID)
 NETWORK = {"name": "pods", "vlans": "all", "subnet": "10.9.0.0/29", "mtu": 1400,
            "routes": [{"dst": "10.10.0.0/16", "gw": "10.9.0.1"}], "gateway": "10.9.0.1"}
@@ -46,7 +47,7 @@ def core(tmp_path, host: FakeHost, **config) -> Core:
     return Core(parsed, CallLog(parsed.log_file, "test"), ports=PodPorts(parsed, {
         "pipework": PipeworkPlumber(parsed, ip=host.ip, runner=host.pipework),
         "netns": NetnsPlumber(parsed, ip=host.ip)}, ovs=host.ovs, ip=host.ip,
-        announcer=host.announce))
+        announcer=host.announce, prober=host.probe))
 
 
 def want(interface: str = "eth1", bridge: str = "br0", vlan: int = 22) -> Want:
@@ -68,6 +69,17 @@ def test_attach_plugs_the_port_with_tag_marks_and_address(tmp_path, host):
     assert host.calls.count("ip:mtu") == 1 and host.calls.count("ip:batch") == 1  # routes
     assert host.announced == [(SANDBOX.netns, "eth1", [record.address])]  # once, at the end
     assert host.calls[-1] == "announce"
+
+
+def test_one_identity_runs_from_the_pod_to_record_marks_and_lease_owner(tmp_path, host):
+    """Issue 22: the pod a front-end names, with the interface, is the record's `who`; with
+    the node, it is the port's marks and the lease's owner, the same value throughout."""
+    c = core(tmp_path, host)
+    (record,) = c.attach(POD, [want()], SANDBOX)
+    on_node = POD.with_interface("eth1", "n1")
+    assert record.who == POD.with_interface("eth1") == Identity("default", "22-web", ID, "eth1")
+    assert marks.Marks.read(host.ports[record.port].external_ids).who == on_node
+    assert [owner for owner, _ in c.allocators.leases()] == [on_node]
 
 
 def test_the_intent_is_recorded_before_any_address_is_claimed(tmp_path, host):
@@ -115,7 +127,7 @@ def test_the_second_interface_failing_takes_the_first_back(tmp_path, host):
 def test_a_dual_stack_claim_whose_ipv6_family_is_refused_keeps_no_ipv4_lease(tmp_path, host):
     dual = {"name": "dual", "vlans": "all", "subnets": ["10.9.0.0/29", "fd00:9::/64"]}
     c = core(tmp_path, host, networks=[dual])
-    other = PodRef("default", "22-other", "b" * 64)
+    other = Identity("default", "22-other", "b" * 64)
     host.containers["b" * 64] = 4243
     c.attach(other, [Want("eth1", "br0", 22, addresses=(ip_interface("fd00:9::5/64"),))],
              Sandbox("pipework", "/proc/4243/ns/net", "b" * 64, 4243))
@@ -129,7 +141,7 @@ def test_a_dual_stack_claim_whose_ipv6_family_is_refused_keeps_no_ipv4_lease(tmp
 
 def test_no_address_left_creates_nothing(tmp_path, host):
     c = core(tmp_path, host)
-    others = [PodRef("default", f"22-o{i}", f"{i:064x}") for i in range(5)]
+    others = [Identity("default", f"22-o{i}", f"{i:064x}") for i in range(5)]
     for i, other in enumerate(others):
         host.containers[other.infra_id] = 100 + i
         c.attach(other, [want()], Sandbox("pipework", f"/proc/{100 + i}/ns/net", other.infra_id,
@@ -295,7 +307,7 @@ def test_failures_are_failures_not_crashes(tmp_path, host):
 
 
 NETNS = Sandbox("netns", "/var/run/netns/cni-1234", netns_id="4:4026532999")
-CRI = PodRef("", "", "k8s-sandbox-1")  # a CRI runtime's id: no Docker, no pod name
+CRI = Identity("", "", "k8s-sandbox-1")  # a CRI runtime's id: no Docker, no pod name
 
 
 def test_the_netns_plumber_builds_the_same_port_and_records_the_namespace(tmp_path, host):
@@ -384,7 +396,7 @@ def test_a_failed_second_setup_keeps_the_live_interface_and_its_lease(tmp_path, 
     assert leases(c) == [first.address] and c.records.load(ID) == [first]
     assert list(host.ports) == [first.port] and host.addresses[(SANDBOX.netns, "eth1")] == [
         first.address]
-    other = PodRef("default", "22-other", "b" * 64)
+    other = Identity("default", "22-other", "b" * 64)
     host.containers["b" * 64] = 4243
     (second,) = c.attach(other, [want("eth1")],
                          Sandbox("pipework", "/proc/4243/ns/net", "b" * 64, 4243))

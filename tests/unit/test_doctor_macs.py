@@ -8,6 +8,7 @@ import pytest
 from plugin.config.schema import parse
 from plugin.core.records import Attachment, RecordStore
 from plugin.errors import Failure
+from plugin.identity import Identity
 from plugin.ops.doctor import _macs
 
 
@@ -22,7 +23,7 @@ def attach(tmp_path, index: int, network: str, address: str, vlan: int = 40,
            bridge: str = "k8s_br", mac: str = "") -> None:
     infra_id = f"{index:064x}"
     RecordStore(str(tmp_path / "state")).save(infra_id, [Attachment(
-        namespace="ns", pod=f"pod-{index}", infra_id=infra_id, interface="eth1",
+        who=Identity("ns", f"pod-{index}", infra_id, "eth1"),
         bridge=bridge, port=f"vp{index:012x}", vlan=vlan, network=network,
         addresses=(address,), mac=mac)])
 
@@ -54,7 +55,7 @@ def test_two_sandboxes_of_one_pod_with_one_mac_are_a_clash(tmp_path):
     """A pod's new sandbox beside its dead one's leftover record: two ports, one MAC."""
     attach(tmp_path, 1, "v6", "fd00:40::1/64", mac="0a:58:00:00:00:01")
     RecordStore(str(tmp_path / "state")).save("f" * 64, [Attachment(
-        namespace="ns", pod="pod-1", infra_id="f" * 64, interface="eth1", bridge="k8s_br",
+        who=Identity("ns", "pod-1", "f" * 64, "eth1"), bridge="k8s_br",
         port="vpffffffffffff", vlan=40, network="v6", addresses=("fd00:40::9/64",),
         mac="0a:58:00:00:00:01")])
     with pytest.raises(Failure, match="1 MAC.s. shared on a VLAN"):

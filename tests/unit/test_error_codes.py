@@ -28,6 +28,7 @@ CODES = {
     errors.NeedsRoot: (10, 1000),          # an operator command run as another user
     errors.AllocationError: (7, 1002),
     errors.AddressRefused: (7, 7),         # an AllocationError: invalid config, not a shortage
+    errors.AddressConflict: (7, 1005),     # another host answered the conflict probe
 }
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pipework_wrapper.ofctl import _flow
 from plugin.core import flows
+from plugin.identity import Identity
 
 MAC = "0a:58:0a:00:00:05"
+WHO = Identity("ns", "22-a", "c" * 64, "eth1")
 
 
 def guard(**changes) -> flows.Guard:
@@ -75,7 +77,7 @@ def test_dump_lines_parse_into_cookie_table_priority_match_and_count():
 def test_records_say_whether_their_port_is_guarded():
     from plugin.core.records import Attachment
 
-    record = Attachment("ns", "22-a", "c" * 64, "eth1", "k8s_br", "vpc-1", 22, "net",
+    record = Attachment(WHO, "k8s_br", "vpc-1", 22, "net",
                         addresses=("10.0.0.5/24",), mac=MAC, link_locals=("fe80::1",),
                         pairs=(("10.0.0.100", ""),))
     older = flows.guard_of(record, 7, node_default=True)
@@ -91,7 +93,7 @@ def test_records_say_whether_their_port_is_guarded():
 def test_record_files_keep_the_guard_fields(tmp_path):
     from plugin.core.records import Attachment, RecordStore
 
-    record = Attachment("ns", "22-a", "c" * 64, "eth1", "k8s_br", "vpc-1", 22, "net",
+    record = Attachment(WHO, "k8s_br", "vpc-1", 22, "net",
                         addresses=("10.0.0.5/24",), mac=MAC, port_security="on",
                         link_locals=("fe80::1",), pairs=(("10.0.0.100", "02:00:00:00:00:99"),))
     store = RecordStore(str(tmp_path))

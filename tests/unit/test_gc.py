@@ -12,8 +12,9 @@ from plugin.calllog import CallLog
 from plugin.config.schema import Config, parse
 from plugin.core.attach import Core
 from plugin.core.plumbing import docker_sandbox
-from plugin.core.policy import PodRef, Want
+from plugin.core.policy import Want
 from plugin.errors import BackendError
+from plugin.identity import Identity
 from plugin.locks import pod_lock
 from plugin.ops.actions import NOT_JUDGED, REMOVED
 from plugin.ops.gc import sweep
@@ -21,7 +22,7 @@ from tests.support.fakes import FakeHost
 from tests.support.wired import FakeDocker, wire
 
 ID, PID = "a" * 64, 4242
-POD = PodRef("default", "22-web", ID)
+POD = Identity("default", "22-web", ID)
 
 
 @pytest.fixture

@@ -82,14 +82,15 @@ def test_a_pin_gives_the_primary_interface_its_vlan_and_address_only():
     import ipaddress
 
     from plugin.config.schema import parse
-    from plugin.core.policy import PodRef, plan
+    from plugin.core.policy import plan
+    from plugin.identity import Identity
     from plugin.ipam.model import Pin
 
     config = parse({"vlan": {"pinned": True}, "etcd": {"endpoints": ["http://127.0.0.1:2379"]},
                     "attachments": [{"interface": "eth1", "primary": True},
                                     {"interface": "eth2", "vlan": {"rule": "fixed",
                                                                    "tag": 300}}]}, "test")
-    pod = PodRef("ns", "22-web", ID)
+    pod = Identity("ns", "22-web", ID)
     pin = Pin(30, ipaddress.ip_interface("10.30.0.7/24"))
     asked = []
     wants = plan(config, pod, lambda ns, name: asked.append((ns, name)) or pin)

@@ -9,12 +9,13 @@ from plugin import names
 from plugin.calllog import CallLog
 from plugin.core import recordfile
 from plugin.core.records import Attachment, RecordStore
+from plugin.identity import Identity
 
 ID = "x" * 300  # any length the CNI spec allows: the file is named by a hash
 
 
 def attachment() -> Attachment:
-    return Attachment(namespace="default", pod="22-web", infra_id=ID, interface="net1",
+    return Attachment(who=Identity("default", "22-web", ID, "net1"),
                       bridge="k8s_br", port="vp0123456789ab", vlan=22, network="pods",
                       addresses=("10.22.0.7/24",), gateways=("",))
 

@@ -12,6 +12,7 @@ import os
 
 from plugin.core import recordfile
 from plugin.core.records import Attachment, RecordStore
+from plugin.identity import Identity
 
 INFRA = "ab" * 32
 FIRST_RELEASE = [{  # exactly as its RecordStore.save wrote an Attachment
@@ -34,7 +35,7 @@ def test_first_release_record_is_read_in_todays_shape(tmp_path):
     first_release_file(str(tmp_path))
     [record] = RecordStore(str(tmp_path)).load(INFRA)
     assert record == Attachment(
-        namespace="default", pod="22-web", infra_id=INFRA, interface="eth1", bridge="k8s_br",
+        who=Identity("default", "22-web", INFRA, "eth1"), bridge="k8s_br",
         port="vp0123456789ab", vlan=22, network="vlan22", addresses=("10.22.0.7/24",),
         mac="0a:58:0a:16:00:07", gateways=("10.22.0.1",), primary=True)
     assert record.plumber == "pipework"  # the only plumber the first release had

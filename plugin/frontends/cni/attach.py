@@ -17,13 +17,14 @@ from pipework_wrapper import iproute
 from plugin.core.attach import Core
 from plugin.core.plumbing import Sandbox
 from plugin.core.records import Attachment
-from plugin.core.policy import PodRef, Want, plan
+from plugin.core.policy import Want, plan
 from plugin.frontends.cni import result
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.delegate import Delegate, DelegatedAddresses
-from plugin.frontends.cni.env import PodIdentity, identity
+from plugin.frontends.cni.env import identity
 from plugin.frontends.cni.errors import CHECK_FAILED, INVALID_CONFIG, INVALID_ENVIRONMENT, CniError
 from plugin.frontends.cni.sandbox import host_link, locate
+from plugin.identity import Identity
 from plugin.ipam.model import Addresses
 
 
@@ -34,7 +35,7 @@ def add(call: Call) -> dict[str, Any]:
     delegated = DelegatedAddresses(delegate) if delegate else None
     core = Core(call.config, call.log, allocators=delegated)
     sandbox = _sandbox(call)
-    ref = PodRef(who.namespace, who.pod, env.container_id)
+    ref = replace(who, infra_id=env.container_id)
     record = core.attach(ref, [_want(call, ref)], sandbox)[0]
     answer = delegated.answer if delegated else None
     return result.success(conf.cni_version, record, env.netns, host_link(record.port),
@@ -59,12 +60,12 @@ def delete(call: Call) -> None:
     delegate = call.delegate()
     Core(call.config, call.log, allocators=DelegatedAddresses(delegate) if delegate else None,
          recorded=lambda record: _recorded(call, record)
-         ).detach(PodRef("", "", call.env.container_id), {call.env.ifname})
+         ).detach(Identity(infra_id=call.env.container_id), {call.env.ifname})
 
 
 def _recorded(call: Call, record: Attachment) -> Addresses:
     if record.allocator != "delegated":
-        return call.config.allocators()  # every network of the node (netconf.bind)
+        return call.config.allocators()  # every network of the node (config.tenant.bind)
     try:
         ipam = json.loads(record.ipam)
     except ValueError:
@@ -84,7 +85,7 @@ def check(call: Call) -> None:
     who = _identity(call)
     core = Core(call.config, call.log)
     sandbox = _sandbox(call)
-    ref = PodRef(who.namespace, who.pod, env.container_id)
+    ref = replace(who, infra_id=env.container_id)
     problems = core.differences(ref, _want(call, ref), sandbox.netns)
     record = next((r for r in core.records.load(ref.infra_id) if r.interface == env.ifname), None)
     if record is not None:
@@ -118,7 +119,7 @@ def _sandbox(call: Call) -> Sandbox:
     return sandbox
 
 
-def _identity(call: Call) -> PodIdentity:
+def _identity(call: Call) -> Identity:
     who = identity(call.env.args)
     if who.infra_id and who.infra_id != call.env.container_id:
         raise CniError(INVALID_ENVIRONMENT, "CNI_ARGS K8S_POD_INFRA_CONTAINER_ID "
@@ -128,12 +129,14 @@ def _identity(call: Call) -> PodIdentity:
     return who
 
 
-def _want(call: Call, ref: PodRef) -> Want:
+def _want(call: Call, ref: Identity) -> Want:
     """The pod's own VLAN if it asks for one, else the network's rule (or an operator's pin).
 
     A VLAN the network or the pod chose must be one the node allows; an address the pod
     asks for is reserved in the network's pool (a delegated IPAM plugin sees the request
-    itself, in the same runtimeConfig).
+    itself, in the same runtimeConfig); a MAC it asks for must be locally administered
+    unless the node allows others (`cni.universal_macs`), and is checked unused on its
+    bridge and VLAN by the core.
     """
     conf = call.conf
     if conf.request.vlan is not None:
@@ -147,5 +150,12 @@ def _want(call: Call, ref: PodRef) -> Want:
                        "one this node lets networks use",
                        "use another VLAN, or ask the node's administrator (cni.vlans)")
     addresses = want.addresses or (() if conf.ipam_type else conf.request.addresses)
+    mac = conf.request.mac
+    if mac and not call.config.cni.allows_mac(mac):
+        raise CniError(INVALID_CONFIG, f"{conf.request.mac_from} = {mac} is a universally "
+                       "administered MAC (bit 1 of its first byte is clear): a vendor's, "
+                       "which a NIC or a router on the VLAN may have",
+                       "ask for a locally administered one (first byte x2, x6, xa or xe, as "
+                       "in 0a:58:...), or ask the node's administrator (cni.universal_macs)")
     return replace(want, addresses=addresses, mac=conf.request.mac, mtu=conf.mtu,
                    cni_network=conf.name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from plugin.calllog import CallLog
 from plugin.frontends.cni.delegate import Delegate
 from plugin.frontends.cni.env import Environment
-from plugin.frontends.cni.netconf import NetConf
+from plugin.frontends.cni.injected import CallConf
 from plugin.config.schema import Config
 
 
@@ -16,7 +16,7 @@ class Call:
     """One CNI invocation: its environment, the tenant's network config, the node's config."""
 
     env: Environment
-    conf: NetConf
+    conf: CallConf
     config: Config
     log: CallLog
 

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pipework_wrapper import command
@@ -24,8 +24,9 @@ from plugin.frontends.cni import versions
 from plugin.frontends.cni.env import Environment
 from plugin.frontends.cni.errors import (DELEGATE_FAILED, INCOMPATIBLE_VERSION, INVALID_CONFIG,
                                INVALID_ENVIRONMENT, UNSUPPORTED_FIELD, CniError)
-from plugin.frontends.cni.netconf import NetConf
-from plugin.ipam.model import IPAddress, IPInterface, Lease, Owner, Request, Route
+from plugin.config.netconf import NetConf
+from plugin.identity import Identity
+from plugin.ipam.model import IPAddress, IPInterface, Lease, Request, Route
 
 TIMEOUT = 60.0  # the runtime has its own bound; this one keeps a hung plugin from holding ours
 
@@ -63,17 +64,8 @@ class Delegate:
     @classmethod
     def recorded(cls, conf: NetConf, env: Environment, name: str,
                  ipam: Mapping[str, Any]) -> "Delegate":
-        """The plugin an attachment's record names, given the ipam config its ADD gave it
-        (node's dataDir included) under the network name of that ADD: DEL releases what was
-        claimed after the network config changed."""
-        document = {**conf.document, "name": name, "ipam": dict(ipam)}
-        return cls(replace(conf, name=name, ipam=dict(ipam), document=document), env)
-
-    def forwarded_ipam(self) -> dict[str, Any]:
-        """The ipam config the plugin is given: the network's, where the node keeps its state."""
-        if self.data_dir:
-            return {**self.conf.ipam, "dataDir": self.data_dir}
-        return dict(self.conf.ipam)
+        """The plugin an attachment's record names (`NetConf.as_recorded`)."""
+        return cls(conf.as_recorded(name, ipam), env)
 
     def add(self) -> IpamResult:
         return parse_result(self.kind, self._run("ADD", self._version()))
@@ -113,11 +105,8 @@ class Delegate:
     def _run(self, command: str, version: str,
              overrides: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         """The network config as vlanpipe validated it, re-serialised (never the runtime's
-        bytes: their duplicate keys would be read the Go way), in the version the plugin
-        speaks, with the node's choice of where the plugin keeps its state."""
-        document = {**self.conf.forwarded(), "cniVersion": version}
-        if self.data_dir:
-            document["ipam"] = self.forwarded_ipam()
+        bytes: their duplicate keys would be read the Go way): `NetConf.forwarded`."""
+        document = self.conf.forwarded(version, self.data_dir)
         return self._exec(command, json.dumps(document).encode(), overrides or {})
 
     def _exec(self, cni_command: str, stdin: bytes,
@@ -168,24 +157,30 @@ class DelegatedAddresses:
 
     @property
     def ipam(self) -> str:
-        return json.dumps(self.delegate.forwarded_ipam(), sort_keys=True)
+        delegate = self.delegate
+        return json.dumps(delegate.conf.forwarded_ipam(delegate.data_dir), sort_keys=True)
 
     def network_name(self, vlan: int) -> str:
         return self.delegate.conf.name
 
-    def allocate(self, owner: Owner, vlan: int,
+    def allocate(self, owner: Identity, vlan: int,
                  requested: tuple[Request, ...] = ()) -> list[Lease]:
         conf = self.delegate.conf
         self.answer = self.delegate.add()
         return self.answer.leases(conf.name, conf.mtu, conf.default_gateway)
 
-    def release(self, owner: Owner, network: str = "") -> bool:
+    def release(self, owner: Identity, network: str = "") -> bool:
         self.delegate.delete(owner.infra_id, owner.interface)
         return True
 
-    def release_anywhere(self, owner: Owner) -> list[str]:
+    def release_anywhere(self, owner: Identity) -> list[str]:
         self.release(owner)
         return []
+
+    def mark_conflicted(self, owner: Identity, network: str, address: str, mac: str) -> bool:
+        """An IPAM plugin has no verb for "keep this out of use": the rollback releases
+        it through DEL, and the error says so."""
+        return False
 
 
 def parse_result(kind: str, answer: Mapping[str, Any] | None) -> IpamResult:

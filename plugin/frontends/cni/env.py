@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 from plugin import names
 from plugin.frontends.cni.errors import INVALID_ENVIRONMENT, CniError
 from plugin.errors import InputError, shown
+from plugin.identity import Identity
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"),
@@ -36,15 +37,6 @@ class Environment:
     args: str = ""
     path: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)  # all: a delegate gets the same
-
-
-@dataclass(frozen=True)
-class PodIdentity:
-    """Who the pod is, as Kubernetes (through the runtime or Multus) says in CNI_ARGS."""
-
-    namespace: str = ""
-    pod: str = ""
-    infra_id: str = ""
 
 
 def read(environ: Mapping[str, str]) -> Environment:
@@ -76,7 +68,7 @@ def read(environ: Mapping[str, str]) -> Environment:
     return env
 
 
-def identity(cni_args: str) -> PodIdentity:
+def identity(cni_args: str) -> Identity:
     """K8S_POD_NAMESPACE, K8S_POD_NAME and K8S_POD_INFRA_CONTAINER_ID from `K=V;K=V`.
 
     Other keys (IgnoreUnknown, K8S_POD_UID, a user's own) are for other plugins
@@ -97,7 +89,7 @@ def identity(cni_args: str) -> PodIdentity:
         _checked("CNI_ARGS K8S_POD_NAMESPACE", namespace, names.namespace)
     if pod:
         _checked("CNI_ARGS K8S_POD_NAME", pod, names.pod)
-    return PodIdentity(namespace, pod, infra)
+    return Identity(namespace, pod, infra)
 
 
 def _checked(variable: str, value: str, check: Callable[[str], str]) -> None:

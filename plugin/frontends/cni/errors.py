@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugin.errors import (AddressRefused, AllocationError, BackendError, ConfigError, ContainerError,
+from plugin.errors import (AddressConflict, AddressRefused, AllocationError, BackendError, ConfigError, ContainerError,
                            ContainerNotFound, DockerUnavailable, Failure, InputError, NotReady,
                            ToolFailed)
 
@@ -31,6 +31,7 @@ BACKEND = 1001          # Open vSwitch, pipework or ip failed
 ALLOCATION = 1002       # no address could be handed out
 CHECK_FAILED = 1003     # CHECK found the attachment differs from prevResult
 DELEGATE_FAILED = 1004  # the IPAM plugin crashed, hung or printed no CNI error
+ADDRESS_CONFLICT = 1005  # another host on the VLAN answered for the pod's address
 
 EXIT_STATUS = 1
 
@@ -41,6 +42,7 @@ _BY_TYPE: tuple[tuple[type[Failure] | tuple[type[Failure], ...], int], ...] = (
     ((DockerUnavailable, NotReady), TRY_AGAIN_LATER),
     ((ContainerError, ContainerNotFound), UNKNOWN_CONTAINER),
     ((BackendError, ToolFailed), BACKEND),
+    (AddressConflict, ADDRESS_CONFLICT),
     (AllocationError, ALLOCATION),
 )
 

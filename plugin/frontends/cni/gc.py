@@ -11,7 +11,6 @@ from pipework_wrapper.ovs import Ovs, Port
 from plugin import names
 from plugin.core import marks
 from plugin.core.attach import Core
-from plugin.core.policy import PodRef
 from plugin.errors import Failure
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.delegate import DelegatedAddresses
@@ -47,7 +46,7 @@ def gc(call: Call) -> None:
             call.warn(f"port {port.name} skipped: its marks name no attachment")
             continue
         try:
-            core.detach(PodRef(owner.namespace, owner.pod, owner.infra_id), {owner.interface})
+            core.detach(owner.who.pod_part(), {owner.interface})
             removed.append(f"{owner.infra_id[:12]}/{owner.interface}")
         except Failure as exc:
             failures.append(exc)

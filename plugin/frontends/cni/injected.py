@@ -1,15 +1,44 @@
 """What the runtime adds to a network config (libcni, Multus), its shape checked:
-`prevResult` (CHECK, and a chained ADD), `args` (the pod annotation's cni-args)
-and GC's `cni.dev/valid-attachments`. A wrong shape is code 7, naming the key.
+`prevResult` (CHECK, and a chained ADD), `args` (the pod annotation's cni-args),
+`runtimeConfig` (`podargs`) and GC's `cni.dev/valid-attachments`. A wrong shape is
+code 7, naming the key. The tenant's own keys are judged in `plugin.config.netconf`;
+`CallConf` is both together, the network config as the handlers see it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from plugin.frontends.cni.tenantjson import invalid
+from plugin.config import netconf
+from plugin.config.netconf import VALID_ATTACHMENTS, NetConf, invalid, typed
+from plugin.frontends.cni.podargs import PodRequest, pod_request
 
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+
+@dataclass(frozen=True)
+class CallConf(NetConf):
+    """A tenant's network config, each key judged, with what the runtime added for this call."""
+
+    request: PodRequest = PodRequest()
+    prev_result: Mapping[str, Any] | None = None
+    valid_attachments: frozenset[tuple[str, str]] = frozenset()
+
+
+def parse(document: Mapping[str, Any]) -> CallConf:
+    """The tenant's keys judged (`plugin.config.netconf.parse`), then what the runtime added."""
+    conf = netconf.parse(document)
+    return CallConf(**{f.name: getattr(conf, f.name) for f in fields(conf)},
+                    request=pod_request(typed(document, "runtimeConfig", dict, "a mapping") or {},
+                                        args_cni(document.get("args"))),
+                    prev_result=prev_result(document.get("prevResult")),
+                    valid_attachments=valid_attachments(document.get(VALID_ATTACHMENTS)))
+
+
+def unread(version: str, why: str) -> CallConf:
+    """DEL's stand-in for a network config past the limits (tenantjson): it chooses nothing,
+    so DEL removes what the attachment record names; the refusal goes to the log."""
+    return CallConf(cni_version=version, name="", type="", document={},
+                    warnings=(f"{why}: DEL removes what the attachment record names",))
 
 
 def prev_result(value: Any) -> Mapping[str, Any] | None:

@@ -16,9 +16,9 @@ import traceback
 from typing import Any, Callable, Optional
 
 from plugin.calllog import CallLog
-from plugin.config import files, loader
+from plugin.config import files, loader, netconf, tenant
 from plugin.frontends.cni import env as cni_env
-from plugin.frontends.cni import netconf, tenantjson, versions
+from plugin.frontends.cni import injected, tenantjson, versions
 from plugin.frontends.cni.call import Call
 from plugin.frontends.cni.errors import EXIT_STATUS, INTERNAL, IO_FAILURE, CniError, document
 from plugin.errors import Failure
@@ -43,9 +43,9 @@ def main() -> int:
         node = loader.load(files.find(None, sys.argv[0]))  # root's: the same search as exec
         log = CallLog(node.log_file, f"cni-{env.command.lower()}", node.debug)
         log.set(container_id=env.container_id[:12], ifname=env.ifname, netns=env.netns)
-        conf = netconf.parse(parsed) if parsed is not None else netconf.unread(version, refused)
+        conf = injected.parse(parsed) if parsed is not None else injected.unread(version, refused)
         log.set(network=conf.name, cni_version=version)
-        call = Call(env, conf, node if parsed is None else netconf.bind(conf, node, env.ifname),
+        call = Call(env, conf, node if parsed is None else tenant.bind(conf, node, env.ifname),
                     log)
         for warning in conf.warnings:
             call.warn(warning)

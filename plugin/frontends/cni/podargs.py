@@ -29,6 +29,7 @@ class PodRequest:
     vlan: int | None = None
     addresses: tuple[IPInterface, ...] = ()
     mac: str | None = None
+    mac_from: str = ""  # where the MAC was asked for: "runtimeConfig.mac" or "args.cni.mac"
 
 
 def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) -> PodRequest:
@@ -38,8 +39,9 @@ def pod_request(runtime_config: Mapping[str, Any], args_cni: Mapping[str, Any]) 
                 return f"{where}.{key}", source[key]
         return key, None
 
+    mac_from, mac = pick("mac")
     return PodRequest(vlan=_vlan(*pick("vlan")), addresses=_addresses(*pick("ips")),
-                      mac=_mac(*pick("mac")))
+                      mac=_mac(mac_from, mac), mac_from=mac_from if mac is not None else "")
 
 
 def _vlan(key: str, value: Any) -> int | None:

@@ -1,5 +1,5 @@
 """JSON from a tenant (a network config on stdin, with what the runtime added to it):
-decoded within bounds, and the messages that echo it.
+decoded within bounds (its keys are judged in `plugin.config.netconf`).
 
 Limits, checked before anything walks the document: stdin holds at most MAX_BYTES
 (more is not read), and no object or list nests deeper than MAX_DEPTH (the top-level
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plugin.errors import SHOWN, shown
+from plugin.errors import shown
 from plugin.frontends.cni.errors import DECODE_FAILURE, INVALID_CONFIG, CniError
 
 MAX_BYTES = 1 << 20  # stdin: a network config is a few KB, a chained prevResult a few more
@@ -78,14 +78,3 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                            "write each key once, in the case the spec gives it")
     return dict(pairs)
 
-
-def named(key: str) -> str:
-    """A key as a message shows it inside its dotted path: escaped, cut short, unquoted."""
-    text = ascii(key)[1:-1]
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
-
-
-def invalid(key: str, value: Any, why: str) -> CniError:
-    return CniError(INVALID_CONFIG, f"network config key '{key}' = {shown(value)} {why}",
-                    "fix the network config (the file in /etc/cni/net.d or the "
-                    "NetworkAttachmentDefinition)")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from plugin.ipam.leaserecord import Record
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.model import Damaged, IPAddress
 
 Outcome = Literal["won", "taken", "raced"]
 
@@ -42,7 +43,7 @@ class Store(Protocol):
     def exclusive(self) -> AbstractContextManager[object]:
         """Held across one allocation: a lock where writers need one, else nothing."""
 
-    def held(self, owner: Owner) -> Held: ...
+    def held(self, owner: Identity) -> Held: ...
 
     def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
         """Take `record.address` for its owner, if nobody holds it and the owner is as `held`
@@ -55,8 +56,16 @@ class Store(Protocol):
     def taken(self) -> list[str]:
         """The names of the addresses in use: one listing, for probing past them."""
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         """Free the owner's lease; True if one existed. Absent is fine."""
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         """Every record, and those that cannot be read (their addresses stay out of use)."""
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """Replace the owner's lease of `address` with a conflicted record (`Record.conflict`)
+        that no owner holds, in one step; False if the owner does not hold that address."""
+
+    def clear(self, address: IPAddress) -> Record | None:
+        """Delete the record of `address` if it is a conflicted one; return the record found
+        (a live lease is returned untouched, for the caller to refuse)."""

@@ -32,8 +32,9 @@ import logging
 import time
 from contextlib import AbstractContextManager
 
-from plugin.ipam.leaserecord import Record, decode, encode
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
 from plugin.ipam.stores.etcd_client import (EtcdConnection, absent, branch_entries, delete_op,
@@ -57,17 +58,17 @@ class EtcdStore:
     def _address_key(self, address: IPAddress) -> str:
         return f"{self.base}addr/{address}"
 
-    def _owner_key(self, owner: Owner) -> str:
+    def _owner_key(self, owner: Identity) -> str:
         return f"{self.base}owner/{owner.node}/{owner.key}"
 
-    def _old_owner_key(self, owner: Owner) -> str:
+    def _old_owner_key(self, owner: Identity) -> str:
         """Where releases before the node was in the key kept the owner's address."""
         return f"{self.base}owner/{owner.key}"
 
     def exclusive(self) -> AbstractContextManager[object]:
         return contextlib.nullcontext()  # every claim is a compare-and-set transaction
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         """The owner's key (today's, else an earlier release's) and the rotation point, read
         in one round trip."""
         old_key = self._old_owner_key(owner)
@@ -84,7 +85,7 @@ class EtcdStore:
             return Held(None, 0, rotation)
         return Held(record, old[0].mod_revision, rotation, old_key)
 
-    def _record(self, owner: Owner, value: bytes) -> Record | None:
+    def _record(self, owner: Identity, value: bytes) -> Record | None:
         """The record an owner key points at, if it is this owner's, node included."""
         address = _parse_address(value)
         record = self.read(address) if address is not None else None
@@ -128,7 +129,7 @@ class EtcdStore:
         prefix = self.base + "addr/"
         return [entry.key[len(prefix):] for entry in self.etcd.scan(prefix, keys_only=True)]
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         """Delete owner and address keys while both still carry the claim's revision (and,
         for an earlier release's owner key, while its record is this owner's)."""
         owner_key = self._owner_key(owner)
@@ -152,7 +153,7 @@ class EtcdStore:
                 return False
         return False
 
-    def _release_old(self, owner: Owner) -> bool:
+    def _release_old(self, owner: Identity) -> bool:
         """Release a lease an earlier release wrote (owner key without the node), if its
         record is this owner's; both keys still as read, or nothing is deleted."""
         old_key = self._old_owner_key(owner)
@@ -168,6 +169,37 @@ class EtcdStore:
             if won:
                 return True
         return False
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """One transaction, while the owner key and the address record are still the claim's
+        (one mod revision): the address record becomes the conflicted one, the owner key
+        goes. An earlier release's owner key is not converted: none is that recent."""
+        entry = self.etcd.get(self._owner_key(owner))
+        if entry is None or _parse_address(entry.value) != address:
+            return False
+        held = self.read(address)
+        if held is None:
+            return False
+        address_key = self._address_key(address)
+        won, _ = self.etcd.txn(
+            [unchanged(entry.key, entry.mod_revision),
+             unchanged(address_key, entry.mod_revision)],
+            [put_op(address_key, encode(new_record(self.network.name, held.address, owner,
+                                                   mac))),
+             delete_op(entry.key), *self._seen()])
+        return won
+
+    def clear(self, address: IPAddress) -> Record | None:
+        entry = self.etcd.get(self._address_key(address))
+        if entry is None:
+            return None
+        record = self.read(address)
+        if record is not None and record.conflict:
+            won, _ = self.etcd.txn([unchanged(entry.key, entry.mod_revision)],
+                                   [delete_op(entry.key)])
+            if not won:
+                return self.read(address)  # changed meanwhile: say what it is now
+        return record
 
     def _seen(self) -> list[dict]:
         """This node's sign of life, put in a transaction the call makes anyway: no extra
@@ -194,7 +226,7 @@ class EtcdStore:
         return [record for _, record in sorted(found, key=lambda f: f[0])], damaged
 
 
-def _same(one: Owner, other: Owner) -> bool:
+def _same(one: Identity, other: Identity) -> bool:
     """One interface of one container on one node: the identity of a lease's owner."""
     return (one.node, one.key) == (other.node, other.key)
 

@@ -21,8 +21,9 @@ import logging
 import os
 from contextlib import AbstractContextManager
 
-from plugin.ipam.leaserecord import Record, decode, encode
-from plugin.ipam.model import Damaged, IPAddress, Owner
+from plugin.identity import Identity
+from plugin.ipam.leaserecord import Record, decode, encode, new_record
+from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Held, Outcome
 from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace,
@@ -49,7 +50,7 @@ class FileStore:
     def _address_path(self, address: IPAddress) -> str:
         return self._path("addr", str(address))
 
-    def _index_path(self, owner: Owner) -> str:
+    def _index_path(self, owner: Identity) -> str:
         return self._path("owner", hashlib.sha256(owner.key.encode()).hexdigest())
 
     def exclusive(self) -> AbstractContextManager[object]:
@@ -59,7 +60,7 @@ class FileStore:
                 ensure_dir(path)
         return locked(self._path("lock"), self.lock_timeout)
 
-    def held(self, owner: Owner) -> Held:
+    def held(self, owner: Identity) -> Held:
         """The owner's record through its index (one read and one stat), and the rotation point."""
         return Held(self._held(owner), 0, self._last_reserved())
 
@@ -95,7 +96,7 @@ class FileStore:
     def taken(self) -> list[str]:
         return os.listdir(self._path("addr"))
 
-    def release(self, owner: Owner) -> bool:
+    def release(self, owner: Identity) -> bool:
         if not os.path.isdir(self._path("owner")):
             return False
         with locked(self._path("lock"), self.lock_timeout):
@@ -104,6 +105,34 @@ class FileStore:
                 remove(self._address_path(held.address.ip))
             remove(self._index_path(owner))
             return held is not None
+
+    def conflict(self, owner: Identity, address: IPAddress, mac: str) -> bool:
+        """The conflicted record replaces the lease under the address's name (a new inode:
+        the owner index no longer matches it, so the owner holds nothing), then the index
+        goes."""
+        if not os.path.isdir(self._path("owner")):
+            return False
+        with locked(self._path("lock"), self.lock_timeout):
+            held = self._held(owner)
+            if held is None or held.address.ip != address:
+                return False
+            temp = self._path("record.tmp")
+            write_new(temp, encode(new_record(self.network.name, held.address, owner, mac)))
+            try:
+                link_replace(temp, self._address_path(address))
+            finally:
+                remove(temp)
+            remove(self._index_path(owner))
+            return True
+
+    def clear(self, address: IPAddress) -> Record | None:
+        if not os.path.isdir(self._path("addr")):
+            return None
+        with locked(self._path("lock"), self.lock_timeout):
+            record = self.read(address)
+            if record is not None and record.conflict:
+                remove(self._address_path(address))
+            return record
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         """Every record, read without the lock: each file appears whole or not at all."""
@@ -128,7 +157,7 @@ class FileStore:
             found.append((int(address), record))
         return [record for _, record in sorted(found, key=lambda f: f[0])], damaged
 
-    def _held(self, owner: Owner) -> Record | None:
+    def _held(self, owner: Identity) -> Record | None:
         found = read_with_inode(self._index_path(owner))
         if found is None:
             return None

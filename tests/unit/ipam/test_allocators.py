@@ -97,9 +97,9 @@ def test_importing_and_using_local_networks_does_not_load_the_etcd_client(tmp_pa
     code = (
         "import sys\n"
         "from plugin.ipam.allocators import Allocators\nfrom plugin.config.networks import parse_networks\n"
-        "from plugin.ipam.model import Owner\n"
+        "from plugin.identity import Identity\n"
         f"ipam = Allocators(parse_networks([]), None, {str(tmp_path)!r}, 'n1')\n"
-        "ipam.allocate(Owner('ab' * 32, 'eth1', 'ns', 'pod'), 22)\n"
+        "ipam.allocate(Identity('ns', 'pod', 'ab' * 32, 'eth1'), 22)\n"
         "print(sorted(m for m in ('etcd3gw', 'requests', 'urllib3') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -1,4 +1,4 @@
-"""The network configuration on stdin: decoded, validated once, then held to the node's rules.
+"""A tenant's network config (a CNI call's stdin): each key it may set, judged once.
 
 Who writes it: on a plain node root (a file in /etc/cni/net.d), but with Multus
 anyone who may create a NetworkAttachmentDefinition in a namespace. So it may
@@ -14,31 +14,38 @@ variant's: accepted and logged as ignored (escaped, cut short), never fatal.
 
 Keys are judged as the delegated IPAM plugin (Go: host-local, static) reads them,
 without regard to case: two keys of one object that differ only in case (or are
-the same) are refused, and so is a known key in another case (`IPAM`); in `ipam`,
+the same) are refused as stdin is decoded (`plugin.frontends.cni.tenantjson`), and
+a known key in another case (`IPAM`) here; in `ipam`,
 a key that reads as a place (dir, path, file, socket, conf) in any case is refused.
 The delegate then gets this validated document re-serialised, never the bytes
-the runtime sent.
+the runtime sent (`NetConf.forwarded`).
+
+The judging is here, beside the node config's own parsing, so one place judges
+every config source: `tenant.py` then holds the result to the node's `cni`
+allow-lists. The CNI front-end only reads stdin within bounds
+(`plugin.frontends.cni.tenantjson`) and adds what the runtime injected into the
+document (`plugin.frontends.cni.injected`). A refusal is a ConfigError (CNI code 7)
+naming the key, the value and who may change it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from plugin import names
-from plugin.config import schema, tenant
+from plugin.config import schema
 from plugin.config.networks import MTU_MAX, MTU_MIN
-from plugin.config.schema import Config
-from plugin.config.tenant import refused
-from plugin.errors import shown
-from plugin.frontends.cni import injected
-from plugin.frontends.cni.injected import VALID_ATTACHMENTS
-from plugin.frontends.cni.podargs import PodRequest, pod_request
-from plugin.frontends.cni.tenantjson import invalid, named
+from plugin.errors import SHOWN, ConfigError, shown
 
-KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns", "args",
-                   "runtimeConfig", "capabilities", "prevResult", "vlanpipe", "isDefaultGateway",
-                   VALID_ATTACHMENTS})
+# What the runtime adds to a tenant's config (libcni, Multus): known here, so that it is
+# neither warned about nor dropped from what a delegate gets; its shape is checked by the
+# CNI front-end (plugin.frontends.cni.injected), which reads it.
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+INJECTED = ("args", "runtimeConfig", "capabilities", "prevResult", VALID_ATTACHMENTS)
+
+KNOWN = frozenset({"cniVersion", "name", "type", "bridge", "vlan", "mtu", "ipam", "dns",
+                   "vlanpipe", "isDefaultGateway", *INJECTED})
 IGNORED = {
     "isGateway": "an OVS bridge carrying tagged VLANs gets no gateway address; "
                  "give the network a gateway outside vlanpipe",
@@ -55,7 +62,8 @@ _FOLDED_KNOWN = {key.casefold(): key for key in KNOWN}
 
 @dataclass(frozen=True)
 class NetConf:
-    """A tenant's network config, validated against the node's `cni` policy."""
+    """A tenant's network config, each key validated (`tenant.bind` then holds it to the
+    node's `cni` allow-lists)."""
 
     cni_version: str
     name: str
@@ -67,9 +75,6 @@ class NetConf:
     ipam: Mapping[str, Any] = field(default_factory=dict)
     dns: Mapping[str, Any] = field(default_factory=dict)
     default_gateway: bool = False
-    request: PodRequest = PodRequest()
-    prev_result: Mapping[str, Any] | None = None
-    valid_attachments: frozenset[tuple[str, str]] = frozenset()
     network: str | None = None  # one of the node's networks, by name (vlanpipe.network)
     warnings: tuple[str, ...] = ()
 
@@ -78,17 +83,48 @@ class NetConf:
         """The delegated IPAM plugin, or None for vlanpipe's own allocators."""
         return self.ipam.get("type") or None
 
-    def forwarded(self) -> dict[str, Any]:
-        """The document a delegated plugin gets: only the keys vlanpipe knows and checked
-        (with what libcni injected: runtimeConfig, args, prevResult)."""
-        return {key: value for key, value in self.document.items() if key in KNOWN}
+    def forwarded(self, version: str, data_dir: str = "") -> dict[str, Any]:
+        """The document a delegated plugin gets, in the spec `version` it speaks: only the keys
+        vlanpipe knows and checked (with what libcni injected: runtimeConfig, args,
+        prevResult), and the node's choice of where the plugin keeps its state."""
+        document = {key: value for key, value in self.document.items() if key in KNOWN}
+        document["cniVersion"] = version
+        if data_dir:
+            document["ipam"] = self.forwarded_ipam(data_dir)
+        return document
+
+    def forwarded_ipam(self, data_dir: str = "") -> dict[str, Any]:
+        """The ipam config a delegated plugin is given: the network's, where the node keeps
+        its state (cni.ipam_data_dir)."""
+        return {**self.ipam, "dataDir": data_dir} if data_dir else dict(self.ipam)
+
+    def as_recorded(self, name: str, ipam: Mapping[str, Any]) -> "NetConf":
+        """This config as an attachment's record names it: the ipam config its ADD gave the
+        delegated plugin (node's dataDir included), under the network name of that ADD, so
+        that DEL releases what was claimed after the network config changed."""
+        return replace(self, name=name, ipam=dict(ipam),
+                       document={**self.document, "name": name, "ipam": dict(ipam)})
 
 
-def unread(version: str, why: str) -> NetConf:
-    """DEL's stand-in for a network config past the limits (tenantjson): it chooses nothing,
-    so DEL removes what the attachment record names; the refusal goes to the log."""
-    return NetConf(cni_version=version, name="", type="", document={},
-                   warnings=(f"{why}: DEL removes what the attachment record names",))
+def invalid(key: str, value: Any, why: str) -> ConfigError:
+    """A network config's key that is not what the key may be: the tenant can fix it."""
+    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
+                       "fix the network config (the file in /etc/cni/net.d or the "
+                       "NetworkAttachmentDefinition)")
+
+
+def refused(key: str, value: Any, why: str) -> ConfigError:
+    """A network config's key that the node does not allow: the tenant or the node's
+    administrator can change it."""
+    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
+                       "change the network config, or ask the node's administrator (the node "
+                       "config's cni section)")
+
+
+def named(key: str) -> str:
+    """A key as a message shows it inside its dotted path: escaped, cut short, unquoted."""
+    text = ascii(key)[1:-1]
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
 
 def version_of(document: Mapping[str, Any]) -> str:
@@ -112,29 +148,19 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         raise invalid("type", kind, "must name the plugin")
     return NetConf(
         cni_version=version_of(document), name=name, type=kind, document=document,
-        bridge=_typed(document, "bridge", str, "a bridge name"),
+        bridge=typed(document, "bridge", str, "a bridge name"),
         vlan=_vlan(document.get("vlan")),
         mtu=_mtu(document.get("mtu")),
         ipam=_ipam(document.get("ipam")),
-        dns=_typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
+        dns=typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
         default_gateway=document.get("isDefaultGateway") is True,
-        request=pod_request(_typed(document, "runtimeConfig", dict, "a mapping") or {},
-                            injected.args_cni(document.get("args"))),
-        prev_result=injected.prev_result(document.get("prevResult")),
-        valid_attachments=injected.valid_attachments(document.get(VALID_ATTACHMENTS)),
         network=_plugin_object(document.get("vlanpipe")),
         warnings=tuple(_warnings(document)),
     )
 
 
-def bind(conf: NetConf, node: Config, ifname: str) -> Config:
-    """The call's Config: the node's, with what this network chose, where the node allows it
-    (judged with the node config, `plugin.config.tenant`)."""
-    return tenant.bind(tenant.NetworkChoice(conf.name, conf.bridge, conf.vlan, conf.mtu,
-                                            conf.ipam_type, conf.network), node, ifname)
-
-
-def _typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+def typed(document: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+    """`document[key]`, None if absent; refused unless it is a `kind`."""
     value = document.get(key)
     if value is not None and not isinstance(value, kind):
         raise invalid(key, value, f"must be {what}")
