@@ -13,10 +13,11 @@ from pipework_wrapper.ovs import Port
 from plugin.core import flows, rules
 from plugin.core.records import Attachment
 from plugin.errors import ToolFailed
+from plugin.identity import Identity
 from plugin.ops import watch
 from plugin.ops.reconcile import Outcome
 
-RECORD = Attachment(namespace="default", pod="22-web", infra_id="a" * 64, interface="eth1",
+RECORD = Attachment(Identity("default", "22-web", "a" * 64, "eth1"),
                     bridge="br0", port="vp1234abcd", vlan=22, network="pods",
                     addresses=("10.0.0.5/24",), mac="0a:58:0a:00:00:05")
 PORT = Port("vp1234abcd", "br0", 22, ofport=7)
