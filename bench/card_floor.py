@@ -7,9 +7,12 @@ The card makes setup find the container through the Docker SDK and run
 pipework and ovs-vsctl through plumbum, and teardown run ovs-vsctl through
 plumbum. So no setup costs less than a fresh interpreter importing those two
 packages, one inspect, pipework (its arping resolving to `true` in QUIET_DIR,
-as the plugin arranges), one announcement (the project's own, in-process) and
-one OVSDB transaction that sets the tag and the marks; no teardown less than
-importing plumbum, one del-port and one `ip link del`. Nothing is checked,
+as the plugin arranges), one announcement (the project's own, in-process),
+one OVSDB transaction that sets the tag, the marks and the port's OpenFlow number
+(`ofport_request`), and one `ovs-ofctl --bundle add-flows` of the port's port security
+rules (issue 20: the rules `plugin/core/flows.py` makes for its MAC and address); no
+teardown less than importing plumbum, one del-port, the port's rules deleted by their
+cookie (one `ovs-ofctl del-flows`) and one `ip link del`. Nothing is checked,
 logged or locked: whatever the plugin spends beyond this is its own.
 
 Run with the installed plugin's interpreter and `-I`, as its launcher is.
@@ -29,6 +32,8 @@ def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str
     import docker
 
     from pipework_wrapper.announce import announce
+    from plugin.core import flows
+    from plugin.ipam.mac import mac_for
 
     with docker.APIClient(base_url=DOCKER_URL, version=DOCKER_API, timeout=10) as client:
         pid = client.inspect_container(container)["State"]["Pid"]
@@ -36,13 +41,21 @@ def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str
     announce(f"/proc/{pid}/ns/net", ifname, [address])
     marks = {"owner": "vlanpipe-card-floor", "vlanpipe-infra-id": container,
              "vlanpipe-interface": ifname, "vlanpipe-address": address}
+    ofport = 1000 + int(flows.cookie(port) & 0xFFFF) % 60000
     local["ovs-vsctl"](OVS_TIMEOUT, "--no-wait", "--", "--may-exist", "add-port", bridge, port,
                        "--", "set", "Port", port, f"tag={vlan}",
-                       *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()))
+                       *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()),
+                       "--", "set", "Interface", port, f"ofport_request={ofport}")
+    guard = flows.Guard(port, ofport, mac_for(address), (address,))
+    (local["ovs-ofctl"][OVS_TIMEOUT, "--bundle", "add-flows", bridge, "-"]
+     << ("\n".join(flows.replace(guard)) + "\n"))()
 
 
 def teardown(bridge: str, port: str) -> None:
+    from plugin.core import flows
+
     local["ovs-vsctl"](OVS_TIMEOUT, "del-port", bridge, port)
+    local["ovs-ofctl"](OVS_TIMEOUT, "del-flows", bridge, f"cookie={flows.cookie(port):#x}/-1")
     local["ip"]("link", "del", port)
 
 

@@ -75,6 +75,17 @@ class Sandbox:
                       f"--log-file={self.dir}/ovs-vswitchd.log"])
         _wait(["ovs-appctl", "-t", "ovs-vswitchd", "version"], "ovs-vswitchd")
 
+    def restart_vswitchd(self) -> float:
+        """Stop the sandbox's ovs-vswitchd and start another, as a node's restart does (every
+        OpenFlow rule gone); the time.monotonic() at which the new one was started."""
+        old = self.daemons.pop()
+        old.send_signal(signal.SIGTERM)
+        old.wait(timeout=10)
+        started = time.monotonic()
+        self._daemon(["ovs-vswitchd", "--pidfile", "--disable-system", "-vconsole:off",
+                      f"--log-file={self.dir}/ovs-vswitchd.log"])
+        return started
+
     def _daemon(self, argv: Sequence[str]) -> None:
         """A foreground daemon that dies with this process, however this process ends."""
         log = open(os.path.join(self.dir, os.path.basename(argv[0]) + ".out"), "wb")

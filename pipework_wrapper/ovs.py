@@ -27,6 +27,7 @@ class Port:
     error: str | None = None
     trunks: tuple[int, ...] = ()  # the VLANs a trunk port carries (none listed: all)
     datapath: str = ""  # its bridge's datapath_type ("netdev": the userspace datapath)
+    ofport: int | None = None  # its interface's OpenFlow number (None: not assigned, or -1)
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,19 @@ class Ovs:
         return set(self.vsctl("list-br").split())
 
     def bridge(self, bridge: str) -> dict[str, Any] | None:
-        rows = _rows(self.vsctl("--format=json", "--columns=name,datapath_type",
+        rows = _rows(self.vsctl("--format=json", "--columns=name,datapath_type,fail_mode",
                                 "find", "Bridge", f"name={bridge}"))
-        return rows[0] if rows else None
+        return {**rows[0], "fail_mode": _scalar(rows[0]["fail_mode"]) or ""} if rows else None
+
+    def fail_modes(self) -> dict[str, str]:
+        """Each bridge's fail_mode ("" for OVS's default, standalone), in one read."""
+        rows = _rows(self.vsctl("--format=json", "--columns=name,fail_mode", "list", "Bridge"))
+        return {row["name"]: _scalar(row["fail_mode"]) or "" for row in rows}
+
+    def set_fail_mode(self, bridge: str, mode: str) -> None:
+        """`secure`: with no rules (after an ovs-vswitchd restart) the bridge forwards
+        nothing, instead of falling back to NORMAL for everything."""
+        self.vsctl("set-fail-mode", bridge, mode)
 
     def ports(self, **match: str) -> list[Port]:
         """Ports whose external_ids hold every key=value of `match` (all ports if none)."""
@@ -87,7 +98,7 @@ class Ovs:
             "--", "--columns=_uuid,name,tag,trunks,external_ids,interfaces", "find", "Port",
             *conditions,
             "--", "--columns=name,ports,datapath_type", "list", "Bridge",
-            "--", "--columns=_uuid,error", "list", "Interface",
+            "--", "--columns=_uuid,error,ofport", "list", "Interface",
         )
         ports, bridges, interfaces = _documents(out)
         owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
@@ -104,6 +115,7 @@ class Ovs:
                 external_ids=_map(row["external_ids"]),
                 error=_scalar(iface.get("error", ["set", []])),
                 trunks=tuple(sorted(_set(row["trunks"]))),
+                ofport=_ofport(iface.get("ofport", ["set", []])),
             ))
         return found
 
@@ -262,6 +274,12 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, list) and value and value[0] == "set":
         return value[1][0] if value[1] else None
     return value
+
+
+def _ofport(value: Any) -> int | None:
+    """An interface's ofport: empty until ovs-vswitchd assigns it, -1 when it could not."""
+    number = _scalar(value)
+    return number if isinstance(number, int) and number > 0 else None
 
 
 def _set(value: Any) -> list[Any]:

@@ -7,10 +7,11 @@ the bridges' readiness, the port with its tag, marks and OpenFlow number in one
 OVSDB transaction, its port security rules installed before the pod's end exists
 (`plugin.core.guard`), the transmit checksum offload the bridge's datapath needs
 (`plugin.core.checksum`), the checks after plugging, the wait for the datapath,
-the conflict probe, the announcement, the differences from what is wanted, and
-removal of the port, its veth and its rules (one unplug path for every plumber).
-Per-port features (QoS rows, meters, trunks) belong here too, each in a module
-of its own that this facade calls.
+the conflict probe (`plugin.core.conflicts`), the announcement, the differences
+from what is wanted (`plugin.core.rules` for the guard's), and removal of the
+port, its veth, its rules and its limits (one unplug path for every plumber).
+Per-port features (bandwidth limits: `plugin.core.bandwidth`; trunks) live in
+modules of their own that this facade calls.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from pipework_wrapper import iproute
 from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import bandwidth, marks
+from plugin.core import bandwidth, conflicts, marks, rules
 from plugin.core.checksum import OFFLOADED, PodChecksums
 from plugin.core.guard import PortGuard
 from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
-from plugin.errors import AddressConflict, BackendError, NotReady, ToolFailed
+from plugin.errors import BackendError, NotReady, ToolFailed
 from plugin.policy import trunk as trunks
 
 if TYPE_CHECKING:
-    from pipework_wrapper.probe import Answer
     from plugin.config.schema import Config
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
@@ -47,19 +47,13 @@ def _announce(netns: str, ifname: str, addresses: list[str]) -> None:
     announce(netns, ifname, addresses)
 
 
-def _probe(netns: str, ifname: str, addresses: list[str], wait: float) -> list["Answer"]:
-    from pipework_wrapper.probe import probe  # likewise
-
-    return probe(netns, ifname, addresses, wait)
-
-
 class PodPorts:
     """Makes (`plug`) and removes (`remove`) pods' ports on OVS bridges."""
 
     def __init__(self, config: "Config", plumbing: dict[str, Plumber] | None = None,
                  ovs: Ovs | None = None, ip: Any = iproute,
                  announcer: Callable[[str, str, list[str]], None] | None = None,
-                 prober: Callable[..., list["Answer"]] | None = None,
+                 prober: conflicts.Prober | None = None,
                  ofctl: Ofctl | None = None) -> None:
         """`ovs`, `ip`, `announcer`, `prober`, `ofctl` and the plumbers' own wrappers are what unit
         tests replace with fakes of their shape."""
@@ -68,7 +62,7 @@ class PodPorts:
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
         self.announce = announcer or _announce
-        self.probe = prober or _probe
+        self.probe = prober or conflicts.probe
         self.guard = PortGuard(config, self.ovs, ofctl, ip)
         self.checksums = PodChecksums(config, ip)
         self.limits = bandwidth.Limits(self.ovs, config.ovs_timeout, ofctl)
@@ -106,7 +100,7 @@ class PodPorts:
         self._check(sandbox, record)
         self._wait_in_datapath(port)
         self.limits.apply(record, ofport, push)
-        self._unique_on_the_wire(sandbox.netns, record)
+        conflicts.unique_on_the_wire(self.config, self.probe, sandbox.netns, record)
         self.announce(sandbox.netns, ifname, list(record.addresses))
         return record
 
@@ -141,7 +135,8 @@ class PodPorts:
             elif state:
                 lines = [state]
             found += lines
-        return found
+        return found + rules.recorded_differences(self.config, self.ovs, self.guard.ofctl,
+                                                  infra_id, [record for record, _ in pairs])
 
     def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
                   netns: str = "") -> tuple[set[str], list[str]]:
@@ -277,23 +272,6 @@ class PodPorts:
                     f"{self.config.ovs_timeout:g} s", "check ovs-vswitchd (its log, "
                     "ovs-vsctl get Interface PORT error)")
             time.sleep(0.002)
-
-    def _unique_on_the_wire(self, netns: str, record: Attachment) -> None:
-        """No other host on the VLAN answers for the pod's addresses (`conflict_probe`):
-        probed once the datapath switches the port, before the announcement would
-        overwrite the other host in its neighbours' caches. The core keeps the lease."""
-        if not self.config.conflict_probe or not record.addresses:
-            return
-        by_ip = {a.split("/")[0]: a for a in record.addresses}
-        found = tuple((by_ip.get(a.address, a.address), a.mac) for a in self.probe(
-            netns, record.interface, list(by_ip.values()),
-            self.config.conflict_probe_wait_ms / 1000))
-        if found:
-            raise AddressConflict("; ".join(
-                f"address {address} is already used by MAC {mac} on bridge {record.bridge} "
-                f"VLAN {record.vlan}" for address, mac in found),
-                "find that host (the MAC names it) and remove the address from it",
-                record.interface, record.network, found)
 
     def _check(self, sandbox: Sandbox, record: Attachment) -> None:
         """After plugging: the addresses are on the pod's interface, the host veth exists."""

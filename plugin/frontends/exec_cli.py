@@ -209,6 +209,8 @@ COMMANDS: dict[str, Callable] = {
     "list": _operator("list"),
     "doctor": _operator("doctor"),
     "pin": _operator("pin"),
+    "reconcile": _operator("reconcile"),
+    "watch": _operator("watch"),
     "lease": _operator("lease"),
     "init": cmd_init,
     "setup": cmd_setup,

@@ -15,7 +15,7 @@ from typing import Any
 
 from plugin.errors import Failure, NeedsRoot, UsageError
 
-NEEDS_ROOT = ("doctor", "gc", "list", "pin", "lease")
+NEEDS_ROOT = ("doctor", "gc", "list", "pin", "lease", "reconcile", "watch")
 
 
 def require_root(command: str) -> None:
@@ -85,6 +85,52 @@ def cmd_gc(config, log, rest: list[str]) -> None:
     if unjudged:
         raise DockerUnavailable(f"gc: {len(unjudged)} not judged (no Docker)",
                                 "start dockerd and run gc again")
+
+
+def cmd_reconcile(config, log, rest: list[str]) -> None:
+    """What it changed, one line per bridge or pod (nothing when all was in place); then
+    the first failure, for its exit code."""
+    from plugin.frontends import render
+    from plugin.ops.reconcile import reconcile
+
+    flags(rest, set())
+    outcome = reconcile(config)
+    log.set(changed=outcome.changed)
+    if outcome.changed:
+        print(render.plain(outcome.changed))
+    if outcome.failures:
+        first = outcome.failures[0]
+        raise type(first)(f"reconcile: {len(outcome.failures)} failed; first: {first.message}",
+                          first.hint)
+
+
+def cmd_watch(config, log, rest: list[str]) -> None:
+    """Runs until killed: each reconcile that changed or failed something is printed with
+    the time (the journal's) and logged as a line of its own."""
+    import time
+
+    from plugin.calllog import CallLog
+    from plugin.frontends import render
+    from plugin.ops.watch import watch
+
+    value, rest = option(rest, "--interval")
+    flags(rest, set())
+    try:
+        interval = float(value) if value is not None else 0.2
+    except ValueError:
+        interval = -1.0
+    if not 0.01 <= interval <= 60:
+        raise UsageError(f"--interval takes seconds between 0.01 and 60, got {value!r}")
+
+    def report(outcome) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        print(render.plain(f"{stamp} {line}" for line in outcome.changed), flush=True)
+        event = CallLog(config.log_file, "watch", config.debug)
+        event.set(changed=outcome.changed)
+        event.write("error" if outcome.failures else "ok",
+                    outcome.failures[0].line() if outcome.failures else "")
+
+    watch(config, report, interval)
 
 
 def cmd_list(config, log, rest: list[str]) -> None:

@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("list [--json]\nlist --cluster [--json]",
              "one entry per attachment, with its state; --cluster: every lease in etcd"),
     "doctor": ("doctor [--json]", "check this node and its pods; exit 1 if a check fails"),
+    "reconcile": ("reconcile", "put back the plugin's OpenFlow rules (bridges fail closed, "
+                  "each pod's port security rules, rules of gone ports swept); prints what "
+                  "it changed"),
+    "watch": ("watch [--interval SECONDS]", "run reconcile whenever ovs-vswitchd restarts, "
+              "until killed (the vlanpipe-watch systemd unit runs it)"),
     "pin": ("pin set NAMESPACE/POD VLAN [ADDRESS/LEN]\npin get NAMESPACE/POD\n"
             "pin del NAMESPACE/POD", "the operator's pins in etcd (vlan.pinned: true)"),
     "pin set": ("pin set NAMESPACE/POD VLAN [ADDRESS/LEN]",

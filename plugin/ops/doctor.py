@@ -36,7 +36,7 @@ def run_checks(config: Config, executable: str) -> list[Check]:
     checks: list[tuple[str, Callable[[], str], str]] = [
         ("config", lambda: _config(config), "fix the config file"),
         ("open vswitch", lambda: _ovs(ovs), "start ovsdb-server and ovs-vswitchd (scripts/host-setup)"),
-        *[(f"bridge {b}", (lambda b=b: _bridge(ovs, b, config.datapath_type)), "run the plugin's init command")
+        *[(f"bridge {b}", (lambda b=b: _bridge(ovs, b, config.datapath_type)), "run the plugin's init command (or reconcile)")
           for b in sorted({a.bridge for a in config.attachments})],
         *([(f"uplink {config.uplink.interface}", lambda: _uplink(ovs, config), "")]
           if config.uplink else []),
@@ -101,7 +101,18 @@ def _bridge(ovs: Ovs, bridge: str, wanted: str) -> str:
     if wanted and row["datapath_type"] != wanted:
         raise Failure(f"bridge {bridge} has datapath_type {row['datapath_type']!r}, "
                           f"config says {wanted!r}")
-    return f"exists, datapath_type {row['datapath_type'] or 'system'}"
+    if row["fail_mode"] != "secure":
+        raise Failure(f"bridge {bridge} has fail_mode {row['fail_mode'] or 'standalone'}: "
+                      "after an ovs-vswitchd restart it forwards everything, port security "
+                      "rules gone (fails open)")
+    from pipework_wrapper.ofctl import Ofctl
+    from plugin.core import flows, rules
+
+    if rules.bridge_missing({flows.BRIDGE: Ofctl(ovs.timeout).dump(bridge, flows.BRIDGE)}):
+        raise Failure(f"bridge {bridge} lacks the plugin's default rules, so it forwards "
+                      "nothing (ovs-vswitchd restarted and neither init nor reconcile ran "
+                      "since: is vlanpipe-watch running?)")
+    return f"exists, datapath_type {row['datapath_type'] or 'system'}, fails closed"
 
 
 def _uplink(ovs: Ovs, config: Config) -> str:

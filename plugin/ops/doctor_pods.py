@@ -23,14 +23,17 @@ FIXES = {
 
 def checks(config: Config) -> list[tuple[str, bool, str, str]]:
     """(name, ok, detail, fix) rows: one per unhealthy state, or one that says all are ok."""
+    from plugin.ops import doctor_guard
+
     pods = [r for r in rows(config, Liveness(config)) if r.infra_id]
+    guard = doctor_guard.checks(config, pods)
     bad: dict[State, list[str]] = {}
     for row in pods:
         if row.kind is not State.OK:
             bad.setdefault(row.kind, []).append(f"{row.namespace}/{row.pod} {row.interface}")
     if not bad:
-        return [("pods", True, f"{len(pods)} attachment(s), all ok", "")]
-    return [(f"pods {kind.value}", False, f"{len(who)}: " + ", ".join(who[:SHOWN])
+        return [("pods", True, f"{len(pods)} attachment(s), all ok", ""), *guard]
+    return guard + [(f"pods {kind.value}", False, f"{len(who)}: " + ", ".join(who[:SHOWN])
              + (f" and {len(who) - SHOWN} more (see list)" if len(who) > SHOWN else ""),
              FIXES.get(kind, "see list and run gc"))
             for kind, who in sorted(bad.items(), key=lambda item: item[0].value)]

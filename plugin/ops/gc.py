@@ -98,9 +98,42 @@ def sweep(config: Config, log: CallLog, dry_run: bool = False) -> list[Action]:
     for found in candidates.values():
         done += found.actions if dry_run else _collect(core, found)
     done += netns_links(dry_run)
+    done += stale_rules(config, dry_run)
     done += _leftover_files(config, dry_run)
     done += _limits_left(config, dry_run)
     return done + conflicts.kept(config)
+
+
+def stale_rules(config: Config, dry_run: bool) -> list[Action]:
+    """The plugin's rules whose port no longer exists (del-port leaves them, and a new port
+    given the same OpenFlow number would inherit them), one action per bridge; only
+    rules with the plugin's cookies are read or removed (`core/rules.py`)."""
+    from pipework_wrapper.ofctl import Ofctl
+    from plugin.core import rules
+    from plugin.ops.reconcile import bridges_in_use
+
+    ovs, ofctl = Ovs(config.ovs_timeout), Ofctl(config.ovs_timeout)
+    actions = []
+    try:
+        bridges = bridges_in_use(config, ovs.ports()) & ovs.bridges()
+    except Failure as exc:
+        return [Action(FAILED, "the plugin's OpenFlow rules", "", exc.line())]
+    for bridge in sorted(bridges):
+        what = f"OpenFlow rules on bridge {bridge}"
+        try:
+            found = rules.ours(ofctl, bridge)  # before the ports: see rules.stale
+            gone = rules.stale(found, [p.name for p in ovs.ports() if p.bridge == bridge])
+            if gone and not dry_run:
+                rules.sweep(ofctl, bridge, gone)
+        except Failure as exc:
+            actions.append(Action(FAILED, what, "", exc.line()))
+            continue
+        if gone:
+            count = sum(len(found[c]) for c in gone)
+            actions.append(Action(WOULD_REMOVE if dry_run else REMOVED,
+                                  f"{count} {what}", "",
+                                  f"the {len(gone)} port(s) they guarded no longer exist"))
+    return actions
 
 
 def _collect(core: Core, found: Candidate) -> list[Action]:

@@ -1,9 +1,11 @@
 """`init`: make this node ready for pods, once, when the kubelet starts.
 
 The kubelet treats a failed init as fatal, so only what pods cannot do
-without (the bridges, and the uplink that joins them to the other nodes)
-makes it fail; fixing pods left with checksum offload on and the sweep of
-`gc_on_init` are best effort, and what they could not do is logged.
+without (the bridges, failing closed with their rules, and the uplink that
+joins them to the other nodes) makes it fail; a pod's rules that reconcile
+could not put back (its lock held by a stuck call), fixing pods left with
+checksum offload on and the sweep of `gc_on_init` are best effort, and what
+they could not do is logged.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def init(config: Config, log: CallLog) -> None:
         gone = uplink.unplug_all(ovs, config.node_name)
         if gone:
             log.set(unplugged_uplinks=gone)
+    _reconcile(config, log)
     fixed, problems = checksums.fix(config)  # pods an earlier release left offloaded
     if fixed:
         log.set(checksum_offload_turned_off=fixed)
@@ -51,3 +54,20 @@ def init(config: Config, log: CallLog) -> None:
             if unjudged:
                 log.warn(f"gc at init could not judge {len(unjudged)} ({unjudged[0].why}): "
                          "they are kept")
+
+
+def _reconcile(config: Config, log: CallLog) -> None:
+    """Every bridge in use fails closed with the plugin's rules, and every attachment has
+    its rules (pods of earlier releases get theirs here: the upgrade). A bridge that could
+    not be secured fails init; a pod that could not be reconciled is logged."""
+    from plugin.ops.reconcile import reconcile
+
+    outcome = reconcile(config)
+    if outcome.changed:
+        log.set(reconciled=outcome.changed)
+    if outcome.bridges_failed:
+        first = outcome.failures[0]
+        raise type(first)(f"bridge {outcome.bridges_failed[0]} could not be made to fail "
+                          f"closed: {first.message}", first.hint)
+    for failure in outcome.failures:
+        log.warn(f"reconcile: {failure.line()}")

@@ -33,3 +33,15 @@ def test_the_throughput_benchmark_runs_each_way(tmp_path):
     table = (tmp_path / "throughput.md").read_text()
     for label in ("plugin (offload off", "userspace-tso-enable=true", "veth pair"):
         assert label in table
+
+
+def test_the_guard_benchmark_runs_guarded_unguarded_and_through_restarts(tmp_path):
+    """scripts/bench --guard --quick: both throughput variants (each checks that its bridge
+    has per-port rules, or none), two ovs-vswitchd restarts with the watcher; no verdict."""
+    proc = subprocess.run([sys.executable, "-m", "bench.guard", "--quick", "--out",
+                           str(tmp_path)], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "quick" / "guard.md").read_text()
+    assert "throughput guarded / unguarded" in table and "to traffic back" in table
+    assert "PASS" not in table and "FAIL" not in table

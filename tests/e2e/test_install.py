@@ -86,12 +86,17 @@ class Node:
     def config(self) -> Path:
         return self.root / "etc" / "vlanpipe" / "config.yaml"
 
+    @property
+    def unit(self) -> Path:
+        return self.root / "etc" / "systemd" / "system" / "vlanpipe-watch.service"
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("VLANPIPE_", "PYTHON", "CNI_"))}
         env.update(VLANPIPE_PREFIX=str(self.prefix), VLANPIPE_PLUGIN_DIR=str(self.plugin_dir),
                    VLANPIPE_CNI_BIN_DIR=str(self.cni_link.parent),
-                   VLANPIPE_CONFIG=str(self.config), **extra)
+                   VLANPIPE_CONFIG=str(self.config), VLANPIPE_UNIT_DIR=str(self.unit.parent),
+                   **extra)
         return env
 
     def outside_the_venv(self) -> dict[str, str]:
@@ -144,6 +149,9 @@ def check_installed(node: Node, interpreter: str, checkout: Path) -> None:
     assert target.is_relative_to(node.prefix), target
     assert target.read_text().splitlines()[0] == f"#!{node.prefix}/bin/python -I"
     assert node.config.read_bytes() == (checkout / "config.yaml").read_bytes()
+    unit = node.unit.read_text()  # the watcher's unit, naming this install's paths
+    assert f"ExecStart={node.prefix}/bin/python -I -m plugin.frontends.exec_cli watch\n" in unit
+    assert f"Environment=VLANPIPE_CONFIG={node.config}\n" in unit and "@" not in unit
 
 
 def hostile_environment(work: Path) -> dict[str, str]:

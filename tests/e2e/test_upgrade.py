@@ -75,3 +75,50 @@ def test_gc_collects_a_first_release_pod_whose_container_is_gone(plugin, bridge,
     hostnet.remove_container(gone.id)
     assert "22-gone" in plugin.ok("gc").output
     assert our_ports(bridge) == {} and leases(plugin) == [] and not os.path.exists(legacy)
+
+
+def test_init_guards_a_first_release_pod_that_doctor_named_unguarded(plugin, bridge,
+                                                                     container):
+    """Issue 20, upgrade: a pod of a release without port security has no rules and its
+    bridge fails open. doctor names it and the bridge; init (its reconcile) installs the
+    rules its record asks for with its port's OpenFlow number and makes the bridge fail
+    closed; doctor then passes both rows; a second init changes nothing."""
+    from pipework_wrapper.ofctl import Ofctl
+    from plugin.core import flows, rules
+    from plugin.core.records import RecordStore
+
+    plugin.ok("setup", NS, "22-old", container.id)
+    as_first_release(plugin, bridge, container.id)
+    port = names.host_veth(container.id, "eth1")
+    ofctl = Ofctl(5)
+    hostnet.run(["ovs-ofctl", "--timeout=5", "del-flows", bridge,
+                 f"cookie={flows.PREFIX:#x}/{flows.MASK:#x}"])  # as the old release left it
+    before = doctor_rows(plugin)
+    assert not before["pods guarded"]["ok"] and f"{NS}/22-old eth1" in \
+        before["pods guarded"]["detail"], before["pods guarded"]
+    assert not before[f"bridge {bridge}"]["ok"] and "standalone" in \
+        before[f"bridge {bridge}"]["detail"]
+    plugin.ok("init")
+    [record] = RecordStore(plugin.state_dir).load(container.id)
+    number = int(hostnet.ovs("get", "Interface", port, "ofport"))
+    guard = flows.guard_of(record, number, True)
+    assert guard is not None and record.port_security == ""
+    assert rules.same(flows.guard_rules(guard), ofctl.dump(bridge, flows.cookie(port)))
+    after = doctor_rows(plugin)
+    assert after["pods guarded"]["ok"] and after[f"bridge {bridge}"]["ok"], after
+    assert last_init(plugin)["reconciled"] == [
+        f"bridge {bridge}: fail_mode secure (was standalone), default rules installed",
+        f"{NS}/22-old eth1 (port {port}): guard rules installed"]
+    plugin.ok("init")
+    assert "reconciled" not in last_init(plugin)
+    plugin.ok("teardown", NS, "22-old", container.id)
+    assert our_ports(bridge) == {} and leases(plugin) == []
+
+
+def doctor_rows(plugin) -> dict[str, dict]:
+    checks, _ = json.JSONDecoder().raw_decode(plugin("doctor", "--json").output)
+    return {c["name"]: c for c in checks}
+
+
+def last_init(plugin) -> dict:
+    return [r for r in plugin.log_records() if r["command"] == "init"][-1]

@@ -223,10 +223,23 @@ MUTANTS = (
            "((ContainerError, ContainerNotFound, DockerUnavailable), 5,",
            "((ContainerError, ContainerNotFound), 5,",
            "issue 26 item 6 (exec table): Docker down exits 1 instead of 5"),
+    # --- port security rules: reconcile and the sweep ----------------------------------------
+    Mutant("restore-admits-before-the-guards", "core", "plugin/ops/reconcile.py",
+           "    if rules.forward_line() in missing:\n        ofctl.bundle(bridge, "
+           "[rules.forward_line()])",
+           "    if missing:\n        ofctl.bundle(bridge, rules.bridge_lines())",
+           "issue 20: after a restart the admission default goes in before the pods' rules, "
+           "so a pod may spoof until its guard is back",
+           ("tests/nodes/test_restart.py::test_no_forged_frame_crosses_a_restart_and_the_"
+            "watcher_restores_traffic",)),
+    Mutant("sweep-takes-the-bridges-own-rules", "gc", "plugin/core/rules.py",
+           "if c != flows.BRIDGE and c not in live", "if c not in live",
+           "issue 20: the sweep of gone ports' rules deletes the bridge's default rules, so "
+           "the bridge forwards nothing"),
     # --- issue 21: the conflict probe and requested MACs ----------------------------------
-    Mutant("probe-answer-ignored", "core", "plugin/core/ports.py",
-           "        if found:\n            raise AddressConflict(",
-           "        if False:\n            raise AddressConflict(",
+    Mutant("probe-answer-ignored", "core", "plugin/core/conflicts.py",
+           "    if found:\n        raise AddressConflict(",
+           "    if False:\n        raise AddressConflict(",
            "issue 21: another host answers for the pod's address and setup succeeds",
            ("tests/e2e/test_conflict_probe.py::"
             "test_an_address_in_use_on_the_vlan_fails_add_and_is_never_handed_out_again",)),

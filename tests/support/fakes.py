@@ -17,6 +17,7 @@ from pipework_wrapper.errors import ToolFailed
 from pipework_wrapper.ovs import Port
 from pipework_wrapper.probe import Answer
 from plugin.core.flows import BRIDGE
+from tests.support.fake_ofctl import FakeOfctl
 from plugin.ipam.leaserecord import Record
 from plugin.identity import Identity
 from plugin.ipam.model import Damaged, IPAddress
@@ -94,8 +95,8 @@ class FakeHost:
     "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
     "ip:offload", "probe", "announce", "ofctl:bundle".
 
-OpenFlow rules are kept per bridge as the bundles' `add` lines (`rules`); a port's
-requested OpenFlow number is in `ofports`.
+OpenFlow rules are kept per bridge by `ofctl` (tests/support/fake_ofctl.py); a port's
+OpenFlow number is in `ofports`.
 
     A pod interface starts with transmit checksum offload on, as a veth does;
     `offload_stuck` makes turning it off have no effect (a driver that ignores it).
@@ -123,14 +124,14 @@ requested OpenFlow number is in `ofports`.
         self.offload: dict[tuple[str, str], bool] = {}  # (netns, ifname) -> tx checksum on
         self.offload_stuck = False
         self.ofports: dict[str, int] = {}  # port -> ofport_request
-        self.rules: dict[str, list[str]] = {}  # bridge -> its rules, as `add` lines
         self.link_locals: dict[tuple[str, str], list[str]] = {}  # (netns, ifname) -> fe80::
         # QoS rows by UUID: (the port made with it, the Qos); like OVSDB's, they outlive it.
         self.qos: dict[str, tuple[str, Any]] = {}
         self.qos_stuck = False  # ovs-vswitchd never puts a port's htb qdisc on its device
         self._failures: dict[str, int] = {}
+        self.fail_modes: dict[str, str] = {}  # bridge -> fail_mode ("" standalone)
         self.ovs = FakeOvs(self)
-        self.ofctl = FakeOfctl(self)
+        self.ofctl = FakeOfctl(self.bridges, self.step)
         self.ip = FakeIp(self)
         self.pipework = FakePipework(self)
 
@@ -165,8 +166,9 @@ requested OpenFlow number is in `ofports`.
                 + [f"address {a} in {netns} {ifname}"
                    for (netns, ifname), found in sorted(self.addresses.items()) for a in found]
                 + [f"netns link {pid}" for pid in sorted(self.netns_links)]
-                + [f"rule on {bridge}: {rule}" for bridge, rules in sorted(self.rules.items())
-                   for rule in rules if _cookie(rule) != BRIDGE]
+                + [f"rule on {bridge}: {rule}"
+                   for bridge, rules in sorted(self.ofctl.rules.items())
+                   for rule in rules if rule.cookie != BRIDGE]
                 + [f"QoS row of {port}" for port, _ in sorted(self.qos.values())])
 
 
@@ -185,6 +187,15 @@ class FakeOvs:
     def ofports(self) -> set[int]:
         return {n for name, n in self.host.ofports.items() if name in self.host.ports}
 
+    def fail_modes(self) -> dict[str, str]:
+        return {b: self.host.fail_modes.get(b, "") for b in self.host.bridges}
+
+    def set_fail_mode(self, bridge: str, mode: str) -> None:
+        """Open vSwitch flushes a bridge's rules when its fail mode changes."""
+        if self.host.fail_modes.get(bridge, "") != mode:
+            self.host.ofctl.rules[bridge] = []
+        self.host.fail_modes[bridge] = mode
+
     def plug(self, bridge: str, port: str, tag: int, external_ids: dict[str, str],
              ofport: int | None = None, trunks: Sequence[int] = (),
              native: bool = True, qos: object = None) -> str:
@@ -194,10 +205,12 @@ class FakeOvs:
         old = self.host.ports.get(port)
         if old is not None and old.bridge != bridge:
             raise ToolFailed(f"port {port} is on bridge {old.bridge}")
+        if ofport is None:  # ovs-vswitchd's choice: the port's old number, else the next
+            ofport = old.ofport if old is not None and old.ofport else 1 + max(
+                [p.ofport or 0 for p in self.host.ports.values()], default=0)
         self.host.ports[port] = Port(port, bridge, tag if native else None, dict(external_ids),
-                                     trunks=tuple(trunks))
-        if ofport is not None:
-            self.host.ofports[port] = ofport
+                                     trunks=tuple(trunks), ofport=ofport)
+        self.host.ofports[port] = ofport
         if qos is not None:
             self.host.qos[f"qos-{len(self.host.calls)}"] = (port, qos)
         return self.host.datapaths.get(bridge, "netdev")
@@ -242,47 +255,6 @@ class FakeOvs:
 
     def ofport_numbers(self) -> dict[str, int]:
         return {name: n for name, n in self.host.ofports.items() if name in self.host.ports}
-
-
-class FakeOfctl:
-    """ovs-ofctl's bundles: `add` lines kept, `delete [table=T,]cookie=C/M[,in_port=N]`
-    applied."""
-
-    def __init__(self, host: FakeHost) -> None:
-        self.host = host
-
-    def bundle(self, bridge: str, lines: list[str]) -> None:
-        self.host.step("ofctl:bundle")
-        if bridge not in self.host.bridges:
-            raise ToolFailed(f"ovs-ofctl: {bridge} is not a bridge or a socket")
-        rules = list(self.host.rules.get(bridge, []))
-        for line in lines:
-            verb, _, spec = line.partition(" ")
-            fields = dict(f.split("=", 1) for f in spec.split(",") if "=" in f)
-            if verb == "add":
-                rules = [r for r in rules if _key(r) != _key(line)] + [line]
-                continue
-            value, _, mask = fields["cookie"].partition("/")
-            mask_value = -1 if mask in ("", "-1") else int(mask, 0)
-            rules = [r for r in rules
-                     if not (_cookie(r) & mask_value == int(value, 0) & mask_value
-                             and all(fields.get(key, _fields(r).get(key)) == _fields(r).get(key)
-                                     for key in ("in_port", "table")))]
-        self.host.rules[bridge] = rules
-
-
-def _fields(line: str) -> dict[str, str]:
-    return dict(f.split("=", 1) for f in line.partition(" ")[2].split(",") if "=" in f)
-
-
-def _cookie(line: str) -> int:
-    return int(_fields(line).get("cookie", "0"), 0)
-
-
-def _key(line: str) -> str:
-    """A rule's identity for `add`: its match and priority (cookie and actions aside)."""
-    return ",".join(f for f in line.partition(" ")[2].split(",")
-                    if not f.startswith(("cookie=", "actions=")))
 
 
 class FakeIp:

@@ -31,7 +31,9 @@ IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remo
             "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum",
             "link_locals", "root_qdiscs")
 OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports",
-             "qos_rows", "unreferenced_qos", "destroy_qos", "ofport", "ofport_numbers")
+             "qos_rows", "unreferenced_qos", "destroy_qos", "ofport", "ofport_numbers",
+             "fail_modes", "set_fail_mode")
+OFCTL_VERBS = ("bundle", "delete", "dump")
 
 
 class FakeDocker:
@@ -83,7 +85,9 @@ def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     for verb in OVS_VERBS:
         monkeypatch.setattr(Ovs, verb, lambda self, *a, _verb=verb, **k:
                             getattr(host.ovs, _verb)(*a, **k))
-    monkeypatch.setattr(Ofctl, "bundle", lambda self, *a, **k: host.ofctl.bundle(*a, **k))
+    for verb in OFCTL_VERBS:
+        monkeypatch.setattr(Ofctl, verb, lambda self, *a, _verb=verb, **k:
+                            getattr(host.ofctl, _verb)(*a, **k))
     monkeypatch.setattr(pipework, "attach", host.pipework.attach)
     monkeypatch.setattr(pipework, "generation", host.pipework.generation)
     monkeypatch.setattr(announce, "announce", host.announce)

@@ -39,6 +39,11 @@ EXEC_CASES = [  # argv after the program name, exit code, text the line must hol
     (["--config"], 2, "--config needs a path"),
     (["gc", "--everything"], 2, "unknown option '--everything'"),
     (["list", "--yaml"], 2, "unknown option '--yaml'"),
+    (["reconcile", "--all"], 2, "unknown option '--all'"),
+    (["watch", "--interval", "soon"], 2, "--interval takes seconds between 0.01 and 60, "
+                                        "got 'soon'"),
+    (["watch", "--interval", "0"], 2, "--interval takes seconds between 0.01 and 60, got '0'"),
+    (["watch", "--interval"], 2, "--interval needs a value"),
     (["install", "--name", ".hidden"], 2, "plugin name '.hidden' cannot be used"),
     (["install", "--dir"], 2, "install takes [--dir DIR] [--name NAME]"),
     (["setup", "Bad_NS", "22-web", ID], 4, "namespace 'Bad_NS'"),

@@ -24,7 +24,8 @@ def node_env(node: Path) -> dict[str, str]:
     env.update(PYTHON=sys.executable, VLANPIPE_PREFIX=str(node / "opt" / "vlanpipe"),
                VLANPIPE_PLUGIN_DIR=str(node / "plugins"),
                VLANPIPE_CNI_BIN_DIR=str(node / "opt" / "cni" / "bin"),
-               VLANPIPE_CONFIG=str(node / "etc" / "vlanpipe" / "config.yaml"))
+               VLANPIPE_CONFIG=str(node / "etc" / "vlanpipe" / "config.yaml"),
+               VLANPIPE_UNIT_DIR=str(node / "etc" / "systemd" / "system"))
     return env
 
 
@@ -97,6 +98,8 @@ def wheelhouse(tmp_path: Path, built_for: str, wheels: list[str]) -> Path:
     (house / "wheels").mkdir()
     shutil.copy(SCRIPT, house / "scripts" / "node-install")
     shutil.copy(ROOT / "config.yaml", house / "config.yaml")
+    (house / "deploy").mkdir()
+    shutil.copy(ROOT / "deploy" / "vlanpipe-watch.service", house / "deploy")
     (house / "built-for").write_text(f"{built_for}\n")
     for name in wheels:
         (house / "wheels" / name).write_text("")

@@ -11,6 +11,7 @@ import os
 import pytest
 import yaml
 
+from pipework_wrapper.ofctl import Flow
 from pipework_wrapper.ovs import Port
 from plugin import names
 from plugin.config.schema import parse
@@ -18,7 +19,8 @@ from plugin.core import flows
 from plugin.core.guard import choose
 from plugin.errors import ConfigError, LockTimeout
 from plugin.locks import locked
-from tests.support.fakes import FakeHost, _fields
+from tests.support.fake_ofctl import rule
+from tests.support.fakes import FakeHost
 from tests.support.wired import cni_main, wire
 from tests.unit.test_core import ID, NETWORK, POD, SANDBOX, core, want
 
@@ -34,8 +36,13 @@ def host() -> FakeHost:
 
 
 def rules_of(host: FakeHost, bridge: str, port: str) -> list[str]:
-    return [r for r in host.rules.get(bridge, [])
-            if int(_fields(r)["cookie"], 0) == flows.cookie(port)]
+    """The port's rules on `bridge`, each as its match and actions."""
+    return [f"{r.match},actions={r.actions}" for r in host.ofctl.rules.get(bridge, [])
+            if r.cookie == flows.cookie(port)]
+
+
+def bridge_rules() -> set[Flow]:
+    return {rule(line) for line in flows.bridge_rules()}
 
 
 def test_the_port_asks_for_a_free_number_and_its_rules_exist_before_the_pods_end(tmp_path,
@@ -49,7 +56,7 @@ def test_the_port_asks_for_a_free_number_and_its_rules_exist_before_the_pods_end
         < host.calls.index("pipework:veth")
     rules = rules_of(host, "br0", PORT)
     assert rules and all(f"in_port={number}" in r for r in rules)
-    assert set(flows.bridge_rules()) <= set(host.rules["br0"])  # FORWARD's NORMAL too
+    assert bridge_rules() <= set(host.ofctl.rules["br0"])  # FORWARD's NORMAL too
     assert any(f"nw_src={record.ip}" in r for r in rules)
     assert record.port_security == "on" and record.link_locals == ()
 
@@ -75,7 +82,7 @@ def test_the_guard_turned_off_leaves_no_port_rules_but_the_bridges(tmp_path, hos
     (record,) = core(tmp_path, host, **config).attach(POD, [want()], SANDBOX)
     assert record.port_security == "off"
     assert rules_of(host, "br0", PORT) == []
-    assert set(host.rules["br0"]) == set(flows.bridge_rules())
+    assert set(host.ofctl.rules["br0"]) == bridge_rules()
 
 
 def test_a_networks_allowed_address_pairs_are_recorded_and_admitted(tmp_path, host):
@@ -93,7 +100,7 @@ def test_teardown_takes_the_ports_rules_and_leaves_the_bridges(tmp_path, host):
     c.attach(POD, [want(), want("eth2", "br1", 300)], SANDBOX)
     c.detach(POD)
     assert host.leftovers() == []
-    assert set(host.rules["br0"]) == set(flows.bridge_rules())
+    assert set(host.ofctl.rules["br0"]) == bridge_rules()
 
 
 def test_teardown_of_a_port_whose_bridge_is_gone_succeeds(tmp_path, host):
@@ -111,9 +118,10 @@ def test_a_new_port_on_a_reused_number_is_not_governed_by_rules_left_there(tmp_p
     number = choose(PORT, set())
     stale = (f"add table=0,cookie={flows.cookie('vpdeadbeef-1'):#x},in_port={number},"
              "priority=30,ip,dl_src=02:00:00:00:00:09,actions=resubmit(,1)")
-    host.rules["br0"] = [stale]
+    host.bridges.add("br0")
+    host.ofctl.bundle("br0", [stale])
     core(tmp_path, host).attach(POD, [want()], SANDBOX)
-    assert host.ofports[PORT] == number and stale not in host.rules["br0"]
+    assert host.ofports[PORT] == number and rule(stale) not in host.ofctl.rules["br0"]
 
 
 def test_concurrent_setups_on_a_bridge_take_turns_for_the_number(tmp_path, host):
