@@ -98,8 +98,7 @@ class EtcdStore:
         else:
             checks = [unchanged(owner_key, held.revision) if held.revision
                       else absent(owner_key)]
-        puts = [put_op(self._address_key(address), encode(record)),
-                put_op(owner_key, str(record.address).encode())]
+        puts = self.lease_ops(record)
         if held.old_key:
             puts.append(delete_op(held.old_key))
         if rotate:
@@ -113,6 +112,12 @@ class EtcdStore:
             return "won"
         now = branch_entries(responses, 0)
         return "raced" if (now[0].mod_revision if now else 0) != held.revision else "taken"
+
+    def lease_ops(self, record: Record) -> list[dict]:
+        """The two puts that make a lease: its address record and its owner key (the
+        node's index: `owner/<node>/` lists one node's leases)."""
+        return [put_op(self._address_key(record.address.ip), encode(record)),
+                put_op(self._owner_key(record.owner), str(record.address).encode())]
 
     def read(self, address: IPAddress) -> Record | None:
         entry = self.etcd.get(self._address_key(address))
