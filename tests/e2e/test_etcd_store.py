@@ -16,7 +16,7 @@ from plugin.errors import AllocationError, BackendError
 from plugin.ipam.allocators import Allocators
 from plugin.ipam.leaserecord import new_record
 from plugin.ipam.model import Owner, Pin, Request
-from plugin.ipam.pooled import PROBES, PoolAllocator
+from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64
 from tests.support.ipamdata import lookup, network, networks, owner
@@ -95,8 +95,30 @@ def test_exhaustion_is_found_with_one_listing_in_a_large_pool(etcd_config):
     requests = count_requests(source)
     with pytest.raises(AllocationError, match="exhausted: 40 addresses in use"):
         source.allocate(owner(99))
-    # One read of the owner, PROBES claims, one listing, then the count: not 40 claims.
-    assert requests == {"kv/txn": 1 + PROBES, "kv/range": 2}
+    # One read of the owner, one claim that looks at the 39 other candidates and finds
+    # none free, then the count: not a claim per address (issue 23).
+    assert requests == {"kv/txn": 2, "kv/range": 1}
+
+
+def test_a_claim_in_a_pool_nine_tenths_full_costs_one_lost_claim_not_one_per_address(
+        etcd_config):
+    """Issue 23 measure 1: leases scattered over the pool, the rotation point before a taken
+    address. The lost claim looks at the next candidates in its own round trip: the owner's
+    read, that claim and the won one, and no listing of the pool's addresses."""
+    source = store(etcd_config)
+    free = {f"10.22.0.{n}" for n in range(20, 255, 10)}
+    etcd, ops = EtcdConnection(etcd_config), []
+    for index, address in enumerate(source.pool.rotation(None)):
+        if str(address) not in free:
+            record = new_record("net", source.pool.interface(address), owner(1000 + index, "x"))
+            ops += source.store.lease_ops(record)
+    ops.append({"request_put": {"key": b64(source.store.base + "last_reserved"),
+                                "value": b64(b"10.22.0.100")}})
+    for start in range(0, len(ops), 128):
+        etcd.txn([], ops[start:start + 128])
+    requests = count_requests(source)
+    assert str(source.allocate(owner(1)).address.ip) in free
+    assert requests == {"kv/txn": 3}
 
 
 def _allocate_on_node(config, index, barrier, node, results):
@@ -161,9 +183,9 @@ def test_a_claim_after_another_call_for_the_same_owner_wrote_its_owner_key_is_ra
     read_early = first.held(me)
     claim = second.held(me)
     assert second.claim(new_record("net", ipaddress.ip_interface("10.22.0.2/24"), me), claim,
-                        rotate=True) == "won"
+                        rotate=True).outcome == "won"
     assert first.claim(new_record("net", ipaddress.ip_interface("10.22.0.3/24"), me),
-                       read_early, rotate=True) == "raced"
+                       read_early, rotate=True).outcome == "raced"
     assert held(store(etcd_config)) == ["10.22.0.2"]
 
 

@@ -129,8 +129,11 @@ class EtcdConnection:
                                               "keys_only": keys_only}))
 
 
-def range_op(key: str) -> dict[str, Any]:
-    return {"request_range": {"key": b64(key)}}
+def range_op(key: str, keys_only: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"key": b64(key)}
+    if keys_only:
+        body["keys_only"] = True
+    return {"request_range": body}
 
 
 def put_op(key: str, value: bytes) -> dict[str, Any]:
