@@ -73,16 +73,20 @@ def scattered(pool: Pool, count: int, rng: random.Random) -> list[int]:
 
 
 def fill(etcd: EtcdConnection, store: EtcdStore, pool: Pool, numbers: Iterable[int],
-         nodes: list[str], rng: random.Random) -> int:
+         nodes: list[str], rng: random.Random, old_nodes: frozenset[str] = frozenset()) -> int:
     """Leases on `numbers`, owners spread over `nodes` (`len(numbers) // len(nodes)` each, in
     turn), written in batches of MAX_OPS operations, and the rotation point put at random.
-    Returns the number of transactions."""
+    Every other lease of `old_nodes` is written as a release before the index by node did
+    (its owner key without the node). Returns the number of transactions."""
     batch: list[dict] = []
     transactions = 0
     for index, number in enumerate(numbers):
         record = new_record(store.network.name, pool.interface(pool.address(number)),
                             owner(nodes[index % len(nodes)], index))
         ops = store.lease_ops(record)
+        if record.owner.node in old_nodes and index // len(nodes) % 2:
+            ops[1] = put_op(f"{store.base}owner/{record.owner.key}",
+                            str(record.address).encode())
         if len(batch) + len(ops) > MAX_OPS:
             etcd.txn([], batch)
             transactions += 1
@@ -95,8 +99,9 @@ def fill(etcd: EtcdConnection, store: EtcdStore, pool: Pool, numbers: Iterable[i
 
 
 def stamp_nodes(etcd: EtcdConnection, prefix: str, nodes: list[str], seen: float) -> None:
-    """Every node last seen at `seen`: long gone, so `gc --node` needs no --force."""
-    body = f'{{"seen": {round(seen)}}}'.encode()
+    """Every node last seen at `seen`, running this release (the cluster upgraded, its
+    leases of before still there): long gone, so `gc --node` needs no --force."""
+    body = f'{{"seen": {round(seen)}, "indexed": true}}'.encode()
     for chunk in _chunks([put_op(f"{prefix}/nodes/{n}", body) for n in nodes], MAX_OPS):
         etcd.txn([], chunk)
 

@@ -5,8 +5,8 @@ addresses drawn at random; every node last seen a day ago. Then, through the ins
 exec plugin as an operator runs it, `list --cluster`, `gc --node NAME --dry-run` and
 `gc --node NAME` (a node holding its share), each under /usr/bin/time: wall time and peak
 RSS. Each answer is checked (every lease listed; the node's leases, and only those, freed),
-then the same gc on a node whose leases were written by the previous release (owner keys
-without the node), found by the one-off fallback scan, before and after `init`'s backfill.
+with leases of the release before the index by node present (owner keys without the
+node): found by a full read before `init`'s one-off index, through the index after it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bench.cluster import etcdbed
 from bench.cluster.tables import Table, Target
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores.etcd import EtcdStore
+from plugin.ipam.stores.etcd_index import EtcdIndex
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64, prefix_end
 from tests.support.kubelet import make_plugin
 
@@ -48,33 +49,43 @@ def run(args: argparse.Namespace, workdir: str) -> list[Table]:
 
 def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed, workdir: str) -> Table:
     rng = random.Random(23)
-    config = bed.config(PREFIX)
-    etcd = EtcdConnection(config)
+    etcd = EtcdConnection(bed.config(PREFIX))
     network = etcdbed.etcd_network("pods", SUBNET)
     store, pool = EtcdStore(network, etcd, PREFIX), Pool.of(network)
     nodes = [f"node-{i:04d}" for i in range(args.op_nodes)]
-    total = args.op_nodes * args.op_leases
+    total, per = args.op_nodes * args.op_leases, args.op_leases
+    # Two nodes gone for good: `old` wrote half its leases before the index by node (as
+    # do nine more nodes); `new` wrote all of them with this release.
+    old, new = nodes[len(nodes) // 2], nodes[len(nodes) // 3]
     started = time.monotonic()
-    txns = etcdbed.fill(etcd, store, pool, etcdbed.scattered(pool, total, rng), nodes, rng)
+    txns = etcdbed.fill(etcd, store, pool, etcdbed.scattered(pool, total, rng), nodes, rng,
+                        frozenset([old, *nodes[-9:]]))
     etcdbed.stamp_nodes(etcd, PREFIX, nodes, etcdbed.day_ago())
     fill_s = time.monotonic() - started
     plugin = make_plugin(workdir, {"networks": [{"name": "pods", "vlans": "all",
                                                  "subnet": SUBNET, "allocator": "etcd"}],
                                    "etcd": {"endpoints": [bed.server.url], "prefix": PREFIX}})
     output = os.path.join(workdir, "out.txt")
-    victim, rows = nodes[len(nodes) // 2], []
-    listed = _timed(plugin.path, ["list", "--cluster"], output)
-    rows.append(["list --cluster", *listed, f"{_count_leases(output)} of {total} listed"])
-    dry = _timed(plugin.path, ["gc", "--node", victim, "--dry-run"], output)
-    rows.append([f"gc --node {victim} --dry-run", *dry, f"{_lines(output)} would be freed"])
-    gc = _timed(plugin.path, ["gc", "--node", victim], output)
-    left = _owner_keys(etcd, victim)
-    rows.append([f"gc --node {victim}", *gc,
-                 f"{_lines(output)} freed, {left} left; others {_count(etcd) - (total - args.op_leases)}"
-                 " missing"])
+    run = Runner(plugin.path, output)
+    listed = run("list --cluster", f"{total} listed", ["list", "--cluster"])
+    run(f"gc --node {old} --dry-run, no index mark yet", f"{per} would be freed",
+        ["gc", "--node", old, "--dry-run"])
+    started = time.monotonic()
+    indexed = EtcdIndex(store).index()
+    run.rows.append(["init's one-off index of old leases (in process)",
+                     round(time.monotonic() - started, 2), "-",
+                     f"{indexed.moved} moved, marked {indexed.marked}"
+                     + (f", waiting for {len(indexed.waiting)} nodes" if indexed.waiting
+                        else "")])
+    run(f"gc --node {old} --dry-run", f"{per} would be freed", ["gc", "--node", old, "--dry-run"])
+    gc = run(f"gc --node {new}", f"{per} freed", ["gc", "--node", new])
+    run(f"gc --node {old}", f"{per} freed", ["gc", "--node", old])
+    left = _count(etcd, f"{PREFIX}/ipam/pods/owner/{new}/") + _count(
+        etcd, f"{PREFIX}/ipam/pods/owner/{old}/")
+    intact = _count(etcd) == total - 2 * per
     table = Table(f"Operator commands over {total:,} leases ({args.op_nodes:,} nodes x "
-                  f"{args.op_leases}, {SUBNET}), through the exec plugin",
-                  ["command", "wall s", "peak RSS MB", "checked"], rows)
+                  f"{per}, {SUBNET}), through the exec plugin",
+                  ["command", "wall s", "peak RSS MB", "checked"], run.rows)
     table.targets = [
         Target(f"gc --node <= {TARGETS['gc'][0]:g} s and <= {TARGETS['gc'][1]} MB",
                f"{gc[0]:.2f} s, {gc[1]} MB",
@@ -82,13 +93,33 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed, workdir: str) -> Ta
         Target(f"list --cluster <= {TARGETS['list'][0]:g} s and <= {TARGETS['list'][1]} MB",
                f"{listed[0]:.2f} s, {listed[1]} MB",
                listed[0] <= TARGETS["list"][0] and listed[1] <= TARGETS["list"][1]),
-        Target("gc --node frees the node's leases and only those",
-               f"{args.op_leases - left} of {args.op_leases}", left == 0
-               and _count(etcd) == total - args.op_leases),
+        Target("every answer as checked, old-format leases included; the two nodes' "
+               "leases freed and only those", f"{run.wrong} wrong, {left} left, others "
+               f"{'intact' if intact else 'touched'}", not run.wrong and not left and intact),
     ]
     table.notes = [f"Written in {fill_s:.0f} s through {txns} transactions of <= "
-                   f"{etcdbed.MAX_OPS} operations; peak RSS and wall time by /usr/bin/time."]
+                   f"{etcdbed.MAX_OPS} operations; half the leases of {old} and of 9 more "
+                   "nodes in the format of the release before the index by node. Peak RSS "
+                   "and wall time by /usr/bin/time."]
     return table
+
+
+class Runner:
+    """Runs the installed plugin under /usr/bin/time and checks the count of its answer."""
+
+    def __init__(self, path: str, output: str) -> None:
+        self.path, self.output = path, output
+        self.rows: list[list[Any]] = []
+        self.wrong = 0
+
+    def __call__(self, label: str, expected: str, argv: list[str]) -> tuple[float, int]:
+        wall, rss = _timed(self.path, argv, self.output)
+        got = _lines(self.output)
+        want = int(expected.split()[0])
+        self.wrong += got != want
+        self.rows.append([label, wall, rss, expected if got == want
+                          else f"WRONG: {got}, not {expected}"])
+        return wall, rss
 
 
 def _timed(path: str, argv: list[str], output: str) -> tuple[float, int]:
@@ -108,14 +139,6 @@ def _timed(path: str, argv: list[str], output: str) -> tuple[float, int]:
 def _lines(path: str) -> int:
     with open(path, encoding="utf-8") as handle:
         return sum(1 for line in handle if line.strip() and not line.startswith(" "))
-
-
-def _count_leases(path: str) -> int:
-    return _lines(path)
-
-
-def _owner_keys(etcd: EtcdConnection, node: str) -> int:
-    return _count(etcd, f"{PREFIX}/ipam/pods/owner/{node}/")
 
 
 def _count(etcd: EtcdConnection, prefix: str = f"{PREFIX}/ipam/pods/addr/") -> int:

@@ -2,8 +2,9 @@
 
 The kubelet treats a failed init as fatal, so only what pods cannot do
 without (the bridges, and the uplink that joins them to the other nodes)
-makes it fail; fixing pods left with checksum offload on and the sweep of
-`gc_on_init` are best effort, and what they could not do is logged.
+makes it fail; fixing pods left with checksum offload on, indexing etcd leases of an
+earlier release by node, and the sweep of `gc_on_init` are best effort, and what they
+could not do is logged.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def init(config: Config, log: CallLog) -> None:
         log.set(checksum_offload_turned_off=fixed)
     for problem in problems:
         log.warn(f"checksum offload not judged or not fixed: {problem}")
+    if any(network.allocator == "etcd" for network in config.networks):
+        _index_leases(config, log)
     if config.gc_on_init:
         from plugin.ops.actions import NOT_JUDGED
         from plugin.ops.gc import sweep
@@ -51,3 +54,16 @@ def init(config: Config, log: CallLog) -> None:
             if unjudged:
                 log.warn(f"gc at init could not judge {len(unjudged)} ({unjudged[0].why}): "
                          "they are kept")
+
+
+def _index_leases(config: Config, log: CallLog) -> None:
+    """Move leases written before the index by node under it (a one-off per network, then
+    one read), so `gc --node` reads one node's leases; best effort: etcd down must not
+    fail init, and `gc --node` reads every lease until the index is complete."""
+    try:
+        done = config.allocators().index_leases()
+    except Failure as exc:
+        log.warn(f"etcd leases not indexed by node: {exc.line()}")
+        return
+    if done:
+        log.set(etcd_index=done)
