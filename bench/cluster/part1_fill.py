@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -103,7 +104,9 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed) -> Table:
     table.targets = _targets(figures)
     table.notes.append(f"Pool of {pool.size:,} addresses; fills written by {NODES} simulated "
                        f"nodes through transactions of <= {etcdbed.MAX_OPS} operations; the "
-                       f"etcd timeout is {TIMEOUT:g} s.")
+                       f"etcd timeout is {TIMEOUT:g} s; load average "
+                       f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (a "
+                       "shared machine).")
     return table
 
 

@@ -66,14 +66,14 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed, workdir: str) -> Ta
                                                  "subnet": SUBNET, "allocator": "etcd"}],
                                    "etcd": {"endpoints": [bed.server.url], "prefix": PREFIX}})
     output = os.path.join(workdir, "out.txt")
-    run = Runner(plugin.path, output)
+    run = Runner(plugin.path, output, bed.server.process.pid)
     listed = run("list --cluster", f"{total} listed", ["list", "--cluster"])
     run(f"gc --node {old} --dry-run, no index mark yet", f"{per} would be freed",
         ["gc", "--node", old, "--dry-run"])
     started = time.monotonic()
     indexed = EtcdIndex(store).index()
     run.rows.append(["init's one-off index of old leases (in process)",
-                     round(time.monotonic() - started, 2), "-",
+                     round(time.monotonic() - started, 2), "-", "-", "-",
                      f"{indexed.moved} moved, marked {indexed.marked}"
                      + (f", waiting for {len(indexed.waiting)} nodes" if indexed.waiting
                         else "")])
@@ -85,7 +85,8 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed, workdir: str) -> Ta
     intact = _count(etcd) == total - 2 * per
     table = Table(f"Operator commands over {total:,} leases ({args.op_nodes:,} nodes x "
                   f"{per}, {SUBNET}), through the exec plugin",
-                  ["command", "wall s", "peak RSS MB", "checked"], run.rows)
+                  ["command", "wall s", "peak RSS MB", "plugin CPU s", "etcd CPU s",
+                   "checked"], run.rows)
     table.targets = [
         Target(f"gc --node <= {TARGETS['gc'][0]:g} s and <= {TARGETS['gc'][1]} MB",
                f"{gc[0]:.2f} s, {gc[1]} MB",
@@ -99,41 +100,52 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed, workdir: str) -> Ta
     ]
     table.notes = [f"Written in {fill_s:.0f} s through {txns} transactions of <= "
                    f"{etcdbed.MAX_OPS} operations; half the leases of {old} and of 9 more "
-                   "nodes in the format of the release before the index by node. Peak RSS "
-                   "and wall time by /usr/bin/time."]
+                   "nodes in the format of the release before the index by node. Wall time, "
+                   "peak RSS and CPU (user + system) of the plugin by /usr/bin/time, etcd's "
+                   "CPU from /proc; load average "
+                   f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (the "
+                   "machine is shared: wall time grows with the load, CPU much less)."]
     return table
 
 
 class Runner:
     """Runs the installed plugin under /usr/bin/time and checks the count of its answer."""
 
-    def __init__(self, path: str, output: str) -> None:
-        self.path, self.output = path, output
+    def __init__(self, path: str, output: str, etcd_pid: int) -> None:
+        self.path, self.output, self.etcd_pid = path, output, etcd_pid
         self.rows: list[list[Any]] = []
         self.wrong = 0
 
-    def __call__(self, label: str, expected: str, argv: list[str]) -> tuple[float, int]:
-        wall, rss = _timed(self.path, argv, self.output)
+    def __call__(self, label: str, expected: str, argv: list[str]) -> tuple[float, int, float]:
+        etcd_before = _cpu(self.etcd_pid)
+        wall, rss, cpu = _timed(self.path, argv, self.output)
         got = _lines(self.output)
         want = int(expected.split()[0])
         self.wrong += got != want
-        self.rows.append([label, wall, rss, expected if got == want
-                          else f"WRONG: {got}, not {expected}"])
+        self.rows.append([label, wall, rss, cpu, round(_cpu(self.etcd_pid) - etcd_before, 2),
+                          expected if got == want else f"WRONG: {got}, not {expected}"])
         return wall, rss
 
 
-def _timed(path: str, argv: list[str], output: str) -> tuple[float, int]:
-    """(wall seconds, peak RSS in MB) of one call of the installed plugin."""
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(path: str, argv: list[str], output: str) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds) of one call of the installed plugin."""
     report = output + ".time"
     with open(output, "w", encoding="utf-8") as out:
-        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", report, path, *argv],
+        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", report, path, *argv],
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
                               text=True, timeout=600)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr[-500:]}")
     with open(report, encoding="utf-8") as handle:
-        wall, rss = handle.read().split()[-2:]
-    return float(wall), round(int(rss) / 1024)
+        wall, rss, user, system = handle.read().split()[-4:]
+    return float(wall), round(int(rss) / 1024), round(float(user) + float(system), 2)
 
 
 def _lines(path: str) -> int:
