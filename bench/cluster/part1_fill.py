@@ -83,13 +83,16 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed) -> Table:
                   ["fill", "leases", "claim median ms", "claim p99 ms", "claim max ms",
                    "round trips per claim (median, max)", "release median ms", "failures"])
     figures: dict[int, dict[str, float]] = {}
-    for level in levels:
+    networks, counts = [], []
+    for level in levels:  # one network per level, all filled first
         network = etcdbed.etcd_network(f"fill{level}", subnet)
         pool = Pool.of(network)
-        store = EtcdStore(network, etcd, PREFIX)
-        count = pool.size * level // 100
-        etcdbed.fill(etcd, store, pool, etcdbed.scattered(pool, count, rng), nodes, rng)
-        claims = _race(config, network, args.fill_claims)
+        counts.append(pool.size * level // 100)
+        etcdbed.fill(etcd, EtcdStore(network, etcd, PREFIX), pool,
+                     etcdbed.scattered(pool, counts[-1], rng), nodes, rng)
+        networks.append(network)
+    by_level = _race(config, networks, args.fill_claims)
+    for level, count, claims in zip(levels, counts, by_level):
         done = [c for c in claims if not c.error]
         failures = [c.error for c in claims if c.error]
         times = sorted(c.seconds * 1000 for c in done) or [float("nan")]
@@ -102,7 +105,8 @@ def _measure(args: argparse.Namespace, bed: etcdbed.EtcdBed) -> Table:
                            if done else "-", len(failures)])
         table.notes += [f"{level} %: {error}" for error in sorted(set(failures))[:3]]
     table.targets = _targets(figures)
-    table.notes.append(f"Pool of {pool.size:,} addresses; fills written by {NODES} simulated "
+    table.notes.append(f"Pool of {pool.size:,} addresses (per level); claims interleaved "
+                       f"level by level; fills written by {NODES} simulated "
                        f"nodes through transactions of <= {etcdbed.MAX_OPS} operations; the "
                        f"etcd timeout is {TIMEOUT:g} s; load average "
                        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (a "
@@ -127,38 +131,48 @@ def _targets(figures: dict[int, dict[str, float]]) -> list[Target]:
     return targets
 
 
-def _race(config: Any, network: Any, claims: int) -> list[Claim]:
-    """Both nodes' claims, started together by a barrier, each node in its own process."""
+def _race(config: Any, networks: list[Any], claims: int) -> list[list[Claim]]:
+    """Both nodes' claims per level, started together by a barrier, each node in its own
+    process: claim i at every level in turn (the order rotating), so a change of the
+    machine's load (a shared machine) falls on every level alike."""
     barrier, queue = FORK.Barrier(2), FORK.Queue()
-    workers = [FORK.Process(target=_node, args=(config, network, f"claimer-{n}", claims,
+    workers = [FORK.Process(target=_node, args=(config, networks, f"claimer-{n}", claims,
                                                 barrier, queue)) for n in "ab"]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=600) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
-    return [claim for result in results for claim in result]
+    return [[claim for result in results for claim in result[level]]
+            for level in range(len(networks))]
 
 
-def _node(config: Any, network: Any, node: str, claims: int, barrier: Any,
+def _node(config: Any, networks: list[Any], node: str, claims: int, barrier: Any,
           queue: Any) -> None:
     etcd = Counting(config)
-    allocator = PoolAllocator(network, EtcdStore(network, etcd, PREFIX, node))
-    done: list[Claim] = []
+    allocators = [PoolAllocator(network, EtcdStore(network, etcd, PREFIX, node))
+                  for network in networks]
+    done: list[list[Claim]] = [[] for _ in networks]
     barrier.wait(timeout=60)
     for index in range(claims):
         owner = Owner(f"{node}-{index:058x}", "eth1", "bench", f"22-claim-{index}", node)
-        before, started = etcd.requests, time.perf_counter()
-        try:
-            allocator.allocate(owner)
-        except Exception as exc:  # a failed claim is a figure of the table, not the end
-            done.append(Claim(time.perf_counter() - started, etcd.requests - before, 0.0,
-                              "".join(traceback.format_exception_only(type(exc), exc)).strip()))
-            continue
-        claimed, trips = time.perf_counter(), etcd.requests - before
-        allocator.release(owner)
-        done.append(Claim(claimed - started, trips, time.perf_counter() - claimed))
+        for turn in range(len(networks)):
+            level = (index + turn) % len(networks)
+            done[level].append(_claim(etcd, allocators[level], owner))
     queue.put(done)
+
+
+def _claim(etcd: Counting, allocator: PoolAllocator, owner: Owner) -> Claim:
+    """One claim and its release: their times, and the claim's round trips."""
+    before, started = etcd.requests, time.perf_counter()
+    try:
+        allocator.allocate(owner)
+    except Exception as exc:  # a failed claim is a figure of the table, not the end
+        return Claim(time.perf_counter() - started, etcd.requests - before, 0.0,
+                     "".join(traceback.format_exception_only(type(exc), exc)).strip())
+    claimed, trips = time.perf_counter(), etcd.requests - before
+    allocator.release(owner)
+    return Claim(claimed - started, trips, time.perf_counter() - claimed)
 
 
 def _p99(values: list[float]) -> float:
