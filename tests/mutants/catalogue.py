@@ -97,6 +97,15 @@ MUTANTS = (
            "issue 23: a lost claim reports the taken candidates as the free ones",
            ("tests/e2e/test_etcd_store.py::test_a_claim_in_a_pool_nine_tenths_full_costs_one_"
             "lost_claim_not_one_per_address",)),
+    Mutant("etcd-pages-never-narrow", "ipam", "plugin/ipam/stores/etcd_client.py",
+           "depth += count > 4 * size", "depth += 0",
+           "issue 23: every page a range to the end of the prefix: etcd counts O(n^2) keys"),
+    Mutant("etcd-index-mark-ignored", "ipam", "plugin/ipam/stores/etcd_index.py",
+           "        if self.etcd.get(self.mark) is not None:\n            return NodeLeases(records)",
+           "        if False:\n            return NodeLeases(records)",
+           "issue 23: gc --node reads every lease of every node though the network is indexed",
+           ("tests/e2e/test_etcd_store.py::test_one_nodes_leases_are_read_through_the_index_not_"
+            "every_record",)),
     Mutant("pooled-probes-off-by-one", "ipam", "plugin/ipam/pooled.py",
            "if misses == PROBES:", "if misses == PROBES + 1:",
            "the store is listed one probe late"),
