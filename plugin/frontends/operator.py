@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+import textwrap
+from typing import Any, Iterable
 
 from plugin.errors import Failure, NeedsRoot, UsageError
 
@@ -52,6 +53,17 @@ def _json(rows: list[Any]) -> None:
                       for r in rows], indent=1))
 
 
+def _json_stream(rows: Iterable[Any]) -> None:
+    """The same document as `_json`, written a row at a time as the rows come."""
+    from dataclasses import asdict
+
+    sep = "[\n"
+    for row in rows:
+        sys.stdout.write(sep + textwrap.indent(json.dumps(asdict(row), indent=1), " "))
+        sep = ",\n"
+    sys.stdout.write("\n]\n" if sep != "[\n" else "[]\n")
+
+
 def cmd_gc(config, log, rest: list[str]) -> None:
     """Every removal (or, dry, every one it would make) and everything it could not judge,
     one line or one object each; then, if something was not judged, Docker's exit code."""
@@ -68,8 +80,11 @@ def cmd_gc(config, log, rest: list[str]) -> None:
     if node is not None:
         from plugin.ops.cluster import free_node
 
-        actions = free_node(config, node, "--force" in given, dry_run)
-        log.set(node=node)
+        freed = free_node(config, node, "--force" in given, dry_run)
+        actions = freed.actions
+        log.set(node=node, notes=freed.notes)
+        for note in freed.notes:  # on stderr: --json stays one document
+            print(f"note: {note}", file=sys.stderr)
         quiet = f"node {node} holds no lease in etcd"
     else:
         from plugin.ops.gc import sweep
@@ -144,9 +159,10 @@ def cmd_list(config, log, rest: list[str]) -> None:
 
         found = leases(config)
         if "--json" in given:
-            _json(found)
+            _json_stream(found)
         else:
-            print(render.cluster(found))
+            for text in render.cluster(found):
+                print(text)
         return
     from plugin.ops.listing import rows
     from plugin.ops.liveness import Liveness

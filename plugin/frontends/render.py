@@ -8,14 +8,19 @@ keeps every field as it is.
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 WIDTH = 80
 INDENT = "    "
 
 
 def wrap(text: str, first: str = "", rest: str = INDENT) -> list[str]:
-    """`text` in lines of at most WIDTH characters; a word longer than a line is cut."""
+    """`text` in lines of at most WIDTH characters; a word longer than a line is cut.
+    A text that fits as it is skips textwrap, whose answer it is: `list --cluster` wraps
+    200,000 of them, at 15 us each on a node's CPU (issue 23)."""
+    if (text and len(first) + len(text) <= WIDTH and text.isprintable()
+            and text[0] != " " and text[-1] != " "):
+        return [first + text]
     return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
                          break_on_hyphens=False) or [first.rstrip()]
 
@@ -40,14 +45,18 @@ def attachments(rows: Iterable[Any]) -> str:
     return "\n".join(lines) if lines else "no attachments"
 
 
-def cluster(leases: Iterable[Any]) -> str:
-    """`list --cluster`: address and whose, then network, node and when it was last seen."""
-    lines: list[str] = []
+def cluster(leases: Iterable[Any]) -> Iterator[str]:
+    """`list --cluster`: address and whose, then network, node and when it was last seen;
+    each lease's text as it comes (a cluster's 100,000 are never joined into one string)."""
+    empty = True
     for lease in leases:
-        lines += wrap(f"{lease.address} {lease.namespace}/{lease.pod} {lease.interface}")
-        lines += wrap(_join(f"network {lease.network}", f"node {lease.node}",
-                            f"seen {lease.node_seen}", f"infra {lease.infra_id[:12]}"), INDENT)
-    return "\n".join(lines) if lines else "no lease in etcd"
+        empty = False
+        yield "\n".join(
+            wrap(f"{lease.address} {lease.namespace}/{lease.pod} {lease.interface}")
+            + wrap(_join(f"network {lease.network}", f"node {lease.node}",
+                         f"seen {lease.node_seen}", f"infra {lease.infra_id[:12]}"), INDENT))
+    if empty:
+        yield "no lease in etcd"
 
 
 def checks(found: Iterable[Any]) -> str:

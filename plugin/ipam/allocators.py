@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from plugin.errors import AddressRefused, AllocationError, ConfigError, Failure
 from plugin.identity import Identity
@@ -25,8 +25,10 @@ from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
     from plugin.ipam.stores.etcd_client import EtcdConnection
+    from plugin.ipam.stores.etcd_index import EtcdIndex
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())  # never warn on status's stderr
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # never warn on status's stderr
 
 
 class Allocators:
@@ -143,10 +145,44 @@ class Allocators:
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]
 
-    def cluster_leases(self) -> list[tuple[Identity, Lease]]:
-        """Every lease in etcd, of every node."""
-        return [item for network in self.networks if network.allocator == "etcd"
-                for item in self._source(network).leases()]
+    def cluster_leases(self) -> Iterator[tuple[Identity, Lease]]:
+        """Every lease in etcd, of every node, network by network in key order, read a page
+        at a time (100,000 leases are never held at once)."""
+        for network in self._etcd_networks():
+            for item in self._index(network).each():
+                if isinstance(item, Damaged):
+                    log.warning("%s: %s; left alone, its address is not reused", item.where,
+                                item.reason)
+                else:
+                    yield item.owner, network.lease(item.address)
+
+    def node_leases(self, node: str) -> tuple[list[tuple[Identity, Lease]], list[str]]:
+        """One node's leases in etcd, read through the index by node; and, per network
+        without the index mark, a note that every record was read to find old ones."""
+        found, notes = [], []
+        for network in self._etcd_networks():
+            leases = self._index(network).of_node(node)
+            found += [(r.owner, network.lease(r.address)) for r in leases.records]
+            if leases.scanned is not None:
+                notes.append(f"network {network.name}: no node index yet (leases written "
+                             f"before it may exist): read all {leases.scanned} leases; "
+                             "'init' on a node of this release indexes them")
+        return found, notes
+
+    def index_leases(self) -> list[str]:
+        """Index the old owner keys of every etcd network (a one-off, then one read each)."""
+        done = []
+        for network in self._etcd_networks():
+            result = self._index(network).index()
+            if result.waiting:
+                done.append(f"network {network.name}: not indexed by node yet: waiting for "
+                            f"{len(result.waiting)} nodes of an earlier release (first "
+                            f"{', '.join(result.waiting[:3])}) to run this one, or gc --node")
+            elif result.moved or result.raced or not result.marked:
+                done.append(f"network {network.name}: {result.moved} old leases indexed, "
+                            f"{result.skipped} stale owner keys left alone, {result.raced} "
+                            f"changed meanwhile{'' if result.marked else ' (not marked)'}")
+        return done
 
     def nodes_seen(self) -> dict[str, float]:
         """When each node last claimed or released an address in etcd (unix time)."""
@@ -156,16 +192,46 @@ class Allocators:
 
         return nodes_seen(self._etcd(), self.etcd.prefix)
 
+    def node_revision(self, node: str) -> int:
+        """The revision of a node's stamp in etcd (0: none, or no etcd)."""
+        if self.etcd is None:
+            return 0
+        from plugin.ipam.cluster import node_revision
+
+        return node_revision(self._etcd(), self.etcd.prefix, node)
+
+    def forget_node(self, node: str, revision: int) -> bool:
+        """Delete the stamp of a node gone for good, unless it stamped since `revision`."""
+        if self.etcd is None or not revision:
+            return False
+        from plugin.ipam.cluster import forget_node
+
+        return forget_node(self._etcd(), self.etcd.prefix, node, revision)
+
     def collectable(self, alive: Callable[[str], bool]) -> list[tuple[Identity, Lease]]:
         """The leases of this node whose infra container is not `alive`.
 
         In etcd only this node's leases are judged: another node's containers
         cannot be seen from here. The local store holds this node's alone.
         """
-        return [(owner, lease) for network in self.networks
-                for owner, lease in self._source(network).leases()
-                if (network.allocator != "etcd" or owner.node == self.node)
-                and not alive(owner.infra_id)]
+        mine = []
+        for network in self.networks:
+            if network.allocator == "etcd":  # through the index by node, not every node's
+                records = self._index(network).of_node(self.node).records
+                mine += [(record.owner, network.lease(record.address)) for record in records]
+            else:
+                mine += self._source(network).leases()
+        return [(owner, lease) for owner, lease in mine if not alive(owner.infra_id)]
+
+    def _etcd_networks(self) -> list[NetworkConfig]:
+        return [network for network in self.networks if network.allocator == "etcd"]
+
+    def _index(self, network: NetworkConfig) -> EtcdIndex:
+        from plugin.ipam.stores.etcd_index import EtcdIndex
+
+        source = self._source(network)
+        assert isinstance(source, PoolAllocator)
+        return EtcdIndex(source.store)  # type: ignore[arg-type]
 
     def _stamped(self, owner: Identity) -> Identity:
         return owner if owner.node else replace(owner, node=self.node)

@@ -16,7 +16,7 @@ import json
 from plugin import names
 from plugin.errors import AllocationError
 from plugin.ipam.model import Pin
-from plugin.ipam.stores.etcd_client import EtcdConnection, delete_op, put_op
+from plugin.ipam.stores.etcd_client import EtcdConnection, delete_op, put_op, unchanged
 
 
 def pin_key(prefix: str, namespace: str, pod: str) -> str:
@@ -82,3 +82,17 @@ def nodes_seen(etcd: EtcdConnection, prefix: str) -> dict[str, float]:
         except (ValueError, KeyError, TypeError):
             continue
     return seen
+
+
+def node_revision(etcd: EtcdConnection, prefix: str, node: str) -> int:
+    """The revision of a node's stamp, 0 if it has none."""
+    entry = etcd.get(f"{prefix}/nodes/{node}")
+    return entry.mod_revision if entry is not None else 0
+
+
+def forget_node(etcd: EtcdConnection, prefix: str, node: str, revision: int) -> bool:
+    """Delete the stamp of a node freed for good, if it stamped nothing since `revision`:
+    a stamp of an earlier release would keep the leases from being marked indexed."""
+    key = f"{prefix}/nodes/{node}"
+    won, _ = etcd.txn([unchanged(key, revision)], [delete_op(key)])
+    return won

@@ -80,18 +80,32 @@ class PoolAllocator:
         return self.store.clear(address)
 
     def _claim_next(self, owner: Identity, held: Held) -> Record | None:
-        """The first free candidate from the rotation point; None if the owner raced."""
+        """The first free candidate from the rotation point; None if the owner raced.
+
+        A lost claim of a store that looks ahead (etcd) says which of the next candidates
+        were free: those are tried next, in random order (racers spread out), and only
+        when none is left does a claim look further. After PROBES lost claims the store
+        lists its addresses once, and the walk skips them (a pool near exhaustion).
+        """
         taken: frozenset[str] = frozenset()
         misses = 0
-        for candidate in _spread(self.pool.rotation(held.last), self.store.spread):
+        order = _spread(self.pool.rotation(held.last), self.store.spread)
+        known_free: list[IPAddress] = []
+        for candidate in itertools.chain(itertools.islice(order, 1),
+                                         _refilled(known_free, order)):
             if str(candidate) in taken:
                 continue
+            probe = [] if known_free else _peek(order, self.store.lookahead, taken)
             record = new_record(self.network.name, self.pool.interface(candidate), owner)
-            outcome = self.store.claim(record, held, rotate=True)
-            if outcome == "won":
+            claimed = self.store.claim(record, held, rotate=True, probe=probe)
+            if claimed.outcome == "won":
                 return record
-            if outcome == "raced":
+            if claimed.outcome == "raced":
                 return None
+            if claimed.free is not None:
+                free = [address for address in probe if address in claimed.free]
+                random.shuffle(free)
+                known_free.extend(free)
             misses += 1
             if misses == PROBES:
                 taken = frozenset(self.store.taken())
@@ -103,7 +117,7 @@ class PoolAllocator:
 
     def _claim_requested(self, owner: Identity, requested: Request, held: Held) -> Record | None:
         record = new_record(self.network.name, self.pool.interface(requested.address), owner)
-        outcome = self.store.claim(record, held, rotate=False)
+        outcome = self.store.claim(record, held, rotate=False).outcome
         if outcome == "taken":
             holder = self.store.read(requested.address)
             who = (f"pod {holder.owner.namespace}/{holder.owner.pod} on node {holder.owner.node}"
@@ -115,6 +129,24 @@ class PoolAllocator:
 
 def _change(requested: Request) -> str:
     return "change the pin" if requested.pinned else "ask for another address, or none"
+
+
+def _refilled(known_free: list[IPAddress], order: Iterator[IPAddress]) -> Iterator[IPAddress]:
+    """The candidates a lost claim found free first, then the walk's next one."""
+    while True:
+        if known_free:
+            yield known_free.pop(0)
+            continue
+        following = next(order, None)
+        if following is None:
+            return
+        yield following
+
+
+def _peek(order: Iterator[IPAddress], count: int, taken: frozenset[str]) -> list[IPAddress]:
+    """The next `count` candidates of the walk not known taken, consumed from it: a lost
+    claim looks at them, and those found free are tried next; the others are not again."""
+    return [address for address in itertools.islice(order, count) if str(address) not in taken]
 
 
 def _spread(candidates: Iterator[IPAddress], width: int) -> Iterator[IPAddress]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from plugin.config.schema import Config
 from plugin.errors import ConfigError, InputError
@@ -38,37 +38,52 @@ class ClusterLease:
     node_seen: str  # when the node last claimed or released an address, or "never"
 
 
-def leases(config: Config) -> list[ClusterLease]:
-    """Every lease in etcd, with its node and when that node was last seen."""
+def leases(config: Config) -> Iterator[ClusterLease]:
+    """Every lease in etcd, with its node and when that node was last seen, as etcd's pages
+    come (network by network, in key order): printed as read, never all held at once."""
     allocators = etcd_allocators(config, "list --cluster")
-    seen = allocators.nodes_seen()
-    return [ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
-                         owner.pod, owner.infra_id, owner.interface,
-                         _when(seen.get(owner.node)))
-            for owner, lease in allocators.cluster_leases()]
+    seen = {node: _when(when) for node, when in allocators.nodes_seen().items()}
+    for owner, lease in allocators.cluster_leases():
+        yield ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
+                           owner.pod, owner.infra_id, owner.interface,
+                           seen.get(owner.node, "never"))
 
 
-def free_node(config: Config, node: str, force: bool, dry_run: bool) -> list[Action]:
-    """Release every etcd lease of `node`; refuse if it was seen recently (or is this one)."""
+@dataclass(frozen=True)
+class Freed:
+    """What `gc --node` did or would do, and notes for the operator (a full read of a
+    network's leases, where old ones may hide from the index by node)."""
+
+    actions: list[Action]
+    notes: list[str]
+
+
+def free_node(config: Config, node: str, force: bool, dry_run: bool) -> Freed:
+    """Release every etcd lease of `node`, found through the index by node; refuse if it
+    was seen recently (or is this one)."""
     allocators = etcd_allocators(config, "gc --node")
     if node == config.node_name and not force:
         raise InputError(f"node {node} is this node", "run gc without --node to sweep it")
+    stamp = allocators.node_revision(node)
     last = allocators.nodes_seen().get(node)
     if last is not None and time.time() - last < RECENT_SECONDS and not force:
         raise InputError(f"node {node} was seen {round(time.time() - last)} s ago "
                          f"({_when(last)}): it may be alive",
                          "make sure it is gone for good, then add --force")
     freed = []
-    for owner, lease in allocators.cluster_leases():
-        if owner.node != node:
-            continue
-        if not dry_run:
-            allocators.release(owner, lease.network)
+    found, notes = allocators.node_leases(node)
+    emptied, released = True, set()
+    for owner, lease in found:
+        if not dry_run and (owner, lease.network) not in released:  # dual stack: both at once
+            released.add((owner, lease.network))
+            emptied = allocators.release(owner, lease.network) and emptied
         freed.append(Action(WOULD_REMOVE if dry_run else REMOVED,
                             f"lease {lease.address} on {lease.network}",
                             f"{owner.namespace}/{owner.pod}",
                             f"node {node} is gone ({owner.infra_id[:12]} {owner.interface})"))
-    return freed
+    if not dry_run and emptied:  # its stamp would keep its leases from being indexed
+        allocators.forget_node(node, stamp)
+    return Freed(freed, notes)
 
 
 def etcd_allocators(config: Config, command: str) -> Allocators:

@@ -4,8 +4,8 @@ The kubelet treats a failed init as fatal, so only what pods cannot do
 without (the bridges, failing closed with their rules, and the uplink that
 joins them to the other nodes) makes it fail; a pod's rules that reconcile
 could not put back (its lock held by a stuck call), fixing pods left with
-checksum offload on and the sweep of `gc_on_init` are best effort, and what
-they could not do is logged.
+checksum offload on, indexing etcd leases of an earlier release by node, and the
+sweep of `gc_on_init` are best effort, and what they could not do is logged.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def init(config: Config, log: CallLog) -> None:
         log.set(checksum_offload_turned_off=fixed)
     for problem in problems:
         log.warn(f"checksum offload not judged or not fixed: {problem}")
+    if any(network.allocator == "etcd" for network in config.networks):
+        _index_leases(config, log)
     if config.gc_on_init:
         from plugin.ops.actions import NOT_JUDGED
         from plugin.ops.gc import sweep
@@ -71,3 +73,16 @@ def _reconcile(config: Config, log: CallLog) -> None:
                           f"closed: {first.message}", first.hint)
     for failure in outcome.failures:
         log.warn(f"reconcile: {failure.line()}")
+
+
+def _index_leases(config: Config, log: CallLog) -> None:
+    """Move leases written before the index by node under it (a one-off per network, then
+    one read), so `gc --node` reads one node's leases; best effort: etcd down must not
+    fail init, and `gc --node` reads every lease until the index is complete."""
+    try:
+        done = config.allocators().index_leases()
+    except Failure as exc:
+        log.warn(f"etcd leases not indexed by node: {exc.line()}")
+        return
+    if done:
+        log.set(etcd_index=done)

@@ -45,3 +45,22 @@ def test_the_guard_benchmark_runs_guarded_unguarded_and_through_restarts(tmp_pat
     table = (tmp_path / "quick" / "guard.md").read_text()
     assert "throughput guarded / unguarded" in table and "to traffic back" in table
     assert "PASS" not in table and "FAIL" not in table
+
+
+def test_the_cluster_benchmark_runs_small_and_prints_its_targets(tmp_path):
+    """`scripts/bench --cluster --quick`: every part at small sizes. Speed is not judged
+    here, but what each part checks of the answers is: no claim failed while a free
+    address existed, and gc --node freed its node's leases, old-format ones included."""
+    proc = subprocess.run([sys.executable, "-m", "bench.cluster", "--quick", "--out",
+                           str(tmp_path)], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = (tmp_path / "cluster.md").read_text()
+    for title in ("etcd allocator as the pool fills", "Operator commands over 200 leases"):
+        assert title in summary
+    lines = summary.splitlines()
+    assert any(line.startswith("| at 99 %, no claim fails") and line.endswith("| PASS |")
+               for line in lines), summary
+    assert any(line.startswith("| every answer as checked") and line.endswith("| PASS |")
+               for line in lines), summary
+    assert "smoke test, not a verdict" in summary

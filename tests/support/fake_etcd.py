@@ -7,9 +7,9 @@ each key's create revision, mod revision and version; a transaction's compares
 all evaluated against the state before it (a missing key compares as create
 revision 0, mod revision 0, version 0, and fails any VALUE compare), then the
 success or failure branch run in order; ranges with `range_end` (a prefix end,
-or "\\0" for every key from `key`) and `keys_only`. Empty fields are left out of
-replies, as the gateway leaves them out. Anything else it is sent is an error,
-so the fake never answers a request etcd would treat differently.
+or "\\0" for every key from `key`), `keys_only` and `limit` (with `more`). Empty
+fields are left out of replies, as the gateway leaves them out. Anything else it is
+sent is an error, so the fake never answers a request etcd would treat differently.
 `FakeConnection` is the plugin's `EtcdConnection` with its one I/O method, `call`,
 answered by a `FakeEtcd` (through a JSON round trip, like the wire).
 """
@@ -131,9 +131,12 @@ class FakeEtcd:
         return sorted(k for k in self.keys if k >= key and (end == b"\0" or k < end))
 
     def _range(self, body: dict[str, Any]) -> dict[str, Any]:
-        _only(body, {"key", "range_end", "keys_only"})
+        _only(body, {"key", "range_end", "keys_only", "limit"})
         kvs = []
-        for key in self._selected(body):
+        selected = self._selected(body)
+        limit = int(body.get("limit", 0))
+        more = bool(limit) and len(selected) > limit
+        for key in selected[:limit] if limit else selected:
             found = self.keys[key]
             kv: dict[str, Any] = {"key": _b64(key), "create_revision": str(found.create_revision),
                                   "mod_revision": str(found.mod_revision),
@@ -141,7 +144,10 @@ class FakeEtcd:
             if found.value and not body.get("keys_only"):
                 kv["value"] = _b64(found.value)
             kvs.append(kv)
-        return {"kvs": kvs, "count": str(len(kvs))} if kvs else {}
+        answer: dict[str, Any] = {"kvs": kvs, "count": str(len(selected))} if kvs else {}
+        if more:
+            answer["more"] = True
+        return answer
 
     def _put(self, body: dict[str, Any], revision: int) -> dict[str, Any]:
         _only(body, {"key", "value"})

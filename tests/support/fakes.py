@@ -21,15 +21,17 @@ from tests.support.fake_ofctl import FakeOfctl
 from plugin.ipam.leaserecord import Record
 from plugin.identity import Identity
 from plugin.ipam.model import Damaged, IPAddress
-from plugin.ipam.stores import Held, Outcome
+from plugin.ipam.stores import Claimed, Held, Outcome
 
 
 @dataclass
 class MemoryStore:
     """A `Store` in memory. `before_claim(record)` may return an outcome to force
-    ("raced", "taken") or None to let the claim proceed."""
+    ("raced", "taken") or None to let the claim proceed. With `lookahead`, a lost claim
+    says which probed candidates are free, as the etcd store does."""
 
     spread: int = 1
+    lookahead: int = 0
     records: dict[str, Record] = field(default_factory=dict)    # address -> record
     owners: dict[str, tuple[str, int]] = field(default_factory=dict)  # owner key -> (address, rev)
     last: IPAddress | None = None
@@ -37,6 +39,7 @@ class MemoryStore:
     before_claim: Callable[[Record], Outcome | None] = lambda record: None
     calls: dict[str, int] = field(default_factory=dict)
     damaged_records: list[Damaged] = field(default_factory=list)
+    probed: list[list[IPAddress]] = field(default_factory=list)  # each claim's probe
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -50,8 +53,16 @@ class MemoryStore:
         address, revision = self.owners.get(owner.key, ("", 0))
         return Held(self.records.get(address), revision, self.last)
 
-    def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
+    def claim(self, record: Record, held: Held, rotate: bool,
+              probe: Sequence[IPAddress] = ()) -> Claimed:
         self._count("claim")
+        self.probed.append(list(probe))
+        outcome = self._claim(record, held, rotate)
+        if outcome != "taken" or not self.lookahead:
+            return Claimed(outcome)
+        return Claimed(outcome, frozenset(a for a in probe if str(a) not in self.records))
+
+    def _claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
         forced = self.before_claim(record)
         if forced is not None:
             return forced

@@ -3,7 +3,10 @@
 `PreviousEtcdStore` is plugin/ipam/stores/etcd.py as of da8d1fa, the last release whose
 owner keys did not name the node (`owner/<infra_id>/<iface>`), kept verbatim below this
 docstring except for the class name: it writes and releases leases exactly as that release
-did, against a real etcd, beside today's store.
+did, against a real etcd, beside today's store. Today's allocator asks a store for one
+more thing, which that release's allocator did not (a lost claim's look at the next
+candidates): `PreviousEtcdStore` at the end answers it for the verbatim class, never
+looking.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import json
 import logging
 import time
 from contextlib import AbstractContextManager
+from typing import Sequence
 
 from plugin.ipam.leaserecord import Record, decode, encode
 from plugin.identity import Identity
 from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
-from plugin.ipam.stores import Held, Outcome
+from plugin.ipam.stores import Claimed, Held, Outcome
 from plugin.ipam.stores.etcd_client import (EtcdConnection, absent, branch_entries, delete_op,
                                             put_op, range_op, unchanged)
 
@@ -28,7 +32,7 @@ log = logging.getLogger(__name__)
 RETRIES = 8  # releases lost to a concurrent change of the same owner
 
 
-class PreviousEtcdStore:
+class _PreviousEtcdStore:
     spread = 8  # nodes race for the same candidates: after a miss, pick among 8 at random
 
     def __init__(self, network: NetworkConfig, etcd: EtcdConnection, prefix: str,
@@ -149,3 +153,14 @@ def _parse_address(value: bytes | None) -> IPAddress | None:
         return ipaddress.ip_interface(value.decode().strip()).ip
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+class PreviousEtcdStore(_PreviousEtcdStore):
+    """The previous release's store under today's allocator: its claim as it was, never
+    looking ahead."""
+
+    lookahead = 0
+
+    def claim(self, record: Record, held: Held, rotate: bool,  # type: ignore[override]
+              probe: Sequence[IPAddress] = ()) -> Claimed:
+        return Claimed(super().claim(record, held, rotate))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Sequence
 
 from plugin.ipam.leaserecord import Record
 from plugin.identity import Identity
@@ -36,19 +36,33 @@ class Held:
     old_key: str = ""
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A claim's outcome and, when it lost, which of the candidates it was asked to look
+    at (`probe`) were free in the same read: the next claim aims at one of those instead of
+    paying a round trip per taken address (a store that does not look says None)."""
+
+    outcome: Outcome
+    free: frozenset[IPAddress] | None = None
+
+
 class Store(Protocol):
     # After a taken candidate, racing writers choose among this many (1: no race possible).
     spread: int
+    # How many candidates a lost claim looks at for free ones (0: it does not look).
+    lookahead: int
 
     def exclusive(self) -> AbstractContextManager[object]:
         """Held across one allocation: a lock where writers need one, else nothing."""
 
     def held(self, owner: Identity) -> Held: ...
 
-    def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
+    def claim(self, record: Record, held: Held, rotate: bool,
+              probe: Sequence[IPAddress] = ()) -> Claimed:
         """Take `record.address` for its owner, if nobody holds it and the owner is as `held`
         says ("raced" if not). `rotate`: move the rotation point there. A claim frees
-        `held.record`'s address, if any (an owner moved by a pin)."""
+        `held.record`'s address, if any (an owner moved by a pin). Lost, it says which of
+        `probe` (at most `lookahead`) were free."""
 
     def read(self, address: IPAddress) -> Record | None:
         """The valid record holding `address`, if any."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +25,7 @@ from pipework_wrapper.timing import timed
 from plugin.errors import EtcdError
 from plugin.ipam.networks import EtcdConfig
 
+PAGE = 1000  # keys per range request of a listing: ~300 KB of leases, never the whole prefix
 API_PATH = "/v3/"  # etcd >= 3.4; fixed, so no discovery round trip per process
 HINT = "check that etcd runs, and the endpoints and TLS files of the etcd section"
 
@@ -50,8 +52,7 @@ def entries(response: dict[str, Any]) -> list[Entry]:
 
 def prefix_end(prefix: str) -> str:
     """The range end that selects every key starting with `prefix`."""
-    raw = prefix.encode()
-    return b64(raw[:-1] + bytes([raw[-1] + 1]))
+    return b64(_successor(prefix.encode()))
 
 
 class EtcdConnection:
@@ -128,9 +129,86 @@ class EtcdConnection:
         return entries(self.call("kv/range", {"key": b64(prefix), "range_end": prefix_end(prefix),
                                               "keys_only": keys_only}))
 
+    def pages(self, prefix: str, keys_only: bool = False, size: int = PAGE) -> Iterator[Entry]:
+        """Every key under `prefix` in key order, at most `size` per request: a listing of
+        100,000 leases holds two pages at a time, not one reply of them all (issue 23).
 
-def range_op(key: str) -> dict[str, Any]:
-    return {"request_range": {"key": b64(key)}}
+        etcd (3.4) counts every key from a request's start to its range end, whatever the
+        limit: pages of one range over all the keys cost it O(n^2). So each request asks a
+        window, the keys sharing the start's first `depth` bytes, narrowed while windows
+        hold over 4 pages and widened below a quarter of one. The next window is asked for
+        while the caller works through this one. Not a snapshot: a key written meanwhile
+        shows or not, as it would a moment later. The caller sends nothing else to etcd
+        until it has them all."""
+        def ask(start: bytes, end: bytes) -> dict[str, Any]:
+            payload: dict[str, Any] = {"key": b64(start), "range_end": b64(end), "limit": size}
+            if keys_only:
+                payload["keys_only"] = True
+            return self.call("kv/range", payload)
+
+        start, stop = prefix.encode(), _successor(prefix.encode())
+        depth = widest = len(start)  # at first the whole prefix: one window
+        end = _window(start, depth, stop)
+        answer = ask(start, end)
+        while True:
+            kvs, count = answer.get("kvs", []), int(answer.get("count", 0))
+            if answer.get("more") and kvs:  # the rest of this window, in a narrower one
+                start = base64.b64decode(kvs[-1]["key"]) + b"\0"
+                depth += count > 4 * size
+            else:
+                start = end
+                depth -= count < size // 4 and depth > widest
+            following = None
+            if start < stop:
+                end = _window(start, depth, stop)
+                following = _Ahead(ask, start, end)
+            yield from entries(answer)
+            if following is None:
+                return
+            answer = following.result()
+
+
+def _successor(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _window(start: bytes, depth: int, stop: bytes) -> bytes:
+    """The end of the window from `start`: after the keys sharing its first `depth` bytes."""
+    head = start[:depth]
+    return min(_successor(head), stop) if head[-1] < 0xFF else stop
+
+
+class _Ahead:
+    """One request run on a thread of its own; `result()` waits for it and raises what it
+    raised. Bounded like every request (the client's timeout per endpoint)."""
+
+    def __init__(self, ask: Callable[[bytes, bytes], dict[str, Any]], start: bytes,
+                 end: bytes) -> None:
+        self._answer: dict[str, Any] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(ask, start, end), daemon=True)
+        self._thread.start()
+
+    def _run(self, ask: Callable[[bytes, bytes], dict[str, Any]], start: bytes,
+             end: bytes) -> None:
+        try:
+            self._answer = ask(start, end)
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    def result(self) -> dict[str, Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._answer
+
+
+def range_op(key: str, keys_only: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"key": b64(key)}
+    if keys_only:
+        body["keys_only"] = True
+    return {"request_range": body}
 
 
 def put_op(key: str, value: bytes) -> dict[str, Any]:

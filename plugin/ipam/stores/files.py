@@ -20,12 +20,13 @@ import ipaddress
 import logging
 import os
 from contextlib import AbstractContextManager
+from typing import Sequence
 
 from plugin.identity import Identity
 from plugin.ipam.leaserecord import Record, decode, encode, new_record
 from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
-from plugin.ipam.stores import Held, Outcome
+from plugin.ipam.stores import Claimed, Held
 from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace,
                                         overwrite, read_bytes, read_with_inode, remove, write_new)
 from plugin.locks import locked
@@ -37,6 +38,7 @@ OWN_NAMES = frozenset({"lock", "last_reserved", "addr", "owner", "record.tmp"})
 
 class FileStore:
     spread = 1  # every writer holds the lock: no race to spread out
+    lookahead = 0  # a taken candidate costs a stat, not a round trip: nothing to gain
 
     def __init__(self, network: NetworkConfig, state_dir: str, lock_timeout: float = 10.0) -> None:
         self.network = network
@@ -64,24 +66,25 @@ class FileStore:
         """The owner's record through its index (one read and one stat), and the rotation point."""
         return Held(self._held(owner), 0, self._last_reserved())
 
-    def claim(self, record: Record, held: Held, rotate: bool) -> Outcome:
+    def claim(self, record: Record, held: Held, rotate: bool,
+              probe: Sequence[IPAddress] = ()) -> Claimed:
         address = record.address.ip
         path = self._address_path(address)
         if os.path.lexists(path):
-            return "taken"
+            return Claimed("taken")
         temp = self._path("record.tmp")
         write_new(temp, encode(record))
         try:
             link_replace(temp, self._index_path(record.owner))
             if not link_exclusive(temp, path):
-                return "taken"
+                return Claimed("taken")
         finally:
             remove(temp)
         if rotate:
             overwrite(self._path("last_reserved"), str(address).encode())
         if held.record is not None and held.record.address.ip != address:
             remove(self._address_path(held.record.address.ip))  # a pin moved this owner
-        return "won"
+        return Claimed("won")
 
     def read(self, address: IPAddress) -> Record | None:
         data = read_bytes(self._address_path(address))

@@ -55,16 +55,30 @@ def test_a_claim_after_another_call_for_the_same_owner_wrote_its_owner_key_is_ra
     me = owner(1)
     first, second = store(etcd), store(etcd)
     read_early = first.held(me)
-    assert second.claim(record(me, "10.22.0.2"), second.held(me), rotate=True) == "won"
-    assert first.claim(record(me, "10.22.0.3"), read_early, rotate=True) == "raced"
+    assert second.claim(record(me, "10.22.0.2"), second.held(me), rotate=True).outcome == "won"
+    assert first.claim(record(me, "10.22.0.3"), read_early, rotate=True).outcome == "raced"
     assert addresses(first) == [("10.22.0.2", me.key)]
 
 
 def test_a_claim_of_an_address_another_owner_holds_is_taken(etcd):
     source = store(etcd)
-    assert source.claim(record(owner(1), "10.22.0.2"), source.held(owner(1)), True) == "won"
-    assert source.claim(record(owner(2), "10.22.0.2"), source.held(owner(2)), True) == "taken"
+    assert source.claim(record(owner(1), "10.22.0.2"), source.held(owner(1)),
+                        True).outcome == "won"
+    assert source.claim(record(owner(2), "10.22.0.2"), source.held(owner(2)),
+                        True).outcome == "taken"
     assert addresses(source) == [("10.22.0.2", owner(1).key)]
+
+
+def test_a_lost_claim_says_which_of_the_candidates_it_looked_at_are_free(etcd):
+    """Issue 23 measure 1: the failure branch of the claim reads the probed addresses."""
+    source = store(etcd)
+    for n in (2, 4):
+        source.claim(record(owner(n), f"10.22.0.{n}"), source.held(owner(n)), True)
+    probe = [ipaddress.ip_address(f"10.22.0.{n}") for n in (3, 4, 5)]
+    lost = source.claim(record(owner(9), "10.22.0.2"), source.held(owner(9)), True, probe)
+    assert lost.outcome == "taken" and lost.free == {probe[0], probe[2]}
+    assert source.claim(record(owner(9), "10.22.0.3"), source.held(owner(9)), True,
+                        probe).free is None  # won: nothing looked at
 
 
 def test_a_setup_racing_a_pinned_setup_of_the_same_pod_ends_with_one_lease(etcd):

@@ -16,10 +16,20 @@ from tests.support.ipamdata import network, owner
 from tests.support.fakes import MemoryStore
 
 
-def allocator(subnet: str = "10.0.0.0/28", spread: int = 1, **fields) -> PoolAllocator:
+def allocator(subnet: str = "10.0.0.0/28", spread: int = 1, lookahead: int = 0,
+              **fields) -> PoolAllocator:
     gateway = str(ipaddress.ip_network(subnet).network_address + 1)
     return PoolAllocator(network(vlans=[22], subnet=subnet, gateway=gateway, **fields),
-                         MemoryStore(spread=spread))
+                         MemoryStore(spread=spread, lookahead=lookahead))
+
+
+def fill(alloc: PoolAllocator, free: set[str]) -> None:
+    """Every address of the pool held by someone, but `free`; the rotation point unset."""
+    for index, address in enumerate(alloc.pool.rotation(None)):
+        if str(address) not in free:
+            record = new_record("net", alloc.pool.interface(address), owner(1000 + index))
+            alloc.store.records[str(address)] = record
+    alloc.store.last = None
 
 
 def ip(lease) -> str:
@@ -45,6 +55,47 @@ def test_exhaustion_counts_what_is_in_use_and_lists_the_store_once_after_the_pro
     # PROBES claims, one listing, then no more claims for listed addresses, and one count.
     assert alloc.store.calls["claim"] == 13 + PROBES
     assert alloc.store.calls["taken"] == 2
+
+
+def test_a_lost_claim_that_looked_ahead_aims_the_next_at_a_free_address_it_saw():
+    """Issue 23 measure 1: in a pool 90 % full, a claim paid one round trip per taken
+    candidate and then listed every address (78x the empty pool's median at 16,382
+    addresses). A lost claim now looks at the next candidates in the same round trip:
+    two claims, no listing, wherever the free addresses lie."""
+    alloc = allocator("10.0.0.0/24", spread=8, lookahead=64)
+    free = {f"10.0.0.{n}" for n in range(20, 255, 10)}
+    fill(alloc, free)
+    random.seed(3)
+    assert ip(alloc.allocate(owner(1))) in free
+    assert alloc.store.calls["claim"] == 2 and "taken" not in alloc.store.calls
+    first, second = alloc.store.probed
+    assert len(first) == 64 and "10.0.0.2" not in map(str, first) and second == []
+
+
+def test_a_free_address_a_racer_took_first_moves_to_the_next_seen_free_without_looking():
+    alloc = allocator("10.0.0.0/24", spread=8, lookahead=64)
+    fill(alloc, {f"10.0.0.{n}" for n in (30, 40, 50)})
+    raced = []
+
+    def racer(record):
+        if str(record.address.ip) in {"10.0.0.30", "10.0.0.40", "10.0.0.50"} and not raced:
+            raced.append(str(record.address.ip))  # another node took it since the look
+            return "taken"
+        return None
+
+    alloc.store.before_claim = racer
+    lease = alloc.allocate(owner(1))
+    assert ip(lease) in {"10.0.0.30", "10.0.0.40", "10.0.0.50"} - set(raced)
+    assert alloc.store.probed[1:] == [[], []] and alloc.store.calls["claim"] == 3
+
+
+def test_a_full_pool_that_is_looked_ahead_at_is_found_exhausted_without_a_claim_each():
+    alloc = allocator("10.0.0.0/24", spread=8, lookahead=64)
+    fill(alloc, set())
+    with pytest.raises(AllocationError, match="network net exhausted: 253 addresses in use"):
+        alloc.allocate(owner(99))
+    # 253 candidates, each claim looks at 64 more: 4 claims, then the count.
+    assert alloc.store.calls["claim"] == 4 and alloc.store.calls["taken"] == 1
 
 
 def test_a_lost_race_for_the_owner_reads_again_and_gives_up_after_the_retries():
