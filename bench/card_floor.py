@@ -13,6 +13,10 @@ importing plumbum, one del-port and one `ip link del`. Nothing is checked,
 logged or locked: whatever the plugin spends beyond this is its own.
 
 Run with the installed plugin's interpreter and `-I`, as its launcher is.
+
+Whatever external work a default-on feature adds to the plugin's calls, the floor adds
+too, in one place: FEATURE_CALLS (issue 23: every card floor does the same external
+work the features add).
 """
 
 import json
@@ -22,6 +26,10 @@ from plumbum import local
 
 DOCKER_URL, DOCKER_API = "unix:///var/run/docker.sock", "1.41"  # the plugin's defaults
 OVS_TIMEOUT = "--timeout=5"
+# The programs a default-on feature adds to setup or teardown, one argv each, formatted
+# with bridge, port and address and run through plumbum after the floor's own calls
+# (port security's OpenFlow rules: one `ovs-ofctl` each way, added here with the feature).
+FEATURE_CALLS: dict[str, list[list[str]]] = {"setup": [], "teardown": []}
 
 
 def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str, port: str,
@@ -39,11 +47,18 @@ def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str
     local["ovs-vsctl"](OVS_TIMEOUT, "--no-wait", "--", "--may-exist", "add-port", bridge, port,
                        "--", "set", "Port", port, f"tag={vlan}",
                        *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()))
+    _features("setup", bridge=bridge, port=port, address=address)
 
 
 def teardown(bridge: str, port: str) -> None:
     local["ovs-vsctl"](OVS_TIMEOUT, "del-port", bridge, port)
     local["ip"]("link", "del", port)
+    _features("teardown", bridge=bridge, port=port, address="")
+
+
+def _features(call: str, **values: str) -> None:
+    for argv in FEATURE_CALLS[call]:
+        local[argv[0]](*(arg.format(**values) for arg in argv[1:]))
 
 
 if __name__ == "__main__":

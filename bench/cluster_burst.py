@@ -1,0 +1,109 @@
+"""`scripts/bench --cluster`, part 3: a full node in one burst, and calls on a crowded bridge.
+
+Burst: N pods (the kubelet's default maximum, 110) set up at once through the exec
+plugin with the kubelet's argv, then torn down at once, against N card floors run the
+same way (`scale.burst`: one barrier releases them all; every port and address checked).
+
+Crowded bridge: the probe pod's setup and teardown by the plugin and by pipework at
+equal work in turn (`scale.measure_level`), first on an empty bridge, then with K bare
+veth ports added to it (not containers: a thousand containers do not fit these
+machines; to Open vSwitch a port is a port). The plugin's growth is judged against
+pipework's. Beside it, one `ovs-vsctl` that changes nothing (`--if-exists del-port` of
+an absent port) at each size: what every ovs-vsctl invocation pays to read the bridge.
+Every veth and port made here is removed here (and dies with the sandbox's netns).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager
+
+from bench import scale, stats
+from bench.contenders import CardFloorContender, Contender, PluginContender, Target
+from bench.host import BenchHost, Pod
+from bench.proc import checked
+from bench.rounds import summarize
+from tests.support import hostnet
+
+BARE = "bare"  # + 4 digits: the bare ports' names (their peers: "barp" + 4 digits)
+OVS_BULK_TIMEOUT = "--timeout=120"  # one transaction adding or removing every bare port
+
+
+@dataclass
+class Plan:
+    pods: int  # set up at once, then torn down at once
+    extra_ports: int  # bare veth ports on the bridge for the second size
+    runs: int  # probe setups+teardowns per contender and size
+    vsctl_calls: int  # no-op ovs-vsctl invocations timed per size
+
+
+def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contender,
+        card_floor: CardFloorContender, probe: Pod, target: Target,
+        watch: Callable[[str], ContextManager[None]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if plan.pods:
+        _say(f"burst: starting {plan.pods} containers")
+        pods = host.start_pods([f"n{i:03d}" for i in range(plan.pods)])
+        with watch("cluster burst"):
+            out["burst"] = scale.burst(plugin, card_floor, pods)
+        scale.check_attached(target.bridge, 0)
+    sizes = []
+    for extra in sorted({0, plan.extra_ports}):
+        if extra:
+            _say(f"crowded bridge: adding {extra} bare veth ports to {target.bridge}")
+            out["bare_ports_added_s"] = add_bare_ports(target.bridge, extra)
+        scale.check_attached(target.bridge, extra)
+        _say(f"crowded bridge: {extra} ports, {plan.runs} probe runs")
+        with watch(f"crowded bridge {extra}"):
+            measured = scale.measure_level([plugin, pipework], probe, target, plan.runs)
+            vsctl = [checked(["ovs-vsctl", "--timeout=5", "--if-exists", "del-port",
+                              target.bridge, "absent0"]).wall_ms
+                     for _ in range(plan.vsctl_calls)]
+        sizes.append({"ports": extra, **summarize(measured),
+                      "ovs_vsctl_noop_ms": stats.summary(vsctl)})
+    if plan.extra_ports:
+        remove_bare_ports(target.bridge, plan.extra_ports)
+        scale.check_attached(target.bridge, 0)
+    out["crowded"] = sizes
+    return out
+
+
+def _names(count: int) -> list[tuple[str, str]]:
+    return [(f"{BARE}{i:04d}", f"barp{i:04d}") for i in range(count)]
+
+
+def add_bare_ports(bridge: str, count: int) -> float:
+    """`count` veth pairs, both ends up, each host end a port of `bridge` (one transaction);
+    seconds taken. Nothing of them is timed as part of a call."""
+    started = time.perf_counter()
+    pairs = _names(count)
+    batch = "".join(f"link add {a} type veth peer name {b}\nlink set {a} up\nlink set {b} up\n"
+                    for a, b in pairs)
+    _batch(batch)
+    argv = ["ovs-vsctl", OVS_BULK_TIMEOUT]
+    for name, _ in pairs:
+        argv += ["--", "add-port", bridge, name]
+    hostnet.run(argv, timeout=180)
+    return round(time.perf_counter() - started, 1)
+
+
+def remove_bare_ports(bridge: str, count: int) -> None:
+    """Every bare port off the bridge (one transaction), then every veth pair."""
+    argv = ["ovs-vsctl", OVS_BULK_TIMEOUT]
+    for name, _ in _names(count):
+        argv += ["--", "--if-exists", "del-port", bridge, name]
+    hostnet.run(argv, timeout=180)
+    _batch("".join(f"link del {name}\n" for name, _ in _names(count)))
+
+
+def _batch(commands: str) -> None:
+    """`ip -batch -`: thousands of link changes in one process, bounded."""
+    subprocess.run(["ip", "-batch", "-"], input=commands, capture_output=True, text=True,
+                   timeout=120, check=True)
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
