@@ -34,7 +34,7 @@ VLAN_MIN, VLAN_MAX = 1, 4094
 
 def namespace(value: str) -> str:
     """A namespace is a DNS-1123 label (at most 63 characters)."""
-    if not _label(value) or len(value) > 63:
+    if not isinstance(value, str) or not _label(value) or len(value) > 63:
         raise InputError(
             f"namespace {shown(value)} is not a valid Kubernetes namespace",
             "use lowercase letters, digits and '-', at most 63 characters",
@@ -44,7 +44,8 @@ def namespace(value: str) -> str:
 
 def pod(value: str) -> str:
     """A pod name is a DNS-1123 subdomain (at most 253 characters)."""
-    if len(value) > 253 or not all(_label(part) for part in value.split(".")):
+    if not isinstance(value, str) or len(value) > 253 or not all(
+            _label(part) for part in value.split(".")):
         raise InputError(
             f"pod name {shown(value)} is not a valid Kubernetes pod name",
             "use lowercase letters, digits, '-' and '.', at most 253 characters",
@@ -54,7 +55,7 @@ def pod(value: str) -> str:
 
 def is_docker_id(value: str) -> bool:
     """A full Docker container id: 64 hex digits (a CRI sandbox id has the same shape)."""
-    return len(value) == 64 and set(value) <= _HEX
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
 
 
 def infra_id(value: str) -> str:
@@ -75,7 +76,8 @@ def _label(value: str) -> bool:
 
 def ifname(value: str) -> str:
     """A Linux interface name (bridges too): at most 15 characters, no '/' or spaces."""
-    if not 0 < len(value) <= 15 or not set(value) <= _WORD or value in (".", ".."):
+    if not isinstance(value, str) or not 0 < len(value) <= 15 or not set(value) <= _WORD \
+            or value in (".", ".."):
         raise InputError(
             f"interface name {shown(value)} is not a valid Linux interface name",
             "use at most 15 letters, digits, '_', '.' or '-'",
@@ -93,7 +95,7 @@ def node(value: str) -> str:
 
 def plaintext(value: str) -> bool:
     """The CNI spec's rule for identifiers: alphanumeric, then alphanumerics, '_', '.', '-'."""
-    return value[:1] in _ALNUM and set(value) <= _WORD
+    return isinstance(value, str) and value[:1] in _ALNUM and set(value) <= _WORD
 
 
 def vlan(value: object) -> int:

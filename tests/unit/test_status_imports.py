@@ -106,6 +106,14 @@ def test_each_rule_accepts_what_its_expression_matched(rule) -> None:
         assert _accepts(rule, value) == expected, repr(value)
 
 
+@pytest.mark.parametrize("rule", list(RULES), ids=lambda r: r.__name__)
+@pytest.mark.parametrize("value", [["a"], 7, None, b"a" * 64])
+def test_each_rule_refuses_what_is_no_text(rule, value) -> None:
+    """The expressions raised TypeError, which config reading reports; refused, either way."""
+    assert not _accepts(rule, value)
+    assert not names.plaintext(value) and not names.is_docker_id(value)
+
+
 def test_plaintext_and_docker_ids_as_before() -> None:
     for value in _samples():
         assert names.plaintext(value) == bool(PLAINTEXT.match(value)), repr(value)
