@@ -6,11 +6,13 @@
 The card makes setup find the container through the Docker SDK and run
 pipework and ovs-vsctl through plumbum, and teardown run ovs-vsctl through
 plumbum. So no setup costs less than a fresh interpreter importing those two
-packages, one inspect, pipework (its arping resolving to `true` in QUIET_DIR,
-as the plugin arranges), one announcement (the project's own, in-process) and
-one OVSDB transaction that sets the tag and the marks; no teardown less than
-importing plumbum, one del-port and one `ip link del`. Nothing is checked,
-logged or locked: whatever the plugin spends beyond this is its own.
+packages, one inspect, pipework (its arping resolving to `true` and its ovs-vsctl
+waiting for a busy ovsdb-server, from QUIET_DIR, as the plugin arranges), one
+announcement (the project's own, in-process) and one OVSDB transaction that sets the
+tag and the marks; no teardown less than importing plumbum, one del-port (not waiting
+for ovs-vswitchd, as the plugin's) and one `ip link del`. Every ovs-vsctl waits for a
+busy ovsdb-server to accept it, as the plugin's do. Nothing is checked, logged or
+locked: whatever the plugin spends beyond this is its own.
 
 Run with the installed plugin's interpreter and `-I`, as its launcher is.
 
@@ -25,7 +27,10 @@ import sys
 from plumbum import local
 
 DOCKER_URL, DOCKER_API = "unix:///var/run/docker.sock", "1.41"  # the plugin's defaults
-OVS_TIMEOUT = "--timeout=5"
+# As the plugin's (pipework_wrapper.ovs.vsctl_waits), with a longer bound: a floor must
+# not give up before its work is done, and 110 of them at once made ovs-vsctl wait more
+# than the plugin's 5 s for ovsdb-server (issue 23). A timeout bounds a hang; it is no work.
+OVS_WAITS = ("--retry", "--timeout=60")
 # The programs a default-on feature adds to setup or teardown, one argv each, formatted
 # with bridge, port and address and run through plumbum after the floor's own calls
 # (port security's OpenFlow rules: one `ovs-ofctl` each way, added here with the feature).
@@ -44,14 +49,16 @@ def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str
     announce(f"/proc/{pid}/ns/net", ifname, [address])
     marks = {"owner": "vlanpipe-card-floor", "vlanpipe-infra-id": container,
              "vlanpipe-interface": ifname, "vlanpipe-address": address}
-    local["ovs-vsctl"](OVS_TIMEOUT, "--no-wait", "--", "--may-exist", "add-port", bridge, port,
+    local["ovs-vsctl"](*OVS_WAITS, "--no-wait", "--", "--may-exist", "add-port", bridge, port,
                        "--", "set", "Port", port, f"tag={vlan}",
                        *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()))
     _features("setup", bridge=bridge, port=port, address=address)
 
 
 def teardown(bridge: str, port: str) -> None:
-    local["ovs-vsctl"](OVS_TIMEOUT, "del-port", bridge, port)
+    # --no-wait, as the plugin deletes: waiting for ovs-vswitchd is no part of the card,
+    # and 110 teardowns at once each waiting for it outlast any timeout (issue 23)
+    local["ovs-vsctl"](*OVS_WAITS, "--no-wait", "del-port", bridge, port)
     local["ip"]("link", "del", port)
     _features("teardown", bridge=bridge, port=port, address="")
 

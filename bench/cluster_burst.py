@@ -49,7 +49,11 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contende
         pods = host.start_pods([f"n{i:03d}" for i in range(plan.pods)])
         with watch("cluster burst"):
             out["burst"] = scale.burst(plugin, card_floor, pods)
-        scale.check_attached(target.bridge, 0)
+        for kind in ("plugin", "card floor"):
+            for call in ("setup", "teardown"):
+                for error in out["burst"][kind][call]["errors"]:
+                    _say(f"burst {kind} {call} failed: {error}")
+        out["burst"]["ports_left"] = sweep_ports(target.bridge)
     sizes = []
     for extra in sorted({0, plan.extra_ports}):
         if extra:
@@ -69,6 +73,16 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contende
         scale.check_attached(target.bridge, 0)
     out["crowded"] = sizes
     return out
+
+
+def sweep_ports(bridge: str) -> list[str]:
+    """Ports a failed teardown left on the bridge, removed (with their veths), and named:
+    the failure is reported, and the next part starts from an empty bridge."""
+    left = hostnet.ovs("list-ports", bridge).split()
+    for name in left:
+        hostnet.ovs("--if-exists", "del-port", bridge, name)
+        hostnet.run(["ip", "link", "del", name], check=False)
+    return left
 
 
 def _names(count: int) -> list[tuple[str, str]]:

@@ -2,7 +2,10 @@
 
 Each verb is one ovs-vsctl process and one OVSDB transaction (commands joined
 with `--`), always with `--timeout` so a stopped ovsdb-server is an error in
-bounded time, not a hang.
+bounded time, not a hang, and with `--retry`: a node starting its 110 pods at once
+has more ovs-vsctl processes connecting than ovsdb-server's listen backlog holds
+while it is busy, and without `--retry` each one refused (EAGAIN, which Open vSwitch
+reports as "database connection failed (Protocol error)") fails at once (issue 23).
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from typing import Any, Mapping
 from pipework_wrapper.command import run
 
 HINT = "start Open vSwitch (ovsdb-server and ovs-vswitchd; see scripts/host-setup)"
+
+
+def vsctl_waits(timeout: float) -> list[str]:
+    """How every ovs-vsctl of the plugin and of pipework waits: for a busy ovsdb-server
+    to accept it (`--retry`), never longer than `timeout` (whole seconds, at least 1)."""
+    return ["--retry", f"--timeout={max(1, round(timeout))}"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class Ovs:
         self.timeout = timeout
 
     def vsctl(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        return run("ovs-vsctl", [f"--timeout={max(1, round(self.timeout))}", *args],
+        return run("ovs-vsctl", [*vsctl_waits(self.timeout), *args],
                    timeout=self.timeout + 2, ok=ok, hint=HINT).stdout
 
     def ensure_bridge(self, bridge: str, datapath_type: str, mtu: int | None = None) -> None:
