@@ -168,6 +168,12 @@ def render(results: dict[str, Any], quick: bool) -> str:
                                            for who in ("plugin", "pipework")
                                            for kind in ("setup", "teardown")),
                         _cell(s["ovs_vsctl_noop_ms"])] for s in sizes])
+        growth = results.get("vsctl_growth", [])
+        if growth:
+            out.append("ovs-vsctl no-op as the bridge grows (median of 3, ms): " + ", ".join(
+                f"{g['ports']} ports {g['ms']['median']:.0f}" for g in growth))
+        out.append(f"(crowded-bridge part took {results.get('crowded_s')} s, adding and "
+                   "removing the bare ports included)")
         out.append("")
     status = results.get("status")
     if status:
