@@ -29,14 +29,17 @@ from plumbum import local
 
 from pipework_wrapper import pipework
 from pipework_wrapper.ovs import Ovs
+from plugin.config.schema import Config
 from tests.support import hostnet
 
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 
 
-@pytest.fixture
-def busy_ovsdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Timer]:
-    """A private ovsdb-server whose backlog is full; the timer it yields resumes it."""
+@pytest.fixture(params=[1.0])
+def busy_ovsdb(request: pytest.FixtureRequest, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Timer]:
+    """A private ovsdb-server whose backlog is full; the timer it yields resumes it after
+    `request.param` seconds."""
     db, sock = tmp_path / "conf.db", tmp_path / "db.sock"
     hostnet.run(["ovsdb-tool", "create", str(db), OVS_SCHEMA])
     # ovs-vsctl's default db.sock is there: for this process's children, and for the
@@ -70,7 +73,7 @@ def busy_ovsdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[thre
                 one.close()
             server.send_signal(signal.SIGCONT)
 
-        timer = threading.Timer(1.0, resume)
+        timer = threading.Timer(request.param, resume)
         yield timer
         timer.cancel()
         resume()
@@ -92,6 +95,14 @@ def test_a_refused_connection_fails_ovs_vsctl_without_retry(busy_ovsdb) -> None:
 def test_the_plugins_ovs_vsctl_waits_for_a_busy_server(busy_ovsdb) -> None:
     busy_ovsdb.start()
     assert Ovs(timeout=5).bridges() == set()
+
+
+@pytest.mark.parametrize("busy_ovsdb", [8.0], indirect=True)
+def test_the_default_bound_outlasts_a_server_busy_for_seconds(busy_ovsdb) -> None:
+    """110 setups at once on 2 cores kept ovs-vsctl calls waiting more than the former
+    default of 5 s (teardowns failed with SIGALRM): the default bound is longer."""
+    busy_ovsdb.start()
+    assert Ovs(timeout=Config.ovs_timeout).bridges() == set()
 
 
 def test_pipeworks_ovs_vsctl_waits_for_a_busy_server(busy_ovsdb, tmp_path: Path) -> None:
