@@ -35,7 +35,7 @@ from bench.stats import ratio
 from tests.support import hostnet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FULL = {"pods": 110, "extra_ports": 500, "runs": 10, "vsctl_calls": 20, "records": 250,
+FULL = {"pods": 110, "extra_ports": 500, "runs": 20, "vsctl_calls": 20, "records": 250,
         "status_calls": 40}
 QUICK = {"pods": 4, "extra_ports": 20, "runs": 2, "vsctl_calls": 3, "records": 10,
          "status_calls": 3}
