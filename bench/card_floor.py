@@ -27,9 +27,10 @@ import sys
 from plumbum import local
 
 DOCKER_URL, DOCKER_API = "unix:///var/run/docker.sock", "1.41"  # the plugin's defaults
-# As the plugin's (pipework_wrapper.ovs.vsctl_waits), with a longer bound: a floor must
-# not give up before its work is done, and 110 of them at once made ovs-vsctl wait more
-# than the plugin's 5 s for ovsdb-server (issue 23). A timeout bounds a hang; it is no work.
+# Waiting for a busy ovsdb-server as the plugin's calls do (ovs-vsctl's own --retry, as
+# pipework_wrapper.ovs.vsctl_waits gives pipework: a floor need not tell a stopped server
+# from a busy one), with a longer bound: a floor must not give up before its work is done,
+# and 110 at once waited over 5 s (issue 23). A timeout bounds a hang; it is no work.
 OVS_WAITS = ("--retry", "--timeout=60")
 # The programs a default-on feature adds to setup or teardown, one argv each, formatted
 # with bridge, port and address and run through plumbum after the floor's own calls
