@@ -35,6 +35,7 @@ CARD_FLOOR = os.path.join(HERE, "card_floor.py")
 OVS_DOCKER = "/usr/bin/ovs-docker"
 BUSYBOX = "/bin/busybox"  # busybox-static, from scripts/host-setup
 ETH_P_ARP = 0x0806
+PIPEWORK_TIMEOUT = 60.0  # the plugin's default (timeouts.pipework)
 
 
 def port(pod: Pod) -> str:
@@ -50,11 +51,9 @@ def pipework_argv(bridge: str, pod: Pod, address: str, vlan: int) -> list[str]:
 
 
 def quiet_folder(root: str) -> str:
-    """A folder whose `arping` is `true`: put first on pipework's PATH, as the plugin does."""
-    folder = os.path.join(root, "quiet-arping")
-    os.makedirs(folder, mode=0o700)
-    os.symlink(shutil.which("true") or "/bin/true", os.path.join(folder, "arping"))
-    return folder
+    """The plugin's own folder for the front of pipework's PATH (`arping` is `true`, and
+    `ovs-vsctl` waits for a busy ovsdb-server), made by the plugin's own code."""
+    return pipework.quiet_path(os.path.join(root, "quiet-arping"), PIPEWORK_TIMEOUT)
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def _concurrent(argv_of: Callable[[Pod], list[str]], pods: Sequence[Pod],
 
     samples = pmap(one, pods, len(pods))
     wall = time.perf_counter() - released[0]
-    failures = [s.output.strip()[:300] for s in samples if not s.ok]
+    failures = [s.output.strip()[-300:] for s in samples if not s.ok]  # a traceback ends with why
     print(f"  burst {label} x{len(pods)}: {wall:.2f} s, {len(failures)} failures",
           file=sys.stderr, flush=True)
     return {"wall_s": round(wall, 2), "failures": len(failures), "errors": failures[:5],

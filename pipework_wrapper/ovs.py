@@ -2,18 +2,34 @@
 
 Each verb is one ovs-vsctl process and one OVSDB transaction (commands joined
 with `--`), always with `--timeout` so a stopped ovsdb-server is an error in
-bounded time, not a hang.
+bounded time, not a hang. A node starting its 110 pods at once has more ovs-vsctl
+processes connecting than ovsdb-server's listen backlog holds while it is busy; each
+one refused (EAGAIN, which Open vSwitch reports as "database connection failed
+(Protocol error)") is run again until the timeout (issue 23). Not with ovs-vsctl's
+own `--retry`: that also waits the whole timeout for an ovsdb-server that is not
+running at all, where the answer must come at once.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from pipework_wrapper.command import run
+from pipework_wrapper.errors import ToolFailed
 
 HINT = "start Open vSwitch (ovsdb-server and ovs-vswitchd; see scripts/host-setup)"
+BUSY = "(Protocol error)"  # how ovs-vsctl reports connect(2)'s EAGAIN: a full backlog
+BUSY_PAUSE = 0.05  # seconds between two attempts to reach a busy ovsdb-server
+
+
+def vsctl_waits(timeout: float) -> list[str]:
+    """How pipework's own ovs-vsctl waits (`pipework.quiet_path`): it runs only after the
+    plugin's ovs-vsctl reached ovsdb-server, so a refusal there is a busy server, and
+    ovs-vsctl's own `--retry` waits for it, never longer than `timeout`."""
+    return ["--retry", f"--timeout={max(1, round(timeout))}"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,18 @@ class Ovs:
         self.timeout = timeout
 
     def vsctl(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        return run("ovs-vsctl", [f"--timeout={max(1, round(self.timeout))}", *args],
-                   timeout=self.timeout + 2, ok=ok, hint=HINT).stdout
+        """One ovs-vsctl, run again while ovsdb-server is too busy to accept it; all of it
+        within the timeout (each attempt gets what is left, at least 1 s)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return run("ovs-vsctl", [f"--timeout={max(1, round(left))}", *args],
+                           timeout=max(1, left) + 2, ok=ok, hint=HINT).stdout
+            except ToolFailed as exc:
+                if BUSY not in exc.message or time.monotonic() + BUSY_PAUSE >= deadline:
+                    raise
+            time.sleep(BUSY_PAUSE)
 
     def ensure_bridge(self, bridge: str, datapath_type: str, mtu: int | None = None) -> None:
         """The bridge, with its own (internal) interface's MTU fixed at `mtu`: without

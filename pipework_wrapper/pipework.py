@@ -15,8 +15,11 @@ name). Their usage texts tell them apart.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 
 from pipework_wrapper.command import Result, run
+from pipework_wrapper.ovs import vsctl_waits
 
 
 UPSTREAM_MARK = "[-a addressfamily]"  # in the usage of upstream's current pipework only
@@ -54,20 +57,25 @@ def describe(found: str) -> str:
 
 
 def attach(program: str, args: list[str], timeout: float, quiet_dir: str) -> Result:
-    """Run pipework without its gratuitous ARP.
+    """Run pipework without its gratuitous ARP, its ovs-vsctl waiting for a busy ovsdb-server.
 
     pipework ends with `arping -c 1 -A`, which waits a full second after its one
     packet: most of a setup's time. The plugin announces the pod itself, at once
-    (`pipework_wrapper.announce`); `arping` resolves, on pipework's PATH, to `true`
-    in `quiet_dir`.
+    (`pipework_wrapper.announce`). Both come from `quiet_path(quiet_dir)`, first on
+    pipework's PATH.
     """
-    env = {"PATH": f"{_quiet_arping(quiet_dir)}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    env = {"PATH": f"{quiet_path(quiet_dir, timeout)}{os.pathsep}"
+                   f"{os.environ.get('PATH', os.defpath)}"}
     return run(program, args, timeout=timeout, env=env,
                hint="see the plugin log for pipework's output; check the bridge and the container")
 
 
-def _quiet_arping(directory: str) -> str:
-    """A folder (root-only) whose `arping` is `true`."""
+def quiet_path(directory: str, timeout: float) -> str:
+    """A folder (root-only) for the front of pipework's PATH: its `arping` is `true`, and
+    its `ovs-vsctl` runs the real one with the plugin's waits (`ovs.vsctl_waits`, at most
+    `timeout`). Without them, a node starting its pods at once had pipework's own
+    `ovs-vsctl list-br` refused by a busy ovsdb-server, and pipework, taking the bridge
+    for a physical interface, fail with "Unknown device type" (issue 23)."""
     link = os.path.join(directory, "arping")
     if not os.path.islink(link):
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -76,4 +84,23 @@ def _quiet_arping(directory: str) -> str:
             os.symlink(true, link)
         except FileExistsError:
             pass
+    real = shutil.which("ovs-vsctl")
+    if real:  # else pipework finds no ovs-vsctl either, and says so
+        _write_if_changed(os.path.join(directory, "ovs-vsctl"),
+                          f"#!/bin/sh\nexec {shlex.join([real, *vsctl_waits(timeout)])} \"$@\"\n")
     return directory
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    """An executable `path` holding `text`, replaced whole (calls at once may race here)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.{os.getpid()}"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700), "w",
+              encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

@@ -12,15 +12,15 @@ chmod or a chown each change one) and still passes the ownership rules of
 folder only we may write: it is trusted exactly as much as the file it stands
 for. Anything else, and the call parses the file as before.
 
-Standard library only: the `status` fast path imports this.
+Standard library only, and not `json` on the way in: the `status` fast path imports this.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from plugin import jsontext
 from plugin.config import files
 from plugin.errors import ConfigError
 
@@ -69,7 +69,7 @@ def recall(config_path: str | None) -> dict[str, Any] | None:
             st = os.fstat(handle.fileno())
             if st.st_uid != os.geteuid() or st.st_mode & 0o077:
                 return None
-            entry = json.load(handle)
+            entry = jsontext.loads(handle.read())
     except (OSError, ValueError, ConfigError):
         return None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT \
@@ -85,6 +85,8 @@ def remember(config_path: str | None, read_as: list[int], data: Any, config: Con
     Best effort: where the entry cannot be written (a read-only /run, data JSON would
     change, such as integer keys), later calls parse the file, as before.
     """
+    import json  # here, not at the top: the status path only reads (plugin.jsontext)
+
     try:
         if json.loads(json.dumps(data)) != data:
             return

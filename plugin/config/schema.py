@@ -101,7 +101,7 @@ class Config:
     node_name: str = field(default_factory=socket.gethostname)
     docker_url: str = "unix:///var/run/docker.sock"
     pipework: str = "pipework"
-    ovs_timeout: float = 5.0
+    ovs_timeout: float = 30.0  # see config.yaml: a full node's burst kept calls over 5 s
     docker_timeout: float = 10.0
     pipework_timeout: float = 60.0
     lock_timeout: float = 90.0
@@ -159,7 +159,7 @@ def _parse(top: Section) -> Config:
     debug = log.boolean("debug", False)
     log.done()
     timeouts = top.section("timeouts")
-    ovs_timeout = timeouts.number("ovs", 5.0)
+    ovs_timeout = timeouts.number("ovs", Config.ovs_timeout)
     docker_timeout = timeouts.number("docker", 10.0)
     pipework_timeout = timeouts.number("pipework", 60.0)
     lock_timeout = timeouts.number("lock", 90.0)

@@ -1,14 +1,13 @@
 """Where a container's attachment records live and how one file is read, without the
-dataclasses: `status` answers from this alone, on every pod sync, so it imports only
-the standard library's json (`plugin.core.records` builds `Attachment`s on top).
+dataclasses: `status` answers from this alone, on every pod sync, so it imports no
+more than `plugin.jsontext` to parse (`plugin.core.records` builds `Attachment`s on top).
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-from plugin import names
+from plugin import jsontext, names
 
 KIND, VERSION = "vlanpipe.attachments", 1
 
@@ -34,7 +33,7 @@ def read(file: str) -> tuple[str, list[dict]]:
     used, FileNotFoundError that there is none."""
     with open(file, encoding="utf-8") as handle:
         try:
-            body = json.load(handle)
+            body = jsontext.loads(handle.read())
         except ValueError:
             raise ValueError("not JSON") from None
     if isinstance(body, list):

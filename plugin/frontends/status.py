@@ -5,18 +5,17 @@ kubelet takes the pod IP from Docker's eth0; `report: vlan` reports the
 primary VLAN attachment's first address from the plugin's record.
 
 The kubelet asks on every pod sync, so this is the plugin's most frequent
-call: it imports the standard library's json and the plugin's small leaf
-modules only, and takes its config facts from `plugin.config.cache` when the
+call: it imports the plugin's small leaf modules only (not even `json`:
+`plugin.jsontext`), and takes its config facts from `plugin.config.cache` when the
 file is unchanged (`answer_from_cache`); anything that cache cannot settle
 goes the full way through `exec_cli`, which also logs a failure.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
-from plugin import names
+from plugin import jsontext, names
 from plugin.config import cache, files
 from plugin.core import recordfile
 from plugin.errors import Failure
@@ -40,8 +39,8 @@ def pod_ip(facts: dict[str, Any], namespace: str, pod: str, infra_id: str) -> st
 def answer(ip: str | None) -> None:
     """The kubelet's PodNetworkStatus on stdout; nothing for no address."""
     if ip:
-        sys.stdout.write(json.dumps({"apiVersion": "v1beta1", "kind": "PodNetworkStatus",
-                                     "ip": ip}) + "\n")
+        sys.stdout.write('{"apiVersion": "v1beta1", "kind": "PodNetworkStatus", "ip": '
+                         f"{jsontext.quote(ip)}}}\n")
 
 
 def answer_from_cache(config_path: str | None, args: list[str]) -> bool:

@@ -5,6 +5,7 @@ It measures nothing here: speed is reported by `scripts/bench`, never asserted.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -64,3 +65,20 @@ def test_the_cluster_benchmark_runs_small_and_prints_its_targets(tmp_path):
     assert any(line.startswith("| every answer as checked") and line.endswith("| PASS |")
                for line in lines), summary
     assert "smoke test, not a verdict" in summary
+
+
+def test_the_cluster_density_parts_run_small(tmp_path):
+    """scripts/bench --cluster's parts 3 and 4 (issue 23) at a few pods, ports and records."""
+    proc = subprocess.run([sys.executable, "-m", "bench.cluster_density", "--quick",
+                           "--out", str(tmp_path)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "left behind" not in proc.stderr
+    summary = (tmp_path / "cluster-density.md").read_text()
+    assert "smoke test, not a verdict" in summary and "FAIL" not in summary
+    for view in ("A full node in one burst", "A crowded bridge", "regular install",
+                 "python -I -c pass", "started 0 processes, made 0 connections"):
+        assert view in summary
+    results = json.loads((tmp_path / "cluster-density.json").read_text())
+    assert results["burst"]["distinct_addresses"] == results["burst"]["pods"]
+    assert [size["ports"] for size in results["crowded"]] == [0, 20]

@@ -80,3 +80,19 @@ def test_an_announcement_that_hangs_is_bounded(monkeypatch):
             announce.announce("/proc/self/ns/net", "eth1", ["10.22.0.7/24"], timeout=0.2)
     finally:
         release.set()
+
+
+def test_pipeworks_path_gives_it_a_waiting_ovs_vsctl_and_a_quiet_arping(tmp_path, monkeypatch):
+    """Issue 23: pipework's own ovs-vsctl waits for a busy ovsdb-server, within the bound
+    it is given; a changed bound rewrites it (the e2e tier runs it against a busy one)."""
+    import os
+
+    monkeypatch.setattr(pipework.shutil, "which", lambda name: f"/opt/ovs bin/{name}")
+    folder = pipework.quiet_path(str(tmp_path / "quiet"), 60)
+    shim = os.path.join(folder, "ovs-vsctl")
+    assert os.readlink(os.path.join(folder, "arping")).endswith("true")
+    assert open(shim).read() == "#!/bin/sh\nexec '/opt/ovs bin/ovs-vsctl' --retry --timeout=60 \"$@\"\n"
+    assert os.access(shim, os.X_OK)
+    assert os.stat(folder).st_mode & 0o077 == 0
+    pipework.quiet_path(folder, 5)
+    assert "--timeout=5 \"$@\"" in open(shim).read()
