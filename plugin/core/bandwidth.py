@@ -99,6 +99,15 @@ class Limits:
         if limits.ingress:
             self._wait_for_htb(record.port)
 
+    def restore(self, record: "Attachment", ofport: int) -> None:
+        """The egress meter and its rule again (an ovs-vswitchd restart drops both; reconcile
+        calls this when the rule is missing): the meter replaced, then the rule."""
+        limits, meter = record.bandwidth, meter_id(ofport)
+        self.ofctl.delete_meter(record.bridge, meter)
+        self.ofctl.add_meter(record.bridge, meter, limits.egress_rate // 1000,
+                             max(1, -(-limits.egress_burst // 1000)))
+        self.ofctl.bundle(record.bridge, [rule(record, ofport)])
+
     def remove_meter(self, record: "Attachment") -> None:
         """The port's meter and its rule, while the port still holds its OpenFlow number
         (after, a new port could be given it, and its meter the same id)."""

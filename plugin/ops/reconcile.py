@@ -26,6 +26,7 @@ from pipework_wrapper.ofctl import Flow, Ofctl
 from pipework_wrapper.ovs import Ovs, Port
 from plugin.config.schema import Config
 from plugin.core import flows, marks, rules
+from plugin.core.bandwidth import Limits
 from plugin.core.records import Attachment, RecordStore
 from plugin.errors import Failure
 from plugin.locks import pod_lock
@@ -84,10 +85,11 @@ def _restore(config: Config, ovs: Ovs, ofctl: Ofctl, bridge: str, outcome: Outco
     for port in on_bridge:
         record = records.get(port.name)
         if record is not None and _this_node(config, port):
-            line = _guard(config, ovs, ofctl, record, port,
-                          found.get(flows.cookie(port.name), []), outcome)
-            if line:
-                outcome.changed.append(line)
+            mine = found.get(flows.cookie(port.name), [])
+            for line in (_guard(config, ovs, ofctl, record, port, mine, outcome),
+                         _limits(config, ovs, ofctl, record, port, mine, outcome)):
+                if line:
+                    outcome.changed.append(line)
     if rules.guard_default_line() in missing:
         ofctl.bundle(bridge, [rules.guard_default_line()])
     changes = ["default rules installed"] if missing else []
@@ -96,6 +98,27 @@ def _restore(config: Config, ovs: Ovs, ofctl: Ofctl, bridge: str, outcome: Outco
     if gone:
         changes.append(f"swept the rules of {len(gone)} port(s) that no longer exist")
     return changes
+
+
+def _limits(config: Config, ovs: Ovs, ofctl: Ofctl, record: Attachment, port: Port,
+            found: list[Flow], outcome: Outcome) -> str:
+    """An egress-limited attachment whose meter rule is gone (an ovs-vswitchd restart drops
+    meters and rules alike) gets its meter and rule back, under the pod's lock; its line,
+    or "" when nothing changed. Without this the limit would be lifted until a new setup."""
+    if not record.bandwidth.egress or port.ofport is None \
+            or any(f.table == flows.FORWARD for f in found):
+        return ""
+    who = _who(record)
+    try:
+        with pod_lock(config.state_dir, record.infra_id, config.lock_timeout):
+            current = ovs.port(record.port)
+            if current is None or current.ofport != port.ofport:
+                return ""  # torn down or replaced meanwhile: its setup made its own
+            Limits(ovs, config.ovs_timeout, ofctl).restore(record, port.ofport)
+    except Failure as exc:
+        outcome.failures.append(exc)
+        return f"{who}: egress limit not restored: {exc.line()}"
+    return f"{who}: egress limit restored"
 
 
 def _make_secure(config: Config, ovs: Ovs, ofctl: Ofctl, bridge: str, mode: str,

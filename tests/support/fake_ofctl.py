@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pipework_wrapper.errors import ToolFailed
-from pipework_wrapper.ofctl import Flow
+from pipework_wrapper.ofctl import Flow, MeterFeatures
 
 
 class FakeOfctl:
@@ -20,6 +20,7 @@ class FakeOfctl:
         self.bridges = bridges  # the host's: a bridge it lacks is refused, as ovs-ofctl does
         self.step = step  # the host's step counter: "ofctl:bundle" (a fault may stop there)
         self.rules: dict[str, list[Flow]] = {}
+        self.meter_table: dict[str, dict[int, tuple[int, int]]] = {}  # bridge -> id -> rate
 
     def _on(self, bridge: str) -> list[Flow]:
         if bridge not in self.bridges:
@@ -50,6 +51,23 @@ class FakeOfctl:
 
     def dump(self, bridge: str, cookie: int, mask: int = -1) -> list[Flow]:
         return [f for f in self._on(bridge) if _matches(f.cookie, cookie, mask)]
+
+    def meter_features(self, bridge: str) -> MeterFeatures:
+        self._on(bridge)
+        return MeterFeatures(200000, frozenset({"drop"}), frozenset({"kbps", "burst"}))
+
+    def add_meter(self, bridge: str, meter: int, kbps: int, burst_kbits: int) -> None:
+        self._on(bridge)
+        self.meter_table.setdefault(bridge, {})[meter] = (kbps, burst_kbits)
+
+    def delete_meter(self, bridge: str, meter: int) -> None:
+        """The meter and the rules that use it go, as OpenFlow deletes them."""
+        self.meter_table.get(bridge, {}).pop(meter, None)
+        self.rules[bridge] = [f for f in self._on(bridge)
+                              if f"meter:{meter}," not in f.actions]
+
+    def meters(self, bridge: str) -> list[int]:
+        return sorted(self.meter_table.get(bridge, {}))
 
 
 def rule(line: str) -> Flow:

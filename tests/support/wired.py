@@ -33,7 +33,8 @@ IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remo
 OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports",
              "qos_rows", "unreferenced_qos", "destroy_qos", "ofport", "ofport_numbers",
              "fail_modes", "set_fail_mode")
-OFCTL_VERBS = ("bundle", "delete", "dump")
+OFCTL_VERBS = ("bundle", "delete", "dump", "meter_features", "add_meter", "delete_meter",
+               "meters")
 
 
 class FakeDocker:
@@ -79,7 +80,6 @@ def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     fake_docker = FakeDocker(host)
     for module in (command, ovs, iproute, pipework, ofctl):  # each binds `run` by name
         monkeypatch.setattr(module, "run", _refuse)
-    monkeypatch.setattr(ofctl.Ofctl, "meters", lambda self, bridge: [])  # none on the fake host
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
     for verb in OVS_VERBS:

@@ -97,3 +97,28 @@ def test_rules_of_a_gone_port_are_swept_by_gc_and_reconcile(config, host, docker
     assert reconcile(config).changed == [
         "bridge br0: swept the rules of 1 port(s) that no longer exist"]
     assert host.ofctl.dump("br0", gone) == []
+
+
+def test_after_a_restart_an_egress_limit_comes_back_with_the_guard(config, host, docker):
+    """An ovs-vswitchd restart drops meters and rules alike: reconcile gives a limited pod
+    its meter and the rule through it again, once, beside its guard."""
+    from plugin.core import bandwidth
+    from plugin.core.records import RecordStore
+    from plugin.policy.bandwidth import Bandwidth
+
+    attached(config)
+    [record] = attached_records(config)
+    limited = replace(record, bandwidth=Bandwidth(egress_rate=20_000_000,
+                                                  egress_burst=5_000_000))
+    RecordStore(config.state_dir).save(ID, [limited])
+    reconcile(config)
+    host.ofctl.rules["br0"], host.ofctl.meter_table["br0"] = [], {}  # the restart
+    assert reconcile(config).changed == [
+        "bridge br0: default rules installed",
+        f"default/22-web eth1 (port {PORT}): guard rules installed",
+        f"default/22-web eth1 (port {PORT}): egress limit restored"]
+    number = host.ports[PORT].ofport
+    assert host.ofctl.meter_table["br0"] == {bandwidth.meter_id(number): (20000, 5000)}
+    assert [f.actions for f in host.ofctl.dump("br0", flows.cookie(PORT))
+            if f.table == flows.FORWARD] == [f"meter:{bandwidth.meter_id(number)},NORMAL"]
+    assert guarded(config, host) and reconcile(config).changed == []
