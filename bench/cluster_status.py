@@ -39,6 +39,7 @@ from bench.contenders import NAMESPACE
 from bench.proc import Sample, checked
 from bench.setup_plugin import POOL_SUBNET, POOL_VLAN
 from plugin.core.records import Attachment, RecordStore
+from plugin.identity import Identity
 
 AUDIT = r"""
 import os, runpy, sys
@@ -149,9 +150,9 @@ def write_records(state: str, count: int) -> list[str]:
     ids = [secrets.token_hex(32) for _ in range(count)]
     for index, infra_id in enumerate(ids):
         address = f"{network[1 + index]}/{network.prefixlen}"
+        who = Identity(NAMESPACE, f"{POOL_VLAN}-fill-p{index:03d}", infra_id, "eth1")
         store.save(infra_id, [Attachment(
-            NAMESPACE, f"{POOL_VLAN}-fill-p{index:03d}", infra_id, "eth1", "bnch",
-            f"vp{infra_id[:12]}", POOL_VLAN, "bench-pool", (address,),
+            who, "bnch", f"vp{infra_id[:12]}", POOL_VLAN, "bench-pool", (address,),
             f"02:00:{index >> 8 & 255:02x}:{index & 255:02x}:00:01", ("",))])
     return ids
 

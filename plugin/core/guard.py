@@ -26,6 +26,7 @@ no rules) does not fail it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -36,6 +37,8 @@ from plugin.core import flows
 from plugin.core.records import Attachment
 from plugin.errors import ToolFailed
 from plugin.locks import locked
+
+log = logging.getLogger("vlanpipe.guard")
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
@@ -96,7 +99,11 @@ class PortGuard:
         return lambda: self.remove([(record.bridge, record.port)])
 
     def remove(self, ports: Iterable[tuple[str, str]]) -> None:
-        """Delete the rules of each (bridge, port), one bundle per bridge."""
+        """Delete the rules of each (bridge, port), one bundle per bridge. The ports are gone
+        by now, so a bridge that cannot take the bundle (no device, an ovs-vswitchd that is
+        down or restarting, which holds no rules) does not fail teardown: what is left is
+        rules of a gone port, which reconcile and gc sweep and a new port on that number
+        never inherits (`_rules`' leftovers); it is logged."""
         by_bridge: dict[str, list[str]] = {}
         for bridge, port in sorted(set(ports)):
             if bridge:
@@ -105,10 +112,9 @@ class PortGuard:
         for bridge, lines in by_bridge.items():
             try:
                 self.ofctl.bundle(bridge, lines)
-            except ToolFailed:
-                # No bridge in OVSDB, or none in the datapath (no ovs-vswitchd): no rules.
-                if self.ip.link_exists(bridge) and bridge in self.ovs.bridges():
-                    raise
+            except ToolFailed as exc:
+                log.warning("rules of %d removed port(s) left on bridge %s for reconcile and "
+                            "gc to sweep: %s", len(lines), bridge, exc.line())
 
     def _rules(self, record: Attachment, ofport: int, leftovers: bool = True) -> list[str]:
         """The port's GUARD rules, replacing its own, and (`leftovers`: before the port has

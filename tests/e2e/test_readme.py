@@ -90,7 +90,7 @@ def test_the_capabilities_conflist_gives_the_pod_the_mac_and_address_it_asks_for
     the capability arguments Multus passes (containerd 1.6's `ctr` passes none): the pod's
     interface has the MAC and the address asked for, the address is a lease of the node's
     network, and DEL frees it."""
-    conflist = json.loads(example("json", '"capabilities"'))
+    conflist = json.loads(example("json", '"capabilities": {"mac": true, "ips": true}'))
     (plugin,) = conflist["plugins"]
     assert plugin["capabilities"] == {"mac": True, "ips": True}
     runtime = Runtime(str(tmp_path))  # its node config's network is `pods`, 10.97.0.0/24

@@ -38,7 +38,8 @@ def as_first_release(plugin, bridge: str, infra_id: str) -> str:
     os.unlink(recordfile.path(plugin.state_dir, infra_id))
     legacy = [{**{k: v for k, v in item.items()
                   if k not in ("addresses", "gateways", "cni_network", "plumber", "netns",
-                               "netns_id")},
+                               "netns_id", "port_security", "link_locals", "pairs", "trunk",
+                               "bandwidth")},
                "address": item["addresses"][0], "gateway": item["gateways"][0]}
               for item in body["attachments"]]
     path = os.path.join(recordfile.directory(plugin.state_dir), f"{infra_id}.json")
