@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from pipework_wrapper import ovsdb_json as js
 from pipework_wrapper.command import run
 from pipework_wrapper.errors import ToolFailed
 
@@ -102,14 +103,14 @@ class Ovs:
         return set(self.vsctl("list-br").split())
 
     def bridge(self, bridge: str) -> dict[str, Any] | None:
-        rows = _rows(self.vsctl("--format=json", "--columns=name,datapath_type,fail_mode",
+        rows = js.rows(self.vsctl("--format=json", "--columns=name,datapath_type,fail_mode",
                                 "find", "Bridge", f"name={bridge}"))
-        return {**rows[0], "fail_mode": _scalar(rows[0]["fail_mode"]) or ""} if rows else None
+        return {**rows[0], "fail_mode": js.scalar(rows[0]["fail_mode"]) or ""} if rows else None
 
     def fail_modes(self) -> dict[str, str]:
         """Each bridge's fail_mode ("" for OVS's default, standalone), in one read."""
-        rows = _rows(self.vsctl("--format=json", "--columns=name,fail_mode", "list", "Bridge"))
-        return {row["name"]: _scalar(row["fail_mode"]) or "" for row in rows}
+        rows = js.rows(self.vsctl("--format=json", "--columns=name,fail_mode", "list", "Bridge"))
+        return {row["name"]: js.scalar(row["fail_mode"]) or "" for row in rows}
 
     def set_fail_mode(self, bridge: str, mode: str) -> None:
         """`secure`: with no rules (after an ovs-vswitchd restart) the bridge forwards
@@ -126,22 +127,22 @@ class Ovs:
             "--", "--columns=name,ports,datapath_type", "list", "Bridge",
             "--", "--columns=_uuid,error,ofport", "list", "Interface",
         )
-        ports, bridges, interfaces = _documents(out)
-        owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
+        ports, bridges, interfaces = js.documents(out)
+        owner = {uuid: b["name"] for b in bridges for uuid in js.uuids(b["ports"])}
         datapath = {b["name"]: b["datapath_type"] for b in bridges}
         errors = {i["_uuid"][1]: i for i in interfaces}
         found = []
         for row in ports:
-            iface = next((errors[u] for u in _uuids(row["interfaces"]) if u in errors), {})
+            iface = next((errors[u] for u in js.uuids(row["interfaces"]) if u in errors), {})
             found.append(Port(
                 name=row["name"],
                 bridge=owner.get(row["_uuid"][1], ""),
                 datapath=datapath.get(owner.get(row["_uuid"][1], ""), ""),
-                tag=_scalar(row["tag"]),
-                external_ids=_map(row["external_ids"]),
-                error=_scalar(iface.get("error", ["set", []])),
-                trunks=tuple(sorted(_set(row["trunks"]))),
-                ofport=_ofport(iface.get("ofport", ["set", []])),
+                tag=js.scalar(row["tag"]),
+                external_ids=js.as_map(row["external_ids"]),
+                error=js.scalar(iface.get("error", ["set", []])),
+                trunks=tuple(sorted(js.as_set(row["trunks"]))),
+                ofport=js.ofport(iface.get("ofport", ["set", []])),
             ))
         return found
 
@@ -163,8 +164,8 @@ class Ovs:
         `ofport_request`), on any bridge: one read."""
         out = self.vsctl("--format=json", "--columns=ofport,ofport_request", "list",
                          "Interface")
-        return {n for row in _rows(out) for n in (_scalar(row["ofport"]),
-                                                  _scalar(row["ofport_request"]))
+        return {n for row in js.rows(out) for n in (js.scalar(row["ofport"]),
+                                                  js.scalar(row["ofport_request"]))
                 if isinstance(n, int) and n > 0}
 
     def plug(self, bridge: str, port: str, tag: int, external_ids: Mapping[str, str],
@@ -207,7 +208,7 @@ class Ovs:
 
     def ofport_numbers(self) -> dict[str, int]:
         """Every interface's OpenFlow number, by name (one read)."""
-        rows = _rows(self.vsctl("--format=json", "--columns=name,ofport", "list", "Interface"))
+        rows = js.rows(self.vsctl("--format=json", "--columns=name,ofport", "list", "Interface"))
         return {r["name"]: r["ofport"] for r in rows if isinstance(r["ofport"], int)}
 
     def qos_rows(self, **match: str) -> tuple[list[str], list[str]]:
@@ -215,7 +216,7 @@ class Ovs:
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]
         out = self.vsctl("--format=json", "--", "--columns=_uuid", "find", "QoS", *conditions,
                          "--", "--columns=_uuid", "find", "Queue", *conditions)
-        qos, queues = _documents(out)
+        qos, queues = js.documents(out)
         return [r["_uuid"][1] for r in qos], [r["_uuid"][1] for r in queues]
 
     def unreferenced_qos(self, **match: str) -> tuple[list[str], list[str]]:
@@ -225,8 +226,8 @@ class Ovs:
         out = self.vsctl("--format=json", "--", "--columns=_uuid,queues", "find", "QoS",
                          *conditions, "--", "--columns=_uuid", "find", "Queue", *conditions,
                          "--", "--columns=qos", "list", "Port")
-        qos, queues, ports = _documents(out)
-        used = {u for p in ports for u in _uuids_or_none(p["qos"])}
+        qos, queues, ports = js.documents(out)
+        used = {u for p in ports for u in js.optional_uuids(p["qos"])}
         kept = [r for r in qos if r["_uuid"][1] in used]
         queued = {u[1] for r in kept for _, u in r["queues"][1]}
         return ([r["_uuid"][1] for r in qos if r["_uuid"][1] not in used],
@@ -253,10 +254,10 @@ class Ovs:
                          "--", "--columns=_uuid,name,external_ids", "find", "Port", *conditions,
                          "--", "--columns=name,ports", "list", "Bridge",
                          *_del_ports(ports))
-        rows, bridges = _documents(out)
-        owner = {uuid: b["name"] for b in bridges for uuid in _uuids(b["ports"])}
+        rows, bridges = js.documents(out)
+        owner = {uuid: b["name"] for b in bridges for uuid in js.uuids(b["ports"])}
         return [Port(row["name"], owner.get(row["_uuid"][1], ""), None,
-                     _map(row["external_ids"])) for row in rows]
+                     js.as_map(row["external_ids"])) for row in rows]
 
 
 def _del_ports(ports: list[str]) -> list[str]:
@@ -264,56 +265,3 @@ def _del_ports(ports: list[str]) -> list[str]:
     of the devices right after, and waiting for it costs more the more ports the bridge
     has. The veths are deleted beside, so their traffic ends with them."""
     return [arg for port in ports for arg in ("--", "--if-exists", "del-port", port)]
-
-
-def _documents(text: str) -> list[list[dict[str, Any]]]:
-    """Split ovs-vsctl's concatenated JSON tables into lists of row dicts."""
-    decoder, docs, pos = json.JSONDecoder(), [], 0
-    text = text.strip()
-    while pos < len(text):
-        table, end = decoder.raw_decode(text, pos)
-        docs.append([dict(zip(table["headings"], row)) for row in table["data"]])
-        pos = end
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    return docs
-
-
-def _rows(text: str) -> list[dict[str, Any]]:
-    docs = _documents(text)
-    return docs[0] if docs else []
-
-
-def _uuids(value: Any) -> list[str]:
-    if value[0] == "uuid":
-        return [value[1]]
-    return [item[1] for item in value[1]]
-
-
-def _uuids_or_none(value: Any) -> list[str]:
-    """An optional reference column: ["uuid", U] or ["set", []]."""
-    return [] if value[0] == "set" and not value[1] else _uuids(value)
-
-
-def _scalar(value: Any) -> Any:
-    """OVSDB encodes an empty optional column as ["set", []]."""
-    if isinstance(value, list) and value and value[0] == "set":
-        return value[1][0] if value[1] else None
-    return value
-
-
-def _ofport(value: Any) -> int | None:
-    """An interface's ofport: empty until ovs-vswitchd assigns it, -1 when it could not."""
-    number = _scalar(value)
-    return number if isinstance(number, int) and number > 0 else None
-
-
-def _set(value: Any) -> list[Any]:
-    """OVSDB encodes a set of one as the atom, of several as ["set", [...]]."""
-    if isinstance(value, list) and value and value[0] == "set":
-        return list(value[1])
-    return [value]
-
-
-def _map(value: Any) -> dict[str, str]:
-    return {k: v for k, v in value[1]}

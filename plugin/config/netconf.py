@@ -36,9 +36,11 @@ from typing import Any, Mapping
 
 from plugin import names
 from plugin.config import schema
+from plugin.config import ipamconf
 from plugin.config.networks import MTU_MAX, MTU_MIN
+from plugin.config.refusal import invalid, named, refused
 from plugin.config.security import BadPair, parse_pairs
-from plugin.errors import SHOWN, ConfigError, shown
+from plugin.errors import ConfigError, shown
 from plugin.policy import bandwidth, trunk as trunks
 from plugin.policy.bandwidth import Bandwidth
 from plugin.policy.trunk import TrunkEntry
@@ -63,7 +65,6 @@ IGNORED = {
 PLUGIN_OBJECT_KEYS = ("network",)  # all a network config may set in its `vlanpipe` object
 # Words that make a key of a delegated IPAM config name a place on the node, whatever its
 # value and case (dataDir, resolvConf, daemonSocketPath, a logFile, a kubeconfig...).
-PLACE_WORDS = ("dir", "path", "file", "sock", "conf")
 _FOLDED_KNOWN = {key.casefold(): key for key in KNOWN}
 
 
@@ -117,27 +118,6 @@ class NetConf:
                        document={**self.document, "name": name, "ipam": dict(ipam)})
 
 
-def invalid(key: str, value: Any, why: str) -> ConfigError:
-    """A network config's key that is not what the key may be: the tenant can fix it."""
-    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
-                       "fix the network config (the file in /etc/cni/net.d or the "
-                       "NetworkAttachmentDefinition)")
-
-
-def refused(key: str, value: Any, why: str) -> ConfigError:
-    """A network config's key that the node does not allow: the tenant or the node's
-    administrator can change it."""
-    return ConfigError(f"network config key '{key}' = {shown(value)} {why}",
-                       "change the network config, or ask the node's administrator (the node "
-                       "config's cni section)")
-
-
-def named(key: str) -> str:
-    """A key as a message shows it inside its dotted path: escaped, cut short, unquoted."""
-    text = ascii(key)[1:-1]
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
-
-
 def version_of(document: Mapping[str, Any]) -> str:
     version = document.get("cniVersion")
     if not isinstance(version, str) or not version:
@@ -162,7 +142,7 @@ def parse(document: Mapping[str, Any]) -> NetConf:
         bridge=typed(document, "bridge", str, "a bridge name"),
         vlan=_vlan(document.get("vlan")),
         mtu=_mtu(document.get("mtu")),
-        ipam=_ipam(document.get("ipam")),
+        ipam=ipamconf.delegated(document.get("ipam")),
         dns=typed(document, "dns", dict, "a mapping (nameservers, domain, search, options)") or {},
         default_gateway=document.get("isDefaultGateway") is True,
         network=_plugin_object(document.get("vlanpipe")),
@@ -236,48 +216,6 @@ def _mtu(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not MTU_MIN <= value <= MTU_MAX:
         raise invalid("mtu", value, f"must be an integer between {MTU_MIN} and {MTU_MAX}")
     return value
-
-
-def _ipam(value: Any) -> Mapping[str, Any]:
-    if value is None or value == {}:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid("ipam", value, "must be a mapping")
-    kind = value.get("type")
-    if not isinstance(kind, str) or not names.plaintext(kind):
-        raise invalid("ipam.type", kind, "must name an IPAM plugin on CNI_PATH (host-local, "
-                       "static); leave ipam out to use the node's networks")
-    place = _place(value, "ipam")
-    if place is not None:
-        raise refused(*place, "names a path, a file or an endpoint on the node (in any case: "
-                       "the plugin reads keys without regard to case), which only the node "
-                       "config may choose (cni.ipam_data_dir)")
-    return value
-
-
-def _place(value: Any, key: str) -> tuple[str, Any] | None:
-    """The first setting below `value` that names a place on the node: a key that reads as
-    one in any case, at any depth, or a value that is a path or an endpoint."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if any(word in k.casefold() for word in PLACE_WORDS):
-                return f"{key}.{named(k)}", v
-            found = _place(v, f"{key}.{named(k)}")
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _place(v, f"{key}[{i}]")
-            if found is not None:
-                return found
-    elif _names_a_place(value):
-        return key, value
-    return None
-
-
-def _names_a_place(value: Any) -> bool:
-    return isinstance(value, str) and (value.startswith(("/", "~", ".")) or "://" in value
-                                       or value.startswith("unix:"))
 
 
 def _plugin_object(value: Any) -> str | None:

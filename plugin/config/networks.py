@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 from types import MappingProxyType
 
+from plugin.config.limits import parse_bandwidth
 from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_interface,
@@ -20,8 +21,6 @@ from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_
 from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Route
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
-from plugin.policy.bandwidth import Bandwidth
-from plugin.policy.bandwidth import parse as parse_limits
 
 ALLOCATORS = ("static", "local", "etcd")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -78,15 +77,6 @@ def _parse_network(s: Section) -> list[NetworkConfig]:
     return [replace(f, routes=tuple(r for r in routes if r.destination.version == f.version),
                     mtu=mtu, bandwidth=limits)
             for f in families]
-
-
-def parse_bandwidth(s: Section, name: str) -> Bandwidth:
-    """Limits in the CNI bandwidth plugin's keys and units (`plugin.policy.bandwidth`)."""
-    try:
-        return parse_limits(s.raw(name, None), f"config {s.source}: {s.key(name)}")
-    except ValueError as exc:
-        raise ConfigError(str(exc), "fix the file or remove the key to take the default") \
-            from None
 
 
 def _parse_families(s: Section, name: str, vlans: frozenset[int] | None,

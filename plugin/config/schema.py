@@ -15,11 +15,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 from plugin import names
+from plugin.config import cnipolicy
+from plugin.config.cnipolicy import CniPolicy
 from plugin.config.etcd import parse_etcd
-from plugin.config.networks import MTU_MAX, MTU_MIN, parse_bandwidth, parse_networks
+from plugin.config.limits import parse_bandwidth
+from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
 from plugin.config.reader import Section
-from plugin.config.security import PortSecurity, network_setting, pair_cidrs
-from plugin.errors import ConfigError, Failure
+from plugin.config.security import PortSecurity, network_setting
+from plugin.errors import ConfigError
 from plugin.ipam.addresses import parse_vlans
 from plugin.ipam.networks import EtcdConfig, NetworkConfig
 from plugin.policy import trunk as trunks
@@ -53,32 +56,6 @@ class Uplink:
     interface: str
     bridge: str
     vlans: frozenset[int] | None = None  # None: every VLAN
-
-
-@dataclass(frozen=True)
-class CniPolicy:
-    """What a CNI network config (written by a namespace user, through Multus) may choose."""
-
-    bridges: frozenset[str] = frozenset({"k8s_br"})  # bridges it may name
-    vlans: frozenset[int] | None = None  # VLANs it (or a pod) may ask for; None: all
-    ipam_types: tuple[str, ...] = ("host-local", "static")  # IPAM plugins it may delegate to
-    ipam_data_dir: str = ""  # where a delegate keeps its state ("": the delegate's default)
-    mtus: tuple[int, int] = (1280, 9000)  # the MTUs it may ask for, both included
-    universal_macs: bool = False  # a pod may ask for a MAC whose U/L bit is clear
-    port_security_choice: bool = False  # whether it may set `port_security`
-    address_pair_cidrs: tuple[Any, ...] = ()  # where its allowed_address_pairs may lie
-
-    def allows_mac(self, mac: str) -> bool:
-        """A requested MAC must be locally administered (bit 1 of its first byte set), so
-        a pod cannot take a vendor's address, a NIC's or a router's, unless the node says
-        so."""
-        return self.universal_macs or bool(int(mac[:2], 16) & 2)
-
-    def allows_vlan(self, vlan: int) -> bool:
-        return self.vlans is None or vlan in self.vlans
-
-    def allows_mtu(self, mtu: int) -> bool:
-        return self.mtus[0] <= mtu <= self.mtus[1]
 
 
 @dataclass(frozen=True)
@@ -193,7 +170,7 @@ def _parse(top: Section) -> Config:
         gc_on_init=top.boolean("gc_on_init", False),
         conflict_probe=probe_enabled,
         conflict_probe_wait_ms=probe_wait,
-        cni=_cni_policy(top.section("cni"), bridge),
+        cni=cnipolicy.parse(top.section("cni"), bridge),
         uplink=_uplink(top.section("uplink"), bridge),
         bandwidth_max=parse_bandwidth(top, "bandwidth_max"),
         port_security=port_security,
@@ -289,32 +266,3 @@ def _uplink(section: Section, bridge: str) -> Uplink | None:
                             'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', "all")
     section.done()
     return Uplink(interface, on, None if vlans in (None, "all") else vlans)
-
-
-def _cni_policy(section: Section, bridge: str) -> CniPolicy:
-    bridges = section.typed("bridges", list, [bridge])
-    for i, name in enumerate(bridges):
-        try:
-            names.ifname(name if isinstance(name, str) else "")
-        except Failure:
-            raise section.error(f"{section.key('bridges')}[{i}]", name, "is not a bridge name") \
-                from None
-    vlans = section.convert("vlans", parse_vlans,
-                            'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', "all")
-    types = section.typed("ipam", list, list(CniPolicy.ipam_types))
-    for i, kind in enumerate(types):
-        if not isinstance(kind, str) or not names.plaintext(kind):
-            raise section.error(f"{section.key('ipam')}[{i}]", kind, "is not a plugin name")
-    data_dir = section.string("ipam_data_dir", "") and section.absolute_path("ipam_data_dir")
-    mtu = section.section("mtu")
-    mtus = (mtu.integer("min", CniPolicy.mtus[0], MTU_MIN, MTU_MAX),
-            mtu.integer("max", CniPolicy.mtus[1], MTU_MIN, MTU_MAX))
-    mtu.done()
-    if mtus[0] > mtus[1]:
-        raise section.error(section.key("mtu"), mtu.data, "must have min no greater than max")
-    universal = section.boolean("universal_macs", CniPolicy.universal_macs)
-    choice = section.boolean("port_security_choice", False)
-    cidrs = pair_cidrs(section)
-    section.done()
-    return CniPolicy(frozenset(bridges), None if vlans in (None, "all") else vlans,
-                     tuple(types), data_dir, mtus, universal, choice, cidrs)

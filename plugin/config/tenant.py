@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from plugin.config.netconf import NetConf, refused
 from plugin.config.reader import Section
-from plugin.config.schema import CniPolicy, Config, InterfaceSpec, vlan_rule
+from plugin.config.cnipolicy import CniPolicy
+from plugin.config.schema import Config, InterfaceSpec, vlan_rule
 from plugin.config.security import inside
 from plugin.policy import trunk as trunks
 from plugin.policy.vlan import VlanRule

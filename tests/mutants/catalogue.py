@@ -274,7 +274,7 @@ MUTANTS = (
     Mutant("conflicted-lease-counted-as-live", "ipam", "plugin/ipam/pooled.py",
            "for r in records if not r.conflict]", "for r in records]",
            "issue 21: a conflicted lease is a live one to gc, which frees it silently"),
-    Mutant("universal-mac-accepted", "cni", "plugin/config/schema.py",
+    Mutant("universal-mac-accepted", "cni", "plugin/config/cnipolicy.py",
            "return self.universal_macs or bool(int(mac[:2], 16) & 2)",
            "return True",
            "issue 21: a pod takes a vendor's MAC without the node allowing it"),

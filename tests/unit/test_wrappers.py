@@ -8,7 +8,7 @@ import pytest
 
 from pipework_wrapper import announce, pipework
 from pipework_wrapper.errors import ToolFailed
-from pipework_wrapper.ovs import _documents, _map, _scalar, _uuids
+from pipework_wrapper import ovsdb_json
 
 
 def test_pipework_vlan_goes_in_mac_slot_and_never_a_gateway():
@@ -30,11 +30,11 @@ def test_documents_splits_concatenated_tables_and_decodes_ovsdb_values():
         _table(["name", "ports"], [["br", ["set", [["uuid", "u1"], ["uuid", "u2"]]]],
                                    ["br2", ["uuid", "u3"]]]),
     ])
-    ports, bridges = _documents(text)
+    ports, bridges = ovsdb_json.documents(text)
     assert [p["name"] for p in ports] == ["p1", "p2"]
-    assert _scalar(ports[0]["tag"]) == 22 and _scalar(ports[1]["tag"]) is None
-    assert _map(ports[0]["external_ids"]) == {"owner": "vlanpipe"}
-    assert _uuids(bridges[0]["ports"]) == ["u1", "u2"] and _uuids(bridges[1]["ports"]) == ["u3"]
+    assert ovsdb_json.scalar(ports[0]["tag"]) == 22 and ovsdb_json.scalar(ports[1]["tag"]) is None
+    assert ovsdb_json.as_map(ports[0]["external_ids"]) == {"owner": "vlanpipe"}
+    assert ovsdb_json.uuids(bridges[0]["ports"]) == ["u1", "u2"] and ovsdb_json.uuids(bridges[1]["ports"]) == ["u3"]
 
 
 MAC = bytes.fromhex("0a580a160007")
