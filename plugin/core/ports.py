@@ -128,15 +128,15 @@ class PodPorts:
                     netns: str = "") -> list[str]:
         """How the ports of these records differ from what is wanted (empty: as wanted);
         with the pod's `netns`, its interfaces' checksum offload is judged too."""
-        found = []
-        for record, lines, state in self._judged(infra_id, pairs, netns):
+        found, ports = [], self._ports(infra_id)
+        for record, lines, state in self._judged(ports, pairs, netns):
             if state == OFFLOADED:
                 lines = [self.checksums.problem(record.interface, record.bridge)]
             elif state:
                 lines = [state]
             found += lines
-        return found + rules.recorded_differences(self.config, self.ovs, self.guard.ofctl,
-                                                  infra_id, [record for record, _ in pairs])
+        return found + rules.recorded_differences(self.config, self.guard.ofctl, ports,
+                                                  [record for record, _ in pairs])
 
     def as_wanted(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
                   netns: str = "") -> tuple[set[str], list[str]]:
@@ -144,7 +144,7 @@ class PodPorts:
         those of them whose checksum offload was on where it drops TCP and UDP, turned
         off here in place (pods attached by a release that left it on)."""
         plugged, repaired = set(), []
-        for record, lines, state in self._judged(infra_id, pairs, netns):
+        for record, lines, state in self._judged(self._ports(infra_id), pairs, netns):
             if lines:
                 continue
             if state == OFFLOADED:
@@ -155,11 +155,14 @@ class PodPorts:
             plugged.add(record.interface)
         return plugged, repaired
 
-    def _judged(self, infra_id: str, pairs: list[tuple[Attachment, "Want"]],
+    def _ports(self, infra_id: str) -> dict[str, Port]:
+        """The container's marked ports by name: one OVSDB read for every judgement."""
+        return {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+
+    def _judged(self, ports: dict[str, Port], pairs: list[tuple[Attachment, "Want"]],
                 netns: str) -> list[tuple[Attachment, list[str], str]]:
-        """Each record with how its port differs (one OVSDB read for all) and, for a port
-        as wanted when the pod's `netns` is given, its checksum state (`PodChecksums.state`)."""
-        ports = {p.name: p for p in self.ovs.ports(**marks.of_container(infra_id))}
+        """Each record with how its port (of `ports`) differs and, for a port as wanted when
+        the pod's `netns` is given, its checksum state (`PodChecksums.state`)."""
         judged = []
         for record, want in pairs:
             lines = self._differs(ports, record, want)

@@ -21,11 +21,11 @@ attachment's and the rules others had (`others`), read before it.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from pipework_wrapper.ofctl import Flow, Ofctl
-from pipework_wrapper.ovs import Ovs, Port
-from plugin.core import flows, marks
+from pipework_wrapper.ovs import Port
+from plugin.core import flows
 from plugin.ipam.mac import mac_for
 
 if TYPE_CHECKING:
@@ -113,16 +113,15 @@ def differences(record: "Attachment", port: Port | None, found: list[Flow],
             f"the {len(lines)} its record asks for"]
 
 
-def recorded_differences(config: "Config", ovs: Ovs, ofctl: Ofctl, infra_id: str,
+def recorded_differences(config: "Config", ofctl: Ofctl, ports: Mapping[str, Port],
                          records: list["Attachment"]) -> list[str]:
-    """How the rules of these records (one container's) differ from what each asks for
-    (CNI CHECK). Judged for records that say (`port_security`, written by setups that
+    """How the rules of these records (one container's, whose marked ports by name are
+    `ports`) differ from what each asks for (CNI CHECK). Judged for records that say (`port_security`, written by setups that
     install rules); a record of an earlier release, whose ADD made none, is doctor's and
     reconcile's (doctor names it unguarded until reconcile has given it its rules)."""
     judged = [r for r in records if r.port_security]
     if not judged:
         return []
-    ports = {p.name: p for p in ovs.ports(**marks.of_container(infra_id))}
     return [line for record in judged if record.port in ports  # a missing one: said before
             for line in differences(record, ports[record.port],
                                     guarding(ofctl.dump(record.bridge,
