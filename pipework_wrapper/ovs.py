@@ -206,11 +206,6 @@ class Ovs:
         out = self.vsctl("--if-exists", "get", "Interface", port, "ofport").strip()
         return int(out) if out.lstrip("-").isdigit() else -1
 
-    def ofport_numbers(self) -> dict[str, int]:
-        """Every interface's OpenFlow number, by name (one read)."""
-        rows = js.rows(self.vsctl("--format=json", "--columns=name,ofport", "list", "Interface"))
-        return {r["name"]: r["ofport"] for r in rows if isinstance(r["ofport"], int)}
-
     def qos_rows(self, **match: str) -> tuple[list[str], list[str]]:
         """The UUIDs of the QoS and Queue rows whose external_ids hold `match` (one read)."""
         conditions = [f"external_ids:{k}={v}" for k, v in match.items()]

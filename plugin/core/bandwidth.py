@@ -128,9 +128,8 @@ class Limits:
         found = [m for m in self.ofctl.meters(bridge) if METER_BASE < m <= METER_BASE + 0xFF00]
         if not found:
             return []
-        numbers = self.ovs.ofport_numbers()
-        held = {meter_id(numbers[p.name]) for p in self.ovs.ports(**marks.owned())
-                if p.bridge == bridge and p.name in numbers}
+        held = {meter_id(p.ofport) for p in self.ovs.ports(**marks.owned())
+                if p.bridge == bridge and p.ofport}
         return [m for m in found if m not in held]
 
     def _wait_for_htb(self, port: str) -> None:

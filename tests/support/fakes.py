@@ -264,9 +264,6 @@ class FakeOvs:
     def ofport(self, port: str) -> int:
         return self.host.ofports.get(port, -1) if port in self.host.ports else -1
 
-    def ofport_numbers(self) -> dict[str, int]:
-        return {name: n for name, n in self.host.ofports.items() if name in self.host.ports}
-
 
 class FakeIp:
     def __init__(self, host: FakeHost) -> None:

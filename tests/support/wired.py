@@ -31,7 +31,7 @@ IP_VERBS = ("link_exists", "in_datapath", "delete_link", "has_netns_link", "remo
             "in_pod", "namespace_id", "dangling_netns_links", "tx_checksum", "set_tx_checksum",
             "link_locals", "root_qdiscs")
 OVS_VERBS = ("bridges", "ports", "plug", "delete_ports", "find_then_delete", "ofports",
-             "qos_rows", "unreferenced_qos", "destroy_qos", "ofport", "ofport_numbers",
+             "qos_rows", "unreferenced_qos", "destroy_qos", "ofport",
              "fail_modes", "set_fail_mode")
 OFCTL_VERBS = ("bundle", "delete", "dump", "meter_features", "add_meter", "delete_meter",
                "meters")
