@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from bench import machine, probe, report, rounds, scale, setup_plugin
 from bench.contenders import (
@@ -102,22 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"removed {stale} containers and folders left by a killed benchmark run")
     host = BenchHost()
     started = time.time()
-    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"),
-                               "args": {k: v for k, v in vars(args).items() if k != "out"},
-                               "machine": machine.describe(),
-                               "code": machine.code_state(os.path.dirname(HERE))}
-    code = 0
-    try:
-        _run(args, host, sandbox, results, quiet)
-    except KeyboardInterrupt:
-        print("bench: interrupted; cleaning up", file=sys.stderr)
-        code = 130
-    except Exception:  # report, then clean up: a half run must not leave the host dirty
-        traceback.print_exc()
-        code = 1
-    finally:
-        results["cleanup"] = _cleanup(host, sandbox)
-        results["disturbed_by"] = quiet.disturbed
+    code, results = run_then_clean_up(
+        args, host, sandbox, quiet, lambda results: _run(args, host, sandbox, results, quiet))
     if code:
         return code
     results["duration_s"] = round(time.time() - started)
@@ -126,6 +112,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ipam and os.path.exists(IPAM_BENCH):
         return _ipam(args)
     return 0
+
+
+def run_then_clean_up(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox,
+                      quiet: Quiet, work: Callable[[dict[str, Any]], None]
+                      ) -> tuple[int, dict[str, Any]]:
+    """`work(results)` after the run's header (when, its arguments, the machine, the code),
+    and the cleanup that follows however it ends: a half run must not leave the host
+    dirty. The exit code: 0, 1 (the error printed) or 130 (interrupted)."""
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"),
+                               "args": {k: v for k, v in vars(args).items() if k != "out"},
+                               "machine": machine.describe(),
+                               "code": machine.code_state(os.path.dirname(HERE))}
+    code = 0
+    try:
+        work(results)
+    except KeyboardInterrupt:
+        print("bench: interrupted; cleaning up", file=sys.stderr)
+        code = 130
+    except Exception:  # report, then clean up
+        traceback.print_exc()
+        code = 1
+    finally:
+        results["cleanup"] = _cleanup(host, sandbox)
+        results["disturbed_by"] = quiet.disturbed
+    return code, results
 
 
 def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: dict[str, Any],

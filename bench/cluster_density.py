@@ -21,11 +21,10 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from typing import Any, Sequence
 
-from bench import cluster_burst, cluster_status, machine, setup_plugin
-from bench.__main__ import ADDRESS, VLAN, _cleanup, _interrupt
+from bench import cluster_burst, cluster_status, setup_plugin
+from bench.__main__ import ADDRESS, VLAN, _interrupt, run_then_clean_up
 from bench.contenders import CardFloorContender, PipeworkContender, PluginContender, Target
 from bench.contenders import quiet_folder
 from bench.host import BenchHost, Quiet, sweep_stale
@@ -221,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    sandbox, quiet, host, started, code = Sandbox(), Quiet(), BenchHost(), time.time(), 0
+    sandbox, quiet, host, started = Sandbox(), Quiet(), BenchHost(), time.time()
     try:
         installs = prepare(args, host)
         sandbox.enter()  # while this process has a single thread (prepare starts none)
@@ -232,20 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if sweep_stale():
         _say("removed what a killed benchmark run left")
-    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M %Z"),
-                               "args": {k: v for k, v in vars(args).items() if k != "out"},
-                               "machine": machine.describe(),
-                               "code": machine.code_state(os.path.dirname(HERE))}
-    try:
-        results.update(measure(args, host, quiet, installs))
-    except KeyboardInterrupt:
-        code = 130
-    except Exception:  # report, then clean up: a half run must not leave the host dirty
-        traceback.print_exc()
-        code = 1
-    finally:
-        results["cleanup"] = _cleanup(host, sandbox)
-        results["disturbed_by"] = quiet.disturbed
+    code, results = run_then_clean_up(
+        args, host, sandbox, quiet,
+        lambda results: results.update(measure(args, host, quiet, installs)))
     if code:
         return code
     results["duration_s"] = round(time.time() - started)
