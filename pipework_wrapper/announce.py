@@ -70,8 +70,9 @@ def _unsolicited_advertisement(mac: bytes, address: ipaddress.IPv6Address) -> by
 
 
 def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ICMPv6 over its pseudo-header: the probe's
-    neighbour solicitation (`pipework_wrapper.probe`) is summed the same way."""
+    """The Internet checksum (RFC 1071): of ICMPv6 over its pseudo-header here and for the
+    probe's neighbour solicitation (`pipework_wrapper.probe`), of IPv4 headers in the
+    tests' crafted frames."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))

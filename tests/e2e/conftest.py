@@ -21,7 +21,7 @@ import pytest
 from plugin.config.etcd import parse_etcd
 from plugin.config.reader import Section
 from plugin.ipam.networks import EtcdConfig
-from tests.support import etcd_server, hostnet
+from tests.support import containerd, etcd_server, hostnet
 from tests.support.hostnet import Container
 from tests.support.scope import Scope
 
@@ -74,6 +74,23 @@ def bridge(scope: Scope) -> Iterator[str]:
     if problems:
         pytest.fail(f"bridge {name} not clean at teardown:\n  - " + "\n  - ".join(problems),
                     pytrace=False)
+
+
+@pytest.fixture
+def namespaces(scope: Scope) -> Iterator[Callable[[], containerd.NetNS]]:
+    """CRI-order namespaces this test makes (`namespaces()` makes one); all removed after
+    it, and registered in its scope so a leak fails it."""
+    made: list[containerd.NetNS] = []
+
+    def make() -> containerd.NetNS:
+        ns = containerd.add_netns()
+        scope.netns.add(ns.path)
+        made.append(ns)
+        return ns
+
+    yield make
+    for ns in made:
+        containerd.delete_netns(ns)
 
 
 @pytest.fixture

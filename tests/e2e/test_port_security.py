@@ -70,21 +70,6 @@ def port_rules(bridge: str) -> list[Flow]:
     return [r for r in hostnet.plugin_rules(bridge) if r.cookie != flows.BRIDGE]
 
 
-@pytest.fixture
-def namespaces(scope):
-    made: list[C.NetNS] = []
-
-    def make() -> C.NetNS:
-        ns = C.add_netns()
-        scope.netns.add(ns.path)
-        made.append(ns)
-        return ns
-
-    yield make
-    for ns in made:
-        C.delete_netns(ns)
-
-
 class Front:
     """Two ways to make a pod on `bridge`: the kubelet's argv (Docker, pipework) or CNI
     (a CRI-order namespace, the netns plumber). `add(hint)` returns the pod's

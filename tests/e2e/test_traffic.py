@@ -126,22 +126,6 @@ def test_setup_again_fixes_a_pod_whose_offload_was_turned_back_on(tmp_path, brid
     assert our_ports(bridge) == {}
 
 
-@pytest.fixture
-def namespaces(scope):
-    """CRI-order namespaces this test makes; all removed after it."""
-    made: list[C.NetNS] = []
-
-    def make() -> C.NetNS:
-        ns = C.add_netns()
-        scope.netns.add(ns.path)
-        made.append(ns)
-        return ns
-
-    yield make
-    for ns in made:
-        C.delete_netns(ns)
-
-
 @pytest.mark.parametrize("family", sorted(NETWORKS))
 def test_namespace_pods_talk_within_a_vlan_and_not_across(scope, tmp_path, bridge,
                                                           namespaces, family):

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from pipework_wrapper.announce import checksum
+
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "frame_agent.py")
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ALL_NODES = "ff02::1"
@@ -29,15 +31,6 @@ ALL_NODES = "ff02::1"
 
 def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
-
-
-def _sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def ethernet(dst: str, src: str, kind: int, payload: bytes) -> bytes:
@@ -52,7 +45,7 @@ def arp(op: int, sha: str, spa: str, tha: str, tpa: str) -> bytes:
 def ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
                          ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
-    return header[:10] + struct.pack("!H", _sum(header)) + header[12:] + payload
+    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
 
 
 def udp4(src: str, dst: str, sport: int, dport: int, data: bytes) -> bytes:
@@ -67,8 +60,8 @@ def ipv6(src: str, dst: str, next_header: int, payload: bytes) -> bytes:
 def icmp6(src: str, dst: str, kind: int, body: bytes) -> bytes:
     pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed \
         + struct.pack("!IxxxB", 4 + len(body), 58)
-    checksum = _sum(pseudo + struct.pack("!BBH", kind, 0, 0) + body)
-    return ipv6(src, dst, 58, struct.pack("!BBH", kind, 0, checksum) + body)
+    summed = checksum(pseudo + struct.pack("!BBH", kind, 0, 0) + body)
+    return ipv6(src, dst, 58, struct.pack("!BBH", kind, 0, summed) + body)
 
 
 def udp6(src: str, dst: str, sport: int, dport: int, data: bytes) -> bytes:

@@ -17,20 +17,11 @@ from plugin.ipam.stores.files import FileStore
 from plugin.ops import conflicts
 from plugin.ops.actions import KEPT
 from tests.support.fake_etcd import FakeConnection, FakeEtcd
-from tests.support.fakes import FakeHost
 from tests.support.ipamdata import network, owner
 from tests.unit.test_cni_delegate import delegate, fake  # noqa: F401 (a fixture)
-from tests.unit.test_core import ID, POD, SANDBOX, core, leases, want
+from tests.unit.test_core import ID, POD, SANDBOX, core, host, leases, want  # noqa: F401 (host)
 
 OTHER = "02:aa:bb:cc:dd:ee"
-
-
-@pytest.fixture
-def host() -> FakeHost:
-    fake = FakeHost()
-    fake.bridges.update({"br0", "br1"})
-    fake.containers[ID] = 4242
-    return fake
 
 
 def test_an_answer_fails_setup_naming_the_mac_and_keeps_the_lease_conflicted(tmp_path, host):

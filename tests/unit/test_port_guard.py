@@ -22,17 +22,9 @@ from plugin.locks import locked
 from tests.support.fake_ofctl import rule
 from tests.support.fakes import FakeHost
 from tests.support.wired import cni_main, wire
-from tests.unit.test_core import ID, NETWORK, POD, SANDBOX, core, want
+from tests.unit.test_core import ID, NETWORK, POD, SANDBOX, core, host, want  # noqa: F401 (host)
 
 PORT = names.host_veth(ID, "eth1")
-
-
-@pytest.fixture
-def host() -> FakeHost:
-    fake = FakeHost()
-    fake.bridges.update({"br0", "br1"})
-    fake.containers[ID] = 4242
-    return fake
 
 
 def rules_of(host: FakeHost, bridge: str, port: str) -> list[str]:
