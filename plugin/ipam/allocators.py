@@ -145,16 +145,17 @@ class Allocators:
     def damaged(self) -> list[Damaged]:
         return [item for network in self.networks for item in self._source(network).damaged()]
 
-    def cluster_leases(self) -> Iterator[tuple[Identity, Lease]]:
-        """Every lease in etcd, of every node, network by network in key order, read a page
-        at a time (100,000 leases are never held at once)."""
+    def cluster_leases(self) -> Iterator[tuple[str, Identity, str]]:
+        """Network, owner and address text of every lease in etcd, of every node, network
+        by network in key order, read a page at a time (100,000 leases are never held at
+        once)."""
         for network in self._etcd_networks():
-            for item in self._index(network).each():
+            for item in self._index(network).store.listing():
                 if isinstance(item, Damaged):
                     log.warning("%s: %s; left alone, its address is not reused", item.where,
                                 item.reason)
                 else:
-                    yield item.owner, network.lease(item.address)
+                    yield (network.name, *item)
 
     def node_leases(self, node: str) -> tuple[list[tuple[Identity, Lease]], list[str]]:
         """One node's leases in etcd, read through the index by node; and, per network

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from plugin.identity import Identity
-from plugin.ipam.model import IPAddress, IPInterface
+from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
 
 KIND = "vlanpipe.lease/v1"
 # The owner (an attachment's Identity) is stored as these fields at the top level; listed,
@@ -55,6 +56,37 @@ def encode(record: Record) -> bytes:
 
 def decode(data: bytes, network: str, address: IPAddress | None = None) -> Record:
     """The record stored under `address` (if given) of `network`; ValueError says why not."""
+    body = _body(data, network)
+    try:
+        stored = ipaddress.ip_interface(str(body.get("address")))
+    except ValueError:
+        raise ValueError(f"bad address {body.get('address')!r}") from None
+    if address is not None and stored.ip != address:
+        raise ValueError(f"holds address {stored.ip}, not {address}")
+    return Record(network, stored, _owner(body), str(body.get("created", "")),
+                  body.get("conflict", ""))
+
+
+def listed(data: bytes, network: str, subnet: IPNetwork, name: str) -> tuple[Identity, str] | None:
+    """The owner and address text of the valid record keyed `name` in `subnet`, when its
+    address is `name` as str() writes it, told by C calls alone; None when that cannot be
+    told so (`decode` then says what the record holds, or what is wrong with it).
+
+    `list --cluster` reads 100,000 records: parsing each address into an object was half
+    of its CPU (issue 23). A None costs a second, full read, so both read alike."""
+    try:
+        body = _body(data, network)
+        owner = _owner(body)
+    except ValueError:
+        return None
+    text = body.get("address")
+    if text != f"{name}/{subnet.prefixlen}" or not _spelled(name, subnet):
+        return None
+    return owner, text
+
+
+def _body(data: bytes, network: str) -> dict[str, Any]:
+    """The record's JSON, checked to be a record of `network`."""
     try:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -63,18 +95,29 @@ def decode(data: bytes, network: str, address: IPAddress | None = None) -> Recor
         raise ValueError(f"not a {KIND} record")
     if body.get("network") != network:
         raise ValueError(f"names network {body.get('network')!r}, not {network!r}")
-    try:
-        stored = ipaddress.ip_interface(str(body.get("address")))
-    except ValueError:
-        raise ValueError(f"bad address {body.get('address')!r}") from None
-    if address is not None and stored.ip != address:
-        raise ValueError(f"holds address {stored.ip}, not {address}")
+    return body
+
+
+def _owner(body: dict[str, Any]) -> Identity:
     fields = {name: body.get(name) for name in OWNER_FIELDS}
     owner_fields = {k: v for k, v in fields.items() if isinstance(v, str)}
     if len(owner_fields) != len(OWNER_FIELDS) or not fields["infra_id"] or not fields["interface"]:
         raise ValueError("owner fields missing or not strings")
-    conflict = body.get("conflict", "")
-    if not isinstance(conflict, str):
+    if not isinstance(body.get("conflict", ""), str):
         raise ValueError("conflict is not a MAC")
-    return Record(network, stored, Identity(**owner_fields), str(body.get("created", "")),
-                  conflict)
+    return Identity(**owner_fields)
+
+
+def _spelled(text: str, subnet: IPNetwork) -> bool:
+    """Whether `text` is an address of `subnet` exactly as str() writes it. The C library
+    reads it and writes it back (the same canonical form as ipaddress, RFC 5952, except
+    for an IPv4 tail in IPv6, which is left to ipaddress)."""
+    family = socket.AF_INET if subnet.version == 4 else socket.AF_INET6
+    try:
+        packed = socket.inet_pton(family, text)
+    except OSError:
+        return False
+    if socket.inet_ntop(family, packed) != text or (family == socket.AF_INET6 and "." in text):
+        return False
+    number = int.from_bytes(packed, "big")
+    return int(subnet.network_address) <= number <= int(subnet.broadcast_address)

@@ -43,10 +43,9 @@ def leases(config: Config) -> Iterator[ClusterLease]:
     come (network by network, in key order): printed as read, never all held at once."""
     allocators = etcd_allocators(config, "list --cluster")
     seen = {node: _when(when) for node, when in allocators.nodes_seen().items()}
-    for owner, lease in allocators.cluster_leases():
-        yield ClusterLease(lease.network, str(lease.address), owner.node, owner.namespace,
-                           owner.pod, owner.infra_id, owner.interface,
-                           seen.get(owner.node, "never"))
+    for network, owner, address in allocators.cluster_leases():
+        yield ClusterLease(network, address, owner.node, owner.namespace, owner.pod,
+                           owner.infra_id, owner.interface, seen.get(owner.node, "never"))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from contextlib import AbstractContextManager
 from typing import Iterator, Sequence
 
 from plugin.identity import Identity
-from plugin.ipam.leaserecord import Record, decode, encode, new_record
+from plugin.ipam.leaserecord import Record, decode, encode, listed, new_record
 from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Claimed, Held
@@ -248,22 +248,39 @@ class EtcdStore:
         """Every record in key order, read a page at a time; what cannot be read, as such."""
         prefix = self.base + "addr/"
         for entry in self.etcd.pages(prefix):
+            yield self._checked(entry.key[len(prefix):], entry)
+
+    def listing(self) -> Iterator[tuple[Identity, str] | Damaged]:
+        """Every record in key order as `list --cluster` shows it, its owner and address
+        text: those `leaserecord.listed` can tell valid as read, any other as `records`
+        would yield it."""
+        prefix, subnet = self.base + "addr/", self.network.subnet
+        assert subnet is not None  # a pooled network
+        for entry in self.etcd.pages(prefix):
             name = entry.key[len(prefix):]
+            found = listed(entry.value, self.network.name, subnet, name)
+            if found is None:
+                item = self._checked(name, entry)
+                found = item if isinstance(item, Damaged) else (item.owner, str(item.address))
+            yield found
+
+    def _checked(self, name: str, entry: Entry) -> Record | Damaged:
+        """The record of address key `name`, or what is wrong with it."""
+        try:
             try:
-                try:
-                    record = decode(entry.value, self.network.name)
-                except ValueError:
-                    ipaddress.ip_address(name)  # a key that names no address says so first
-                    raise
-                if name != str(record.address.ip):  # the key names it as str() wrote it, or
-                    address = ipaddress.ip_address(name)  # another spelling of it, or not
-                    if record.address.ip != address:
-                        raise ValueError(f"holds address {record.address.ip}, not {address}")
-                if record.address.ip not in self.network.subnet:  # type: ignore[operator]
-                    raise ValueError(f"address outside subnet {self.network.subnet}")
-                yield record
-            except ValueError as exc:
-                yield Damaged(self.network.name, entry.key, str(exc))
+                record = decode(entry.value, self.network.name)
+            except ValueError:
+                ipaddress.ip_address(name)  # a key that names no address says so first
+                raise
+            if name != str(record.address.ip):  # the key names it as str() wrote it, or
+                address = ipaddress.ip_address(name)  # another spelling of it, or not
+                if record.address.ip != address:
+                    raise ValueError(f"holds address {record.address.ip}, not {address}")
+            if record.address.ip not in self.network.subnet:  # type: ignore[operator]
+                raise ValueError(f"address outside subnet {self.network.subnet}")
+            return record
+        except ValueError as exc:
+            return Damaged(self.network.name, entry.key, str(exc))
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         found: list[Record] = []

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterator
 
 from plugin.ipam.leaserecord import Record
 from plugin.ipam.model import Damaged
@@ -63,10 +62,6 @@ class EtcdIndex:
         self.etcd = store.etcd
         self.mark = store.base + "indexed"
 
-    def each(self) -> Iterator[Record | Damaged]:
-        """Every record of the network, a page at a time."""
-        return self.store.records()
-
     def of_node(self, node: str) -> NodeLeases:
         """The node's records through its index; without the index mark, also those only a
         read of every record finds (old owner keys)."""
@@ -86,7 +81,7 @@ class EtcdIndex:
         if self.etcd.get(self.mark) is not None:
             return NodeLeases(records)
         have, scanned = {record.address.ip for record in records}, 0
-        for item in self.each():
+        for item in self.store.records():
             scanned += 1
             if (isinstance(item, Record) and item.owner.node == node
                     and item.address.ip not in have):
