@@ -2,7 +2,8 @@
 
 Burst: N pods (the kubelet's default maximum, 110) set up at once through the exec
 plugin with the kubelet's argv, then torn down at once, against N card floors run the
-same way (`scale.burst`: one barrier releases them all; every port and address checked).
+same way (`scale.burst`: one barrier releases them all; every port and address checked),
+in two rounds of opposite order (plugin first, then card floors first; walls summed).
 
 Crowded bridge: the probe pod's setup and teardown by the plugin and by pipework at
 equal work in turn (`scale.measure_level`), first on an empty bridge, then with K bare
@@ -49,7 +50,7 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contende
         _say(f"burst: starting {plan.pods} containers")
         pods = host.start_pods([f"n{i:03d}" for i in range(plan.pods)])
         with watch("cluster burst"):
-            out["burst"] = scale.burst(plugin, card_floor, pods)
+            out["burst"] = scale.burst(plugin, card_floor, pods, rounds=2)
         for kind in ("plugin", "card floor"):
             for call in ("setup", "teardown"):
                 for error in out["burst"][kind][call]["errors"]:

@@ -139,16 +139,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _walls(call: dict[str, Any]) -> str:
+    return f"{call['wall_s']} ({' + '.join(str(w) for w in call['walls_s'])})"
+
+
 def render(results: dict[str, Any], quick: bool) -> str:
     out: list[str] = []
     burst = results.get("burst")
     if burst:
         out += [f"A full node in one burst: {burst['pods']} pods at once through the exec "
-                f"plugin, against {burst['pods']} card floors run the same way"]
+                f"plugin, against {burst['pods']} card floors run the same way; "
+                f"{burst['rounds']} rounds, the second card floors first (wall: the rounds' "
+                "sum, and each round's)"]
         out += _table(["", "plugin wall s", "card floors wall s", "ratio",
                        "failures plugin / floor", "per call median ms plugin / floor"],
-                      [[kind, f"{burst['plugin'][kind]['wall_s']}",
-                        f"{burst['card floor'][kind]['wall_s']}",
+                      [[kind, _walls(burst["plugin"][kind]), _walls(burst["card floor"][kind]),
                         _fmt(ratio(burst["plugin"][kind]["wall_s"],
                                    burst["card floor"][kind]["wall_s"])),
                         f"{burst['plugin'][kind]['failures']} / "

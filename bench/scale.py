@@ -131,8 +131,33 @@ def measure_level(contenders: Sequence[Contender], probe: Pod, target: Target,
 
 
 def burst(plugin: PluginContender, card_floor: CardFloorContender,
-          pods: Sequence[Pod]) -> dict[str, Any]:
-    """N plugin setups at once, then N card floor setups at once (teardowns likewise)."""
+          pods: Sequence[Pod], rounds: int = 1) -> dict[str, Any]:
+    """N plugin setups at once, then N card floor setups at once (teardowns likewise).
+
+    With `rounds` 2, again in the other order, card floors first: on a shared machine the
+    load drifts during a burst of a minute, and whichever runs second met another machine
+    (110 teardowns measured 0.80 to 1.49 x their card floors in four runs of one order).
+    Walls and failures are summed per contender, per-call figures pooled."""
+    passes: dict[str, list[dict[str, Any]]] = {"plugin": [], "card floor": []}
+    addresses: list[str] = []
+    for number in range(rounds):
+        order = ["plugin", "card floor"] if number % 2 == 0 else ["card floor", "plugin"]
+        for who in order:
+            if who == "plugin":
+                done, addresses = _plugin_pass(plugin, pods)
+            else:
+                done = _floor_pass(card_floor, pods)
+            passes[who].append(done)
+    return {"pods": len(pods), "rounds": rounds,
+            "plugin": {**_pooled(passes["plugin"]),
+                       "setup": {**_pooled_call(passes["plugin"], "setup"),
+                                 "phases_ms": passes["plugin"][-1]["phases_ms"]}},
+            "card floor": _pooled(passes["card floor"]),
+            "distinct_addresses": len(set(addresses))}
+
+
+def _plugin_pass(plugin: PluginContender, pods: Sequence[Pod]) -> tuple[dict[str, Any],
+                                                                       list[str]]:
     plugin.log.new()
     setup, samples = _concurrent(lambda p: _call(plugin.path, "setup", p), pods, "plugin setup")
     addresses = _check_burst(plugin, [p for p, s in zip(pods, samples) if s.ok])
@@ -141,19 +166,32 @@ def burst(plugin: PluginContender, card_floor: CardFloorContender,
     teardown, _ = _concurrent(lambda p: _call(plugin.path, "teardown", p), pods,
                               "plugin teardown")
     plugin.log.new()
-    floor_address = {p.id: f"{FLOOR_BURST_NET[1 + i]}/{FLOOR_BURST_NET.prefixlen}"
-                     for i, p in enumerate(pods)}
-    floor_setup, samples = _concurrent(
-        lambda p: card_floor.setup_argv(p, floor_address[p.id], POOL_VLAN), pods,
-        "card floor setup")
-    _check_floor_burst([p for p, s in zip(pods, samples) if s.ok], floor_address)
-    floor_teardown, _ = _concurrent(card_floor.teardown_argv, pods, "card floor teardown")
-    return {
-        "pods": len(pods),
-        "plugin": {"setup": {**setup, "phases_ms": phases}, "teardown": teardown},
-        "card floor": {"setup": floor_setup, "teardown": floor_teardown},
-        "distinct_addresses": len(set(addresses)),
-    }
+    return {"setup": setup, "teardown": teardown, "phases_ms": phases}, addresses
+
+
+def _floor_pass(card_floor: CardFloorContender, pods: Sequence[Pod]) -> dict[str, Any]:
+    address = {p.id: f"{FLOOR_BURST_NET[1 + i]}/{FLOOR_BURST_NET.prefixlen}"
+               for i, p in enumerate(pods)}
+    setup, samples = _concurrent(lambda p: card_floor.setup_argv(p, address[p.id], POOL_VLAN),
+                                 pods, "card floor setup")
+    _check_floor_burst([p for p, s in zip(pods, samples) if s.ok], address)
+    teardown, _ = _concurrent(card_floor.teardown_argv, pods, "card floor teardown")
+    return {"setup": setup, "teardown": teardown}
+
+
+def _pooled(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {call: _pooled_call(passes, call) for call in ("setup", "teardown")}
+
+
+def _pooled_call(passes: list[dict[str, Any]], call: str) -> dict[str, Any]:
+    """One call's passes as one: walls and failures summed, per-call samples pooled."""
+    done = [one[call] for one in passes]
+    return {"wall_s": round(sum(d["wall_s"] for d in done), 2),
+            "walls_s": [d["wall_s"] for d in done],
+            "failures": sum(d["failures"] for d in done),
+            "errors": [e for d in done for e in d["errors"]][:5],
+            "per_call_ms": stats.summary(v for d in done for v in d["samples_ms"]),
+            "per_call_cpu_ms": stats.summary(v for d in done for v in d["samples_cpu_ms"])}
 
 
 def _call(path: str, command: str, pod: Pod, kind: str = "burst") -> list[str]:
@@ -178,8 +216,8 @@ def _concurrent(argv_of: Callable[[Pod], list[str]], pods: Sequence[Pod],
     print(f"  burst {label} x{len(pods)}: {wall:.2f} s, {len(failures)} failures",
           file=sys.stderr, flush=True)
     return {"wall_s": round(wall, 2), "failures": len(failures), "errors": failures[:5],
-            "per_call_ms": stats.summary(s.wall_ms for s in samples),
-            "per_call_cpu_ms": stats.summary(s.cpu_ms for s in samples)}, samples
+            "samples_ms": [s.wall_ms for s in samples],
+            "samples_cpu_ms": [s.cpu_ms for s in samples]}, samples
 
 
 def _tags() -> dict[str, Any]:
