@@ -34,7 +34,7 @@ from bench.stats import ratio
 from tests.support import hostnet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FULL = {"pods": 110, "extra_ports": 500, "runs": 20, "vsctl_calls": 20, "records": 250,
+FULL = {"pods": 110, "extra_ports": 1000, "runs": 20, "vsctl_calls": 20, "records": 250,
         "status_calls": 40}
 QUICK = {"pods": 4, "extra_ports": 20, "runs": 2, "vsctl_calls": 3, "records": 10,
          "status_calls": 3}
@@ -177,6 +177,9 @@ def render(results: dict[str, Any], quick: bool) -> str:
         if growth:
             out.append("ovs-vsctl no-op as the bridge grows (median of 3, ms): " + ", ".join(
                 f"{g['ports']} ports {g['ms']['median']:.0f}" for g in growth))
+            out.append(f"adding the bare ports, {cluster_burst.CHUNK} per ovs-vsctl "
+                       "transaction (s per chunk): " + ", ".join(
+                           f"to {g['ports']} {g['add_s']:.2f}" for g in growth))
         out.append(f"(crowded-bridge part took {results.get('crowded_s')} s, adding and "
                    "removing the bare ports included)")
         out.append("")

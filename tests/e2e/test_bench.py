@@ -82,3 +82,45 @@ def test_the_cluster_density_parts_run_small(tmp_path):
     results = json.loads((tmp_path / "cluster-density.json").read_text())
     assert results["burst"]["distinct_addresses"] == results["burst"]["pods"]
     assert [size["ports"] for size in results["crowded"]] == [0, 20]
+    assert "adding the bare ports, 100 per ovs-vsctl transaction" in summary
+
+
+# In a child process: entering the sandbox needs a single-threaded process of its own.
+BARE_PORTS = """
+import json, time
+from bench import cluster_burst
+from bench.sandbox import Sandbox
+from tests.support import hostnet
+sandbox = Sandbox()
+sandbox.enter()
+try:
+    bridge = hostnet.make_bridge("vpbenchbr")
+    cluster_burst.add_bare_ports(bridge, 0, 4)
+    time.sleep(3)  # link-local autoconfiguration: DAD within 1 s, then MLD and solicitations
+    pairs = cluster_burst._names(4)
+    seen = {"ports": hostnet.ovs("list-ports", bridge).split(),
+            "up": [open(f"/sys/class/net/{a}/operstate").read().strip() for a, _ in pairs],
+            "sent": [int(open(f"/sys/class/net/{b}/statistics/tx_packets").read())
+                     for _, b in pairs]}
+    cluster_burst.remove_bare_ports(bridge, 4)
+    hostnet.delete_bridge(bridge)
+    seen["left"] = sandbox.leftovers()
+    print(json.dumps(seen))
+finally:
+    sandbox.close()
+"""
+
+
+def test_the_crowded_bridges_bare_ports_send_nothing_into_it():
+    """The bare ports stand for idle pods: their peers must send nothing into the bridge.
+    On the old bench each peer sent 6 frames in 3 s (IPv6 DAD, MLD, router solicitations),
+    which NORMAL floods to every port: at 1,000 ports that stalled ovs-vswitchd for minutes
+    (bench/cluster_burst.py's docstring). Each port is still up, with its carrier."""
+    proc = subprocess.run([sys.executable, "-c", BARE_PORTS], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["ports"] == [f"bare000{i}" for i in range(4)]
+    assert seen["up"] == ["up"] * 4
+    assert seen["sent"] == [0] * 4
+    assert seen["left"] == []
