@@ -14,7 +14,8 @@ tag, the marks and the port's OpenFlow number (`ofport_request`), and one `ovs-o
 `plugin/core/flows.py` makes for its MAC and address); no teardown less than
 importing plumbum, one del-port (not waiting for ovs-vswitchd, as the plugin's), the
 port's rules deleted by their cookie (one `ovs-ofctl del-flows`) and one `ip link
-del`. Every ovs-vsctl waits for a busy ovsdb-server to accept it, as the plugin's do.
+del`. Every ovs-vsctl waits for a busy ovsdb-server to accept it, and every ovs-ofctl for a
+busy ovs-vswitchd, as the plugin's do.
 Nothing is checked, logged or locked: whatever the plugin spends beyond this is its own.
 
 Run with the installed plugin's interpreter and `-I`, as its launcher is.
@@ -26,8 +27,10 @@ port security's number and rules, above.
 
 import json
 import sys
+import time
 
 from plumbum import local
+from plumbum.commands.processes import ProcessExecutionError
 
 DOCKER_URL, DOCKER_API = "unix:///var/run/docker.sock", "1.41"  # the plugin's defaults
 # Waiting for a busy ovsdb-server as the plugin's calls do (ovs-vsctl's own --retry, as
@@ -58,8 +61,7 @@ def setup(quiet_dir: str, container: str, ifname: str, address: str, bridge: str
                        *(f"external_ids:{k}={json.dumps(v)}" for k, v in marks.items()),
                        "--", "set", "Interface", port, f"ofport_request={ofport}")
     guard = flows.Guard(port, ofport, mac_for(address), (address,))
-    (local["ovs-ofctl"][OFCTL_TIMEOUT, "--bundle", "add-flows", bridge, "-"]
-     << ("\n".join(flows.replace(guard)) + "\n"))()
+    _ofctl("--bundle", "add-flows", bridge, "-", stdin="\n".join(flows.replace(guard)) + "\n")
 
 
 def teardown(bridge: str, port: str) -> None:
@@ -68,9 +70,23 @@ def teardown(bridge: str, port: str) -> None:
     # --no-wait, as the plugin deletes: waiting for ovs-vswitchd is no part of the card,
     # and 110 teardowns at once each waiting for it outlast any timeout (issue 23)
     local["ovs-vsctl"](*OVS_WAITS, "--no-wait", "del-port", bridge, port)
-    local["ovs-ofctl"](OFCTL_TIMEOUT, "del-flows", bridge,
-                       f"cookie={flows.cookie(port):#x}/-1")
+    _ofctl("del-flows", bridge, f"cookie={flows.cookie(port):#x}/-1")
     local["ip"]("link", "del", port)
+
+
+def _ofctl(*args: str, stdin: "str | None" = None) -> None:
+    """ovs-ofctl, run again while ovs-vswitchd refuses it as busy ("Protocol error": its
+    management socket's backlog is full), as the plugin's (pipework_wrapper.ovs.waiting)."""
+    deadline = time.monotonic() + 60
+    while True:
+        command = local["ovs-ofctl"][(OFCTL_TIMEOUT, *args)]
+        try:
+            (command << stdin)() if stdin is not None else command()
+            return
+        except ProcessExecutionError as exc:
+            if "(Protocol error)" not in exc.stderr or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ bridge's OpenFlow management socket. Every change the plugin makes is one
 `ovs-ofctl --bundle add-flows` process: the lines (each starting with `add`
 or `delete`) are applied as one OpenFlow 1.4 bundle, all or nothing, so a
 reader never sees a port with half its rules. Each call is bounded like every
-other command (`pipework_wrapper.command.run`).
+other command (`pipework_wrapper.command.run`), and waits for a busy ovs-vswitchd as
+ovs-vsctl waits for a busy ovsdb-server (`pipework_wrapper.ovs.waiting`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipework_wrapper.command import run
+from pipework_wrapper.ovs import waiting
 
 HINT = "check that ovs-vswitchd is running and serves the bridge (ovs-ofctl show BRIDGE)"
 
@@ -50,8 +51,9 @@ class Ofctl:
         self.timeout = timeout
 
     def _ofctl(self, *args: str, input: bytes | None = None) -> str:
-        return run("ovs-ofctl", [f"--timeout={max(1, round(self.timeout))}", *args],
-                   timeout=self.timeout + 2, hint=HINT, input=input).stdout
+        """One ovs-ofctl, run again while ovs-vswitchd is too busy to accept it (110 setups
+        at once fill its management socket's backlog, as they fill ovsdb-server's)."""
+        return waiting("ovs-ofctl", args, self.timeout, HINT, input=input)
 
     def bundle(self, bridge: str, lines: list[str]) -> None:
         """Apply `lines` (`add ...` / `delete ...` flow mods) to `bridge` as one bundle."""

@@ -22,8 +22,25 @@ from pipework_wrapper.command import run
 from pipework_wrapper.errors import ToolFailed
 
 HINT = "start Open vSwitch (ovsdb-server and ovs-vswitchd; see scripts/host-setup)"
-BUSY = "(Protocol error)"  # how ovs-vsctl reports connect(2)'s EAGAIN: a full backlog
-BUSY_PAUSE = 0.05  # seconds between two attempts to reach a busy ovsdb-server
+BUSY = "(Protocol error)"  # how Open vSwitch's tools report connect(2)'s EAGAIN: a full backlog
+BUSY_PAUSE = 0.05  # seconds between two attempts to reach a busy daemon
+
+
+def waiting(program: str, args: Sequence[str], timeout: float, hint: str,
+            ok: tuple[int, ...] = (0,), input: bytes | None = None) -> str:
+    """The output of `program --timeout=S args...` (ovs-vsctl, ovs-ofctl), run again while
+    the daemon it asks is too busy to accept it; all of it within `timeout` (each attempt
+    gets what is left, at least 1 s). A daemon that is not running fails it at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return run(program, [f"--timeout={max(1, round(left))}", *args],
+                       timeout=max(1, left) + 2, ok=ok, hint=hint, input=input).stdout
+        except ToolFailed as exc:
+            if BUSY not in exc.message or time.monotonic() + BUSY_PAUSE >= deadline:
+                raise
+        time.sleep(BUSY_PAUSE)
 
 
 def vsctl_waits(timeout: float) -> list[str]:
@@ -72,18 +89,8 @@ class Ovs:
         self.timeout = timeout
 
     def vsctl(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        """One ovs-vsctl, run again while ovsdb-server is too busy to accept it; all of it
-        within the timeout (each attempt gets what is left, at least 1 s)."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                return run("ovs-vsctl", [f"--timeout={max(1, round(left))}", *args],
-                           timeout=max(1, left) + 2, ok=ok, hint=HINT).stdout
-            except ToolFailed as exc:
-                if BUSY not in exc.message or time.monotonic() + BUSY_PAUSE >= deadline:
-                    raise
-            time.sleep(BUSY_PAUSE)
+        """One ovs-vsctl, run again while ovsdb-server is too busy to accept it."""
+        return waiting("ovs-vsctl", args, self.timeout, HINT, ok=ok)
 
     def ensure_bridge(self, bridge: str, datapath_type: str, mtu: int | None = None) -> None:
         """The bridge, with its own (internal) interface's MTU fixed at `mtu`: without

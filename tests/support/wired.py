@@ -21,7 +21,7 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from pipework_wrapper import announce, command, iproute, ofctl, ovs, pipework, probe
+from pipework_wrapper import announce, command, iproute, ovs, pipework, probe
 from pipework_wrapper.ofctl import Ofctl
 from pipework_wrapper.ovs import Ovs
 from tests.support.fakes import FakeHost
@@ -78,7 +78,7 @@ def _refuse(program: str, args: list[str], *_: Any, **__: Any) -> None:
 def wire(monkeypatch: pytest.MonkeyPatch, host: FakeHost) -> FakeDocker:
     """Redirect the wrappers to `host`; return its Docker."""
     fake_docker = FakeDocker(host)
-    for module in (command, ovs, iproute, pipework, ofctl):  # each binds `run` by name
+    for module in (command, ovs, iproute, pipework):  # each binds `run` by name (ofctl: ovs)
         monkeypatch.setattr(module, "run", _refuse)
     for verb in IP_VERBS:
         monkeypatch.setattr(iproute, verb, getattr(host.ip, verb))
