@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 from bench import scale, stats
 from bench.contenders import CardFloorContender, Contender, PluginContender, Target
@@ -56,7 +56,7 @@ class Plan:
     vsctl_calls: int  # no-op ovs-vsctl invocations timed per size
 
 
-def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contender,
+def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipeworks: Sequence[Contender],
         card_floor: CardFloorContender, probe: Pod, target: Target,
         watch: Callable[[str], ContextManager[None]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -70,11 +70,11 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contende
                 for error in out["burst"][kind][call]["errors"]:
                     _say(f"burst {kind} {call} failed: {error}")
         out["burst"]["ports_left"] = sweep_ports(target.bridge)
-    out.update(crowded(plan, plugin, pipework, probe, target, watch))
+    out.update(crowded(plan, plugin, pipeworks, probe, target, watch))
     return out
 
 
-def crowded(plan: Plan, plugin: PluginContender, pipework: Contender, probe: Pod,
+def crowded(plan: Plan, plugin: PluginContender, pipeworks: Sequence[Contender], probe: Pod,
             target: Target, watch: Callable[[str], ContextManager[None]]) -> dict[str, Any]:
     """The probe's calls on the empty bridge and with `plan.extra_ports` bare ports, added
     CHUNK at a time, each chunk's wall time and the no-op ovs-vsctl after it recorded (the
@@ -93,7 +93,8 @@ def crowded(plan: Plan, plugin: PluginContender, pipework: Contender, probe: Pod
             scale.check_attached(target.bridge, extra)
             _say(f"crowded bridge: {extra} ports, {plan.runs} probe runs")
             with watch(f"crowded bridge {extra}"):
-                measured = scale.measure_level([plugin, pipework], probe, target, plan.runs)
+                measured = scale.measure_level([plugin, *pipeworks], probe, target,
+                                               plan.runs)
                 noop = _noop_vsctl(target.bridge, plan.vsctl_calls)
             sizes.append({"ports": extra, **summarize(measured), "ovs_vsctl_noop_ms": noop})
     finally:

@@ -4,7 +4,8 @@
 
 Part 3 (bench/cluster_burst.py): 110 pods set up at once and torn down at once against
 110 card floors; the probe pod's calls with 1,000 bare ports on the bridge against
-pipework's at equal work; what one ovs-vsctl pays as the bridge grows. Part 4
+pipework's at equal work, with and without port security's OpenFlow calls; what one
+ovs-vsctl pays as the bridge grows. Part 4
 (bench/cluster_status.py): status with 250 pods' records on a regular install against
 `python -I -c pass`. In the benchmark's private namespaces and Open vSwitch
 (bench/sandbox.py), with the product's defaults; everything made is removed. Tables,
@@ -25,7 +26,8 @@ from typing import Any, Sequence
 
 from bench import cluster_burst, cluster_status, setup_plugin
 from bench.__main__ import ADDRESS, VLAN, _interrupt, run_then_clean_up
-from bench.contenders import CardFloorContender, PipeworkContender, PluginContender, Target
+from bench.contenders import (CardFloorContender, GuardedPipeworkContender, PipeworkContender,
+                              PluginContender, Target)
 from bench.contenders import quiet_folder
 from bench.host import BenchHost, Quiet, sweep_stale
 from bench.report import _fmt, _fmt1, _table
@@ -39,6 +41,7 @@ FULL = {"pods": 110, "extra_ports": 1000, "runs": 20, "vsctl_calls": 20, "record
 QUICK = {"pods": 4, "extra_ports": 20, "runs": 2, "vsctl_calls": 3, "records": 10,
          "status_calls": 3}
 BURST_RATIO, GROWTH_RATIO, STATUS_RATIO = 1.1, 1.1, 1.5
+GUARDED = "pipework+guard"  # GuardedPipeworkContender's name: the crowded bridge's equal work
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,8 +96,9 @@ def measure(args: argparse.Namespace, host: BenchHost, quiet: Quiet,
     card_floor = CardFloorContender(setup_plugin.interpreter(plugin.path), target, quiet_dir)
     probe = host.start_pod("probe")
     plan = cluster_burst.Plan(args.pods, args.extra_ports, args.runs, args.vsctl_calls)
-    results = cluster_burst.run(plan, host, plugin, PipeworkContender(target, quiet_dir),
-                                card_floor, probe, target, quiet.watch)
+    pipeworks = [PipeworkContender(target, quiet_dir), GuardedPipeworkContender(target, quiet_dir)]
+    results = cluster_burst.run(plan, host, plugin, pipeworks, card_floor, probe, target,
+                                quiet.watch)
     _say(f"status at density: {args.records} records, regular install, {args.status_calls} calls")
     with quiet.watch("status at density"):
         results["status"] = cluster_status.run(
@@ -121,14 +125,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     sizes = results.get("crowded", [])
     if len(sizes) == 2:
         for kind in ("setup", "teardown"):
-            mine, theirs = (sizes[1][who][kind]["wall_ms"]["median"]
-                            - sizes[0][who][kind]["wall_ms"]["median"]
-                            for who in ("plugin", "pipework"))
-            ok = mine <= GROWTH_RATIO * max(theirs, 0.0)
+            mine, equal, bare = (sizes[1][who][kind]["wall_ms"]["median"]
+                                 - sizes[0][who][kind]["wall_ms"]["median"]
+                                 for who in ("plugin", GUARDED, "pipework"))
+            ok = mine <= GROWTH_RATIO * max(equal, 0.0)
             rows.append({"target": f"{kind} growth with {sizes[1]['ports']} ports on the "
-                                   f"bridge <= {GROWTH_RATIO} x pipework's at equal work",
-                         "ok": ok, "detail": f"plugin {mine:+.1f} ms, pipework {theirs:+.1f} "
-                                             f"ms; ratio {_fmt(ratio(mine, theirs))}"})
+                                   f"bridge <= {GROWTH_RATIO} x pipework's at equal work "
+                                   "(with port security's OpenFlow calls)",
+                         "ok": ok, "detail": f"plugin {mine:+.1f} ms, pipework+guard "
+                                             f"{equal:+.1f} ms: ratio {_fmt(ratio(mine, equal))}"
+                                             f"; pipework alone {bare:+.1f} ms: ratio "
+                                             f"{_fmt(ratio(mine, bare))}"})
     one = results.get("status", {}).get("installs", {}).get("now")  # --status-before: shown
     if one:
         value = ratio(one["status"]["wall_ms"]["median"], one["bare"]["wall_ms"]["median"])
@@ -165,12 +172,15 @@ def render(results: dict[str, Any], quick: bool) -> str:
     sizes = results.get("crowded", [])
     if sizes:
         out += ["A crowded bridge: the probe pod's calls with bare veth ports on the bridge, "
-                "by the plugin and by pipework at equal work in turn (median ms [p25-p75]); "
-                "one no-op ovs-vsctl (`--if-exists del-port` of an absent port)"]
-        out += _table(["ports on the bridge", "plugin setup", "plugin teardown",
-                       "pipework setup", "pipework teardown", "ovs-vsctl no-op"],
+                "by the plugin, by pipework at equal work and by pipework at equal work plus "
+                "port security's OpenFlow calls (pipework+guard), in turn (median ms "
+                "[p25-p75]); one no-op ovs-vsctl (`--if-exists del-port` of an absent port)"]
+        who_all = ("plugin", "pipework", GUARDED)
+        out += _table(["ports on the bridge",
+                       *(f"{who} {kind}" for who in who_all for kind in ("setup", "teardown")),
+                       "ovs-vsctl no-op"],
                       [[str(s["ports"]), *(_cell(s[who][kind]["wall_ms"])
-                                           for who in ("plugin", "pipework")
+                                           for who in who_all
                                            for kind in ("setup", "teardown")),
                         _cell(s["ovs_vsctl_noop_ms"])] for s in sizes])
         growth = results.get("vsctl_growth", [])
