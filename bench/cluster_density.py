@@ -168,7 +168,11 @@ def render(results: dict[str, Any], quick: bool) -> str:
                         f"{burst['plugin'][kind]['per_call_ms']['median']:.0f} / "
                         f"{burst['card floor'][kind]['per_call_ms']['median']:.0f}"]
                        for kind in ("setup", "teardown")])
-        out += [f"({burst['distinct_addresses']} distinct addresses handed out)", ""]
+        out += [f"({burst['distinct_addresses']} distinct addresses handed out)"]
+        out += [f"plugin {kind} phases in the burst's last round (median ms, from its log): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in burst["plugin"][kind]["phases_ms"].items())
+                for kind in ("setup", "teardown") if burst["plugin"][kind].get("phases_ms")]
+        out += [""]
     sizes = results.get("crowded", [])
     if sizes:
         out += ["A crowded bridge: the probe pod's calls with bare veth ports on the bridge, "

@@ -161,12 +161,21 @@ def _plugin_pass(plugin: PluginContender, pods: Sequence[Pod]) -> tuple[dict[str
     plugin.log.new()
     setup, samples = _concurrent(lambda p: _call(plugin.path, "setup", p), pods, "plugin setup")
     addresses = _check_burst(plugin, [p for p, s in zip(pods, samples) if s.ok])
-    phases = stats.phase_medians(r.get("phases_ms", {}) for r in plugin.log.new()
-                                 if r.get("command") == "setup")
+    phases = _logged_phases(plugin, "setup")
     teardown, _ = _concurrent(lambda p: _call(plugin.path, "teardown", p), pods,
                               "plugin teardown")
-    plugin.log.new()
+    teardown["phases_ms"] = _logged_phases(plugin, "teardown")
     return {"setup": setup, "teardown": teardown, "phases_ms": phases}, addresses
+
+
+def _logged_phases(plugin: PluginContender, command: str) -> dict[str, float]:
+    """Median phases of the `command` calls logged since the last look, and of what no
+    phase covers (`other`: the plugin's own work, its locks' waits included)."""
+    logged = [r for r in plugin.log.new() if r.get("command") == command]
+    return stats.phase_medians(
+        {**r.get("phases_ms", {}), "other": round(r.get("duration_ms", 0) - sum(
+            v for k, v in r.get("phases_ms", {}).items() if k != "startup"), 2)}
+        for r in logged)
 
 
 def _floor_pass(card_floor: CardFloorContender, pods: Sequence[Pod]) -> dict[str, Any]:
@@ -191,7 +200,8 @@ def _pooled_call(passes: list[dict[str, Any]], call: str) -> dict[str, Any]:
             "failures": sum(d["failures"] for d in done),
             "errors": [e for d in done for e in d["errors"]][:5],
             "per_call_ms": stats.summary(v for d in done for v in d["samples_ms"]),
-            "per_call_cpu_ms": stats.summary(v for d in done for v in d["samples_cpu_ms"])}
+            "per_call_cpu_ms": stats.summary(v for d in done for v in d["samples_cpu_ms"]),
+            **({"phases_ms": done[-1]["phases_ms"]} if "phases_ms" in done[-1] else {})}
 
 
 def _call(path: str, command: str, pod: Pod, kind: str = "burst") -> list[str]:
