@@ -17,6 +17,8 @@ from bench.contenders import Contender, Step, Target, verify_attached, verify_de
 from bench.host import Pod
 from bench.proc import probe, probe_available
 
+OTHER = "other (logged, no phase)"  # a plugin call's `unlogged` time, as a phase
+
 
 @dataclass
 class Runs:
@@ -107,6 +109,12 @@ def summarize(runs: dict[str, Runs]) -> dict[str, Any]:
     return out
 
 
+def unlogged(phases: dict[str, float], duration_ms: float) -> float:
+    """What a plugin call spent from main() to its log line (`duration_ms`) outside every
+    logged phase but `startup` (which runs before main): its own work, lock waits included."""
+    return round(max(0.0, duration_ms - sum(v for k, v in phases.items() if k != "startup")), 2)
+
+
 def _phases(step: Step) -> dict[str, float]:
     """The logged phases, plus what the log cannot see for a plugin call.
 
@@ -117,8 +125,7 @@ def _phases(step: Step) -> dict[str, float]:
     phases = dict(step.phases)
     duration = step.extra.get("duration_ms")
     if duration is not None and "startup" in phases:
-        inside = sum(v for k, v in phases.items() if k != "startup")
-        phases["other (logged, no phase)"] = round(max(0.0, duration - inside), 2)
+        phases[OTHER] = unlogged(phases, duration)
         phases["launch + exit (not logged)"] = round(
             max(0.0, step.wall_ms - phases["startup"] - duration), 2)
     return phases

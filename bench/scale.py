@@ -32,7 +32,7 @@ from bench.contenders import (
 )
 from bench.host import BenchHost, Pod
 from bench.proc import CallFailed, Sample, pmap, timed
-from bench.rounds import Runs, summarize
+from bench.rounds import OTHER, Runs, summarize, unlogged
 from bench.setup_plugin import POOL_VLAN
 from tests.support import hostnet
 
@@ -169,13 +169,12 @@ def _plugin_pass(plugin: PluginContender, pods: Sequence[Pod]) -> tuple[dict[str
 
 
 def _logged_phases(plugin: PluginContender, command: str) -> dict[str, float]:
-    """Median phases of the `command` calls logged since the last look, and of what no
-    phase covers (`other`: the plugin's own work, its locks' waits included)."""
+    """Median phases of the `command` calls logged since the last look, and of the time no
+    phase covers (`rounds.unlogged`)."""
     logged = [r for r in plugin.log.new() if r.get("command") == command]
     return stats.phase_medians(
-        {**r.get("phases_ms", {}), "other": round(r.get("duration_ms", 0) - sum(
-            v for k, v in r.get("phases_ms", {}).items() if k != "startup"), 2)}
-        for r in logged)
+        {**r.get("phases_ms", {}),
+         OTHER: unlogged(r.get("phases_ms", {}), r.get("duration_ms", 0))} for r in logged)
 
 
 def _floor_pass(card_floor: CardFloorContender, pods: Sequence[Pod]) -> dict[str, Any]:

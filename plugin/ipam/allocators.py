@@ -24,6 +24,7 @@ from plugin.ipam.networks import EtcdConfig, NetworkConfig
 from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
+    from plugin.ipam.stores.etcd import EtcdStore
     from plugin.ipam.stores.etcd_client import EtcdConnection
     from plugin.ipam.stores.etcd_index import EtcdIndex
 
@@ -150,7 +151,7 @@ class Allocators:
         by network in key order, read a page at a time (100,000 leases are never held at
         once)."""
         for network in self._etcd_networks():
-            for item in self._index(network).store.listing():
+            for item in self._store(network).listing():
                 if isinstance(item, Damaged):
                     log.warning("%s: %s; left alone, its address is not reused", item.where,
                                 item.reason)
@@ -230,9 +231,13 @@ class Allocators:
     def _index(self, network: NetworkConfig) -> EtcdIndex:
         from plugin.ipam.stores.etcd_index import EtcdIndex
 
+        return EtcdIndex(self._store(network))
+
+    def _store(self, network: NetworkConfig) -> EtcdStore:
+        """The store of an etcd network's allocator."""
         source = self._source(network)
         assert isinstance(source, PoolAllocator)
-        return EtcdIndex(source.store)  # type: ignore[arg-type]
+        return source.store  # type: ignore[return-value]
 
     def _stamped(self, owner: Identity) -> Identity:
         return owner if owner.node else replace(owner, node=self.node)
