@@ -113,7 +113,7 @@ class Limits:
         (after, a new port could be given it, and its meter the same id)."""
         ofport = self.ovs.ofport(record.port)
         if ofport > 0:  # else the port is gone already: gc sweeps its meter
-            self.ofctl.delete(record.bridge, flows.cookie(record.port))
+            self.ofctl.delete(record.bridge, [f"delete cookie={flows.cookie(record.port):#x}/-1"])
             self.ofctl.delete_meter(record.bridge, meter_id(ofport))
 
     def remove_qos(self, record: "Attachment") -> None:

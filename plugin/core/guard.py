@@ -99,7 +99,7 @@ class PortGuard:
         return lambda: self.remove([(record.bridge, record.port)])
 
     def remove(self, ports: Iterable[tuple[str, str]]) -> None:
-        """Delete the rules of each (bridge, port), one bundle per bridge. The ports are gone
+        """Delete the rules of each (bridge, port), one ovs-ofctl per bridge. The ports are gone
         by now, so a bridge that cannot take the bundle (no device, an ovs-vswitchd that is
         down or restarting, which holds no rules) does not fail teardown: what is left is
         rules of a gone port, which reconcile and gc sweep and a new port on that number
@@ -111,7 +111,7 @@ class PortGuard:
                     f"delete cookie={flows.cookie(port):#x}/-1")
         for bridge, lines in by_bridge.items():
             try:
-                self.ofctl.bundle(bridge, lines)
+                self.ofctl.delete(bridge, lines)
             except ToolFailed as exc:
                 log.warning("rules of %d removed port(s) left on bridge %s for reconcile and "
                             "gc to sweep: %s", len(lines), bridge, exc.line())

@@ -158,8 +158,8 @@ def stale(found: dict[int, list[Flow]], ports: Iterable[str]) -> list[int]:
 
 
 def sweep(ofctl: Ofctl, bridge: str, cookies: list[int]) -> None:
-    """Delete the rules of these cookies, and only those, in one bundle."""
-    ofctl.bundle(bridge, [f"delete cookie={c:#x}/-1" for c in cookies])
+    """Delete the rules of these cookies, and only those, in one ovs-ofctl."""
+    ofctl.delete(bridge, [f"delete cookie={c:#x}/-1" for c in cookies])
 
 
 def bridge_lines() -> list[str]:

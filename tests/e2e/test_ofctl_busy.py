@@ -112,5 +112,5 @@ def test_the_plugins_ovs_ofctl_waits_for_a_busy_switch(busy_mgmt) -> None:
     ofctl.bundle(target, ["add table=0,priority=7,cookie=0x76700000000000ff,in_port=65000,"
                           "actions=drop"])
     assert [f.priority for f in ofctl.dump(target, 0x76700000000000ff)] == [7]
-    ofctl.delete(target, 0x76700000000000ff)
+    ofctl.delete(target, ["delete cookie=0x76700000000000ff/-1"])
     assert ofctl.dump(target, 0x76700000000000ff) == []

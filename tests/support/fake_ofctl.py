@@ -1,9 +1,9 @@
 """ovs-ofctl at the wrapper boundary, for the unit tier: each bridge's rules in memory.
 
 It keeps what `pipework_wrapper.ofctl.Ofctl` is asked (bundles of `add` and `delete
-[table=T,]cookie=C/M[,in_port=N]` lines, deletes and dumps by cookie and mask), so setup,
-teardown, gc, reconcile and CHECK run over it as over the switch. What the switch does
-with the rules is the e2e tier's.
+[table=T,]cookie=C/M[,in_port=N]` lines, deletes of such lines, dumps by cookie and
+mask), so setup, teardown, gc, reconcile and CHECK run over it as over the switch.
+What the switch does with the rules is the e2e tier's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ class FakeOfctl:
     def __init__(self, bridges: set[str], step: Callable[[str], None] = lambda name: None
                  ) -> None:
         self.bridges = bridges  # the host's: a bridge it lacks is refused, as ovs-ofctl does
-        self.step = step  # the host's step counter: "ofctl:bundle" (a fault may stop there)
+        # the host's step counter: "ofctl:bundle", "ofctl:delete" (a fault may stop there)
+        self.step = step
         self.rules: dict[str, list[Flow]] = {}
         self.meter_table: dict[str, dict[int, tuple[int, int]]] = {}  # bridge -> id -> rate
 
@@ -29,25 +30,14 @@ class FakeOfctl:
 
     def bundle(self, bridge: str, lines: list[str]) -> None:
         self.step("ofctl:bundle")
-        found = list(self._on(bridge))
-        for line in lines:
-            verb, _, body = line.partition(" ")
-            if verb == "delete":
-                fields = dict(part.partition("=")[::2] for part in body.split(","))
-                cookie, _, mask = fields["cookie"].partition("/")
-                found = [f for f in found if not (
-                    _matches(f.cookie, int(cookie, 0), int(mask or "-1", 0))
-                    and ("table" not in fields or int(fields["table"]) == f.table)
-                    and ("in_port" not in fields
-                         or f"in_port={fields['in_port']}" in f.match.split(",")))]
-                continue
-            flow = rule(line)
-            found = [f for f in found if (f.table, f.priority, set(f.match.split(",")))
-                     != (flow.table, flow.priority, set(flow.match.split(",")))] + [flow]
-        self.rules[bridge] = found
+        self.rules[bridge] = _applied(self._on(bridge), lines)
 
-    def delete(self, bridge: str, cookie: int, mask: int = -1) -> None:
-        self.rules[bridge] = _without(self._on(bridge), cookie, mask)
+    def delete(self, bridge: str, lines: list[str]) -> None:
+        if any(not line.startswith("delete ") for line in lines):
+            raise ValueError(f"not a delete: {lines}")
+        if lines:
+            self.step("ofctl:delete")
+            self.rules[bridge] = _applied(self._on(bridge), lines)
 
     def dump(self, bridge: str, cookie: int, mask: int = -1) -> list[Flow]:
         return [f for f in self._on(bridge) if _matches(f.cookie, cookie, mask)]
@@ -85,5 +75,20 @@ def _matches(value: int, cookie: int, mask: int) -> bool:
     return value & mask == cookie & mask
 
 
-def _without(found: list[Flow], cookie: int, mask: int) -> list[Flow]:
-    return [f for f in found if not _matches(f.cookie, cookie, mask)]
+def _applied(found: list[Flow], lines: list[str]) -> list[Flow]:
+    """The rules after `lines` (`add` / `delete` flow mods), in order."""
+    for line in lines:
+        verb, _, body = line.partition(" ")
+        if verb == "delete":
+            fields = dict(part.partition("=")[::2] for part in body.split(","))
+            cookie, _, mask = fields["cookie"].partition("/")
+            found = [f for f in found if not (
+                _matches(f.cookie, int(cookie, 0), int(mask or "-1", 0))
+                and ("table" not in fields or int(fields["table"]) == f.table)
+                and ("in_port" not in fields
+                     or f"in_port={fields['in_port']}" in f.match.split(",")))]
+            continue
+        flow = rule(line)
+        found = [f for f in found if (f.table, f.priority, set(f.match.split(",")))
+                 != (flow.table, flow.priority, set(flow.match.split(",")))] + [flow]
+    return found

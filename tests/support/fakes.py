@@ -104,7 +104,7 @@ class FakeHost:
     no trap: a failure midway leaves what it already made). Steps: "ovs:plug",
     "ovs:delete", "ip:delete", "ip:mtu", "ip:route", "ip:addresses",
     "pipework:veth", "pipework:port", "pipework:address", "ip:veth", "ip:batch",
-    "ip:offload", "probe", "announce", "ofctl:bundle".
+    "ip:offload", "probe", "announce", "ofctl:bundle", "ofctl:delete".
 
 OpenFlow rules are kept per bridge by `ofctl` (tests/support/fake_ofctl.py); a port's
 OpenFlow number is in `ofports`.
