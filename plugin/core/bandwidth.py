@@ -109,11 +109,12 @@ class Limits:
         self.ofctl.bundle(record.bridge, [rule(record, ofport)])
 
     def remove_meter(self, record: "Attachment") -> None:
-        """The port's meter and its rule, while the port still holds its OpenFlow number
-        (after, a new port could be given it, and its meter the same id)."""
+        """The port's meter, while the port still holds its OpenFlow number (after, a new
+        port could be given it, and its meter the same id). Deleting a meter deletes the
+        rule that uses it, and only that: the port's GUARD rules (same cookie) stay until
+        the port is gone, so the port never sends unguarded."""
         ofport = self.ovs.ofport(record.port)
         if ofport > 0:  # else the port is gone already: gc sweeps its meter
-            self.ofctl.delete(record.bridge, [f"delete cookie={flows.cookie(record.port):#x}/-1"])
             self.ofctl.delete_meter(record.bridge, meter_id(ofport))
 
     def remove_qos(self, record: "Attachment") -> None:

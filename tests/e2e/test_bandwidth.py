@@ -11,11 +11,13 @@ limit could not show.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from plugin import names
+from plugin.core import flows
 from plugin.core.bandwidth import METER_BASE
 from plugin.frontends.cni.errors import INVALID_CONFIG
 from tests.support import hostnet, pluginstate
@@ -23,6 +25,8 @@ from tests.support.cni_runtime import Runtime
 from tests.support.kubelet import make_plugin
 from tests.support.rates import BURST, FIGURES, LIMIT, OFFERED, held, unlimited
 from tests.support.traffic import End, tcp_rate, udp_rate
+
+from .test_faults import stand_in
 
 VLAN = 31
 
@@ -139,3 +143,34 @@ def test_gc_removes_the_limits_of_a_port_lost_without_teardown(tmp_path, bridge,
     assert hostnet.qos_rows("Queue", [container.id]) == []
     assert hostnet.meters(bridge) == []
     plugin.ok("teardown", "default", "31-a", container.id)
+
+
+def test_a_limited_port_keeps_its_guard_until_it_is_deleted(tmp_path, bridge, container):
+    """Teardown removes the egress meter first, while the port still holds its OpenFlow
+    number; the meter's rule shares the attachment's cookie with the port's GUARD rules,
+    and those must stay until the port is gone, or the pod sends unguarded meanwhile. A
+    stand-in ovs-vsctl first on the plugin's PATH dumps the port's table-0 rules at the
+    moment the port is deleted, then runs the real one."""
+    network = {"name": "limited", "vlans": "all", "subnet": "10.96.0.0/24",
+               "bandwidth": limits(egress=LIMIT)}
+    plugin = make_plugin(str(tmp_path), {"bridge": bridge, "networks": [network]})
+    plugin.ok("setup", "default", "31-a", container.id)
+    cookie = flows.cookie(names.host_veth(container.id, "eth1"))
+    guarded = guard_rules(bridge, cookie)
+    assert guarded, "setup left the port without GUARD rules"
+    seen, shims = tmp_path / "at-del-port", tmp_path / "shims"
+    stand_in(shims, "ovs-vsctl", f"case \" $* \" in *' del-port '*) ovs-ofctl --timeout=5 "
+             f"dump-flows {bridge} 'table=0,cookie={cookie:#x}/-1' > {seen};; esac")
+    plugin.ok("teardown", "default", "31-a", container.id,
+              env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert seen.exists(), "the stand-in never saw the port deleted"
+    at_deletion = [line for line in seen.read_text().splitlines() if "actions=" in line]
+    assert len(at_deletion) == len(guarded), seen.read_text()
+    assert guard_rules(bridge, cookie) == [] and hostnet.meters(bridge) == []
+
+
+def guard_rules(bridge: str, cookie: int) -> list[str]:
+    out = subprocess.run(["ovs-ofctl", "--timeout=5", "dump-flows", bridge,
+                          f"table=0,cookie={cookie:#x}/-1"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return [line for line in out.splitlines() if "actions=" in line]
