@@ -173,7 +173,7 @@ def test_the_guard_holds_each_vlan_to_what_its_trunk_entry_lists(runtime, bridge
             t.send(vlan, marker, source)
         heard = {vlan: listener.heard() for vlan, listener in listeners.items()}
     finally:
-        ofctl.delete(bridge, flows.cookie(t.port))
+        ofctl.delete(bridge, [f"delete cookie={flows.cookie(t.port):#x}/-1"])
     assert set(heard[10]) == {"own-untagged"}
     assert set(heard[100]) == {"a100-100"}  # not its own address tagged, not VLAN 202's
     assert set(heard[201]) == {"any-201", "eth-201"}  # MAC-only: any address, any type
