@@ -13,22 +13,24 @@ so it succeeds when the container, the port or the record is already gone.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from plugin import names
 from plugin.calllog import CallLog
 from plugin.config.files import check_private_dir
 from plugin.config.schema import Config
 from plugin.core import bandwidth, marks
-from plugin.core.plumbing import Sandbox
 from plugin.core.ports import PodPorts
-from plugin.core.policy import Want
 from plugin.core.records import Attachment, RecordStore
 from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
 from plugin.identity import Identity
 from plugin.ipam.model import Addresses, Lease, Request
 from plugin.locks import pod_lock
+
+if TYPE_CHECKING:  # setup's: teardown does not load their modules
+    from plugin.core.plumbing import Sandbox
+    from plugin.core.policy import Want
 
 
 class Undo:

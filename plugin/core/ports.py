@@ -26,13 +26,13 @@ from pipework_wrapper.ovs import Ovs, Port
 from plugin.core import bandwidth, conflicts, marks, rules
 from plugin.core.checksum import OFFLOADED, PodChecksums
 from plugin.core.guard import PortGuard
-from plugin.core.plumbing import Plumber, Sandbox, Undo, plumbers
 from plugin.core.records import Attachment
 from plugin.errors import BackendError, NotReady, ToolFailed
 from plugin.policy import trunk as trunks
 
 if TYPE_CHECKING:
     from plugin.config.schema import Config
+    from plugin.core.plumbing import Plumber, Sandbox, Undo
     from plugin.core.policy import Want
     from plugin.ipam.model import Lease
 
@@ -58,7 +58,7 @@ class PodPorts:
         """`ovs`, `ip`, `announcer`, `prober`, `ofctl` and the plumbers' own wrappers are what unit
         tests replace with fakes of their shape."""
         self.config = config
-        self.plumbers = plumbing or plumbers(config)
+        self._plumbers = plumbing  # made by the first plug: teardown and CHECK need none
         self.ovs = ovs or Ovs(config.ovs_timeout)
         self.ip = ip
         self.announce = announcer or _announce
@@ -66,6 +66,15 @@ class PodPorts:
         self.guard = PortGuard(config, self.ovs, ofctl, ip)
         self.checksums = PodChecksums(config, ip)
         self.limits = bandwidth.Limits(self.ovs, config.ovs_timeout, ofctl)
+
+    def plumbers(self) -> dict[str, Plumber]:
+        """Every plumber by name, made on first use (they import pipework's and the netns
+        plumber's modules, which only plugging needs)."""
+        if self._plumbers is None:
+            from plugin.core.plumbing import plumbers
+
+            self._plumbers = plumbers(self.config)
+        return self._plumbers
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
              stale: bool) -> Attachment:
@@ -94,7 +103,7 @@ class PodPorts:
         push(lambda: self.ip.delete_link(port))  # the pod's end goes with it
         datapath, ofport = self.guard.plug(record, lambda number: self._plug_port(record, number))
         self.guard.install(record, ofport)
-        self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)
+        self.plumbers()[sandbox.plumber].make(sandbox, record, leases, push)
         record = self.guard.settle(sandbox.netns, record, ofport)
         self.checksums.settle(sandbox.netns, ifname, datapath)
         self._check(sandbox, record)

@@ -92,8 +92,8 @@ MUTANTS = (
            "a port a killed attempt left (no veth) keeps its stale tag: pipework skips add-port"),
     Mutant("guard-after-the-pods-end", "core", "plugin/core/ports.py",
            "        self.guard.install(record, ofport)\n"
-           "        self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)\n",
-           "        self.plumbers[sandbox.plumber].make(sandbox, record, leases, push)\n"
+           "        self.plumbers()[sandbox.plumber].make(sandbox, record, leases, push)\n",
+           "        self.plumbers()[sandbox.plumber].make(sandbox, record, leases, push)\n"
            "        self.guard.install(record, ofport)\n",
            "issue 20: the guard's rules come after the pod's end exists (a window to spoof)",
            ("tests/e2e/test_port_security.py::test_no_window_a_pod_sending_forged_frames_as_"
