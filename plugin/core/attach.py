@@ -91,9 +91,9 @@ class Core:
                 prepared = [self._claim(ref, want, record, previous, undo)
                             for want, record in zip(todo, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
-                recorded = {r.interface for r in previous}
+                recorded = {r.interface: r for r in previous}
                 plugged = [self.ports.plug(sandbox, record, leases, undo.push,
-                                           stale=record.interface in recorded)
+                                           earlier=recorded.get(record.interface))
                            for record, leases in prepared]
                 if plugged != [record for record, _ in prepared]:  # link-local addresses
                     self.records.save(ref.infra_id, others + plugged)

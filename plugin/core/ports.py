@@ -77,7 +77,7 @@ class PodPorts:
         return self._plumbers
 
     def plug(self, sandbox: Sandbox, record: Attachment, leases: list["Lease"], push: Undo,
-             stale: bool) -> Attachment:
+             earlier: Attachment | None) -> Attachment:
         """Attach `record` (its addresses: `leases`, one per family) in `sandbox`; every step
         pushes its undo before it runs. Returns the record as plugged (with the pod's
         IPv6 link-local addresses, which its guard admits).
@@ -85,14 +85,19 @@ class PodPorts:
         The guard's rules exist before the pod's end does (`plugin.core.guard`); their
         undo is pushed first, so a rollback removes them last, after the link.
 
-        `stale`: an earlier attempt for this container recorded this interface, so a
+        `earlier`: this interface's record from an earlier attempt for this container (or
+        an attachment that is no longer as wanted: its limits, trunk or VLAN changed), so a
         port of that name may be left in OVSDB. The port is named from this container's
         id: nothing else can own it, and left in place it would make pipework refuse
-        ("exists and is up") or skip its add-port.
+        ("exists and is up") or skip its add-port. Its egress meter goes first, while the
+        port still holds the number that names it: left, it would keep limiting the port
+        made again on that number.
         """
         port, ifname = record.port, record.interface
         self.limits.check(record)
-        if stale or self.ip.link_exists(port):
+        if earlier is not None or self.ip.link_exists(port):
+            if earlier is not None and earlier.bandwidth.egress:
+                self.limits.remove_meter(earlier)
             self.ovs.delete_ports([port])
             self.ip.delete_link(port)
             self.limits.remove_qos(record)  # the earlier port's, which OVSDB keeps
@@ -198,6 +203,9 @@ class PodPorts:
                          f"{'' if record.trunk == want.trunk else ' (the trunk changed)'}")
         if port.error:
             found.append(f"port {port.name} has an error: {port.error}")
+        if record.bandwidth != want.bandwidth:
+            found.append(f"port {port.name} has bandwidth limits {record.bandwidth.shown()}, "
+                         f"wanted {want.bandwidth.shown()}")
         if marks.Marks.read(port.external_ids) != record.marks(self.config.node_name):
             found.append(f"port {port.name} does not carry this attachment's marks")
         if not self.ip.link_exists(port.name):

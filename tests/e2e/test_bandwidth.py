@@ -174,3 +174,27 @@ def guard_rules(bridge: str, cookie: int) -> list[str]:
                           f"table=0,cookie={cookie:#x}/-1"],
                          capture_output=True, text=True, timeout=10, check=True).stdout
     return [line for line in out.splitlines() if "actions=" in line]
+
+
+def test_check_compares_limits_and_an_add_with_other_limits_puts_them_in_force(runtime, bridge,
+                                                                               container):
+    """CHECK names limits that differ from the ones in force; ADD again with other limits
+    (or none) replaces them, the old meter and its rule included."""
+    limited = runtime.netconf("1.0.0", bridge, vlan=VLAN,
+                              runtimeConfig={"bandwidth": limits(egress=LIMIT)})
+    added = json.loads(runtime.ok("ADD", limited, container).stdout)
+    runtime.ok("CHECK", {**limited, "prevResult": added}, container)
+    plain = runtime.netconf("1.0.0", bridge, vlan=VLAN)
+    error = runtime.fails(1003, "CHECK", {**plain, "prevResult": added}, container)
+    assert "bandwidth limits ingress none, egress 20 Mbit/s" in error["msg"], error
+    assert "wanted ingress none, egress none" in error["msg"], error
+    added = json.loads(runtime.ok("ADD", plain, container).stdout)
+    assert [m for m in hostnet.meters(bridge) if m > METER_BASE] == [] and \
+        meter_rules(bridge) == []
+    runtime.ok("CHECK", {**plain, "prevResult": added}, container)
+    inbound = runtime.netconf("1.0.0", bridge, vlan=VLAN,
+                              runtimeConfig={"bandwidth": limits(ingress=LIMIT)})
+    runtime.ok("ADD", inbound, container)
+    assert qos_of(names.host_veth(container.id, "net1"))["max-rate"] == str(LIMIT)
+    runtime.ok("DEL", inbound, container)
+    assert hostnet.qos_rows("QoS", [container.id]) == [] and hostnet.meters(bridge) == []

@@ -87,7 +87,7 @@ MUTANTS = (
            "not VLAN_MIN <= value <= VLAN_MAX", "not VLAN_MIN <= value < VLAN_MAX",
            "an off-by-one VLAN bound: 4094 refused"),
     Mutant("stale-port-not-cleared", "core", "plugin/core/ports.py",
-           "        if stale or self.ip.link_exists(port):\n",
+           "        if earlier is not None or self.ip.link_exists(port):\n",
            "        if self.ip.link_exists(port):\n",
            "a port a killed attempt left (no veth) keeps its stale tag: pipework skips add-port"),
     Mutant("guard-after-the-pods-end", "core", "plugin/core/ports.py",

@@ -234,3 +234,14 @@ def test_a_port_made_again_takes_the_place_of_its_qos_too(host, cni):
     assert status == 0, out
     assert list(host.qos) != [first] and len(host.qos) == 1
     assert cni.delete()[0] == 0 and host.leftovers() == []
+
+
+def test_an_add_again_with_another_limit_puts_it_in_force(host, cni):
+    """Limits are part of what an attachment is: ADD again with others plugs it again."""
+    assert cni(**INGRESS)[0] == 0
+    slower = {"runtimeConfig": {"bandwidth": {"ingressRate": 10 * M, "ingressBurst": M}}}
+    status, out = cni(**slower)
+    assert status == 0, out
+    ((_, qos),) = host.qos.values()
+    assert (qos.max_rate, qos.burst) == (10 * M, M)
+    assert cni.delete()[0] == 0 and host.leftovers() == []
