@@ -103,6 +103,23 @@ def pod_lock(state_dir: str, container_id: str, timeout: float) -> Iterator[PodL
             return
 
 
+def pod_busy(state_dir: str, container_id: str) -> bool:
+    """Whether a call (or a child it left) holds the pod's lock now: tried without waiting,
+    and let go at once if it was free."""
+    path = os.path.join(state_dir, "locks", f"{names.state_key(container_id)}.lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def sweep_unused(directory: str, keep: Callable[[str], bool], dry_run: bool) -> list[str]:
     """Remove the lock files of killed calls: not held now, and not `keep(key)` (the pod
     still has records). Each is removed under its own lock, as `discard` does."""

@@ -12,8 +12,10 @@ so it succeeds when the container, the port or the record is already gone.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from plugin import names
 from plugin.calllog import CallLog
@@ -26,7 +28,7 @@ from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
 from plugin.identity import Identity
 from plugin.ipam.model import Addresses, Lease, Request
-from plugin.locks import pod_lock
+from plugin.locks import locked, pod_busy, pod_lock
 
 if TYPE_CHECKING:  # setup's: teardown does not load their modules
     from plugin.core.plumbing import Sandbox
@@ -82,12 +84,12 @@ class Core:
                 self.log.set(result="already attached")
                 return [live[w.interface] for w in wants]
             self.ports.bridges_ready((w.bridge for w in todo), ask_ovsdb=False)
-            self._requested_macs_free(ref, todo)
             others = [r for r in previous if r.interface not in {w.interface for w in todo}]
             intended = [self._intent(ref, want, sandbox) for want in todo]
             undo = Undo()
             try:
-                self.records.save(ref.infra_id, others + intended)
+                with self._requested_macs(ref, todo):
+                    self.records.save(ref.infra_id, others + intended)
                 prepared = [self._claim(ref, want, record, previous, undo)
                             for want, record in zip(todo, intended)]
                 self.records.save(ref.infra_id, others + [record for record, _ in prepared])
@@ -167,28 +169,44 @@ class Core:
                     f"{ref.infra_id[:12]}"]
         return self.ports.differences(ref.infra_id, [(record, want)], netns)
 
-    def _requested_macs_free(self, ref: Identity, todo: list[Want]) -> None:
+    @contextmanager
+    def _requested_macs(self, ref: Identity, todo: list[Want]) -> Iterator[None]:
         """A MAC a pod asks for is not another interface's on its bridge and VLAN on this
         node (plugin/core/macs.py, doctor's rule); checked before anything is made. Only
         requested MACs: a derived one follows from an address the allocator keeps unique.
-        A holder whose host veth is gone (a dead sandbox gc has not swept yet, records
-        after a reboot) is not on the wire: a pod restarted with its MAC must not wait
-        for gc."""
+
+        The check and the save of the intent records (which name the MAC) run under one
+        node lock, so of two setups asking for one MAC the second sees the first's
+        intent. A holder is on the wire when its host veth exists, or about to be while a
+        call holds its pod's lock (a setup in flight); a holder with neither (a dead
+        sandbox gc has not swept yet, records after a reboot) is not: a pod restarted
+        with its MAC must not wait for gc."""
         asked = [w for w in todo if w.mac]
         if not asked:
+            yield
             return
         from plugin.core import macs
 
-        found, _ = self.records.all()
-        records = [r for attached in found.values() for r in attached]
-        for want in asked:
-            other = next((r for r in macs.holders(records, want.bridge, want.vlan,
-                                                  want.mac or "", (ref.infra_id, want.interface))
-                          if self.ports.ip.link_exists(r.port)), None)
-            if other is not None:
-                raise AllocationError(f"requested MAC {want.mac} is already used on bridge "
-                                      f"{want.bridge} VLAN {want.vlan} by {macs.who(other)}",
-                                      "ask for another MAC, or none (the address gives one)")
+        def live(record: Attachment) -> bool:
+            return self.ports.ip.link_exists(record.port) or (
+                record.infra_id != ref.infra_id
+                and pod_busy(self.config.state_dir, record.infra_id))
+
+        with locked(os.path.join(self.config.state_dir, "requested-macs.lock"),
+                    self.config.lock_timeout):
+            found, _ = self.records.all()
+            records = [r for attached in found.values() for r in attached]
+            for want in asked:
+                other = next((r for r in macs.holders(records, want.bridge, want.vlan,
+                                                      want.mac or "",
+                                                      (ref.infra_id, want.interface))
+                              if live(r)), None)
+                if other is not None:
+                    raise AllocationError(f"requested MAC {want.mac} is already used on bridge "
+                                          f"{want.bridge} VLAN {want.vlan} by "
+                                          f"{macs.who(other)}",
+                                          "ask for another MAC, or none (the address gives one)")
+            yield
 
     def _keep_conflicted(self, ref: Identity, exc: AddressConflict) -> None:
         """Turn the pod's leases that another host answered for into conflicted records

@@ -9,6 +9,7 @@ from __future__ import annotations
 import yaml
 
 from plugin.core.records import RecordStore
+from plugin.locks import pod_lock
 from tests.support.cni_runtime import with_capabilities
 from tests.unit.test_cni_frontend import NETNS, cni, host, leases, network, node  # noqa: F401
 
@@ -82,4 +83,18 @@ def test_a_holder_whose_veth_is_gone_does_not_block_the_mac(host, cni, node):
     pod's new sandbox may ask for its MAC again."""
     assert cni("ADD", with_capabilities(CAPABLE, mac=LOCAL), "cri-1", "net1")[0] == 0
     host.links.clear()  # the veth died with its namespace
+    assert cni("ADD", with_capabilities(CAPABLE, mac=LOCAL), "cri-2", "net1")[0] == 0
+
+
+def test_a_holder_whose_setup_is_still_running_blocks_the_mac(host, cni, node):
+    """A setup in flight has saved its intent (which names the MAC) but has no veth yet:
+    while its pod's lock is held it is about to be on the wire, and a second pod asking for
+    the MAC meanwhile must be refused, not plugged beside it."""
+    assert cni("ADD", with_capabilities(CAPABLE, mac=LOCAL), "cri-1", "net1")[0] == 0
+    host.links.clear()  # as before its veth exists
+    with pod_lock(yaml.safe_load(open(node))["state_dir"], "cri-1", 5):
+        status, error = cni("ADD", with_capabilities(CAPABLE, mac=LOCAL), "cri-2", "net1")
+    assert status == 1 and error["code"] == 1002, error
+    assert "requested MAC 0a:58:0a:09:00:63 is already used on bridge br0 VLAN 22 by / net1 " \
+        "(cri-1)" in error["msg"], error
     assert cni("ADD", with_capabilities(CAPABLE, mac=LOCAL), "cri-2", "net1")[0] == 0
