@@ -82,9 +82,8 @@ def pod_lock(state_dir: str, container_id: str, timeout: float) -> Iterator[PodL
     A waiter may have opened the file we unlink; it then locks an orphaned
     inode, notices the path now names another file (or none), and retries.
     """
-    directory = os.path.join(state_dir, "locks")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, f"{names.state_key(container_id)}.lock")
+    path = _pod_lock_path(state_dir, container_id)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     deadline = time.monotonic() + timeout
     me = Holder.me()
     while True:
@@ -106,9 +105,8 @@ def pod_lock(state_dir: str, container_id: str, timeout: float) -> Iterator[PodL
 def pod_busy(state_dir: str, container_id: str) -> bool:
     """Whether a call (or a child it left) holds the pod's lock now: tried without waiting,
     and let go at once if it was free."""
-    path = os.path.join(state_dir, "locks", f"{names.state_key(container_id)}.lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(_pod_lock_path(state_dir, container_id), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
@@ -118,6 +116,10 @@ def pod_busy(state_dir: str, container_id: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _pod_lock_path(state_dir: str, container_id: str) -> str:
+    return os.path.join(state_dir, "locks", f"{names.state_key(container_id)}.lock")
 
 
 def sweep_unused(directory: str, keep: Callable[[str], bool], dry_run: bool) -> list[str]:
