@@ -63,17 +63,20 @@ class Ofctl:
 
     def bundle(self, bridge: str, lines: list[str]) -> None:
         """Apply `lines` (`add ...` / `delete ...` flow mods) to `bridge` as one bundle."""
-        if lines:
-            self._ofctl("--bundle", "add-flows", bridge, "-",
-                        input=("\n".join(lines) + "\n").encode())
+        self._add_flows(bridge, lines, "--bundle")
 
     def delete(self, bridge: str, lines: list[str]) -> None:
         """Apply `lines` (`delete ...` flow mods only) to `bridge`, one by one, in one
         process (see the module's docstring for why not as a bundle)."""
         if any(not line.startswith("delete ") for line in lines):
             raise ValueError(f"not a delete: {lines}")
+        self._add_flows(bridge, lines)
+
+    def _add_flows(self, bridge: str, lines: list[str], *options: str) -> None:
+        """One `ovs-ofctl add-flows` of `lines` on stdin; none, no process."""
         if lines:
-            self._ofctl("add-flows", bridge, "-", input=("\n".join(lines) + "\n").encode())
+            self._ofctl(*options, "add-flows", bridge, "-",
+                        input=("\n".join(lines) + "\n").encode())
 
     def dump(self, bridge: str, cookie: int, mask: int = -1) -> list[Flow]:
         """The rules of `bridge` whose cookie matches `cookie` under `mask`, with the

@@ -28,28 +28,28 @@ BUSY_PAUSE = 0.05  # seconds between two attempts to reach a busy daemon
 
 
 def waiting(program: str, args: Sequence[str], timeout: float, hint: str,
-            ok: tuple[int, ...] = (0,), input: bytes | None = None) -> str:
+            ok: tuple[int, ...] = (0,), input: bytes | None = None,
+            once_busy: Sequence[str] = ()) -> str:
     """The output of `program --timeout=S args...` (ovs-vsctl, ovs-ofctl), run again while
     the daemon it asks is too busy to accept it; all of it within `timeout` (each attempt
     gets what is left, at least 1 s). A daemon that is not running fails it at once.
 
-    Once ovsdb-server has refused as busy, ovs-vsctl runs again with `--retry`: it then
-    waits for the server in its own process (connecting again after 1 s, 2 s, 4 s...)
-    instead of a new setpriv and ovs-vsctl every BUSY_PAUSE, which 110 teardowns at once
-    paid about 185 times a round (~4.5 ms of CPU each, on a machine already saturated).
-    ovs-ofctl has no such option."""
+    `once_busy`: options the attempts after a refusal add, for a tool that can wait for
+    a busy daemon itself (ovs-vsctl's `--retry`, which connects again after 1 s, 2 s,
+    4 s... in its own process): a new setpriv and tool every BUSY_PAUSE cost 110
+    teardowns at once about 185 processes a round (~4.5 ms of CPU each, on a machine
+    already saturated). ovs-ofctl has no such option."""
     deadline = time.monotonic() + timeout
-    patient: list[str] = []
+    extra: Sequence[str] = ()
     while True:
         left = deadline - time.monotonic()
         try:
-            return run(program, [*patient, f"--timeout={max(1, round(left))}", *args],
+            return run(program, [*extra, f"--timeout={max(1, round(left))}", *args],
                        timeout=max(1, left) + 2, ok=ok, hint=hint, input=input).stdout
         except ToolFailed as exc:
             if BUSY not in exc.message or time.monotonic() + BUSY_PAUSE >= deadline:
                 raise
-        if program == "ovs-vsctl":
-            patient = ["--retry"]
+        extra = once_busy
         time.sleep(BUSY_PAUSE)
 
 
@@ -99,8 +99,9 @@ class Ovs:
         self.timeout = timeout
 
     def vsctl(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
-        """One ovs-vsctl, run again while ovsdb-server is too busy to accept it."""
-        return waiting("ovs-vsctl", args, self.timeout, HINT, ok=ok)
+        """One ovs-vsctl, run again while ovsdb-server is too busy to accept it (then with
+        `--retry`: a server that refused as busy is running)."""
+        return waiting("ovs-vsctl", args, self.timeout, HINT, ok=ok, once_busy=("--retry",))
 
     def ensure_bridge(self, bridge: str, datapath_type: str, mtu: int | None = None) -> None:
         """The bridge, with its own (internal) interface's MTU fixed at `mtu`: without

@@ -180,6 +180,12 @@ def _vlan_matches(vlans: list[int]) -> list[str]:
     return matches
 
 
+def forget(rules_cookie: int) -> str:
+    """The `delete` line for every rule of one cookie, in every table (an attachment's,
+    once its port is gone)."""
+    return f"delete cookie={rules_cookie:#x}/-1"
+
+
 def unguard(port: str) -> str:
     """The `delete` line for `port`'s rules in GUARD: its rules in other tables (an egress
     meter's, in FORWARD) are another feature's and stay."""

@@ -100,15 +100,14 @@ class PortGuard:
 
     def remove(self, ports: Iterable[tuple[str, str]]) -> None:
         """Delete the rules of each (bridge, port), one ovs-ofctl per bridge. The ports are gone
-        by now, so a bridge that cannot take the bundle (no device, an ovs-vswitchd that is
+        by now, so a bridge that cannot take the deletion (no device, an ovs-vswitchd that is
         down or restarting, which holds no rules) does not fail teardown: what is left is
         rules of a gone port, which reconcile and gc sweep and a new port on that number
         never inherits (`_rules`' leftovers); it is logged."""
         by_bridge: dict[str, list[str]] = {}
         for bridge, port in sorted(set(ports)):
             if bridge:
-                by_bridge.setdefault(bridge, []).append(
-                    f"delete cookie={flows.cookie(port):#x}/-1")
+                by_bridge.setdefault(bridge, []).append(flows.forget(flows.cookie(port)))
         for bridge, lines in by_bridge.items():
             try:
                 self.ofctl.delete(bridge, lines)

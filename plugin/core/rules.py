@@ -159,7 +159,7 @@ def stale(found: dict[int, list[Flow]], ports: Iterable[str]) -> list[int]:
 
 def sweep(ofctl: Ofctl, bridge: str, cookies: list[int]) -> None:
     """Delete the rules of these cookies, and only those, in one ovs-ofctl."""
-    ofctl.delete(bridge, [f"delete cookie={c:#x}/-1" for c in cookies])
+    ofctl.delete(bridge, [flows.forget(c) for c in cookies])
 
 
 def bridge_lines() -> list[str]:
