@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 
+from pipework_wrapper.ofctl import Flow, Ofctl
 from plugin import names
 from plugin.core import flows
 from plugin.core.bandwidth import METER_BASE
@@ -169,11 +170,8 @@ def test_a_limited_port_keeps_its_guard_until_it_is_deleted(tmp_path, bridge, co
     assert guard_rules(bridge, cookie) == [] and hostnet.meters(bridge) == []
 
 
-def guard_rules(bridge: str, cookie: int) -> list[str]:
-    out = subprocess.run(["ovs-ofctl", "--timeout=5", "dump-flows", bridge,
-                          f"table=0,cookie={cookie:#x}/-1"],
-                         capture_output=True, text=True, timeout=10, check=True).stdout
-    return [line for line in out.splitlines() if "actions=" in line]
+def guard_rules(bridge: str, cookie: int) -> list[Flow]:
+    return [f for f in Ofctl(5).dump(bridge, cookie) if f.table == flows.GUARD]
 
 
 def test_check_compares_limits_and_an_add_with_other_limits_puts_them_in_force(runtime, bridge,
