@@ -21,7 +21,8 @@ from plugin.config.networks import parse_networks
 from plugin.config.reader import Section
 from plugin.ipam.leaserecord import new_record
 from plugin.identity import Identity
-from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.ipam.networks import NetworkConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, put_op

@@ -1,5 +1,5 @@
 """The `etcd` section of the node config: where the cluster-wide allocator and the
-pins live, read into the etcd client's own `EtcdConfig`.
+pins live, read into `EtcdConfig` (`plugin.ipam.stores.etcd_config`).
 
 Endpoints are checked to be bare http(s)://HOST:PORT (credentials in a URL would go
 unused and show in logs) and TLS files to exist, so a typo fails at the config,
@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from plugin.config.reader import Section
-from plugin.ipam.networks import EtcdConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 
 
 def parse_etcd(section: Section) -> EtcdConfig | None:

@@ -18,9 +18,12 @@ from plugin.config.reader import Section
 from plugin.errors import ConfigError
 from plugin.ipam.addresses import (ALL_VLANS, parse_address, parse_block, parse_interface,
                                    parse_subnet, parse_vlans)
-from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Route
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Route
 
 ALLOCATORS = ("static", "local", "etcd")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -238,6 +241,8 @@ def _hosts_span(subnet: IPNetwork) -> tuple[IPAddress, IPAddress]:
 
 
 def _parse_route(s: Section) -> Route:
+    from plugin.ipam.model import Route
+
     destination = s.convert("dst", parse_subnet, "a destination subnet like 10.0.0.0/8")
     gateway = s.convert("gw", parse_address, "an IP address", None)
     s.done()

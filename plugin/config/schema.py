@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING, Any, Mapping
 from plugin import names
 from plugin.config import cnipolicy
 from plugin.config.cnipolicy import CniPolicy
-from plugin.config.etcd import parse_etcd
 from plugin.config.limits import parse_bandwidth
 from plugin.config.networks import MTU_MAX, MTU_MIN, parse_networks
 from plugin.config.reader import Section
 from plugin.config.security import PortSecurity, network_setting
 from plugin.errors import ConfigError
-from plugin.ipam.addresses import parse_vlans
-from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.ipam.networks import NetworkConfig
 from plugin.policy import trunk as trunks
 from plugin.policy.bandwidth import Bandwidth
 from plugin.policy.trunk import TrunkEntry
 from plugin.policy.vlan import RULES, VlanRule
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the etcd and uplink sections' records load when a config has one
+    from plugin.config.uplink import Uplink
     from plugin.ipam.allocators import Allocators
+    from plugin.ipam.stores.etcd_config import EtcdConfig
 
 STATUS_REPORTS = ("docker", "vlan")
 TX_CHECKSUM = ("auto", "off", "on")
@@ -47,15 +47,6 @@ class InterfaceSpec:
     vlan: VlanRule
     primary: bool = True
     trunk: tuple[TrunkEntry, ...] = ()  # VLANs its port also carries tagged (policy.trunk)
-
-
-@dataclass(frozen=True)
-class Uplink:
-    """The host interface that carries the bridge's VLANs to the physical network (a trunk)."""
-
-    interface: str
-    bridge: str
-    vlans: frozenset[int] | None = None  # None: every VLAN
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,7 @@ def _parse(top: Section) -> Config:
     sections = top.sections("networks")
     settings = [network_setting(section, port_security) for section in sections]
     networks = parse_networks(sections)
-    etcd = parse_etcd(top.section("etcd"))
+    etcd = _etcd(top.section("etcd"))
     status = top.section("status")
     report = status.choice("report", STATUS_REPORTS, "docker")
     status.done()
@@ -256,13 +247,20 @@ def _attachments(top: Section, bridge: str, interface: str, rule: VlanRule,
     return tuple(specs)
 
 
+def _etcd(section: Section) -> EtcdConfig | None:
+    """`parse_etcd`'s answer, None for an absent or empty section without loading it: a
+    node without etcd builds none of its records (issue 23)."""
+    if not section.data:
+        return None
+    from plugin.config.etcd import parse_etcd
+
+    return parse_etcd(section)
+
+
 def _uplink(section: Section, bridge: str) -> Uplink | None:
     if not section.data:
         section.done()
         return None
-    interface = section.convert("interface", names.ifname, "an interface name")
-    on = section.convert("bridge", names.ifname, "a bridge name", bridge)
-    vlans = section.convert("vlans", parse_vlans,
-                            'a list of VLAN ids (1-4094) or "A-B" ranges, or "all"', "all")
-    section.done()
-    return Uplink(interface, on, None if vlans in (None, "all") else vlans)
+    from plugin.config.uplink import parse_uplink
+
+    return parse_uplink(section, bridge)

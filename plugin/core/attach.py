@@ -27,10 +27,10 @@ from plugin.core.records import Attachment, RecordStore
 from plugin.errors import AddressConflict, AllocationError
 from plugin.ipam.mac import mac_for
 from plugin.identity import Identity
-from plugin.ipam.model import Addresses, Lease, Request
 from plugin.locks import locked, pod_busy, pod_lock
 
 if TYPE_CHECKING:  # setup's: teardown does not load their modules
+    from plugin.ipam.model import Addresses, Lease, Request
     from plugin.core.plumbing import Sandbox
     from plugin.core.policy import Want
 
@@ -284,6 +284,8 @@ class Core:
 
         A lease the previous record already names on this network is not this call's: a
         rollback keeps it (the restored record names it, so teardown frees it)."""
+        from plugin.ipam.model import Request
+
         owner = ref.with_interface(want.interface, self.config.node_name)
         held = any(r.interface == want.interface and r.addresses and r.network == intent.network
                    for r in previous)

@@ -10,7 +10,11 @@ import ipaddress
 from typing import Any
 
 from plugin import names
-from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
+
 
 ALL_VLANS = "all"
 

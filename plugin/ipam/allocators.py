@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from plugin.errors import AddressRefused, AllocationError, ConfigError, Failure
 from plugin.identity import Identity
-from plugin.ipam.model import Allocator, Conflicted, Damaged, Lease, Pin, Request
 from plugin.ipam.leaserecord import Record
 from plugin.ipam.pooled import PoolAllocator
 from plugin.ipam.stores.files import FileStore
-from plugin.ipam.networks import EtcdConfig, NetworkConfig
+from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
+    from plugin.ipam.stores.etcd_config import EtcdConfig
+    from plugin.ipam.model import Allocator, Conflicted, Damaged, Lease, Pin, Request
     from plugin.ipam.stores.etcd import EtcdStore
     from plugin.ipam.stores.etcd_client import EtcdConnection
     from plugin.ipam.stores.etcd_index import EtcdIndex
@@ -150,6 +151,8 @@ class Allocators:
         """Network, owner and address text of every lease in etcd, of every node, network
         by network in key order, read a page at a time (100,000 leases are never held at
         once)."""
+        from plugin.ipam.model import Damaged
+
         for network in self._etcd_networks():
             for item in self._store(network).listing():
                 if isinstance(item, Damaged):

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugin.identity import Identity
-from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
+
 
 KIND = "vlanpipe.lease/v1"
 # The owner (an attachment's Identity) is stored as these fields at the top level; listed,

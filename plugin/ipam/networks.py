@@ -3,7 +3,7 @@
 `plugin.config.networks` reads and checks the `networks` section into these (subnets
 that do not overlap, one network per VLAN, gateway and exclusions inside the subnet,
 a non-empty pool, the range resolved), so the allocators trust the `NetworkConfig`
-they get; `plugin.config.etcd` reads the `etcd` section into `EtcdConfig`.
+they get.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Lease, Route
 from plugin.policy.bandwidth import Bandwidth
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import IPAddress, IPInterface, IPNetwork, Lease, Route
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class NetworkConfig:
     def lease(self, address: IPInterface) -> Lease:
         """What a pod holding `address` on this network needs to configure it: the gateway
         only if the operator asked for the pod's default traffic to go through it."""
+        from plugin.ipam.model import Lease
+
         return Lease(network=self.name, address=address,
                      gateway=self.gateway if self.default_route else None,
                      routes=self.routes, mtu=self.mtu)
@@ -62,15 +67,3 @@ class NetworkConfig:
         """Its addresses' family, 4 or 6 (a dynamic network has a subnet; a static one at
         least one address: both checked when the config is read)."""
         return (self.subnet or self.static_addresses()[0]).version
-
-
-@dataclass(frozen=True)
-class EtcdConfig:
-    """Where the cluster-wide allocator and the pins live."""
-
-    endpoints: tuple[str, ...]
-    prefix: str = "/vlanpipe"
-    timeout: float = 5.0
-    ca_cert: str | None = None
-    cert: str | None = None
-    key: str | None = None

@@ -14,9 +14,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
 
 if TYPE_CHECKING:
+    from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
     from plugin.ipam.networks import NetworkConfig
 
 Span = tuple[int, int]

@@ -20,10 +20,13 @@ from typing import Iterator
 from plugin.errors import AddressRefused, AllocationError
 from plugin.identity import Identity
 from plugin.ipam.leaserecord import Record, new_record
-from plugin.ipam.model import Conflicted, Damaged, IPAddress, Lease, Request
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.pool import Pool
 from plugin.ipam.stores import Held, Store
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import Conflicted, Damaged, IPAddress, Lease, Request
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class PoolAllocator:
         return self.store.conflict(owner, address, mac)
 
     def conflicted(self) -> list[Conflicted]:
+        from plugin.ipam.model import Conflicted
+
         return [Conflicted(r.network, str(r.address), r.conflict, r.owner, r.created)
                 for r in self.store.scan()[0] if r.conflict]
 

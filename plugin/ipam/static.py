@@ -11,8 +11,11 @@ import ipaddress
 
 from plugin.errors import AddressRefused, AllocationError
 from plugin.identity import Identity
-from plugin.ipam.model import Conflicted, Damaged, IPAddress, IPInterface, Lease, Request
 from plugin.ipam.networks import NetworkConfig
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import Conflicted, Damaged, IPAddress, IPInterface, Lease, Request
 
 
 class StaticAllocator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pipework_wrapper import iproute
 from pipework_wrapper.ovs import Ovs, Port
-from plugin.config.schema import Uplink
+from plugin.config.uplink import Uplink
 from plugin.core import marks
 from plugin.errors import BackendError, NotReady
 

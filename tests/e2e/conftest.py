@@ -20,7 +20,7 @@ import pytest
 
 from plugin.config.etcd import parse_etcd
 from plugin.config.reader import Section
-from plugin.ipam.networks import EtcdConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 from tests.support import containerd, etcd_server, hostnet
 from tests.support.hostnet import Container
 from tests.support.scope import Scope

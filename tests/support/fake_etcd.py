@@ -22,7 +22,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from plugin.ipam.networks import EtcdConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 from plugin.ipam.stores.etcd_client import EtcdConnection
 
 RESULTS: dict[str, Callable[[Any, Any], bool]] = {

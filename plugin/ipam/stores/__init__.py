@@ -14,7 +14,11 @@ from typing import Literal, Protocol, Sequence
 
 from plugin.ipam.leaserecord import Record
 from plugin.identity import Identity
-from plugin.ipam.model import Damaged, IPAddress
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import Damaged, IPAddress
+
 
 Outcome = Literal["won", "taken", "raced"]
 

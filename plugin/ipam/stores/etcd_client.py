@@ -25,7 +25,7 @@ from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, Et
 
 from pipework_wrapper.timing import timed
 from plugin.errors import EtcdError
-from plugin.ipam.networks import EtcdConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 
 PAGE = 1000  # keys per range request of a listing: ~300 KB of leases, never the whole prefix
 AHEAD = 2  # requests of a listing in flight while the caller reads a page

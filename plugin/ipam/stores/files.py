@@ -24,12 +24,15 @@ from typing import Sequence
 
 from plugin.identity import Identity
 from plugin.ipam.leaserecord import Record, decode, encode, new_record
-from plugin.ipam.model import Damaged, IPAddress
 from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.stores import Claimed, Held
 from plugin.ipam.stores.fileops import (ensure_dir, inode, link_exclusive, link_replace,
                                         overwrite, read_bytes, read_with_inode, remove, write_new)
 from plugin.locks import locked
+
+TYPE_CHECKING = False  # the records' module is not loaded on teardown (issue 23)
+if TYPE_CHECKING:
+    from plugin.ipam.model import Damaged, IPAddress
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,8 @@ class FileStore:
 
     def scan(self) -> tuple[list[Record], list[Damaged]]:
         """Every record, read without the lock: each file appears whole or not at all."""
+        from plugin.ipam.model import Damaged
+
         if not os.path.isdir(self._path("addr")):
             return [], []
         damaged = [Damaged(self.network.name, self._path(name), "foreign file in the state directory")

@@ -20,7 +20,7 @@ from plugin.ipam import leaserecord
 from plugin.ipam.allocators import Allocators
 from plugin.identity import Identity
 from plugin.ipam.model import Damaged
-from plugin.ipam.networks import EtcdConfig
+from plugin.ipam.stores.etcd_config import EtcdConfig
 from plugin.ipam.stores.etcd import EtcdStore
 from plugin.ipam.stores.etcd_client import EtcdConnection, b64, put_op
 from tests.support.fake_etcd import FakeConnection, FakeEtcd
