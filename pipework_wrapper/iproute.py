@@ -39,7 +39,7 @@ def in_datapath(name: str) -> bool:
 
 def _flags(name: str) -> int:
     try:
-        with open(os.path.join("/sys/class/net", name, "flags"), encoding="ascii") as handle:
+        with open(os.path.join("/sys/class/net", name, "flags"), encoding="utf-8") as handle:
             return int(handle.read(), 16)
     except (OSError, ValueError):
         return 0

@@ -41,7 +41,7 @@ def _wait(ifname: str, wait: float) -> list[str]:
 
 def _read(ifname: str) -> list[str]:
     try:
-        with open("/proc/thread-self/net/if_inet6", encoding="ascii") as handle:
+        with open("/proc/thread-self/net/if_inet6", encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:  # IPv6 is off in this kernel
         return []
@@ -57,9 +57,9 @@ def _generates(ifname: str) -> bool:
     """Whether IPv6 is on for `ifname` and its kernel makes a link-local address."""
     conf = f"/proc/sys/net/ipv6/conf/{ifname}"
     try:
-        with open(f"{conf}/disable_ipv6", encoding="ascii") as handle:
+        with open(f"{conf}/disable_ipv6", encoding="utf-8") as handle:
             disabled = handle.read().strip() != "0"
-        with open(f"{conf}/addr_gen_mode", encoding="ascii") as handle:
+        with open(f"{conf}/addr_gen_mode", encoding="utf-8") as handle:
             mode = handle.read().strip()
     except OSError:  # no IPv6 in this kernel, or no such interface
         return False

@@ -221,7 +221,7 @@ def _acquire(fd: int, path: str, timeout: float,
 
 def _start_time(pid: int) -> int | None:
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None

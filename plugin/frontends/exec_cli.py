@@ -133,9 +133,9 @@ def _fail(exc: Failure) -> int:
 def _startup_ms(started: float) -> float | None:
     """Interpreter start and module imports: from process start until `main` ran."""
     try:
-        with open("/proc/self/stat", encoding="ascii") as handle:
+        with open("/proc/self/stat", encoding="utf-8") as handle:
             start_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as handle:
+        with open("/proc/uptime", encoding="utf-8") as handle:
             uptime = float(handle.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None

@@ -35,7 +35,7 @@ def pidfile() -> str:
 
 def vswitchd_pid(path: str) -> int | None:
     try:
-        with open(path, encoding="ascii") as handle:
+        with open(path, encoding="utf-8") as handle:
             return int(handle.read().strip() or 0) or None
     except (OSError, ValueError):
         return None

@@ -91,9 +91,9 @@ def host_link(name: str) -> HostLink:
     """MAC and MTU of a host link from sysfs: no process for a fact the kernel exposes."""
     base = os.path.join("/sys/class/net", name)
     try:
-        with open(os.path.join(base, "address"), encoding="ascii") as handle:
+        with open(os.path.join(base, "address"), encoding="utf-8") as handle:
             mac = handle.read().strip()
-        with open(os.path.join(base, "mtu"), encoding="ascii") as handle:
+        with open(os.path.join(base, "mtu"), encoding="utf-8") as handle:
             mtu: int | None = int(handle.read())
     except (OSError, ValueError):
         return HostLink(name, "", None)
