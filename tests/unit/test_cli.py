@@ -198,3 +198,26 @@ def test_the_pipework_copy_has_one_name_the_2014_copy(tmp_path):
                  "bench/machine.py"):
         text = (ROOT / path).read_text()
         assert "2015" not in text and "2014 copy" in text.replace("2014 one", "2014 copy"), path
+
+
+GC_PROBE = """
+import gc, os, sys
+from plugin.frontends import exec_cli
+
+real_exit = os._exit
+os._exit = lambda code: (print("collector", gc.isenabled(), "code", code), sys.stdout.flush(),
+                         real_exit(0))
+sys.argv = ["vlanpipe", "--config", *sys.argv[1:]]
+exec_cli.run()
+"""
+
+
+@pytest.mark.parametrize("argv, collector", [
+    (["status", "default", "22-a", "ab" * 32], False),  # a pod's call, as the kubelet's
+    (["list"], True),  # an operator's command: may run long over many objects
+])
+def test_pod_calls_run_without_the_cyclic_collector_operator_commands_with(argv, collector,
+                                                                           node):
+    proc = subprocess.run([sys.executable, "-I", "-c", GC_PROBE, str(node), *argv],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert f"collector {collector} " in proc.stdout, proc.stdout + proc.stderr
