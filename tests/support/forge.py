@@ -1,44 +1,27 @@
-"""A pod that lies: sends frames with a forged source MAC and IPv4 address, continuously.
+"""A pod that lies: sends one forged frame, continuously.
 
-Run inside a pod's network namespace (`End.argv(sys.executable, FORGE, ...)`, like the
-traffic agent): `forge.py IFNAME MAC SECONDS` sends a broadcast UDP datagram from MAC
-and 10.66.0.250 (an address no pod of the tests has) every 5 ms until SECONDS pass,
-then prints {"sent": N}. Broadcast, so a switch that admitted it would flood it to
-every port of the VLAN, where a listener (`traffic_agent.py listen IFNAME MAC`)
-counts it. Raw sockets only: no new image, no tool in the pod.
+Run inside a pod's network namespace (`nsenter -t PID -n PYTHON forge.py ...`, like the
+traffic agent): `forge.py IFNAME FRAME SECONDS` sends FRAME (hex, built by the test with
+tests/support/frames.py, e.g. a broadcast UDP datagram from a MAC and address no pod
+has) every 5 ms until SECONDS pass, then prints {"sent": N}. Broadcast, so a switch that
+admitted it would flood it to every port of the VLAN, where a listener
+(`traffic_agent.py listen IFNAME MAC`) counts it. Paced, unlike frame_agent.py's `spam`,
+so that lying for half a minute leaves the machine's CPU to the daemons under test. Raw
+sockets only: no new image, no tool in the pod.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import struct
 import sys
 import time
 
-FORGED_IP = bytes([10, 66, 0, 250])
 PERIOD = 0.005
 
 
-def _checksum(header: bytes) -> int:
-    total = sum(struct.unpack("!10H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def frame(mac: str) -> bytes:
-    """Ethernet broadcast, IPv4 from FORGED_IP to 255.255.255.255, UDP 9 -> 9 (discard)."""
-    payload = b"forged by tests/support/forge.py"
-    udp = struct.pack("!HHHH", 9, 9, 8 + len(payload), 0) + payload
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
-                         FORGED_IP, b"\xff\xff\xff\xff")
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-    return b"\xff" * 6 + bytes.fromhex(mac.replace(":", "")) + b"\x08\x00" + header + udp
-
-
-def main(ifname: str, mac: str, seconds: float) -> None:
-    packet, sent = frame(mac), 0
+def main(ifname: str, frame: str, seconds: float) -> None:
+    packet, sent = bytes.fromhex(frame), 0
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
         sock.bind((ifname, 0))
         print("ready 0", flush=True)
