@@ -24,6 +24,7 @@ from bench.contenders import (
     OVS_DOCKER,
     CardFloorContender,
     FloorContender,
+    GuardedPipeworkContender,
     OvsDockerContender,
     PipeworkContender,
     PluginContender,
@@ -166,8 +167,9 @@ def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: d
     results.update(rounds.probe_pass([c for c in contenders if c is not with_arping], pod,
                                      target, args.probe_runs))
     plan = scale.Plan(args.levels, args.scale_runs, args.burst, args.fill_jobs)
-    results.update(scale.run(plan, host, plugin, pipework, card_floor, pod, target, quiet.watch,
-                             sandbox.vswitchd_cpu_s))
+    guarded = GuardedPipeworkContender(target, arping_is_true)  # equal work since port security
+    results.update(scale.run(plan, host, plugin, [pipework, guarded], card_floor, pod, target,
+                             quiet.watch, sandbox.vswitchd_cpu_s))
 
 
 def _cleanup(host: BenchHost, sandbox: Sandbox) -> dict[str, Any]:

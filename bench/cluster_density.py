@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 from bench import cluster_burst, cluster_status, setup_plugin
 from bench.__main__ import ADDRESS, VLAN, _interrupt, run_then_clean_up
-from bench.contenders import (CardFloorContender, GuardedPipeworkContender, PipeworkContender,
-                              PluginContender, Target)
+from bench.contenders import (GUARDED, CardFloorContender, GuardedPipeworkContender,
+                              PipeworkContender, PluginContender, Target)
 from bench.contenders import quiet_folder
 from bench.host import BenchHost, Quiet, sweep_stale
 from bench.report import _fmt, _fmt1, _table
@@ -41,7 +41,6 @@ FULL = {"pods": 110, "extra_ports": 1000, "runs": 20, "vsctl_calls": 20, "record
 QUICK = {"pods": 4, "extra_ports": 20, "runs": 2, "vsctl_calls": 3, "records": 10,
          "status_calls": 3}
 BURST_RATIO, GROWTH_RATIO, STATUS_RATIO = 1.1, 1.1, 1.5
-GUARDED = "pipework+guard"  # GuardedPipeworkContender's name: the crowded bridge's equal work
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -187,6 +187,9 @@ class PipeworkContender:
         })
 
 
+GUARDED = "pipework+guard"  # GuardedPipeworkContender's name in every table
+
+
 class GuardedPipeworkContender(PipeworkContender):
     """pipework at equal work (`PipeworkContender` with `quiet_dir`), plus the external calls
     port security (on by default) adds to the plugin's: its rules put by one `ovs-ofctl
@@ -199,7 +202,7 @@ class GuardedPipeworkContender(PipeworkContender):
 
     def __init__(self, target: Target, quiet_dir: str) -> None:
         super().__init__(target, quiet_dir)
-        self.name = "pipework+guard"
+        self.name = GUARDED
         self.rules = os.path.join(quiet_dir, "guard-rules.txt")
 
     def setup(self, pod: Pod) -> Step:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import stats
+from bench.contenders import GUARDED
 from plugin.config.schema import Config
 
 PROBE_WAIT_MS = Config.conflict_probe_wait_ms  # the default the `plugin+probe` install keeps
@@ -79,17 +80,26 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _growth_rows(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """setup(last) - setup(first) of the plugin against pipework's at equal work, same run."""
+    """setup(last) - setup(first) of the plugin against pipework's at equal work, same run:
+    pipework with port security's OpenFlow calls (`GUARDED`), as the plugin makes them;
+    pipework alone beside it (and alone in results from before it was measured)."""
     if len(levels) < 2:
         return []
     first, last = levels[0], levels[-1]
-    mine, theirs = (last[who]["setup"]["wall_ms"]["median"]
-                    - first[who]["setup"]["wall_ms"]["median"] for who in (PLUGIN, "pipework"))
+    equal = GUARDED if GUARDED in first else "pipework"
+    mine, theirs, bare = (last[who]["setup"]["wall_ms"]["median"]
+                          - first[who]["setup"]["wall_ms"]["median"]
+                          for who in (PLUGIN, equal, "pipework"))
     ratio = stats.ratio(mine, theirs) if theirs > 0 else None
+    alone = "" if equal == "pipework" else (
+        f"; pipework alone {bare:+.0f} ms: ratio "
+        f"{_fmt(stats.ratio(mine, bare) if bare > 0 else None)}")
     return [{"target": f"setup growth from {first['pods_attached']} to {last['pods_attached']} "
-                       f"pods attached <= {GROWTH_RATIO} x pipework's at equal work",
+                       f"pods attached <= {GROWTH_RATIO} x pipework's at equal work"
+                       + (" (with port security's OpenFlow calls)" if equal == GUARDED else ""),
              "value": ratio, "limit": GROWTH_RATIO, "ok": mine <= GROWTH_RATIO * theirs,
-             "detail": f"plugin {mine:+.0f} ms, pipework {theirs:+.0f} ms; ratio {_fmt(ratio)}"}]
+             "detail": f"plugin {mine:+.0f} ms, {equal} {theirs:+.0f} ms; ratio "
+                       f"{_fmt(ratio)}{alone}"}]
 
 
 def _ratio_row(name: str, mine: float | None, floor: float | None, limit: float,
@@ -243,23 +253,24 @@ def _scale(results: dict[str, Any]) -> list[str]:
     levels = results.get("scale", {}).get("levels", [])
     if not levels:
         return []
-    base = {who: levels[0][who]["setup"]["wall_ms"]["median"] for who in (PLUGIN, "pipework")}
+    who_all = [who for who in (PLUGIN, "pipework", GUARDED) if who in levels[0]]
+    base = {who: levels[0][who]["setup"]["wall_ms"]["median"] for who in who_all}
     lines = ["", "Scale: the probe pod's setup and teardown with other pods attached, by the "
-             "plugin and by pipework at equal work in turn (median ms [p25-p75])"]
-    lines += _table(["pods attached", "plugin setup", "plugin teardown", "pipework setup",
-                     "pipework teardown", "setup growth plugin / pipework", "ovs-vswitchd CPU"],
-                    [[str(lv["pods_attached"]), _cell(lv[PLUGIN]["setup"]),
-                      _cell(lv[PLUGIN]["teardown"]), _cell(lv["pipework"]["setup"]),
-                      _cell(lv["pipework"]["teardown"]),
+             "plugin, by pipework at equal work and by pipework at equal work plus port "
+             f"security's OpenFlow calls ({GUARDED}), in turn (median ms [p25-p75])"]
+    lines += _table(["pods attached", *(f"{who} {call}" for who in who_all
+                                        for call in ("setup", "teardown")),
+                     f"setup growth {' / '.join(who_all)}", "ovs-vswitchd CPU"],
+                    [[str(lv["pods_attached"]),
+                      *(_cell(lv[who][call]) for who in who_all for call in ("setup", "teardown")),
                       " / ".join(f"{lv[who]['setup']['wall_ms']['median'] - base[who]:+.0f}"
-                                 for who in (PLUGIN, "pipework")),
+                                 for who in who_all),
                       f"{lv.get('vswitchd_cpu_pct', 0):.0f} %"]
                      for lv in levels])
     lines.append("Setup phases at each level (median ms):")
     for lv in levels:
-        lines.append(f"- {lv['pods_attached']} pods: plugin "
-                     f"{_phases(lv[PLUGIN]['setup']['phases_ms'])}; "
-                     f"pipework {_phases(lv['pipework']['setup']['phases_ms'])}")
+        lines.append(f"- {lv['pods_attached']} pods: " + "; ".join(
+            f"{who} {_phases(lv[who]['setup']['phases_ms'])}" for who in who_all))
     return lines
 
 

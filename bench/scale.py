@@ -49,7 +49,7 @@ class Plan:
     fill_jobs: int  # concurrent setups while attaching the fill pods
 
 
-def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contender,
+def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipeworks: Sequence[Contender],
         card_floor: CardFloorContender, probe: Pod, target: Target,
         watch: Callable[[str], ContextManager[None]],
         vswitchd_cpu: Callable[[], float]) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def run(plan: Plan, host: BenchHost, plugin: PluginContender, pipework: Contende
         check_attached(target.bridge, attached)
         cpu_before, wall_before = vswitchd_cpu(), time.perf_counter()
         with watch(f"scale level {attached}"):
-            measured = measure_level([plugin, pipework], probe, target, plan.runs)
+            measured = measure_level([plugin, *pipeworks], probe, target, plan.runs)
         busy = (vswitchd_cpu() - cpu_before) / (time.perf_counter() - wall_before)
         check_attached(target.bridge, attached)
         levels.append({"pods_attached": attached, **summarize(measured),
