@@ -35,8 +35,10 @@ CARD_FLOOR_NOTE = (
     "(card floor: a fresh `python -I` of the plugin's interpreter doing only what the design "
     "card makes each call pay. setup: import plumbum and the Docker SDK, one inspect, pipework "
     "through plumbum with the plugin's argv and arping -> true, one announcement in-process "
-    "(pipework_wrapper.announce), one ovs-vsctl transaction for the tag and the marks; "
-    "teardown: import plumbum, one del-port, one `ip link del`; status: `python -I -c pass`. "
+    "(pipework_wrapper.announce), one ovs-vsctl transaction for the tag, the marks and the "
+    "port's OpenFlow number, one `ovs-ofctl --bundle add-flows` of its port security rules; "
+    "teardown: import plumbum, one del-port, its rules deleted by cookie (one ovs-ofctl), "
+    "one `ip link del`; status: `python -I -c pass`. "
     "CPU: user+system of the call and the children it waited for, not of the daemons asked)")
 
 
