@@ -30,9 +30,9 @@ from plugin.identity import Identity
 from plugin.locks import locked, pod_busy, pod_lock
 
 if TYPE_CHECKING:  # setup's: teardown does not load their modules
-    from plugin.ipam.model import Addresses, Lease, Request
     from plugin.core.plumbing import Sandbox
     from plugin.core.policy import Want
+    from plugin.ipam.model import Addresses, Lease, Request
 
 
 class Undo:

@@ -23,10 +23,10 @@ from plugin.ipam.networks import NetworkConfig
 from plugin.ipam.static import StaticAllocator
 
 if TYPE_CHECKING:
-    from plugin.ipam.stores.etcd_config import EtcdConfig
     from plugin.ipam.model import Allocator, Conflicted, Damaged, Lease, Pin, Request
     from plugin.ipam.stores.etcd import EtcdStore
     from plugin.ipam.stores.etcd_client import EtcdConnection
+    from plugin.ipam.stores.etcd_config import EtcdConfig
     from plugin.ipam.stores.etcd_index import EtcdIndex
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-
 if TYPE_CHECKING:
     from plugin.ipam.model import IPAddress, IPInterface, IPNetwork
     from plugin.ipam.networks import NetworkConfig
