@@ -184,8 +184,8 @@ def test_doctor_counts_what_a_spoofing_pod_had_dropped(plugin, bridge, make_cont
     plugin.ok("setup", NS, "22-honest", honest.id)
     plugin.ok("reconcile")
     sent = subprocess.run(["nsenter", "-t", str(liar.pid), "-n", sys.executable, forge.__file__,
-                           "eth1", "02:66:de:ad:be:ef", "1"], capture_output=True, text=True,
-                          timeout=60)
+                           "eth1", forge.lie("02:66:de:ad:be:ef"), "1"], capture_output=True,
+                          text=True, timeout=60)
     lied = json.loads(sent.stdout.splitlines()[-1])["sent"]
 
     def drops() -> dict:

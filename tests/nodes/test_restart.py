@@ -12,7 +12,7 @@ import sys
 import time
 
 from tests.nodes.conftest import Cluster
-from tests.support import forge, frames, hostnet, traffic
+from tests.support import forge, hostnet, traffic
 from tests.support.nodebed import pods
 
 
@@ -35,7 +35,6 @@ def test_teardown_after_ovs_vswitchd_restart(cluster: Cluster) -> None:
 
 
 FORGED_MAC = "02:66:de:ad:be:ef"  # no pod's: a frame from it is a lie
-FORGED_IP = "10.66.0.250"  # nor is this address
 LYING_SECONDS = 25.0
 
 
@@ -59,8 +58,8 @@ def test_no_forged_frame_crosses_a_restart_and_the_watcher_restores_traffic(
                          "--interval", "0.2"])
     listener = _inside(victim.pid, traffic.AGENT, "listen", "eth1", FORGED_MAC,
                        str(LYING_SECONDS))
-    lie = frames.udp_from(FORGED_MAC, FORGED_IP, b"forged by tests/support/forge.py")
-    forger = _inside(liar.pid, forge.__file__, "eth1", lie.hex(), str(LYING_SECONDS - 3))
+    forger = _inside(liar.pid, forge.__file__, "eth1", forge.lie(FORGED_MAC),
+                     str(LYING_SECONDS - 3))
     try:
         time.sleep(2)  # lying under the guard before the restart too
         restart_vswitchd(cluster, "a")
