@@ -2,9 +2,11 @@
 the VLANs its trunk lists, and nothing else; untagged frames reach its native VLAN, or
 nowhere when it has none; frames towards it arrive with their tag (in PACKET_AUXDATA).
 
-Pods are Docker containers attached through the CNI front-end (tests/support/cni_runtime.py);
-the frames are written and read by tests/support/vlanframes.py inside their namespaces.
-Everything a test makes (containers, ports, leases, rules) is removed and checked (scope).
+Pods are attached through the CNI front-end (tests/support/cni_runtime.py), once as Docker
+containers (the pipework plumber) and once as namespaces made in the CRI order (the netns
+plumber, as containerd and CRI-O pods get); the frames are written and read by
+tests/support/vlanframes.py inside their namespaces. Everything a test makes (containers,
+namespaces, ports, leases, rules) is removed and checked (scope).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 
 import pytest
 
+from pipework_wrapper import iproute
 from pipework_wrapper.ofctl import Ofctl
 from plugin.core import flows
+from plugin.core.marks import KEYS
 from plugin.policy import trunk
+from tests.support import containerd as C
 from tests.support import hostnet, pluginstate, vlanframes
 from tests.support.cni_runtime import Runtime, pod_args
 
@@ -27,13 +32,10 @@ NATIVE_TRUNK = [{"id": 100}, {"minID": 200, "maxID": 202}]
 
 @dataclass(frozen=True)
 class Pod:
-    container: Any
+    netns: str
+    where: dict  # the runtime's keywords that name its sandbox: a container, or an env
     conf: dict
     result: dict
-
-    @property
-    def netns(self) -> str:
-        return f"/proc/{self.container.pid}/ns/net"
 
     @property
     def mac(self) -> str:
@@ -59,22 +61,34 @@ def runtime(tmp_path) -> Runtime:
     return Runtime(str(tmp_path))
 
 
-@pytest.fixture
-def pods(runtime, bridge, make_container):
-    """Factory: `pods(name, vlan=..., trunk=...)` starts a container and ADDs it; every pod
-    is DELeted at teardown, and no port or lease may be left."""
+@pytest.fixture(params=["docker", "netns"])
+def pods(request, runtime, bridge, scope, make_container, namespaces):
+    """Factory: `pods(name, vlan=..., trunk=...)` makes a sandbox (a Docker container, or a
+    namespace in the CRI order) and ADDs it; every pod is DELeted at teardown, and no port
+    or lease may be left."""
     made: list[Pod] = []
 
     def factory(name: str, **keys: Any) -> Pod:
-        container = make_container(name)
+        if request.param == "docker":
+            container = make_container(name)
+            netns, where = f"/proc/{container.pid}/ns/net", {"container": container}
+            args = pod_args("default", name, container.id)
+        else:
+            ns, sandbox = namespaces(), C.random_container_id()
+            scope.containers[sandbox] = 0
+            netns = ns.path
+            where = {"env": {"CNI_CONTAINERID": sandbox, "CNI_NETNS": ns.path}}
+            args = pod_args("default", name, sandbox)
         conf = runtime.netconf(VERSION, bridge, **keys)
-        reply = runtime.ok("ADD", conf, container, args=pod_args("default", name, container.id))
-        made.append(Pod(container, conf, json.loads(reply.stdout)))
+        reply = runtime.ok("ADD", conf, args=args, **where)
+        made.append(Pod(netns, where, conf, json.loads(reply.stdout)))
+        marks = pluginstate.our_ports(bridge)[made[-1].port]["external_ids"]
+        assert marks[KEYS["plumber"]] == ("pipework" if request.param == "docker" else "netns")
         return made[-1]
 
     yield factory
     for pod in made:
-        runtime.ok("DEL", pod.conf, pod.container)
+        runtime.ok("DEL", pod.conf, **pod.where)
     assert pluginstate.our_ports(bridge) == {}
     assert pluginstate.leases(runtime.state_dir) == []
 
@@ -119,9 +133,9 @@ def test_listed_vlans_arrive_tagged_both_ways_and_untagged_frames_in_the_native_
     assert heard[0]["from-10"] == {"frames": 3, "tags": [0], "inline": False}
 
     with_prev = {**t.conf, "prevResult": t.result}
-    assert runtime.ok("CHECK", with_prev, t.container).stdout == ""
+    assert runtime.ok("CHECK", with_prev, **t.where).stdout == ""
     changed = {**with_prev, "trunk": [{"id": 100}]}
-    error = runtime.fails(1003, "CHECK", changed, t.container)
+    error = runtime.fails(1003, "CHECK", changed, **t.where)
     assert "trunks VLANs [100, 200, 201, 202], wanted [100] (the trunk changed)" in \
         error["msg"], error
 
@@ -132,8 +146,7 @@ def test_without_a_native_vlan_untagged_frames_arrive_nowhere(runtime, pods):
     u = pods("u", vlan=100, trunk=[{"id": 100}, {"id": 200}])
     access = {vlan: pods(f"p{vlan}", vlan=vlan) for vlan in (100, 200)}
     assert port_vlans(u.port) == ("trunk", [], [100, 200])
-    assert hostnet.container_addresses(u.container.id, "net1") == [
-        u.result["ips"][0]["address"]]
+    assert iproute.container_addresses(u.netns, "net1") == [u.result["ips"][0]["address"]]
 
     listeners = {vlan: pod.listen() for vlan, pod in [*access.items(), (0, u)]}
     # From its own address, as the guard admits on the pod's VLAN (tagged, with no native
