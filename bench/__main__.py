@@ -34,6 +34,7 @@ from bench.contenders import (
 from bench.host import BenchHost, Quiet, sweep_stale
 from bench.sandbox import Sandbox
 from tests.support import hostnet
+from tests.support.kubelet import interpreter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VLAN, ADDRESS = 22, "10.77.0.5/24"
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace, host: BenchHost, sandbox: Sandbox, results: d
     pod = host.start_pod("contender")
     arping_is_true = quiet_folder(host.root)
     pipework = PipeworkContender(target, arping_is_true)
-    card_floor = CardFloorContender(setup_plugin.interpreter(plugin.path), target, arping_is_true)
+    card_floor = CardFloorContender(interpreter(plugin.path), target, arping_is_true)
     with_arping = PipeworkContender(target, None)
     contenders = [plugin, probed, pipework, with_arping, OvsDockerContender(target),
                   FloorContender(target), card_floor]

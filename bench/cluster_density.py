@@ -34,6 +34,7 @@ from bench.report import _fmt, _fmt1, _table
 from bench.sandbox import Sandbox
 from bench.stats import ratio
 from tests.support import hostnet
+from tests.support.kubelet import interpreter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FULL = {"pods": 110, "extra_ports": 1000, "runs": 20, "vsctl_calls": 20, "records": 250,
@@ -92,7 +93,7 @@ def measure(args: argparse.Namespace, host: BenchHost, quiet: Quiet,
     installed = setup_plugin.install(host.root, target)
     plugin = PluginContender(installed.path, installed.log_file, target)
     quiet_dir = quiet_folder(host.root)
-    card_floor = CardFloorContender(setup_plugin.interpreter(plugin.path), target, quiet_dir)
+    card_floor = CardFloorContender(interpreter(plugin.path), target, quiet_dir)
     probe = host.start_pod("probe")
     plan = cluster_burst.Plan(args.pods, args.extra_ports, args.runs, args.vsctl_calls)
     pipeworks = [PipeworkContender(target, quiet_dir), GuardedPipeworkContender(target, quiet_dir)]

@@ -41,9 +41,3 @@ def install(root: str, target: Target, probe: bool = False) -> Plugin:
                          config(target, probe))
     plugin.ok("init")
     return plugin
-
-
-def interpreter(launcher: str) -> str:
-    """The Python the installed launcher runs (its `#!` line names it, then `-I`)."""
-    with open(launcher, encoding="utf-8") as handle:
-        return handle.readline()[2:].split()[0]

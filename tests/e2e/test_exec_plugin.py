@@ -12,7 +12,7 @@ import pytest
 from plugin import names
 from tests.support import hostnet, pluginstate
 from tests.support.pluginstate import our_ports
-from tests.support.kubelet import make_plugin, status_ip
+from tests.support.kubelet import interpreter, make_plugin, status_ip
 
 SUBNET = "10.99.0.0/24"
 NS = "default"
@@ -144,9 +144,7 @@ def test_status_reads_no_yaml_while_the_config_is_unchanged_and_sees_an_edit_at_
     status imports neither PyYAML nor the plugin's dataclasses, Docker SDK or plumbum."""
     plugin = make_plugin(str(tmp_path), base_config(bridge))
     plugin.ok("setup", NS, "22-fast", container.id)
-    with open(plugin.path, encoding="utf-8") as launcher:
-        interpreter = launcher.readline()[2:].split()[0]
-    proc = subprocess.run([interpreter, "-I", "-X", "importtime", plugin.path, "status", NS,
+    proc = subprocess.run([interpreter(plugin.path), "-I", "-X", "importtime", plugin.path, "status", NS,
                            "22-fast", container.id], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=60)
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.support.kubelet import make_plugin
+from tests.support.kubelet import interpreter, make_plugin
 
 # Defined by a teardown, built by other calls; each would need its module split to go.
 KNOWN_UNBUILT = {
@@ -65,9 +65,7 @@ def test_a_teardown_builds_the_records_it_defines(tmp_path, bridge, container):
                      {"name": "pool", "vlans": [23], "subnet": "10.98.16.0/20"}]})
     plugin.ok("init")
     plugin.ok("setup", "default", "23-web", container.id)
-    with open(plugin.path, encoding="utf-8") as launcher:
-        python = launcher.readline()[2:].split()[0]
-    proc = subprocess.run([python, "-I", "-c", PROGRAM, plugin.path, "teardown", "default",
+    proc = subprocess.run([interpreter(plugin.path), "-I", "-c", PROGRAM, plugin.path, "teardown", "default",
                            "23-web", container.id], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])

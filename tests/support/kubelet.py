@@ -72,6 +72,12 @@ def install(directory: str, name: str = "myplugin") -> str:
     return proc.stdout.split()[-1]
 
 
+def interpreter(launcher: str) -> str:
+    """The Python the installed launcher runs (its `#!` line names it, then `-I`)."""
+    with open(launcher, encoding="utf-8") as handle:
+        return handle.readline()[2:].split()[0]
+
+
 def make_plugin(root: str, config: Mapping[str, Any], name: str = "myplugin") -> Plugin:
     path = install(os.path.join(root, "plugins"), name)
     plugin = Plugin(path, os.path.join(os.path.dirname(path), "config.yaml"),
