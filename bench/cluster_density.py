@@ -30,7 +30,7 @@ from bench.contenders import (GUARDED, CardFloorContender, GuardedPipeworkConten
                               PipeworkContender, PluginContender, Target)
 from bench.contenders import quiet_folder
 from bench.host import BenchHost, Quiet, sweep_stale
-from bench.report import _fmt, _fmt1, _table
+from bench.report import _fmt, _fmt1, _table, growths
 from bench.sandbox import Sandbox
 from bench.stats import ratio
 from tests.support import hostnet
@@ -125,9 +125,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     sizes = results.get("crowded", [])
     if len(sizes) == 2:
         for kind in ("setup", "teardown"):
-            mine, equal, bare = (sizes[1][who][kind]["wall_ms"]["median"]
-                                 - sizes[0][who][kind]["wall_ms"]["median"]
-                                 for who in ("plugin", GUARDED, "pipework"))
+            mine, equal, bare = growths(sizes[0], sizes[1], ("plugin", GUARDED, "pipework"),
+                                        kind)
             ok = mine <= GROWTH_RATIO * max(equal, 0.0)
             rows.append({"target": f"{kind} growth with {sizes[1]['ports']} ports on the "
                                    f"bridge <= {GROWTH_RATIO} x pipework's at equal work "

@@ -11,7 +11,7 @@ are printed beside them for the reader, never judged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from bench import stats
 from bench.contenders import GUARDED
@@ -81,6 +81,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def growths(first: dict[str, Any], last: dict[str, Any], contenders: Sequence[str],
+            call: str = "setup") -> list[float]:
+    """Each contender's median `call` wall ms at `last` minus at `first` (one run's sizes)."""
+    return [last[who][call]["wall_ms"]["median"] - first[who][call]["wall_ms"]["median"]
+            for who in contenders]
+
+
 def _growth_rows(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """setup(last) - setup(first) of the plugin against pipework's at equal work, same run:
     pipework with port security's OpenFlow calls (`GUARDED`), as the plugin makes them;
@@ -89,9 +96,7 @@ def _growth_rows(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     first, last = levels[0], levels[-1]
     equal = GUARDED if GUARDED in first else "pipework"
-    mine, theirs, bare = (last[who]["setup"]["wall_ms"]["median"]
-                          - first[who]["setup"]["wall_ms"]["median"]
-                          for who in (PLUGIN, equal, "pipework"))
+    mine, theirs, bare = growths(first, last, (PLUGIN, equal, "pipework"))
     ratio = stats.ratio(mine, theirs) if theirs > 0 else None
     alone = "" if equal == "pipework" else (
         f"; pipework alone {bare:+.0f} ms: ratio "
@@ -256,7 +261,6 @@ def _scale(results: dict[str, Any]) -> list[str]:
     if not levels:
         return []
     who_all = [who for who in (PLUGIN, "pipework", GUARDED) if who in levels[0]]
-    base = {who: levels[0][who]["setup"]["wall_ms"]["median"] for who in who_all}
     lines = ["", "Scale: the probe pod's setup and teardown with other pods attached, by the "
              "plugin, by pipework at equal work and by pipework at equal work plus port "
              f"security's OpenFlow calls ({GUARDED}), in turn (median ms [p25-p75])"]
@@ -265,8 +269,7 @@ def _scale(results: dict[str, Any]) -> list[str]:
                      f"setup growth {' / '.join(who_all)}", "ovs-vswitchd CPU"],
                     [[str(lv["pods_attached"]),
                       *(_cell(lv[who][call]) for who in who_all for call in ("setup", "teardown")),
-                      " / ".join(f"{lv[who]['setup']['wall_ms']['median'] - base[who]:+.0f}"
-                                 for who in who_all),
+                      " / ".join(f"{g:+.0f}" for g in growths(levels[0], lv, who_all)),
                       f"{lv.get('vswitchd_cpu_pct', 0):.0f} %"]
                      for lv in levels])
     lines.append("Setup phases at each level (median ms):")
